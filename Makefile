@@ -1,0 +1,32 @@
+# Two entry points: `make run` (chat over documents/) and `make test`. Both build .venv first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test sysdeps clean
+
+# System packages: Python's venv module (Debian splits it out).
+sysdeps:
+	@python3 -c "import venv, ensurepip" 2>/dev/null || { \
+	  apt-get update && apt-get install -y --no-install-recommends python3-venv python3-pip; }
+
+$(STAMP): pyproject.toml | sysdeps
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	# The CPU build of torch (a local file on these machines); a bare `torch` would pull CUDA.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[test,train]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/qa chat --docs documents
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) documents/.qa-index

@@ -1,0 +1,110 @@
+"""Sentence and passage segmentation with exact character offsets.
+
+Sentences come from syntok (a rule-based segmenter that reports token offsets), run over
+blocks of text that end at paragraph breaks and at line breaks that end a line on purpose
+(headings, list items, short lines). A small post-pass splits boundaries syntok misses when
+a sentence ends with no space after it ("against you [China].If we").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from syntok import segmenter as _syntok
+
+# A line this long is not hard-wrapped prose: each line of its paragraph is its own block.
+_LONG_LINE = 100
+_LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d+[.)]\s|>)")
+# ".If" glued: a word (two lowercase letters or a closing bracket) then terminal punctuation,
+# then a capitalised word with no space between them.
+_GLUED = re.compile(r"(?<=[a-z\]\)]{1}[a-z\]\)\"”’])[.!?][\"”’]?(?=[A-Z][a-z])")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A half-open character range ``[start, end)`` into a text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class PassageSpan:
+    """A passage: consecutive sentences ``first..last`` (inclusive) of one text."""
+
+    start: int
+    end: int
+    first: int
+    last: int
+
+
+def _blocks(text: str) -> list[Span]:
+    """Cut text at blank lines and at deliberate line ends; never inside wrapped prose."""
+    blocks: list[Span] = []
+    for para in re.finditer(r"\S(?:.|\n(?![ \t]*\n))*", text):
+        lines = list(re.finditer(r"[^\n]+", para.group()))
+        unwrapped = any(len(m.group()) > _LONG_LINE for m in lines) or len(lines) == 1
+        current: Span | None = None
+        for m in lines:
+            s, e = para.start() + m.start(), para.start() + m.end()
+            if current is None:
+                current = Span(s, e)
+            elif unwrapped or _LIST_OR_HEADING.match(m.group()) or _LIST_OR_HEADING.match(text[current.start:current.end]):
+                blocks.append(current)
+                current = Span(s, e)
+            else:
+                current = Span(current.start, e)
+        if current is not None:
+            blocks.append(current)
+    return blocks
+
+
+def _strip(text: str, start: int, end: int) -> Span | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Span(start, end) if end > start else None
+
+
+def split_sentences(text: str) -> list[Span]:
+    """Return sentence spans of ``text``; ``text[s.start:s.end]`` is the sentence, trimmed."""
+    out: list[Span] = []
+    for block in _blocks(text):
+        chunk = text[block.start:block.end]
+        for paragraph in _syntok.analyze(chunk):
+            for sentence in paragraph:
+                s = block.start + sentence[0].offset
+                e = block.start + sentence[-1].offset + len(sentence[-1].value)
+                cuts = [s, *(m.end() for m in _GLUED.finditer(text, s, e)), e]
+                for a, b in zip(cuts, cuts[1:]):
+                    span = _strip(text, a, b)
+                    if span is None:
+                        continue
+                    if out and not any(ch.isalnum() for ch in text[span.start:span.end]):
+                        # A stray closing quote after a space belongs to the sentence before it.
+                        out[-1] = Span(out[-1].start, span.end)
+                    else:
+                        out.append(span)
+    return out
+
+
+def make_passages(sentences: list[Span], size: int = 3, stride: int = 2) -> list[PassageSpan]:
+    """Overlapping windows of ``size`` consecutive sentences, advancing ``stride`` at a time.
+
+    Every sentence lies in at least one passage; the last window is anchored to the end so
+    no tail is lost.
+    """
+    if size < 1 or not 1 <= stride <= size:
+        raise ValueError(f"passage size={size}, stride={stride}: need size >= 1 and 1 <= stride <= size")
+    n = len(sentences)
+    if n == 0:
+        return []
+    starts = list(range(0, max(n - size, 0) + 1, stride))
+    if starts[-1] + size < n:
+        starts.append(n - size)
+    return [
+        PassageSpan(sentences[i].start, sentences[min(i + size, n) - 1].end, i, min(i + size, n) - 1)
+        for i in starts
+    ]

@@ -1,0 +1,52 @@
+"""Term normalisation shared by BM25 and the answerer's lexical features."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import Stemmer
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+
+# Function words carry no topic; question words are kept out of BM25 queries too.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
+    same she should so some such than that the their theirs them themselves then there these they this
+    those through to too under until up very was we were what when where which while who whom why
+    will with would you your yours yourself yourselves s t don also""".split()
+)
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[re.Match[str]]:
+    """Word tokens of ``text`` with their offsets (apostrophe contractions kept whole)."""
+    return list(_WORD.finditer(text))
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def normalise(word: str) -> str:
+    """Lower-case, drop possessive endings, stem."""
+    w = word.lower().replace("’", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    return _stem(w)
+
+
+def terms(text: str) -> list[str]:
+    """Content terms of ``text`` (stopwords removed, stemmed), in order, with repeats."""
+    out = []
+    for m in _WORD.finditer(text):
+        w = m.group().lower()
+        if w in STOPWORDS:
+            continue
+        out.append(normalise(w))
+    return out

@@ -1,0 +1,174 @@
+"""Expected answer type of a question, and candidate answer spans of that type in a sentence.
+
+Pattern based, no model: dates and times, numbers and quantities, and capitalised names (for
+people, organisations and places). Nothing here knows any particular document.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from index.text import STOPWORDS, normalise, words
+
+DATE, NUMBER, PERSON, PLACE, ENTITY, NONE = "date", "number", "person", "place", "entity", "none"
+
+_MONTHS = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_DAYS = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_NUMWORD = (
+    r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|"
+    r"ninety|hundred|thousand|million|billion|trillion|dozen|half|twice|once)"
+)
+_NUM = rf"(?:[$€£¥]\s?)?\d[\d,]*(?:\.\d+)?(?:\s?%|\s(?:percent|per cent))?|{_NUMWORD}(?:[\s-]{_NUMWORD})*"
+_QUANT_PREFIX = r"(?:(?:more|less|fewer) than|over|under|about|around|nearly|almost|at least|at most|up to|some|approximately|roughly)\s"
+
+_DATE_PATTERNS = [
+    rf"\b{_MONTHS}\s\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s\d{{4}})?",
+    rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s(?:of\s)?{_MONTHS}(?:,?\s\d{{4}})?",
+    rf"\b{_MONTHS},?\s\d{{4}}\b",
+    rf"\b(?:(?:early|mid|late)[\s-])?{_MONTHS}(?![\w’'])",
+    r"\b\d{4}-\d{2}-\d{2}\b",
+    r"\b(?:1[0-9]|20)\d{2}s?\b",
+    rf"\b{_DAYS}\b",
+    r"\b\d{1,2}(?::\d{2})?\s?(?:a\.m\.|p\.m\.|am|pm|AM|PM)",
+    r"\b(?:the\s)?\d{1,2}(?:st|nd|rd|th)\scentury\b",
+    r"\b(?:last|next|this|that)\s(?:week|month|year|spring|summer|autumn|fall|winter)\b",
+    r"\b(?:yesterday|today|tomorrow)\b",
+]
+_DATE_RE = re.compile("|".join(f"(?:{p})" for p in _DATE_PATTERNS))
+_NUMBER_RE = re.compile(rf"\b(?:{_QUANT_PREFIX})?(?:{_NUM})(?:\s(?!of\b|the\b|and\b|to\b|in\b)[a-z]+)?\b", re.IGNORECASE)
+# A run of capitalised words, allowing "of"/"the"/"de"… and hyphens inside.
+_NAME_RE = re.compile(
+    r"\b(?:[A-Z][\w’'.-]*[\w])(?:\s(?:(?:of|the|de|van|von|al|for|and)\s)?(?:[A-Z][\w’'.-]*[\w]|[A-Z]\.))*"
+)
+_ORG_WORDS = re.compile(
+    r"\b(?:Post|Times|News|Journal|Staff|Committee|Commission|Council|Party|Ministry|Department|University|"
+    r"Institute|Army|Force|Forces|Association|Company|Corporation|Inc|Ltd|Bank|Agency|Office|House|Court|Church|"
+    r"School|College|Union|Organization|Organisation|Administration|Government|Congress|Senate)\b"
+)
+_PLACE_HINT = re.compile(r"\b(?:in|at|from|to|near|into|across|outside|inside)\s(?:the\s)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+    kind: str
+
+
+def question_type(question: str) -> str:
+    """The kind of short answer the question asks for (``none`` for why/how/yes-no...)."""
+    q = question.strip().lower()
+    if re.search(r"\b(when|what (year|date|day|month|time|century|decade)|which (year|date|day|month|century)|how long ago|since when)\b", q):
+        return DATE
+    if re.search(r"\bhow (many|much|long|old|far|big|large|tall|often|high|few)\b|\bwhat (number|percentage|proportion|amount)\b", q):
+        return NUMBER
+    if re.search(r"\b(who|whom|whose)\b", q):
+        return PERSON
+    if re.search(r"\bwhere\b|\b(what|which) (country|city|state|place|town|region|continent|location)\b", q):
+        return PLACE
+    if re.search(r"\b(what|which)\b.*\b(name|called|named|title)\b|\bwhat (organization|organisation|company|group|agency|party|newspaper|book)\b", q):
+        return ENTITY
+    return NONE
+
+
+def _dedupe(spans: list[Span]) -> list[Span]:
+    spans.sort(key=lambda s: (s.start, -(s.end - s.start)))
+    out: list[Span] = []
+    for s in spans:
+        if out and s.start < out[-1].end:
+            continue
+        out.append(s)
+    return out
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    for suffix in ("’s", "'s"):
+        if text.endswith(suffix, start, end) and end - start > len(suffix):
+            end -= len(suffix)
+    while end > start and text[end - 1] in ".,;:’'\"”":
+        end -= 1
+    return start, end
+
+
+def candidates(sentence: str, kind: str) -> list[Span]:
+    """Spans of ``sentence`` that could answer a question of ``kind``, in text order."""
+    found: list[Span] = []
+    if kind == DATE:
+        found = [Span(*_trim(sentence, m.start(), m.end()), DATE) for m in _DATE_RE.finditer(sentence)]
+    elif kind == NUMBER:
+        for m in _NUMBER_RE.finditer(sentence):
+            s, e = _trim(sentence, m.start(), m.end())
+            tail = sentence[s:e].split()[-1].lower()
+            if tail in STOPWORDS and len(sentence[s:e].split()) > 1:
+                e = s + sentence[s:e].rfind(" ")
+            found.append(Span(s, e, NUMBER))
+    elif kind in (PERSON, PLACE, ENTITY):
+        for m in _NAME_RE.finditer(sentence):
+            s, e = _trim(sentence, m.start(), m.end())
+            text = sentence[s:e]
+            first = text.split()[0].lower()
+            # A capitalised sentence opener that is a function word is no name.
+            if first in STOPWORDS:
+                rest = text.split(maxsplit=1)
+                if len(rest) < 2:
+                    continue
+                s = s + len(text) - len(rest[1])
+                text = rest[1]
+            if _DATE_RE.fullmatch(text) or text.lower() in STOPWORDS:
+                continue
+            found.append(Span(s, e, kind))
+        if kind == PLACE:
+            # Prefer names introduced by a locative preposition.
+            found = [sp for sp in found if _PLACE_HINT.search(sentence[max(0, sp.start - 12):sp.start])] or found
+    return _dedupe(found)
+
+
+_ORDINALS = {"first": 0, "earlier": 0, "earliest": 0, "initial": 0, "second": 1, "other": -1, "latter": -1,
+             "later": -1, "last": -1, "latest": -1, "final": -1, "third": 2, "fourth": 3}
+
+
+def pick_span(question: str, sentence: str, kind: str) -> Span | None:
+    """The candidate of ``kind`` in ``sentence`` most likely to answer ``question``.
+
+    Candidates made only of question words are dropped (they restate the question). An
+    ordinal in the question ("the second call") picks the candidate in that position; else the
+    candidate nearest the question's words in the sentence wins.
+    """
+    if kind == NONE:
+        return None
+    qterms = {normalise(m.group()) for m in words(question) if m.group().lower() not in STOPWORDS}
+    fresh, echoing = [], []
+    for c in candidates(sentence, kind):
+        cterms = {normalise(m.group()) for m in words(sentence[c.start:c.end]) if m.group().lower() not in STOPWORDS}
+        if cterms and cterms <= qterms:
+            continue  # restates the question
+        (echoing if cterms & qterms else fresh).append(c)
+    # A candidate sharing words with the question is usually its subject, not its answer.
+    cands = fresh or echoing
+    if not cands:
+        return None
+    if len(cands) > 1:
+        for w in re.findall(r"[a-z]+", question.lower()):
+            if w in _ORDINALS:
+                i = _ORDINALS[w]
+                if -len(cands) <= i < len(cands):
+                    return cands[i]
+    anchors = [m.start() for m in words(sentence) if m.group().lower() not in STOPWORDS and normalise(m.group()) in qterms]
+    if not anchors:
+        return cands[0]
+
+    def score(c: Span) -> float:
+        near = min(min(abs(a - c.start), abs(a - c.end)) for a in anchors)
+        s = 1.0 / (1.0 + near / 10.0)
+        if kind == PERSON:
+            text = sentence[c.start:c.end]
+            # Full names (two or more capitalised words, not an organisation) are likelier answers.
+            s += 0.5 * (len(text.split()) > 1 and not _ORG_WORDS.search(text))
+        return s
+
+    return max(cands, key=score)

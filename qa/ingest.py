@@ -1,0 +1,105 @@
+"""Read a folder of documents into :class:`~qa.types.Document` values."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from dateutil import parser as dateparser
+
+from .types import Document
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".txt", ".md")
+# How many leading lines may hold the title and the publication date.
+_HEAD_LINES = 8
+_DATE_LINE = re.compile(r"^\s*(?:published|date|dated|posted|updated)\b\s*:?\s*(?P<rest>.+)$", re.IGNORECASE)
+
+
+class IngestError(ValueError):
+    """A file cannot be read as a document."""
+
+
+@dataclass
+class IngestResult:
+    """Documents read, plus the files skipped with the reason (errors) and warnings."""
+
+    documents: list[Document] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+
+
+def parse_date_prefix(text: str) -> tuple[datetime, int] | None:
+    """Parse the longest run of leading tokens (up to 6) that is a date; return it and its length."""
+    tokens = list(re.finditer(r"\S+", text))[:6]
+    for n in range(len(tokens), 0, -1):
+        end = tokens[n - 1].end()
+        chunk = text[:end].rstrip(",.;")
+        if not re.search(r"\d", chunk):
+            continue
+        try:
+            return dateparser.parse(chunk, fuzzy=False), end
+        except (ValueError, OverflowError):
+            continue
+    return None
+
+
+def read_document(path: Path, doc_id: str) -> Document:
+    """Decode one file (UTF-8) and read its title and publication date."""
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise IngestError(f"{doc_id}: looks binary (contains NUL bytes); only UTF-8 text .txt/.md files are supported")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{doc_id}: not valid UTF-8 at byte {exc.start}; re-save it as UTF-8") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    title, date = "", None
+    for line in [ln for ln in text.splitlines() if ln.strip()][:_HEAD_LINES]:
+        m = _DATE_LINE.match(line)
+        parsed = parse_date_prefix(m.group("rest")) if m else None
+        if parsed and date is None:
+            date = parsed[0].date().isoformat()
+            rest = m.group("rest")[parsed[1]:].strip()
+            if not title and rest:
+                title = rest  # "date 2021-09-17 Headline…": the headline follows the date
+            continue
+        if not title:
+            title = line.strip().lstrip("#").strip()
+    return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text)
+
+
+def iter_files(folder: Path) -> list[Path]:
+    """Supported files under ``folder``, recursively, skipping hidden files and folders."""
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
+            out.append(path)
+    return out
+
+
+def load_folder(folder: str | Path) -> IngestResult:
+    """Read every supported file under ``folder``; a bad file is reported, not fatal."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IngestError(f"documents folder {folder} does not exist or is not a folder")
+    result = IngestResult()
+    for path in iter_files(folder):
+        doc_id = path.relative_to(folder).as_posix()
+        try:
+            doc = read_document(path, doc_id)
+        except (IngestError, OSError) as exc:
+            result.errors[doc_id] = str(exc)
+            continue
+        if not doc.text.strip():
+            result.warnings[doc_id] = f"{doc_id}: empty file, nothing to index"
+        result.documents.append(doc)
+    return result

@@ -1,0 +1,71 @@
+"""The domain's value types: documents, citations, answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One ingested file. ``id`` is its path relative to the corpus folder."""
+
+    id: str
+    title: str
+    date: str | None
+    text: str
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {"title": self.title, "date": self.date}
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A verbatim sentence: ``document.text[start:end] == text``.
+
+    ``answer_start``/``answer_end`` locate the short answer inside ``text`` when there is one.
+    """
+
+    doc: str
+    title: str
+    text: str
+    start: int
+    end: int
+    score: float
+    answer_start: int | None = None
+    answer_end: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "doc": self.doc, "title": self.title, "text": self.text,
+            "start": self.start, "end": self.end,
+        }
+        if self.answer_start is not None and self.answer_end is not None:
+            d["answer_start"], d["answer_end"] = self.answer_start, self.answer_end
+        d["score"] = round(self.score, 4)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The bot's reply to one question (the Answer JSON of the contract)."""
+
+    question: str
+    searched_for: str
+    abstained: bool
+    answer: str | None
+    confidence: float
+    citations: tuple[Citation, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "searched_for": self.searched_for,
+            "abstained": self.abstained,
+            "answer": self.answer,
+            "confidence": round(self.confidence, 4),
+            "citations": [c.to_dict() for c in self.citations],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real MiniLM model, loaded once per test session, and real corpora."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+DOCUMENTS = ROOT / "documents"
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it embeds (to check incremental updates)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name, self.sha256, self.dim = inner.name, inner.sha256, inner.dim
+        self.count = 0
+
+    def embed(self, texts, progress: bool = False):
+        self.count += len(texts)
+        return self.inner.embed(texts)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from index.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture
+def counting(embedder):
+    return CountingEmbedder(embedder)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A writable copy of the tiny test corpus."""
+    dst = tmp_path / "corpus"
+    shutil.copytree(DATA / "corpus", dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def seeds_bot(embedder, tmp_path_factory):
+    """A bot over the project's documents/ with its index in a temporary folder."""
+    from qa.bot import Bot
+
+    bot = Bot(DOCUMENTS, index_dir=tmp_path_factory.mktemp("seeds-index"), embedder=embedder)
+    bot.sync()
+    return bot

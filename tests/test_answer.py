@@ -1,0 +1,71 @@
+"""End to end over documents/: answers, abstention, and the verbatim property."""
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import DOCUMENTS
+from qa.bot import QuestionError
+import pytest
+
+TEXTS = {p.name: p.read_text(encoding="utf-8") for p in DOCUMENTS.glob("*.txt")}
+
+
+def test_second_call(seeds_bot):
+    a = seeds_bot.ask("When was the second call?")
+    assert not a.abstained and a.answer == "January 8"
+    top = a.citations[0]
+    assert "January 8" in top.text
+    assert top.text[top.answer_start:top.answer_end] == "January 8"
+
+
+def test_off_topic_abstains(seeds_bot):
+    a = seeds_bot.ask("What is the capital of France?")
+    assert a.abstained and a.answer is None
+    assert a.to_dict()["abstained"] is True
+
+
+def test_answer_json_shape(seeds_bot):
+    d = seeds_bot.ask("Who did Milley call?").to_dict()
+    assert set(d) == {"question", "searched_for", "abstained", "answer", "confidence", "citations", "timings_ms"}
+    assert set(d["timings_ms"]) == {"retrieve", "answer", "total"}
+    assert 1 <= len(d["citations"]) <= 3
+    c = d["citations"][0]
+    assert {"doc", "title", "text", "start", "end", "score"} <= set(c)
+
+
+def test_bad_questions(seeds_bot):
+    with pytest.raises(QuestionError, match="empty"):
+        seeds_bot.ask("   ")
+    with pytest.raises(QuestionError, match="limit"):
+        seeds_bot.ask("why " * 600)
+    with pytest.raises(QuestionError, match="unknown document"):
+        seeds_bot.ask("When?", docs=["nope.txt"])
+
+
+def test_docs_limit(seeds_bot):
+    a = seeds_bot.ask("When was the second call?", docs=["002_4345dc4e47c11390.txt"])
+    assert all(c.doc == "002_4345dc4e47c11390.txt" for c in a.citations)
+
+
+WORDS = sorted({w.strip(".,\"“”’'()[]") for t in TEXTS.values() for w in t.split() if len(w) > 3})
+QUESTION = st.builds(
+    lambda lead, ws: f"{lead} {' '.join(ws)}?",
+    st.sampled_from(["When did", "Who", "What did", "How many", "Where did", "Why did", "Which"]),
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=5),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=QUESTION)
+def test_every_citation_is_verbatim(seeds_bot, question):
+    a = seeds_bot.ask(question)
+    assert a.citations
+    for c in a.citations:
+        assert TEXTS[c.doc][c.start:c.end] == c.text
+    top = a.citations[0]
+    if not a.abstained:
+        if top.answer_start is not None:
+            assert top.text[top.answer_start:top.answer_end] == a.answer
+        else:
+            assert a.answer == top.text
+    else:
+        assert a.answer is None

@@ -1,0 +1,69 @@
+from index.segment import Span, make_passages, split_sentences
+import pytest
+
+from conftest import DOCUMENTS
+
+
+def _sentences(text):
+    return [text[s.start:s.end] for s in split_sentences(text)]
+
+
+def test_glued_sentence_end_is_split():
+    text = 'he said "we will not attack you [China].If we [the US] are going to attack, I will call you."'
+    out = _sentences(text)
+    assert out[0].endswith("[China].")
+    assert out[1].startswith("If we [the US]")
+
+
+def test_abbreviated_title_does_not_split():
+    text = "Calls went to the People’s Liberation Army’s Gen. Li Zuocheng. He listened."
+    assert _sentences(text) == ["Calls went to the People’s Liberation Army’s Gen. Li Zuocheng.", "He listened."]
+
+
+def test_sentence_ending_in_proper_noun_and_curly_quotes():
+    text = "Demonstrators stormed Capitol Hill. “What I can tell you is this.” Then he left."
+    assert _sentences(text) == ["Demonstrators stormed Capitol Hill.", "“What I can tell you is this.”", "Then he left."]
+
+
+def test_lone_closing_quote_joins_previous_sentence():
+    text = '"There is no reason to undermine it. "\n\nNext paragraph.'
+    assert _sentences(text) == ['"There is no reason to undermine it. "', "Next paragraph."]
+
+
+def test_title_lines_are_their_own_sentences():
+    text = (DOCUMENTS / "000_d638d58df6cf935f.txt").read_text(encoding="utf-8")
+    out = _sentences(text)
+    assert out[1] == "Published: Sep 15, 2021 11:48 PM"
+    assert out[2] == "China US Photo:GT"
+
+
+def test_hard_wrapped_prose_is_one_block():
+    text = "This sentence is wrapped\nacross two lines. And a second one."
+    assert _sentences(text) == ["This sentence is wrapped\nacross two lines.", "And a second one."]
+
+
+@pytest.mark.parametrize("path", sorted(DOCUMENTS.glob("*.txt")))
+def test_offsets_are_exact_and_trimmed(path):
+    text = path.read_text(encoding="utf-8")
+    spans = split_sentences(text)
+    assert spans
+    for a, b in zip(spans, spans[1:]):
+        assert a.end <= b.start
+    for s in spans:
+        piece = text[s.start:s.end]
+        assert piece == piece.strip() and piece
+
+
+def test_passages_overlap_and_cover_every_sentence():
+    sents = [Span(i * 10, i * 10 + 9) for i in range(8)]
+    ps = make_passages(sents, size=3, stride=2)
+    covered = {i for p in ps for i in range(p.first, p.last + 1)}
+    assert covered == set(range(8))
+    assert [(p.first, p.last) for p in ps] == [(0, 2), (2, 4), (4, 6), (5, 7)]
+    assert ps[0].start == 0 and ps[-1].end == sents[-1].end
+
+
+def test_passage_params_validated():
+    with pytest.raises(ValueError, match="stride"):
+        make_passages([Span(0, 1)], size=2, stride=3)
+    assert make_passages([], 3, 2) == []
