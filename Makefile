@@ -27,6 +27,8 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+	# Accuracy gate on the team's eval set (the index goes to a throw-away folder).
+	$(VENV)/bin/qa eval eval/seeds.jsonl --docs documents --index "$$(mktemp -d)" --details none --min-sentence-accuracy 0.9
 
 clean:
 	rm -rf $(VENV) documents/.qa-index

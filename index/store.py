@@ -29,6 +29,12 @@ PASSAGE_SIZE = 3
 PASSAGE_STRIDE = 2
 # Each leg is over-fetched before fusion so RRF sees items one leg ranks low.
 OVERFETCH = 4
+LEGS = ("bm25", "dense", "doc")
+DOC_FETCH = 10
+# RRF's k: 20 rather than the customary 60 put the answer's passage in the top 5 more often on
+# SQuAD training questions (outside the reported sample): 0.930 against 0.925, and first
+# 0.750 against 0.746 (800 questions).
+RRF_K = 20
 
 
 class IndexStoreError(RuntimeError):
@@ -124,13 +130,19 @@ class HybridIndex:
         self.pass_last = pass_last
         self.params = params
         texts = [entries[d].text[s:e] for d, s, e in zip(passages.doc, passages.start, passages.end)]
-        self.bm25 = BM25Index(texts, **{k: v for k, v in params["bm25"].items() if k != "variant"})
+        bm25_params = {k: v for k, v in params["bm25"].items() if k != "variant"}
+        self.bm25 = BM25Index(texts, **bm25_params)
+        # Whole-document BM25: a passage whose document is about the question ranks higher
+        # even when the question's words are spread over several windows.
+        self.doc_bm25 = BM25Index([e.text for e in entries], **bm25_params)
         self.faiss = faiss.IndexFlatIP(params["dim"])
         if len(passages):
             self.faiss.add(passages.vecs)
         # Sentence rows of each document: [first, end).
         bounds = np.searchsorted(sentences.doc, np.arange(len(entries) + 1))
         self.doc_sentences = [(int(bounds[i]), int(bounds[i + 1])) for i in range(len(entries))]
+        bounds = np.searchsorted(passages.doc, np.arange(len(entries) + 1))
+        self.doc_passages = [(int(bounds[i]), int(bounds[i + 1])) for i in range(len(entries))]
 
     # ----- construction -------------------------------------------------------------
     @classmethod
@@ -227,20 +239,47 @@ class HybridIndex:
         rows = [self.doc_pos[d] for d in docs if d in self.doc_pos]
         return np.isin(self.passages.doc, np.asarray(rows, dtype=np.int32))
 
-    def search(self, query: str, qvec: np.ndarray, k: int = 10, docs: Iterable[str] | None = None) -> list[Hit]:
-        """Hybrid search: BM25 and dense legs over-fetched, fused by RRF; best ``k`` first."""
+    def search(
+        self, query: str, qvec: np.ndarray, k: int = 10, docs: Iterable[str] | None = None,
+        legs: tuple[str, ...] = LEGS,
+    ) -> list[Hit]:
+        """Hybrid search: each leg over-fetched, fused by RRF; best ``k`` first.
+
+        Legs: ``bm25`` (passages), ``dense`` (passage vectors in faiss) and ``doc`` (passages
+        of the best BM25 documents, each document's passages in their BM25 order). ``legs``
+        picks a subset (for ablations).
+        """
         n = len(self.passages)
         if n == 0:
             return []
         allowed = self.allowed_mask(docs)
         fetch = min(n, max(k * OVERFETCH, 40))
-        sparse = [i for i, _ in self.bm25.search(query, fetch, allowed)]
-        dense = self._dense(qvec, fetch, allowed)
+        ranked = {}
+        sparse = self.bm25.search(query, fetch, allowed) if {"bm25", "doc"} & set(legs) else []
+        if "bm25" in legs:
+            ranked["bm25"] = [i for i, _ in sparse]
+        if "dense" in legs:
+            ranked["dense"] = self._dense(qvec, fetch, allowed)
+        if "doc" in legs:
+            ranked["doc"] = self._by_document(query, dict(sparse), fetch, docs)
         out = []
-        for f in rrf({"bm25": sparse, "dense": dense})[:k]:
+        for f in rrf(ranked, k=RRF_K)[:k]:
             p = f.id
             out.append(Hit(p, self.doc_ids[self.passages.doc[p]], int(self.passages.start[p]), int(self.passages.end[p]), f.score, f.ranks))
         return out
+
+    def _by_document(self, query: str, passage_scores: dict[int, float], fetch: int, docs: Iterable[str] | None) -> list[int]:
+        allowed = None
+        if docs is not None:
+            allowed = np.zeros(len(self.entries), dtype=bool)
+            allowed[[self.doc_pos[d] for d in docs if d in self.doc_pos]] = True
+        out: list[int] = []
+        for d, _ in self.doc_bm25.search(query, DOC_FETCH, allowed):
+            a, b = self.doc_passages[d]
+            out += sorted(range(a, b), key=lambda p: -passage_scores.get(p, 0.0))
+            if len(out) >= fetch:
+                break
+        return out[:fetch]
 
     def _dense(self, qvec: np.ndarray, fetch: int, allowed: np.ndarray | None) -> list[int]:
         q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)

@@ -1,15 +1,20 @@
 """The extractive answerer: rank the sentences of the top passages, pick a short span, or abstain.
 
-Each candidate sentence gets question-aware features (see :data:`FEATURES`); a linear model
-over them (weights in ``qa/weights.json``, learned by ``eval/train.py`` from the public
-benchmark) gives its score, and the logistic of the top score is the answer's confidence.
-Below the calibrated threshold the bot abstains and lists the nearest misses.
+Two small linear models, both learned from the public benchmark by ``eval/train.py`` and kept
+in ``qa/weights.json``:
+
+* the ranker scores each candidate sentence from question-aware features (:data:`FEATURES`);
+  it is trained pairwise (right sentence against wrong ones of the same question);
+* the confidence model turns the top sentence's features and its lead over the runner-up
+  (:data:`CONFIDENCE_FEATURES`) into the probability that it answers the question. Below the
+  calibrated threshold the bot abstains and lists the nearest misses.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,55 +22,83 @@ from pathlib import Path
 import numpy as np
 
 from index.store import Hit, HybridIndex
-from index.text import STOPWORDS, normalise, terms, words
+from index.text import terms
 
-from .answertype import NONE, candidates, pick_span, question_type
+
+from .answertype import NONE, find_answer, question_type
 from .types import Citation
 
 FEATURES = (
     "cos",          # cosine of question and sentence embeddings
-    "cos_gap",      # cosine minus the best candidate's cosine
+    "cos_gap",      # cos minus the best candidate's cos
+    "cos_ctx",      # best cosine of the sentence's neighbours
+    "cos_pair",     # best cosine of the sentence joined with one neighbour (mean of their vectors)
     "cov",          # share of the question's IDF mass found in the sentence
     "cov_gap",      # cov minus the best candidate's cov
-    "cov_ctx",      # the same over the sentence and its two neighbours
+    "lcov",         # cov with term weights sharpened by rarity among the candidates themselves
+    "lcov_gap",     # lcov minus the best candidate's lcov
+    "lcov_rr",      # 1 / rank of the sentence by lcov among candidates
+    "sbm25",        # BM25 of the sentence against the question (length-normalised among candidates)
+    "sbm25_rr",     # 1 / rank by sbm25
+    "first",        # the sentence opens its document
+    "cov_ctx",      # cov over the sentence and its two neighbours
+    "cov_prev",     # cov of the previous sentence alone (0 at a document's start)
+    "cov_next",     # cov of the next sentence alone
+    "anaphoric",    # the sentence opens with a pronoun or demonstrative ("This", "He", "Its")
+    "pcos",         # cosine of the question and the best passage holding the sentence
     "bigram",       # share of the question's adjacent term pairs found in the sentence
+    "density",      # matched question terms per token of the stretch that holds them
+    "novel",        # share of the sentence's terms not in the question (room for an answer)
+    "length",       # log of the sentence's term count
     "passage_rrf",  # fused score of the best passage holding the sentence, relative to the top one
     "passage_rr",   # 1 / rank of that passage
-    "type_match",   # the sentence holds a span of the expected answer type not in the question
+    "type_match",   # holds a span of the expected answer type that is not in the question
+    "type_near",    # closeness of that span to the question's words in the sentence
+    "type_prev",    # the previous sentence holds such a span (answers often sit next door)
     "typed_q",      # the question expects a typed answer (when/who/how many/where/name)
     "cos_rr",       # 1 / rank of the sentence by cosine among candidates
     "cov_rr",       # 1 / rank of the sentence by cov among candidates
+    "miss_max",     # the rarest question term missing from the sentence and its neighbours (IDF, 0-1)
+    "oov",          # share of the question's IDF mass in terms the corpus does not hold at all
 )
+CONFIDENCE_FEATURES = FEATURES + ("margin", "rank_score")
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
-CANDIDATE_PASSAGES = 6
+CANDIDATE_PASSAGES = 8
+_F = {f: i for i, f in enumerate(FEATURES)}
+_ANAPHORIC = re.compile(r"^\W*(this|that|these|those|it|its|they|their|them|he|his|she|her|such|there)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Model:
-    """Linear scorer and abstention threshold on its logistic."""
+    """Ranker weights, confidence weights and bias, and the abstention threshold."""
 
-    weights: np.ndarray
+    rank: np.ndarray
+    confidence: np.ndarray
     bias: float
     threshold: float
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE) -> "Model":
         data = json.loads(path.read_text(encoding="utf-8"))
-        missing = [f for f in FEATURES if f not in data["weights"]]
-        if missing:
-            raise ValueError(f"{path}: no weight for features {missing}; retrain with eval/train.py")
-        return cls(np.array([data["weights"][f] for f in FEATURES]), float(data["bias"]), float(data["threshold"]))
+        for part, names in (("rank", FEATURES), ("confidence", CONFIDENCE_FEATURES)):
+            missing = [f for f in names if f not in data[part]]
+            if missing:
+                raise ValueError(f"{path}: no {part} weight for {missing}; retrain with `python -m eval.train`")
+        return cls(
+            np.array([data["rank"][f] for f in FEATURES]),
+            np.array([data["confidence"][f] for f in CONFIDENCE_FEATURES]),
+            float(data["bias"]), float(data["threshold"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Scored:
     row: int
     score: float
-    features: np.ndarray
 
 
 def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
 
 class Question:
@@ -75,18 +108,28 @@ class Question:
         self.text = text
         self.kind = question_type(text)
         self.terms = list(dict.fromkeys(terms(text)))
-        n = max(len(index.passages), 1)
+        self.max_idf = math.log(max(len(index.passages), 1) + 1)
         # A term absent from the corpus weighs as much as the rarest possible term.
-        self.idf = {t: (index.bm25.idf(t) or math.log(n + 1)) for t in self.terms}
+        self.idf = {t: (index.bm25.idf(t) or self.max_idf) for t in self.terms}
         self.mass = sum(self.idf.values()) or 1.0
+        self.oov = sum(w for t, w in self.idf.items() if t not in index.bm25.postings) / self.mass
         self.bigrams = set(zip(self.terms, self.terms[1:]))
 
     def coverage(self, tset: set[str]) -> float:
         return sum(w for t, w in self.idf.items() if t in tset) / self.mass
 
+    def rarest_missing(self, tset: set[str]) -> float:
+        return max((w for t, w in self.idf.items() if t not in tset), default=0.0) / self.max_idf
+
+    def density(self, toks: list[str]) -> float:
+        pos = [i for i, t in enumerate(toks) if t in self.idf]
+        if not pos:
+            return 0.0
+        return len(set(toks[i] for i in pos)) / (pos[-1] - pos[0] + 1)
+
 
 class Answerer:
-    """Scores candidate sentences with :class:`Model` over :data:`FEATURES`."""
+    """Ranks candidate sentences and decides whether to answer (see the module docstring)."""
 
     def __init__(self, model: Model | None = None) -> None:
         self._model = model
@@ -96,71 +139,126 @@ class Answerer:
         return self._model or Model.load()
 
     def features(self, q: Question, qvec: np.ndarray, index: HybridIndex, hits: list[Hit]) -> tuple[list[int], np.ndarray]:
-        """Candidate sentence rows from the top passages and their feature matrix."""
-        best: dict[int, tuple[int, float]] = {}
+        """Candidate sentence rows (from the top passages) and their feature matrix."""
+        best: dict[int, tuple[int, float, int]] = {}
         for rank, h in enumerate(hits[:CANDIDATE_PASSAGES], start=1):
             for row in range(int(index.pass_first[h.passage]), int(index.pass_last[h.passage]) + 1):
-                best.setdefault(row, (rank, h.score))
+                best.setdefault(row, (rank, h.score, h.passage))
         rows = sorted(best)
-        if not rows:
-            return [], np.zeros((0, len(FEATURES)))
-        top_rrf = hits[0].score or 1.0
-        sents = index.sentences
-        cache: dict[int, set[str]] = {}
-
-        def tset(row: int) -> set[str]:
-            if row not in cache:
-                cache[row] = set(terms(index.text(int(sents.doc[row]), int(sents.start[row]), int(sents.end[row]))))
-            return cache[row]
-
-        cos = sents.vecs[rows] @ qvec.astype(np.float32)
-        cov = np.array([q.coverage(tset(r)) for r in rows])
         feats = np.zeros((len(rows), len(FEATURES)))
+        if not rows:
+            return rows, feats
+        sents = index.sentences
+        toks: dict[int, list[str]] = {}
+
+        def tokens(row: int) -> list[str]:
+            if row not in toks:
+                toks[row] = terms(index.text(int(sents.doc[row]), int(sents.start[row]), int(sents.end[row])))
+            return toks[row]
+
+        qv = qvec.astype(np.float32)
+        top_rrf = hits[0].score or 1.0
+        texts: dict[int, str] = {}
+
+        def text(row: int) -> str:
+            if row not in texts:
+                texts[row] = index.text(int(sents.doc[row]), int(sents.start[row]), int(sents.end[row]))
+            return texts[row]
+
+        toks_set: dict[int, set[str]] = {}
         for i, r in enumerate(rows):
             d = sents.doc[r]
-            ctx = set(tset(r))
-            for nb in (r - 1, r + 1):
+            own = tokens(r)
+            tset = toks_set[r] = set(own)
+            ctx, ctx_cos, pair_cos = set(tset), 0.0, 0.0
+            f = feats[i]
+            f[_F["first"]] = float(r == 0 or sents.doc[r - 1] != d)
+            for nb, name in ((r - 1, "cov_prev"), (r + 1, "cov_next")):
                 if 0 <= nb < len(sents) and sents.doc[nb] == d:
-                    ctx |= tset(nb)
-            toks = terms(index.text(int(d), int(sents.start[r]), int(sents.end[r])))
-            pairs = set(zip(toks, toks[1:]))
-            rank, rrf = best[r]
-            text = index.text(int(d), int(sents.start[r]), int(sents.end[r]))
-            feats[i, FEATURES.index("cov_ctx")] = q.coverage(ctx)
-            feats[i, FEATURES.index("bigram")] = len(q.bigrams & pairs) / len(q.bigrams) if q.bigrams else 0.0
-            feats[i, FEATURES.index("passage_rrf")] = rrf / top_rrf
-            feats[i, FEATURES.index("passage_rr")] = 1.0 / rank
-            feats[i, FEATURES.index("type_match")] = float(q.kind != NONE and pick_span(q.text, text, q.kind) is not None)
-        feats[:, FEATURES.index("typed_q")] = float(q.kind != NONE)
-        feats[:, FEATURES.index("cos")] = cos
-        feats[:, FEATURES.index("cos_gap")] = cos - cos.max()
-        feats[:, FEATURES.index("cov")] = cov
-        feats[:, FEATURES.index("cov_gap")] = cov - cov.max()
-        feats[:, FEATURES.index("cos_rr")] = 1.0 / (1 + np.argsort(np.argsort(-cos, kind="stable")))
-        feats[:, FEATURES.index("cov_rr")] = 1.0 / (1 + np.argsort(np.argsort(-cov, kind="stable")))
+                    nb_terms = set(tokens(nb))
+                    ctx |= nb_terms
+                    ctx_cos = max(ctx_cos, float(sents.vecs[nb] @ qv))
+                    pair = sents.vecs[nb] + sents.vecs[r]
+                    pair_cos = max(pair_cos, float(pair @ qv) / (float(np.linalg.norm(pair)) or 1.0))
+                    f[_F[name]] = q.coverage(nb_terms)
+            f[_F["cos_pair"]] = pair_cos
+            found = find_answer(q.text, text(r), q.kind) if q.kind != NONE else None
+            if q.kind != NONE and r > 0 and sents.doc[r - 1] == d:
+                f[_F["type_prev"]] = float(find_answer(q.text, text(r - 1), q.kind) is not None)
+            rank, rrf, passage = best[r]
+            f[_F["pcos"]] = float(index.passages.vecs[passage] @ qv)
+            f[_F["anaphoric"]] = float(bool(_ANAPHORIC.match(text(r))))
+            f[_F["cos_ctx"]] = ctx_cos
+            f[_F["cov"]] = q.coverage(tset)
+            f[_F["cov_ctx"]] = q.coverage(ctx)
+            f[_F["bigram"]] = len(q.bigrams & set(zip(own, own[1:]))) / len(q.bigrams) if q.bigrams else 0.0
+            f[_F["density"]] = q.density(own)
+            f[_F["novel"]] = len(tset - set(q.idf)) / len(tset) if tset else 0.0
+            f[_F["length"]] = math.log1p(len(own))
+            f[_F["passage_rrf"]] = rrf / top_rrf
+            f[_F["passage_rr"]] = 1.0 / rank
+            f[_F["type_match"]] = float(found is not None)
+            f[_F["type_near"]] = found[1] if found else 0.0
+            f[_F["miss_max"]] = q.rarest_missing(ctx)
+        # Local IDF: a question term found in every candidate (the topic) tells them apart less
+        # than one found in a single sentence.
+        n = len(rows)
+        df = {t: sum(1 for r in rows if t in toks_set[r]) for t in q.idf}
+        local = {t: q.idf[t] * math.log((n + 1) / (df[t] + 0.5)) for t in q.idf}
+        mass = sum(local.values()) or 1.0
+        lcov = np.array([sum(w for t, w in local.items() if t in toks_set[r]) / mass for r in rows])
+        feats[:, _F["lcov"]] = lcov
+        avg_len = sum(len(toks[r]) for r in rows) / n or 1.0
+        sbm = np.zeros(n)
+        for i, r in enumerate(rows):
+            norm = 1.2 * (0.25 + 0.75 * len(toks[r]) / avg_len)
+            for t in q.idf:
+                tf = toks[r].count(t)
+                if tf:
+                    sbm[i] += q.idf[t] * tf * 2.2 / (tf + norm)
+        sbm /= q.mass
+        feats[:, _F["sbm25"]] = sbm
+        feats[:, _F["sbm25_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-sbm, kind="stable")))
+        feats[:, _F["lcov_gap"]] = lcov - lcov.max()
+        feats[:, _F["lcov_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-lcov, kind="stable")))
+        cos = sents.vecs[rows] @ qv
+        cov = feats[:, _F["cov"]]
+        feats[:, _F["cos"]] = cos
+        feats[:, _F["cos_gap"]] = cos - cos.max()
+        feats[:, _F["cov_gap"]] = cov - cov.max()
+        feats[:, _F["typed_q"]] = float(q.kind != NONE)
+        feats[:, _F["oov"]] = q.oov
+        feats[:, _F["cos_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-cos, kind="stable")))
+        feats[:, _F["cov_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-cov, kind="stable")))
         return rows, feats
 
-    def rank(self, q: Question, qvec: np.ndarray, index: HybridIndex, hits: list[Hit]) -> list[Scored]:
-        rows, feats = self.features(q, qvec, index, hits)
-        if not rows:
-            return []
-        scores = feats @ self.model.weights + self.model.bias
-        order = np.argsort(-scores, kind="stable")
-        return [Scored(rows[i], float(scores[i]), feats[i]) for i in order]
+    @staticmethod
+    def confidence_features(feats: np.ndarray, scores: np.ndarray, top: int) -> np.ndarray:
+        """The top sentence's features plus its lead over the runner-up and its own score."""
+        runner = np.max(np.delete(scores, top)) if len(scores) > 1 else scores[top] - 1.0
+        return np.concatenate([feats[top], [scores[top] - runner, scores[top]]])
 
     def answer(
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3
     ) -> tuple[bool, str | None, float, list[Citation]]:
         """``(abstained, short answer, confidence, citations)`` for one question."""
         q = Question(question, index)
-        ranked = self.rank(q, qvec, index, hits)
-        if not ranked:
+        rows, feats = self.features(q, qvec, index, hits)
+        if not rows:
             return True, None, 0.0, []
-        confidence = _sigmoid(ranked[0].score)
-        abstained = confidence < self.model.threshold
-        citations = []
-        for i, s in enumerate(ranked[:top_k]):
-            citations.append(self._cite(index, s, q if (i == 0 and not abstained) else None))
+        model = self.model
+        scores = feats @ model.rank
+        order = np.argsort(-scores, kind="stable")
+        conf_x = self.confidence_features(feats, scores, int(order[0]))
+        confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
+        abstained = confidence < model.threshold
+        # A citation's score: its share of the ranker's preference among the candidates.
+        share = np.exp(scores - scores.max())
+        share /= share.sum()
+        citations = [
+            self._cite(index, Scored(rows[i], float(share[i])), q if (n == 0 and not abstained) else None)
+            for n, i in enumerate(order[:top_k])
+        ]
         answer = None
         if not abstained:
             top = citations[0]
@@ -173,9 +271,8 @@ class Answerer:
         d, a, b = int(sents.doc[s.row]), int(sents.start[s.row]), int(sents.end[s.row])
         entry = index.entries[d]
         text = entry.text[a:b]
-        span = pick_span(q.text, text, q.kind) if q is not None else None
+        found = find_answer(q.text, text, q.kind) if q is not None else None
         return Citation(
-            doc=entry.id, title=entry.meta.get("title", ""), text=text, start=a, end=b,
-            score=_sigmoid(s.score),
-            answer_start=span.start if span else None, answer_end=span.end if span else None,
+            doc=entry.id, title=entry.meta.get("title", ""), text=text, start=a, end=b, score=s.score,
+            answer_start=found[0].start if found else None, answer_end=found[0].end if found else None,
         )

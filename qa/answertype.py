@@ -60,18 +60,28 @@ class Span:
     kind: str
 
 
+_WH = re.compile(r"\b(when|what|which|who|whom|whose|where|why|how|in what|on what|at what|since when)\b", re.IGNORECASE)
+
+
 def question_type(question: str) -> str:
-    """The kind of short answer the question asks for (``none`` for why/how/yes-no...)."""
-    q = question.strip().lower()
-    if re.search(r"\b(when|what (year|date|day|month|time|century|decade)|which (year|date|day|month|century)|how long ago|since when)\b", q):
+    """The kind of short answer the question asks for (``none`` for why/how/yes-no...).
+
+    Only the first wh-phrase counts: "What did he do when she left?" asks "what", and the
+    "Who" of "Doctor Who" after a leading "Which" is a name, not the question word.
+    """
+    m = _WH.search(question)
+    if not m:
+        return NONE
+    q = question[m.start():].strip().lower()
+    if re.match(r"(when|since when|(in |on |at )?(what|which) (year|date|day|month|time|century|decade|period|era|season)s?\b|how long ago)", q):
         return DATE
-    if re.search(r"\bhow (many|much|long|old|far|big|large|tall|often|high|few)\b|\bwhat (number|percentage|proportion|amount)\b", q):
+    if re.match(r"how (many|much|long|old|far|big|large|tall|often|high|few|wide|deep|heavy|fast)\b|(what|which) (number|percentage|proportion|amount|age|size|population)\b", q):
         return NUMBER
-    if re.search(r"\b(who|whom|whose)\b", q):
+    if re.match(r"(who|whom|whose)\b", q):
         return PERSON
-    if re.search(r"\bwhere\b|\b(what|which) (country|city|state|place|town|region|continent|location)\b", q):
+    if re.match(r"where\b|(in |at )?(what|which) (country|city|state|place|town|region|continent|location|venue|county|province|island|river)\b", q):
         return PLACE
-    if re.search(r"\b(what|which)\b.*\b(name|called|named|title)\b|\bwhat (organization|organisation|company|group|agency|party|newspaper|book)\b", q):
+    if re.match(r"(what|which)\b.*\b(name|called|named|title)\b|(what|which) (organization|organisation|company|group|agency|party|newspaper|book|team|university|network)\b", q):
         return ENTITY
     return NONE
 
@@ -133,11 +143,18 @@ _ORDINALS = {"first": 0, "earlier": 0, "earliest": 0, "initial": 0, "second": 1,
 
 
 def pick_span(question: str, sentence: str, kind: str) -> Span | None:
-    """The candidate of ``kind`` in ``sentence`` most likely to answer ``question``.
+    """The candidate of ``kind`` in ``sentence`` most likely to answer ``question``."""
+    found = find_answer(question, sentence, kind)
+    return found[0] if found else None
+
+
+def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] | None:
+    """The best candidate of ``kind`` in ``sentence`` and its closeness to the question's words.
 
     Candidates made only of question words are dropped (they restate the question). An
     ordinal in the question ("the second call") picks the candidate in that position; else the
-    candidate nearest the question's words in the sentence wins.
+    candidate nearest the question's words in the sentence wins. Closeness is 1 next to a
+    question word, falling with the distance (0 when no question word is in the sentence).
     """
     if kind == NONE:
         return None
@@ -157,18 +174,22 @@ def pick_span(question: str, sentence: str, kind: str) -> Span | None:
             if w in _ORDINALS:
                 i = _ORDINALS[w]
                 if -len(cands) <= i < len(cands):
-                    return cands[i]
+                    return cands[i], 1.0
     anchors = [m.start() for m in words(sentence) if m.group().lower() not in STOPWORDS and normalise(m.group()) in qterms]
     if not anchors:
-        return cands[0]
+        return cands[0], 0.0
+
+    def closeness(c: Span) -> float:
+        near = min(min(abs(a - c.start), abs(a - c.end)) for a in anchors)
+        return 1.0 / (1.0 + near / 10.0)
 
     def score(c: Span) -> float:
-        near = min(min(abs(a - c.start), abs(a - c.end)) for a in anchors)
-        s = 1.0 / (1.0 + near / 10.0)
+        s = closeness(c)
         if kind == PERSON:
             text = sentence[c.start:c.end]
             # Full names (two or more capitalised words, not an organisation) are likelier answers.
             s += 0.5 * (len(text.split()) > 1 and not _ORG_WORDS.search(text))
         return s
 
-    return max(cands, key=score)
+    best = max(cands, key=score)
+    return best, closeness(best)

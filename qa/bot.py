@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -10,11 +12,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from index.embedder import Embedder, SentenceTransformerEmbedder
-from index.store import Entry, HybridIndex, IndexMismatch, IndexMissing
+from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing
 
 from .answerer import Answerer
-from .ingest import load_folder
-from .types import Answer, Document
+from .conversation import resolve
+from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, parse_document
+from .types import Answer, Document, Retrieved
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,19 @@ MAX_QUESTION_CHARS = 2000
 
 class QuestionError(ValueError):
     """The question cannot be asked (empty, too long, unknown document)."""
+
+
+class DocumentError(ValueError):
+    """A document cannot be added or removed. ``kind`` says why, for the API's status code:
+    ``invalid`` (bad name or content), ``unsupported`` (file type), ``too_large``, ``exists``,
+    ``missing``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
 
 @dataclass
@@ -48,6 +64,13 @@ class Turn:
 
     question: str
     answer: Answer
+
+
+def _short_answer(answer: Answer) -> str | None:
+    """The highlighted short answer of an earlier turn, if it had one."""
+    if answer.abstained or not answer.citations or answer.citations[0].answer_start is None:
+        return None
+    return answer.answer
 
 
 def default_index_dir(docs: str | Path) -> Path:
@@ -77,6 +100,7 @@ class Bot:
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
         self.embedder = embedder or SentenceTransformerEmbedder(model)
         self.answerer = answerer or Answerer()
+        self.legs: tuple[str, ...] = LEGS
         self._index: HybridIndex | None = None
         self._lock = threading.Lock()  # one writer at a time; readers use the current snapshot
 
@@ -120,6 +144,73 @@ class Bot:
             self._index = current
             return report
 
+    def add_document(self, name: str, data: bytes, replace: bool = False) -> Document:
+        """Store an uploaded file in the folder and index it, all or nothing.
+
+        The file is written under a hidden temporary name, the new index generation is
+        written and switched to, and only then is the file renamed into place; on any failure
+        before that, the folder and the index are left as they were. Readers keep answering
+        from the previous snapshot until the new one is complete.
+        """
+        doc_id = self._check_name(name)
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise DocumentError("too_large", f"{name}: {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
+        try:
+            doc = parse_document(data, doc_id)
+        except IngestError as exc:
+            raise DocumentError("invalid", str(exc)) from None
+        if not doc.text.strip():
+            raise DocumentError("invalid", f"{name}: the file is empty")
+        with self._lock:
+            current = self._index if self._index is not None else self._open(SyncReport())
+            target = self.docs / doc_id
+            if (doc_id in current.doc_pos or target.exists()) and not replace:
+                raise DocumentError("exists", f"{doc_id} already exists; ask to replace it")
+            fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=self.docs)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                updated = current.updated([Entry(doc.id, doc.text, doc.meta)], [], self.embedder)
+                updated.save(self.index_dir)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            self._index = updated
+        return doc
+
+    def delete_document(self, doc_id: str) -> None:
+        """Remove a document from the folder and the index, all or nothing."""
+        with self._lock:
+            current = self._index if self._index is not None else self._open(SyncReport())
+            if doc_id not in current.doc_pos:
+                raise DocumentError("missing", f"no document {doc_id!r}")
+            target = self.docs / doc_id
+            # Park the file under a hidden name (ingest skips it) until the index no longer has it.
+            parked = self.docs / f".deleting-{os.getpid()}-{Path(doc_id).name}"
+            if target.exists():
+                os.replace(target, parked)
+            try:
+                updated = current.updated([], [doc_id], self.embedder)
+                updated.save(self.index_dir)
+            except BaseException:
+                if parked.exists():
+                    os.replace(parked, target)
+                raise
+            parked.unlink(missing_ok=True)
+            self._index = updated
+
+    def _check_name(self, name: str) -> str:
+        if not isinstance(name, str) or not name or name != Path(name).name or name in (".", "..") or "\\" in name or "/" in name:
+            raise DocumentError("invalid", f"file name {name!r} must be a plain name without folders or '..'")
+        if name.startswith("."):
+            raise DocumentError("invalid", f"file name {name!r} is hidden; hidden files are never indexed")
+        if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise DocumentError("unsupported", f"{name}: only {', '.join(SUPPORTED_SUFFIXES)} files are supported")
+        return name
+
     def _open(self, report: SyncReport) -> HybridIndex:
         try:
             return HybridIndex.load(self.index_dir, self.embedder)
@@ -150,9 +241,9 @@ class Bot:
             unknown = [d for d in docs if d not in index.doc_pos]
             if unknown:
                 raise QuestionError(f"unknown document(s) {unknown}; known: {index.doc_ids[:20]}")
-        searched_for = question
+        searched_for = resolve(question, [(t.question, t.answer.searched_for, _short_answer(t.answer)) for t in history])
         qvec = self.embedder.embed([searched_for])[0]
-        hits = index.search(searched_for, qvec, k=10, docs=docs)
+        hits = index.search(searched_for, qvec, k=10, docs=docs, legs=self.legs)
         t1 = time.perf_counter()
         abstained, answer, confidence, citations = self.answerer.answer(searched_for, qvec, index, hits, top_k=top_k)
         t2 = time.perf_counter()
@@ -160,4 +251,5 @@ class Bot:
             question=question, searched_for=searched_for, abstained=abstained, answer=answer,
             confidence=confidence, citations=tuple(citations),
             timings_ms={"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
+            passages=tuple(Retrieved(h.doc, h.start, h.end, h.score, h.legs) for h in hits),
         )

@@ -146,6 +146,76 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history.append(Turn(question, answer))
 
 
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qa-bot"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if bool(args.set) == bool(args.squad):
+        raise CLIError("give either an eval set (SET.jsonl) or --squad FILE.json")
+    _quiet_libraries()
+    from tqdm import tqdm
+
+    from eval import harness
+
+    try:
+        if args.squad:
+            if not Path(args.squad).is_file():
+                raise CLIError(f"SQuAD file {args.squad!r} not found")
+            args.docs = str(harness.squad_corpus(args.squad, _cache_dir()))
+            if args.index is None:
+                args.index = str(Path(args.docs).parent / "index")
+            conversations = harness.squad_set(args.squad, args.sample, args.seed)
+        else:
+            if not Path(args.set).is_file():
+                raise CLIError(f"eval set {args.set!r} not found")
+            conversations = harness.load_set(args.set)
+    except harness.EvalSetError as exc:
+        raise CLIError(str(exc)) from None
+    bot = _make_bot(args)
+    _sync(bot, show_progress=True)
+    n = sum(len(c.turns) for c in conversations)
+    runs = harness.ABLATIONS if args.compare else {"full": None}
+    named: dict[str, dict] = {}
+    final = None
+    for name, setup in runs.items():
+        with harness.configured(bot, setup), tqdm(total=n, unit="turn", desc=f"eval {name}", file=sys.stderr) as bar:
+            try:
+                results = harness.run(bot, conversations, progress=bar.update)
+            except harness.EvalSetError as exc:
+                raise CLIError(str(exc)) from None
+        rep = harness.report(results)
+        named[name] = rep["metrics"]
+        if name == "full":
+            final = (results, rep)
+    assert final is not None
+    results, rep = final
+    if args.details != "none":
+        for r in results:
+            if args.details == "all" or not r.hit:
+                top = r.answer.citations[0].text if r.answer.citations else "(no citation)"
+                mark = "HIT " if r.hit else "MISS"
+                print(f"{mark} {r.id}#{r.turn}: {r.gold.question}\n     cited: {top[:160]}\n     why: {r.why}")
+        print()
+    if not args.compare:
+        named = {"all": rep["metrics"], "first turns": rep["metrics_first_turns"], "follow-ups": rep["metrics_follow_ups"]}
+    print(harness.format_table(named))
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        if args.compare:
+            rep["compare"] = named
+        Path(args.json_out).write_text(json.dumps(rep, ensure_ascii=False, indent=1), encoding="utf-8")
+        print(f"report written to {args.json_out}", file=sys.stderr)
+    if args.curve:
+        harness.plot_risk_coverage(results, args.curve)
+        print(f"risk-coverage curve written to {args.curve}", file=sys.stderr)
+    acc = rep["metrics"]["sentence_accuracy"]
+    if args.min_sentence_accuracy is not None and (acc is None or acc < args.min_sentence_accuracy):
+        print(f"qa: sentence_accuracy {acc} is below --min-sentence-accuracy {args.min_sentence_accuracy}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qa",
@@ -171,6 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_args(sp)
     sp.add_argument("--json", action="store_true", help="print the Answer JSON")
     sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("eval", help="score the bot on an eval set (JSONL) or a SQuAD-format file")
+    sp.add_argument("set", nargs="?", metavar="SET.jsonl", help="eval set: one conversation per line (see GUIDE.md)")
+    corpus_args(sp)
+    sp.add_argument("--squad", metavar="FILE.json", help="score a SQuAD-format file instead (one document per paragraph)")
+    sp.add_argument("--sample", type=int, default=None, metavar="N", help="with --squad: score N questions sampled with --seed")
+    sp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    sp.add_argument("--json-out", metavar="FILE", help="write the JSON report (metrics and every turn's Answer)")
+    sp.add_argument("--min-sentence-accuracy", type=float, metavar="X", help="exit 1 when sentence_accuracy is below X")
+    sp.add_argument("--compare", action="store_true", help="also run the ablations (BM25 only, dense only, hybrid top sentence) side by side")
+    sp.add_argument("--curve", metavar="FILE.png", help="draw the risk-coverage curve (accuracy against share answered)")
+    sp.add_argument("--details", choices=["misses", "all", "none"], default="misses", help="per-turn lines to print (default: misses)")
+    sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("chat", help="interactive chat in the terminal, with follow-up questions")
     corpus_args(sp)

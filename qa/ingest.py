@@ -49,8 +49,12 @@ def parse_date_prefix(text: str) -> tuple[datetime, int] | None:
 
 
 def read_document(path: Path, doc_id: str) -> Document:
-    """Decode one file (UTF-8) and read its title and publication date."""
-    data = path.read_bytes()
+    """Read one file as a document (see :func:`parse_document`)."""
+    return parse_document(path.read_bytes(), doc_id)
+
+
+def parse_document(data: bytes, doc_id: str) -> Document:
+    """Decode a file's bytes (UTF-8) and read its title and publication date."""
     if b"\x00" in data:
         raise IngestError(f"{doc_id}: looks binary (contains NUL bytes); only UTF-8 text .txt/.md files are supported")
     try:

@@ -36,6 +36,13 @@ class Citation:
     answer_start: int | None = None
     answer_end: int | None = None
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Citation":
+        return cls(
+            doc=d["doc"], title=d.get("title", ""), text=d["text"], start=int(d["start"]), end=int(d["end"]),
+            score=float(d.get("score", 0.0)), answer_start=d.get("answer_start"), answer_end=d.get("answer_end"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "doc": self.doc, "title": self.title, "text": self.text,
@@ -45,6 +52,20 @@ class Citation:
             d["answer_start"], d["answer_end"] = self.answer_start, self.answer_end
         d["score"] = round(self.score, 4)
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    """A passage the search returned, with the rank each retrieval leg gave it."""
+
+    doc: str
+    start: int
+    end: int
+    score: float
+    legs: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"doc": self.doc, "start": self.start, "end": self.end, "score": round(self.score, 5), "legs": self.legs}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +79,22 @@ class Answer:
     confidence: float
     citations: tuple[Citation, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    passages: tuple[Retrieved, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Answer":
+        """Rebuild an Answer from its JSON (e.g. a client's conversation history)."""
+        return cls(
+            question=d["question"], searched_for=d.get("searched_for", d["question"]),
+            abstained=bool(d.get("abstained", False)), answer=d.get("answer"),
+            confidence=float(d.get("confidence", 0.0)),
+            citations=tuple(Citation.from_dict(c) for c in d.get("citations", [])),
+            timings_ms=dict(d.get("timings_ms", {})),
+        )
+
+    def to_dict(self, with_passages: bool = False) -> dict[str, Any]:
+        """The Answer JSON; ``with_passages`` adds the retrieved passages (eval reports)."""
+        out: dict[str, Any] = {
             "question": self.question,
             "searched_for": self.searched_for,
             "abstained": self.abstained,
@@ -69,3 +103,6 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+        if with_passages:
+            out["passages"] = [p.to_dict() for p in self.passages]
+        return out

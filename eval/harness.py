@@ -1,0 +1,359 @@
+"""``qa eval``: read an eval set (or turn a SQuAD file into one), ask the bot, score the answers.
+
+Scoring follows the contract in GUIDE.md: a turn is a hit when the top citation matches one of
+its evidence alternatives (a verbatim excerpt, or a span in a document). Multi-turn
+conversations feed the bot its own earlier answers, never the gold ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+import re
+import string
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from qa.answerer import CONFIDENCE_FEATURES, FEATURES, Answerer, Model
+from qa.bot import Bot, Turn
+from qa.types import Answer
+
+METRIC_NAMES = (
+    "sentence_accuracy", "sentence_recall@3", "mrr@10", "passage_recall@5", "answer_em", "answer_f1",
+    "abstain_precision", "abstain_recall", "latency_ms_p50", "latency_ms_p95", "n_turns",
+)
+
+
+class EvalSetError(ValueError):
+    """The eval set file is malformed (names the line and the problem)."""
+
+
+@dataclass(frozen=True)
+class GoldTurn:
+    question: str
+    answers: tuple[str, ...]
+    evidence: tuple[str | dict[str, Any], ...]
+    answerable: bool
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    turns: tuple[GoldTurn, ...]
+    docs: tuple[str, ...] | None = None
+
+
+@dataclass
+class TurnResult:
+    id: str
+    turn: int
+    gold: GoldTurn
+    answer: Answer
+    hit: bool
+    rank: int | None          # 1-based rank of the first matching citation (of 10)
+    passage_hit: bool
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.answer.to_dict(with_passages=True)
+        d["citations"] = d["citations"][:3]
+        return {
+            "id": self.id, "turn": self.turn, "question": self.gold.question, "answer": d, "hit": self.hit,
+            "answerable": self.gold.answerable, "gold_answers": list(self.gold.answers),
+            "rank": self.rank, "passage_hit": self.passage_hit, "why": self.why,
+        }
+
+
+# ----- reading sets ------------------------------------------------------------------
+def load_set(path: str | Path) -> list[Conversation]:
+    """Parse a JSONL eval set, validating every field."""
+    out, seen = [], set()
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalSetError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not isinstance(obj.get("turns"), list) or not obj["turns"]:
+            raise EvalSetError(f"{where}: need an object with a string 'id' and a non-empty 'turns' list")
+        if obj["id"] in seen:
+            raise EvalSetError(f"{where}: duplicate conversation id {obj['id']!r}")
+        seen.add(obj["id"])
+        docs = obj.get("docs")
+        if docs is not None and not (isinstance(docs, list) and all(isinstance(d, str) for d in docs)):
+            raise EvalSetError(f"{where}: 'docs' must be a list of document ids")
+        turns = []
+        for i, t in enumerate(obj["turns"]):
+            if not isinstance(t, dict) or not isinstance(t.get("question"), str):
+                raise EvalSetError(f"{where}: turn {i} needs a string 'question'")
+            answerable = t.get("answerable", True)
+            evidence = t.get("evidence", [])
+            for ev in evidence:
+                if not (isinstance(ev, str) or (isinstance(ev, dict) and {"doc", "start", "end"} <= set(ev))):
+                    raise EvalSetError(f"{where}: turn {i} evidence {ev!r} is neither an excerpt nor a {{doc, start, end}} span")
+            if answerable and not evidence:
+                raise EvalSetError(f"{where}: turn {i} is answerable but lists no evidence")
+            turns.append(GoldTurn(t["question"], tuple(t.get("answers", [])), tuple(evidence), bool(answerable)))
+        out.append(Conversation(obj["id"], tuple(turns), tuple(docs) if docs is not None else None))
+    if not out:
+        raise EvalSetError(f"{path}: no conversations")
+    return out
+
+
+def squad_corpus(path: str | Path, cache: Path) -> Path:
+    """Write one document per SQuAD paragraph (text = the context, verbatim) under ``cache``."""
+    raw = Path(path).read_bytes()
+    folder = cache / f"squad-{hashlib.sha256(raw).hexdigest()[:12]}" / "docs"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    data = json.loads(raw)
+    for ai, article in enumerate(data["data"]):
+        for pi, para in enumerate(article["paragraphs"]):
+            f = folder / _squad_doc(ai, pi)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(para["context"], encoding="utf-8")
+    done.write_text("", encoding="utf-8")
+    return folder
+
+
+def _squad_doc(ai: int, pi: int) -> str:
+    return f"a{ai:03d}/p{pi:03d}.txt"
+
+
+def squad_questions(path: str | Path) -> list[tuple[str, str, list[str], list[dict[str, Any]]]]:
+    """All answerable questions in file order: ``(qid, question, answers, spans)``."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    out = []
+    for ai, article in enumerate(data["data"]):
+        for pi, para in enumerate(article["paragraphs"]):
+            for qa in para["qas"]:
+                if qa.get("is_impossible") or not qa["answers"]:
+                    continue
+                answers = [a["text"] for a in qa["answers"]]
+                spans = [{"doc": _squad_doc(ai, pi), "start": a["answer_start"], "end": a["answer_start"] + len(a["text"])} for a in qa["answers"]]
+                out.append((qa["id"], qa["question"], answers, spans))
+    return out
+
+
+def squad_set(path: str | Path, sample: int | None, seed: int) -> list[Conversation]:
+    """The standard SQuAD set: ``random.Random(seed).sample`` of the answerable questions."""
+    qs = squad_questions(path)
+    if sample is not None and sample < len(qs):
+        qs = random.Random(seed).sample(qs, sample)
+    return [Conversation(qid, (GoldTurn(q, tuple(a), tuple(sp), True),)) for qid, q, a, sp in qs]
+
+
+# ----- scoring -----------------------------------------------------------------------
+def _ws(text: str) -> str:
+    return " ".join(text.split())
+
+
+def matches(evidence: Iterable[str | dict[str, Any]], doc: str, start: int, end: int, text: str) -> bool:
+    """Does the span ``doc[start:end]`` (whose text is ``text``) match any evidence alternative?"""
+    norm = _ws(text)
+    for ev in evidence:
+        if isinstance(ev, str):
+            e = _ws(ev)
+            if e and (e in norm or norm in e):
+                return True
+        elif ev["doc"] == doc and start < ev["end"] and ev["start"] < end:
+            return True
+    return False
+
+
+def _squad_normalise(s: str) -> str:
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def answer_scores(prediction: str | None, golds: Iterable[str]) -> tuple[float, float]:
+    """SQuAD exact match and token F1 of ``prediction`` against the best gold answer."""
+    golds = list(golds)
+    if prediction is None or not golds:
+        return 0.0, 0.0
+    p = _squad_normalise(prediction)
+    em = max(float(p == _squad_normalise(g)) for g in golds)
+    f1 = 0.0
+    for g in golds:
+        pt, gt = p.split(), _squad_normalise(g).split()
+        common = sum((Counter(pt) & Counter(gt)).values())
+        if common:
+            prec, rec = common / len(pt), common / len(gt)
+            f1 = max(f1, 2 * prec * rec / (prec + rec))
+    return em, f1
+
+
+def score_turn(cid: str, i: int, gold: GoldTurn, answer: Answer, doc_text: Callable[[str], str]) -> TurnResult:
+    cits = answer.citations
+    ranks = [k for k, c in enumerate(cits, start=1) if matches(gold.evidence, c.doc, c.start, c.end, c.text)]
+    rank = ranks[0] if ranks else None
+    passage_hit = any(
+        matches(gold.evidence, p.doc, p.start, p.end, doc_text(p.doc)[p.start:p.end]) for p in answer.passages[:5]
+    )
+    if not gold.answerable:
+        hit = answer.abstained
+        why = "abstained as it should" if hit else f"should have abstained; answered from {cits[0].doc if cits else '?'}"
+    else:
+        hit = not answer.abstained and rank == 1
+        if hit:
+            why = "top citation matches the evidence"
+        elif answer.abstained:
+            why = f"abstained (confidence {answer.confidence:.2f}) on an answerable question" + (f"; evidence was citation {rank}" if rank else "")
+        elif rank:
+            why = f"evidence ranked {rank}, not first"
+        elif passage_hit:
+            why = "evidence retrieved in a top-5 passage but no sentence of it cited in the top 10"
+        else:
+            why = "evidence not retrieved in the top 5 passages"
+    return TurnResult(cid, i, gold, answer, hit, rank, passage_hit, why)
+
+
+def _percentile(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def metrics(results: list[TurnResult]) -> dict[str, Any]:
+    ans = [r for r in results if r.gold.answerable]
+    unans = [r for r in results if not r.gold.answerable]
+    abstained = [r for r in results if r.answer.abstained]
+
+    def mean(xs: list[float]) -> float | None:
+        return round(sum(xs) / len(xs), 4) if xs else None
+
+    ems, f1s = zip(*[answer_scores(None if r.answer.abstained else r.answer.answer, r.gold.answers) for r in ans]) if ans else ((), ())
+    lat = [r.answer.timings_ms.get("total", 0.0) for r in results]
+    return {
+        "sentence_accuracy": mean([float(r.hit) for r in ans]),
+        "sentence_recall@3": mean([float(r.rank is not None and r.rank <= 3) for r in ans]),
+        "mrr@10": mean([1.0 / r.rank if r.rank else 0.0 for r in ans]),
+        "passage_recall@5": mean([float(r.passage_hit) for r in ans]),
+        "answer_em": mean(list(ems)),
+        "answer_f1": mean(list(f1s)),
+        "abstain_precision": mean([float(not r.gold.answerable) for r in abstained]),
+        "abstain_recall": mean([float(r.answer.abstained) for r in unans]),
+        "latency_ms_p50": round(_percentile(lat, 0.5) or 0.0, 2),
+        "latency_ms_p95": round(_percentile(lat, 0.95) or 0.0, 2),
+        "n_turns": len(results),
+    }
+
+
+# ----- ablations -----------------------------------------------------------------------
+def _single(*features: str) -> Model:
+    """A scorer that ranks by the sum of ``features`` and never abstains."""
+    w = np.array([1.0 if f in features else 0.0 for f in FEATURES])
+    return Model(w, np.zeros(len(CONFIDENCE_FEATURES)), 0.0, 0.0)
+
+
+# name -> (retrieval legs, sentence scorer); None is the shipped configuration.
+ABLATIONS: dict[str, tuple[tuple[str, ...], Model] | None] = {
+    "bm25 only": (("bm25",), _single("cov")),
+    "dense only": (("dense",), _single("cos")),
+    "hybrid top sentence": (("bm25", "dense", "doc"), _single("cos_rr", "cov_rr")),
+    "full": None,
+}
+
+
+@contextlib.contextmanager
+def configured(bot: Bot, setup: tuple[tuple[str, ...], Model] | None) -> Iterator[Bot]:
+    """Temporarily run ``bot`` with other retrieval legs and sentence scorer."""
+    if setup is None:
+        yield bot
+        return
+    legs, answerer = bot.legs, bot.answerer
+    bot.legs, bot.answerer = setup[0], Answerer(setup[1])
+    try:
+        yield bot
+    finally:
+        bot.legs, bot.answerer = legs, answerer
+
+
+def plot_risk_coverage(results: list[TurnResult], path: str | Path) -> None:
+    """Accuracy of the answered turns against the share answered, sweeping the confidence.
+
+    A turn counts as right when it is answerable and its top citation hits; answering an
+    unanswerable turn is wrong. The shipped threshold is marked.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(((r.answer.confidence, r.gold.answerable and r.rank == 1) for r in results), key=lambda x: -x[0])
+    xs, ys, right = [], [], 0
+    for i, (_, ok) in enumerate(rows, start=1):
+        right += ok
+        xs.append(i / len(rows))
+        ys.append(right / i)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(xs, ys, label="answerer")
+    threshold = Answerer().model.threshold
+    answered = sum(c >= threshold for c, _ in rows) / max(len(rows), 1)
+    ax.axvline(answered, linestyle="--", color="grey", label=f"threshold {threshold:.2f}: answers {answered:.0%}")
+    ax.set_xlabel("coverage (share of questions answered)")
+    ax.set_ylabel("accuracy of answered questions")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Risk-coverage over {len(rows)} turns")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ----- running -----------------------------------------------------------------------
+def run(bot: Bot, conversations: list[Conversation], progress: Callable[[int], None] | None = None) -> list[TurnResult]:
+    """Ask every turn, each conversation with its own history of the bot's own answers."""
+    texts = {e.id: e.text for e in bot.index.entries}
+    missing = sorted({d for c in conversations for d in (c.docs or ()) if d not in texts})
+    if missing:
+        raise EvalSetError(f"the set limits conversations to documents the corpus lacks: {missing[:5]}")
+    out: list[TurnResult] = []
+    for conv in conversations:
+        history: list[Turn] = []
+        for i, gold in enumerate(conv.turns):
+            answer = bot.ask(gold.question, history=history, docs=conv.docs, top_k=10)
+            out.append(score_turn(conv.id, i, gold, answer, texts.__getitem__))
+            history.append(Turn(gold.question, answer))
+            if progress:
+                progress(1)
+    return out
+
+
+def report(results: list[TurnResult]) -> dict[str, Any]:
+    """The JSON report: overall metrics, first turns vs follow-ups, and every turn."""
+    return {
+        "metrics": metrics(results),
+        "metrics_first_turns": metrics([r for r in results if r.turn == 0]),
+        "metrics_follow_ups": metrics([r for r in results if r.turn > 0]),
+        "turns": [r.to_dict() for r in results],
+    }
+
+
+def format_table(named: dict[str, dict[str, Any]]) -> str:
+    """Metrics side by side, one column per named run."""
+    names = list(named)
+    width = max(len(m) for m in METRIC_NAMES) + 2
+    cols = [max(len(n), 8) + 2 for n in names]
+    lines = ["metric".ljust(width) + "".join(n.rjust(c) for n, c in zip(names, cols))]
+    for m in METRIC_NAMES:
+        row = m.ljust(width)
+        for n, c in zip(names, cols):
+            v = named[n].get(m)
+            row += ("-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))).rjust(c)
+        lines.append(row)
+    return "\n".join(lines)

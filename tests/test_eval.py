@@ -1,0 +1,102 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, ROOT
+from eval import harness
+from qa.bot import Bot
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def test_answer_scores_use_squad_normalisation():
+    assert harness.answer_scores("The January 8.", ["january 8"]) == (1.0, 1.0)
+    em, f1 = harness.answer_scores("on January 8", ["January 8", "8"])
+    assert em == 0.0 and f1 == pytest.approx(0.8)
+    assert harness.answer_scores(None, ["x"]) == (0.0, 0.0)
+
+
+def test_evidence_matching_excerpt_and_span():
+    ev = ["the other on  January 8", {"doc": "a.txt", "start": 100, "end": 110}]
+    assert harness.matches(ev, "b.txt", 0, 50, "and the other on January 8, two days after")
+    assert harness.matches(ev, "b.txt", 0, 5, "other on")  # excerpt contains the citation
+    assert harness.matches(ev, "a.txt", 105, 200, "whatever")
+    assert not harness.matches(ev, "a.txt", 110, 200, "whatever")  # touching is not overlapping
+    assert not harness.matches(ev, "c.txt", 100, 110, "unrelated")
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", "not JSON"),
+        ('{"id": "x"}', "turns"),
+        ('{"id": "x", "turns": [{"question": "q", "answerable": true}]}', "no evidence"),
+        ('{"id": "x", "turns": [{"question": "q", "evidence": [3]}]}', "neither an excerpt"),
+        ('{"id": "x", "docs": "a.txt", "turns": [{"question": "q", "answerable": false}]}', "docs"),
+    ],
+)
+def test_bad_sets_name_the_line(tmp_path: Path, line: str, message: str):
+    f = tmp_path / "set.jsonl"
+    f.write_text('{"id": "ok", "turns": [{"question": "q", "answerable": false}]}\n' + line + "\n")
+    with pytest.raises(harness.EvalSetError, match=message) as exc:
+        harness.load_set(f)
+    assert ":2:" in str(exc.value)
+
+
+def test_seeds_set_shape():
+    convs = harness.load_set(ROOT / "eval" / "seeds.jsonl")
+    turns = [t for c in convs for t in c.turns]
+    assert len(turns) >= 60
+    assert sum(1 for c in convs if len(c.turns) > 1) >= 8
+    assert sum(1 for t in turns if not t.answerable) >= 10
+    texts = [p.read_text(encoding="utf-8") for p in (ROOT / "documents").glob("*.txt")]
+    for t in turns:
+        for ev in t.evidence:
+            assert any(ev in text for text in texts), ev
+
+
+def test_squad_conversion_and_sampling(tmp_path: Path):
+    docs = harness.squad_corpus(DATA / "tiny-squad.json", tmp_path)
+    assert sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.txt")) == ["a000/p000.txt", "a000/p001.txt", "a001/p000.txt"]
+    qs = harness.squad_questions(DATA / "tiny-squad.json")
+    for _, _, answers, spans in qs:
+        for a, sp in zip(answers, spans):
+            assert (docs / sp["doc"]).read_text(encoding="utf-8")[sp["start"]:sp["end"]] == a
+    sample = harness.squad_set(DATA / "tiny-squad.json", 2, 0)
+    import random
+
+    assert [c.id for c in sample] == [q[0] for q in random.Random(0).sample(qs, 2)]
+
+
+def test_run_scores_a_conversation_with_own_history(corpus: Path, tmp_path: Path, embedder):
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    f = tmp_path / "set.jsonl"
+    f.write_text(json.dumps({"id": "lh", "turns": [
+        {"question": "Who built the harbour lighthouse?", "answers": ["Margaret Hale"], "evidence": ["engineer Margaret Hale"]},
+        {"question": "When was its lamp converted to electricity?", "answers": ["1952"], "evidence": [{"doc": "lighthouse.md", "start": 0, "end": 10_000}]},
+        {"question": "What is the capital of France?", "answers": [], "evidence": [], "answerable": False},
+    ]}) + "\n")
+    results = harness.run(bot, harness.load_set(f))
+    rep = harness.report(results)
+    assert [t["turn"] for t in rep["turns"]] == [0, 1, 2]
+    assert rep["turns"][0]["hit"] and rep["turns"][0]["answer"]["answer"] == "Margaret Hale"
+    assert rep["metrics"]["n_turns"] == 3 and rep["metrics_follow_ups"]["n_turns"] == 2
+    assert set(harness.METRIC_NAMES) <= set(rep["metrics"])
+    assert rep["turns"][0]["answer"]["passages"]  # retrieved passages kept for re-scoring
+
+
+def test_cli_eval_squad_gate_and_report(tmp_path: Path):
+    out = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "qa.cli", "eval", "--squad", str(DATA / "tiny-squad.json"), "--json-out", str(out),
+           "--min-sentence-accuracy", "1.01", "--curve", str(tmp_path / "curve.png")]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert r.returncode == 1, r.stderr  # nothing reaches 1.01: the gate must trip
+    assert "below --min-sentence-accuracy" in r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["metrics"]["n_turns"] == 4 and len(rep["turns"]) == 4
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "sentence_accuracy" in r.stdout
