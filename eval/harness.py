@@ -1,7 +1,11 @@
 """``qa eval``: read an eval set (or turn a SQuAD file into one), ask the bot, score the answers.
 
-Scoring follows the contract in GUIDE.md: a turn is a hit when the top citation matches one of
-its evidence alternatives (a verbatim excerpt, or a span in a document). Multi-turn
+Scoring follows the contract in GUIDE.md. An answerable turn is a hit when the top citation
+matches one of its evidence alternatives (a verbatim excerpt, or a span in a document); that
+measures the ranking whether or not the bot then chose to abstain, and abstention is scored on
+its own by ``abstain_precision`` (abstentions that were right to abstain) and
+``abstain_recall`` (unanswerable turns abstained on). An unanswerable turn is a hit when the bot
+abstains. ``answer_em``/``answer_f1`` count an abstention as an empty answer. Multi-turn
 conversations feed the bot its own earlier answers, never the gold ones.
 """
 
@@ -14,7 +18,7 @@ import random
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -177,6 +181,12 @@ def _squad_normalise(s: str) -> str:
     return " ".join(s.split())
 
 
+def contains_answer(text: str, answers: Iterable[str]) -> bool:
+    """Does ``text`` contain one of ``answers`` (SQuAD-normalised)?"""
+    norm = f" {_squad_normalise(text)} "
+    return any(a.strip() and f" {_squad_normalise(a)} " in norm for a in answers)
+
+
 def answer_scores(prediction: str | None, golds: Iterable[str]) -> tuple[float, float]:
     """SQuAD exact match and token F1 of ``prediction`` against the best gold answer."""
     golds = list(golds)
@@ -205,11 +215,11 @@ def score_turn(cid: str, i: int, gold: GoldTurn, answer: Answer, doc_text: Calla
         hit = answer.abstained
         why = "abstained as it should" if hit else f"should have abstained; answered from {cits[0].doc if cits else '?'}"
     else:
-        hit = not answer.abstained and rank == 1
+        hit = rank == 1
         if hit:
             why = "top citation matches the evidence"
-        elif answer.abstained:
-            why = f"abstained (confidence {answer.confidence:.2f}) on an answerable question" + (f"; evidence was citation {rank}" if rank else "")
+            if answer.abstained:
+                why += f", but the bot abstained (confidence {answer.confidence:.2f})"
         elif rank:
             why = f"evidence ranked {rank}, not first"
         elif passage_hit:

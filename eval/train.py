@@ -8,22 +8,26 @@ questions ``--n`` are drawn (seed 1); each is asked twice:
 
 * over the whole corpus: candidate sentences overlapping a gold answer span are right, the
   others wrong;
-* over one other article only, where the answer is not: a question the bot should decline.
+* over every paragraph but its own: the topic is still there (the rest of the article) but the
+  answer usually is not, the near miss a bot must decline ("What did Milley say to Putin?").
+  A candidate that still contains a gold answer string is labelled right, and such asks are
+  not counted as ones to decline.
 
 The ranker is a logistic regression on differences of feature vectors (right minus wrong
 sentence of the same question, and the reverse), so it learns to order sentences within a
 question. The confidence model is a logistic regression on the top sentence's features and its
-lead, labelled 1 when that sentence is right; the threshold on its probability maximises the
-mean of accuracy on the answerable asks and abstention on the declined ones.
+lead, labelled 1 when that sentence is right. The threshold on its probability maximises the
+expected share of good outcomes when a ``--unanswerable-share`` of questions (default 0.2)
+have no answer in the documents: right top sentence on the others, abstention on those.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import random
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -36,32 +40,34 @@ from qa.cli import _cache_dir, _quiet_libraries
 MAX_PAIRS = 30
 
 
-def collect(bot: Bot, questions: list, rng: random.Random) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+def collect(bot: Bot, questions: list) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """Per ask: candidate feature matrix, right/wrong labels, and whether it is a decline ask."""
     from tqdm import tqdm
 
     index = bot.index
-    by_article = defaultdict(list)
-    for d in index.doc_ids:
-        by_article[d.split("/")[0]].append(d)
-    articles = sorted(by_article)
     answerer = Answerer()
     asks = []
-    for _, question, _, spans in tqdm(questions, desc="features", file=sys.stderr):
+    for _, question, answers, spans in tqdm(questions, desc="features", file=sys.stderr):
         qvec = bot.embedder.embed([question])[0]
-        gold = spans[0]["doc"].split("/")[0]
-        other = rng.choice([a for a in articles if a != gold])
-        for declined, docs in ((False, None), (True, by_article[other])):
-            hits = index.search(question, qvec, k=10, docs=docs)
+        gold = spans[0]["doc"]
+        everywhere = index.search(question, qvec, k=30)
+        # The near miss: the same search with the answer's own paragraph taken out.
+        elsewhere = [h for h in everywhere if h.doc != gold][:10]
+        for near_miss, hits in ((False, everywhere[:10]), (True, elsewhere)):
             rows, feats = answerer.features(Question(question, index), qvec, index, hits)
             if not rows:
                 continue
-            labels = np.array([
-                0 if declined else int(harness.matches(spans, index.doc_ids[index.sentences.doc[r]],
-                                                       int(index.sentences.start[r]), int(index.sentences.end[r]), ""))
-                for r in rows
-            ])
-            asks.append((feats, labels, declined))
+            labels = []
+            for r in rows:
+                doc = index.doc_ids[index.sentences.doc[r]]
+                a, b = int(index.sentences.start[r]), int(index.sentences.end[r])
+                if near_miss:
+                    right = harness.contains_answer(index.text(int(index.sentences.doc[r]), a, b), answers)
+                else:
+                    right = harness.matches(spans, doc, a, b, "")
+                labels.append(int(right))
+            labels = np.array(labels)
+            asks.append((feats, labels, near_miss and labels.sum() == 0))
     return asks
 
 
@@ -70,7 +76,7 @@ def fit_ranker(asks, rng: random.Random) -> np.ndarray:
 
     X, y = [], []
     for feats, labels, declined in asks:
-        if declined or labels.sum() == 0 or labels.sum() == len(labels):
+        if labels.sum() == 0 or labels.sum() == len(labels):
             continue
         pos, neg = np.nonzero(labels)[0], np.nonzero(labels == 0)[0]
         pairs = [(p, n) for p in pos for n in neg]
@@ -82,7 +88,7 @@ def fit_ranker(asks, rng: random.Random) -> np.ndarray:
     return clf.coef_[0]
 
 
-def fit_confidence(asks, rank_w: np.ndarray):
+def fit_confidence(asks, rank_w: np.ndarray, unanswerable_share: float):
     from sklearn.linear_model import LogisticRegression
 
     X, y, declined = [], [], []
@@ -100,7 +106,7 @@ def fit_confidence(asks, rank_w: np.ndarray):
     for t in np.linspace(0.01, 0.9, 90):
         answered_right = np.mean((y[~declined] == 1) & (p[~declined] >= t))
         abstained = np.mean(p[declined] < t)
-        score = 0.5 * answered_right + 0.5 * abstained
+        score = (1 - unanswerable_share) * answered_right + unanswerable_share * abstained
         if score > best[1]:
             best = (float(t), score, {"answerable_right": round(float(answered_right), 4),
                                       "declined_abstained": round(float(abstained), 4),
@@ -112,6 +118,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("squad", help="SQuAD-format JSON file")
     ap.add_argument("--n", type=int, default=3000, help="training questions (default 3000)")
+    ap.add_argument("--unanswerable-share", type=float, default=0.2,
+                    help="expected share of questions the documents do not answer (sets the threshold; default 0.2)")
+    ap.add_argument("--features-cache", metavar="FILE", help="reuse (or save) the collected features here (pickle)")
     ap.add_argument("--out", default=str(WEIGHTS_FILE), help="weights file to write")
     args = ap.parse_args(argv)
     _quiet_libraries()
@@ -122,9 +131,15 @@ def main(argv=None) -> int:
     pool = [q for q in harness.squad_questions(args.squad) if q[0] not in held_out]
     rng = random.Random(1)
     questions = rng.sample(pool, min(args.n, len(pool)))
-    asks = collect(bot, questions, rng)
+    cache = Path(args.features_cache) if args.features_cache else None
+    if cache and cache.exists():
+        asks = pickle.loads(cache.read_bytes())
+    else:
+        asks = collect(bot, questions)
+        if cache:
+            cache.write_bytes(pickle.dumps(asks))
     rank_w = fit_ranker(asks, rng)
-    conf_w, bias, threshold, fit = fit_confidence(asks, rank_w)
+    conf_w, bias, threshold, fit = fit_confidence(asks, rank_w, args.unanswerable_share)
     out = {
         "source": (f"python -m eval.train {Path(args.squad).name} --n {args.n}: {len(questions)} questions "
                    "outside the --sample 1000 --seed 0 report sample (drawn with seed 1), each also asked "
@@ -133,7 +148,7 @@ def main(argv=None) -> int:
         "confidence": {f: round(float(w), 5) for f, w in zip(CONFIDENCE_FEATURES, conf_w)},
         "bias": round(bias, 5),
         "threshold": round(threshold, 4),
-        "training": {"asks": len(asks), **fit},
+        "training": {"asks": len(asks), "unanswerable_share": args.unanswerable_share, **fit},
     }
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))

@@ -61,7 +61,12 @@ FEATURES = (
     "miss_max",     # the rarest question term missing from the sentence and its neighbours (IDF, 0-1)
     "oov",          # share of the question's IDF mass in terms the corpus does not hold at all
 )
-CONFIDENCE_FEATURES = FEATURES + ("margin", "rank_score")
+# The confidence model sees the top sentence through a few absolute, question-level signals
+# (how much of the question it covers, how close in meaning, whether the expected answer type
+# is there) and its lead over the runner-up; a short list keeps it reviewable and general.
+CONFIDENCE_FROM = ("cos", "pcos", "cov", "cov_ctx", "lcov", "bigram", "type_match", "typed_q", "miss_max", "oov")
+CONFIDENCE_FEATURES = CONFIDENCE_FROM + ("margin", "rank_score")
+_CONF = [FEATURES.index(f) for f in CONFIDENCE_FROM]
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 CANDIDATE_PASSAGES = 8
 _F = {f: i for i, f in enumerate(FEATURES)}
@@ -236,7 +241,7 @@ class Answerer:
     def confidence_features(feats: np.ndarray, scores: np.ndarray, top: int) -> np.ndarray:
         """The top sentence's features plus its lead over the runner-up and its own score."""
         runner = np.max(np.delete(scores, top)) if len(scores) > 1 else scores[top] - 1.0
-        return np.concatenate([feats[top], [scores[top] - runner, scores[top]]])
+        return np.concatenate([feats[top, _CONF], [scores[top] - runner, scores[top]]])
 
     def answer(
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3

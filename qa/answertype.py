@@ -60,7 +60,7 @@ class Span:
     kind: str
 
 
-_WH = re.compile(r"\b(when|what|which|who|whom|whose|where|why|how|in what|on what|at what|since when)\b", re.IGNORECASE)
+WH_PHRASE = re.compile(r"\b(when|what|which|who|whom|whose|where|why|how|in what|on what|at what|since when)\b", re.IGNORECASE)
 
 
 def question_type(question: str) -> str:
@@ -69,7 +69,7 @@ def question_type(question: str) -> str:
     Only the first wh-phrase counts: "What did he do when she left?" asks "what", and the
     "Who" of "Doctor Who" after a leading "Which" is a name, not the question word.
     """
-    m = _WH.search(question)
+    m = WH_PHRASE.search(question)
     if not m:
         return NONE
     q = question[m.start():].strip().lower()

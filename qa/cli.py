@@ -146,6 +146,31 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history.append(Turn(question, answer))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the answer API (``qa.api``) with uvicorn; settings come from the ``QA_*`` variables."""
+    import uvicorn
+
+    from .api import Settings, create_app
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    bot = _make_bot(args)
+    _sync(bot, show_progress=True)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}"
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+        print(f"warning: serving on {args.host} without QA_API_KEY: anyone who can reach it may upload and delete documents",
+              file=sys.stderr)
+    print(f"Answer API over the {len(bot.index.entries)} documents in {args.docs}: {url}/api/answer "
+          f"(OpenAPI: {url}/docs); Ctrl-C stops", flush=True)
+    # proxy_headers off: the rate limit keys on the peer address, which a client must not forge.
+    uvicorn.run(create_app(bot, settings), host=args.host, port=args.port, log_level="warning",
+                proxy_headers=False, server_header=False)
+    return 0
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qa-bot"
 
@@ -192,7 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results, rep = final
     if args.details != "none":
         for r in results:
-            if args.details == "all" or not r.hit:
+            if args.details == "all" or not r.hit or (r.answer.abstained and r.gold.answerable):
                 top = r.answer.citations[0].text if r.answer.citations else "(no citation)"
                 mark = "HIT " if r.hit else "MISS"
                 print(f"{mark} {r.id}#{r.turn}: {r.gold.question}\n     cited: {top[:160]}\n     why: {r.why}")
@@ -258,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("chat", help="interactive chat in the terminal, with follow-up questions")
     corpus_args(sp)
     sp.set_defaults(func=cmd_chat)
+
+    sp = sub.add_parser("serve", help="run the answer API (FastAPI; OpenAPI at /docs)")
+    corpus_args(sp)
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sp.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    sp.set_defaults(func=cmd_serve)
     return p
 
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from index.text import STOPWORDS
 
-from .answertype import DATE, NONE, NUMBER, PERSON, question_type
+from .answertype import DATE, NONE, NUMBER, PERSON, WH_PHRASE, question_type
 
 _PERSONAL = {"he", "she", "him", "her", "his", "hers", "himself", "herself"}
 _IMPERSONAL = {"it", "its", "they", "them", "their", "theirs", "this", "that", "these", "those", "there"}
@@ -87,4 +87,9 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> st
     named = question_type(prev_q) not in (DATE, NUMBER, NONE)
     if named and prev_answer and len(prev_answer.split()) <= 6 and prev_answer.lower() not in rewritten.lower():
         carried += [w for w in _content(prev_answer) if w.lower() not in have and w not in carried]
+    # "And the second one?" asks what the last question asked: keep its question word.
+    if not WH_PHRASE.search(rewritten):
+        wh = WH_PHRASE.search(prev_search)
+        if wh:
+            carried.insert(0, wh.group().lower())
     return f"{rewritten} ({' '.join(carried)})" if carried else rewritten

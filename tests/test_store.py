@@ -21,7 +21,7 @@ def test_save_load_round_trip(tmp_path: Path, embedder):
     assert back.entries[0].meta == {"title": "A"}
     q = "gamma rays"
     hits = back.search(q, embedder.embed([q])[0], k=2)
-    assert hits[0].doc == "b.txt" and set(hits[0].legs) == {"bm25", "dense"}
+    assert hits[0].doc == "b.txt" and set(hits[0].legs) == {"bm25", "dense", "doc"}
 
 
 def test_manifest_mismatch_is_refused(tmp_path: Path, embedder):

@@ -1,0 +1,47 @@
+"""Follow-up resolution: unit cases, and the bot using its own earlier answers."""
+
+from qa.bot import Turn
+from qa.conversation import is_follow_up, resolve
+
+
+def test_standalone_question_is_not_dragged_back():
+    history = [("Who did Milley call?", "Who did Milley call?", "Li Zuocheng")]
+    q = "What is the capital of France?"
+    assert not is_follow_up(q)
+    assert resolve(q, history) == q
+    assert resolve("Who won the 2020 US presidential election?", history) == "Who won the 2020 US presidential election?"
+
+
+def test_pronoun_takes_the_previous_person_answer():
+    history = [("Who did Milley call?", "Who did Milley call?", "Li Zuocheng")]
+    out = resolve("What position does he hold?", history)
+    assert out.startswith("What position does Li Zuocheng hold?")
+
+
+def test_two_candidate_antecedents_prefer_the_answer_over_the_asker():
+    # "he" could be Milley (named in the question) or Li (the answer): the most recent, the answer, wins.
+    history = [("Who did Milley call twice?", "Who did Milley call twice?", "Li Zuocheng")]
+    assert "Li Zuocheng" in resolve("What did he say?", history).split("?")[0]
+    # With no person answered, the question's own name is the antecedent.
+    history = [("When did Milley call?", "When did Milley call?", "January 8")]
+    assert resolve("What did he say?", history).startswith("What did Milley say?")
+
+
+def test_ellipsis_carries_the_topic_but_not_the_old_ordinal_or_date():
+    history = [("When was the first call?", "When was the first call?", "October 30, 2020")]
+    out = resolve("And the other one?", history)
+    assert out.startswith("And the other one?") and "call" in out
+    assert "first" not in out and "October" not in out
+
+
+def test_short_question_is_a_follow_up():
+    assert is_follow_up("In what year?")
+    assert is_follow_up("And Robert Costa's?")
+    assert not is_follow_up("Which book exposed the secret phone calls?")
+
+
+def test_bot_uses_its_own_previous_answer(seeds_bot):
+    first = seeds_bot.ask("When was the first call?")
+    second = seeds_bot.ask("And the second one?", history=[Turn("When was the first call?", first)])
+    assert second.searched_for != second.question and "call" in second.searched_for
+    assert second.answer == "January 8"
