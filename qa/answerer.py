@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from index.store import Hit, HybridIndex
-from index.text import terms
+from index.text import STOPWORDS, normalise, terms, words
 
 
 from .answertype import NONE, find_answer, question_type
@@ -68,8 +68,14 @@ CONFIDENCE_FROM = ("cos", "pcos", "cov", "cov_ctx", "lcov", "bigram", "type_matc
 CONFIDENCE_FEATURES = CONFIDENCE_FROM + ("margin", "rank_score")
 _CONF = [FEATURES.index(f) for f in CONFIDENCE_FROM]
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
+# A question that names something no document mentions ("…the capital of France?" over news
+# about China) is not answered by them, however well its other words match: its confidence is
+# scaled by this factor.
+UNKNOWN_NAME_FACTOR = 0.2
 CANDIDATE_PASSAGES = 8
 _F = {f: i for i, f in enumerate(FEATURES)}
+# BM25 parameters of the sentence-level score (the usual defaults).
+_K1, _B = 1.2, 0.75
 _ANAPHORIC = re.compile(r"^\W*(this|that|these|those|it|its|they|their|them|he|his|she|her|such|there)\b", re.IGNORECASE)
 
 
@@ -118,6 +124,12 @@ class Question:
         self.idf = {t: (index.bm25.idf(t) or self.max_idf) for t in self.terms}
         self.mass = sum(self.idf.values()) or 1.0
         self.oov = sum(w for t, w in self.idf.items() if t not in index.bm25.postings) / self.mass
+        # Capitalised words past the first (names, not the sentence opener) the corpus lacks.
+        self.unknown_names = [
+            m.group() for m in words(text)[1:]
+            if m.group()[0].isupper() and m.group().lower() not in STOPWORDS
+            and normalise(m.group()) not in index.bm25.postings
+        ]
         self.bigrams = set(zip(self.terms, self.terms[1:]))
 
     def coverage(self, tset: set[str]) -> float:
@@ -154,21 +166,21 @@ class Answerer:
         if not rows:
             return rows, feats
         sents = index.sentences
-        toks: dict[int, list[str]] = {}
-
-        def tokens(row: int) -> list[str]:
-            if row not in toks:
-                toks[row] = terms(index.text(int(sents.doc[row]), int(sents.start[row]), int(sents.end[row])))
-            return toks[row]
-
-        qv = qvec.astype(np.float32)
-        top_rrf = hits[0].score or 1.0
         texts: dict[int, str] = {}
+        toks: dict[int, list[str]] = {}
 
         def text(row: int) -> str:
             if row not in texts:
                 texts[row] = index.text(int(sents.doc[row]), int(sents.start[row]), int(sents.end[row]))
             return texts[row]
+
+        def tokens(row: int) -> list[str]:
+            if row not in toks:
+                toks[row] = terms(text(row))
+            return toks[row]
+
+        qv = qvec.astype(np.float32)
+        top_rrf = hits[0].score or 1.0
 
         toks_set: dict[int, set[str]] = {}
         for i, r in enumerate(rows):
@@ -212,29 +224,25 @@ class Answerer:
         local = {t: q.idf[t] * math.log((n + 1) / (df[t] + 0.5)) for t in q.idf}
         mass = sum(local.values()) or 1.0
         lcov = np.array([sum(w for t, w in local.items() if t in toks_set[r]) / mass for r in rows])
-        feats[:, _F["lcov"]] = lcov
         avg_len = sum(len(toks[r]) for r in rows) / n or 1.0
         sbm = np.zeros(n)
         for i, r in enumerate(rows):
-            norm = 1.2 * (0.25 + 0.75 * len(toks[r]) / avg_len)
+            norm = _K1 * (1 - _B + _B * len(toks[r]) / avg_len)
             for t in q.idf:
                 tf = toks[r].count(t)
                 if tf:
-                    sbm[i] += q.idf[t] * tf * 2.2 / (tf + norm)
+                    sbm[i] += q.idf[t] * tf * (_K1 + 1) / (tf + norm)
         sbm /= q.mass
-        feats[:, _F["sbm25"]] = sbm
-        feats[:, _F["sbm25_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-sbm, kind="stable")))
-        feats[:, _F["lcov_gap"]] = lcov - lcov.max()
-        feats[:, _F["lcov_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-lcov, kind="stable")))
         cos = sents.vecs[rows] @ qv
         cov = feats[:, _F["cov"]]
-        feats[:, _F["cos"]] = cos
-        feats[:, _F["cos_gap"]] = cos - cos.max()
-        feats[:, _F["cov_gap"]] = cov - cov.max()
+        for name, values in (("cos", cos), ("cov", cov), ("lcov", lcov), ("sbm25", sbm)):
+            feats[:, _F[name]] = values
+            if f"{name}_gap" in _F:
+                feats[:, _F[f"{name}_gap"]] = values - values.max()
+            if f"{name}_rr" in _F:
+                feats[:, _F[f"{name}_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-values, kind="stable")))
         feats[:, _F["typed_q"]] = float(q.kind != NONE)
         feats[:, _F["oov"]] = q.oov
-        feats[:, _F["cos_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-cos, kind="stable")))
-        feats[:, _F["cov_rr"]] = 1.0 / (1 + np.argsort(np.argsort(-cov, kind="stable")))
         return rows, feats
 
     @staticmethod
@@ -256,6 +264,8 @@ class Answerer:
         order = np.argsort(-scores, kind="stable")
         conf_x = self.confidence_features(feats, scores, int(order[0]))
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
+        if q.unknown_names:
+            confidence *= UNKNOWN_NAME_FACTOR
         abstained = confidence < model.threshold
         # A citation's score: its share of the ranker's preference among the candidates.
         share = np.exp(scores - scores.max())

@@ -1,14 +1,15 @@
 """Follow-up questions: detect them and rewrite them into a self-contained search, no LLM.
 
 A follow-up ("And the second one?", "What position does he hold?", "In what year?") is
-recognised by back-references (third-person pronouns, "the other", "that"), a leading "and" or
-"what about", temporal links ("next", "after that"), or by having too few content words to
-stand alone. Its search gets:
+recognised by back-references (third-person pronouns with no name of their own to point to,
+"the other one", "that"), a leading "and"/"what about", temporal links ("next", "after that"),
+or by having too few content words to stand alone. Its search gets:
 
-* pronouns replaced by the most recent compatible entity: a person-like short answer or name
-  of the previous turn for he/she/him/her, any entity for it/its/they;
-* the salient terms of the previous (resolved) question carried along, after the question's
-  own words, so they weigh less in the dense embedding and add to the lexical overlap.
+* pronouns replaced by the most recent compatible antecedent: the person the previous turn
+  answered with (a full name), else the first name in the previous question;
+* the previous question's salient words carried along in parentheses, after the question's
+  own words, so they add to the lexical overlap and weigh less in the embedding; a follow-up
+  without a question word also inherits the previous one ("when"), so it keeps its answer type.
 
 A question that stands on its own is searched as it is: the previous topic is not dragged in.
 """
@@ -25,37 +26,62 @@ from .answertype import DATE, NONE, NUMBER, PERSON, WH_PHRASE, question_type
 _PERSONAL = {"he", "she", "him", "her", "his", "hers", "himself", "herself"}
 _IMPERSONAL = {"it", "its", "they", "them", "their", "theirs", "this", "that", "these", "those", "there"}
 _LEAD = re.compile(r"^\s*(and|but|so|also|what about|how about|then)\b", re.IGNORECASE)
-_LINKS = re.compile(r"\b(the other( one)?|the (first|second|third|last|latter|former|same) one|next|after that|before that|afterwards|then)\b", re.IGNORECASE)
-_NAME = re.compile(r"\b[A-Z][a-zA-Z’'-]+(?:\s+(?:[A-Z][a-zA-Z’'-]+|[A-Z]\.))*")
+_LINKS = re.compile(
+    r"\b(the other( one)?|the (first|second|third|last|latter|former|same) one|next|after that|before that|afterwards|then)\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"\b[A-Z][A-Za-z’'-]*[A-Za-z](?:\s+(?:[A-Z][A-Za-z’'-]*[A-Za-z]|[A-Z]\.))*")
 _WORD = re.compile(r"[A-Za-z][A-Za-z’'-]*")
+_POSSESSIVE = re.compile(r"['’]s?$")
+_ORDINAL_WORDS = {"first", "second", "third", "last", "other", "latter", "former", "next", "earlier", "later"}
+_QUESTION_WORDS = _ORDINAL_WORDS | {
+    "who", "what", "when", "where", "why", "how", "which", "whom", "whose", "many", "much", "did", "does", "do",
+    "say", "said", "what's", "who's", "where's", "according",
+}
 # Fewer content words than this and the question cannot stand alone.
 _MIN_CONTENT = 3
+# At most this many words are carried over from earlier turns.
+_MAX_CARRIED = 8
+
+
+def _base(word: str) -> str:
+    return _POSSESSIVE.sub("", word.lower())
 
 
 def _content(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text) if w.lower() not in STOPWORDS and w.lower() not in _QUESTION_WORDS]
-
-
-_ORDINAL_WORDS = {"first", "second", "third", "last", "other", "latter", "former", "next", "earlier", "later"}
-_QUESTION_WORDS = _ORDINAL_WORDS | {"who", "what", "when", "where", "why", "how", "which", "whom", "whose", "many", "much", "did", "does", "do", "say", "said"}
+    return [w for w in _WORD.findall(text) if _base(w) not in STOPWORDS and w.lower() not in _QUESTION_WORDS]
 
 
 def _names(text: str) -> list[str]:
-    """Capitalised names in ``text`` (sentence-initial function words dropped)."""
+    """Capitalised names in ``text``, question words and function words at their edges dropped."""
     out = []
     for m in _NAME.finditer(text):
-        words = m.group().split()
-        while words and words[0].lower() in STOPWORDS | _QUESTION_WORDS:
-            words = words[1:]
-        if words:
-            out.append(" ".join(words).rstrip("’'s").strip())
+        parts = m.group().split()
+        while parts and (_base(parts[0]) in STOPWORDS or parts[0].lower() in _QUESTION_WORDS):
+            parts = parts[1:]
+        if parts:
+            parts[-1] = _POSSESSIVE.sub("", parts[-1])
+            out.append(" ".join(parts))
     return [n for n in out if n]
+
+
+def _core(search: str) -> str:
+    """A resolved search without the words it carried from earlier turns."""
+    return search.split(" (", 1)[0]
+
+
+def _own_antecedent(question: str) -> bool:
+    """Does a name in the question come before its first pronoun ("Where was X when he…")?"""
+    pronoun = re.search(r"\b(he|she|him|her|his|hers|it|its|they|them|their)\b", question, re.IGNORECASE)
+    names = _names(question[:pronoun.start()]) if pronoun else []
+    return bool(names)
 
 
 def is_follow_up(question: str) -> bool:
     words = {w.lower() for w in _WORD.findall(question)}
+    back_reference = bool(words & (_PERSONAL | _IMPERSONAL)) and not _own_antecedent(question)
     return bool(
-        words & (_PERSONAL | _IMPERSONAL)
+        back_reference
         or _LEAD.search(question)
         or _LINKS.search(question)
         or len(_content(question)) < _MIN_CONTENT and not _names(question)
@@ -71,25 +97,34 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> st
     if not history or not is_follow_up(question):
         return question
     prev_q, prev_search, prev_answer = history[-1]
+    prev_core = _core(prev_search)
+    kind = question_type(prev_q)
     person = None
-    if prev_answer and question_type(prev_q) == PERSON and len(prev_answer.split()) <= 6:
-        person = prev_answer
+    if prev_answer and kind == PERSON and len(_names(prev_answer)) == 1 and len(prev_answer.split()) >= 2:
+        person = _names(prev_answer)[0]
     else:
-        people = _names(prev_search)
+        people = [n for n in _names(prev_core) if len(n.split()) >= 1]
         person = people[0] if people else None
     rewritten = question
-    if person:
+    if person and not _own_antecedent(question):
         rewritten = re.sub(r"\b(he|she|him|her)\b", person, rewritten, count=1, flags=re.IGNORECASE)
         rewritten = re.sub(r"\b(his|hers)\b", f"{person}'s", rewritten, count=1, flags=re.IGNORECASE)
-    have = {w.lower() for w in _WORD.findall(rewritten)}
-    carried = [w for w in dict.fromkeys(_content(prev_search)) if w.lower() not in have]
+    have = {_base(w) for w in _WORD.findall(rewritten)}
+    carried: list[str] = []
+
+    def carry(words: list[str]) -> None:
+        for w in words:
+            if _base(w) not in have and w not in carried and len(carried) < _MAX_CARRIED:
+                carried.append(w)
+
     # A name answered last turn is what the follow-up is probably about; a date or number is not.
-    named = question_type(prev_q) not in (DATE, NUMBER, NONE)
-    if named and prev_answer and len(prev_answer.split()) <= 6 and prev_answer.lower() not in rewritten.lower():
-        carried += [w for w in _content(prev_answer) if w.lower() not in have and w not in carried]
+    if kind not in (DATE, NUMBER, NONE) and prev_answer and len(prev_answer.split()) <= 6:
+        carry(_content(prev_answer))
+    carry(_content(prev_core))
+    carry(_content(prev_search[len(prev_core):]))
     # "And the second one?" asks what the last question asked: keep its question word.
     if not WH_PHRASE.search(rewritten):
-        wh = WH_PHRASE.search(prev_search)
+        wh = WH_PHRASE.search(prev_core)
         if wh:
             carried.insert(0, wh.group().lower())
     return f"{rewritten} ({' '.join(carried)})" if carried else rewritten
