@@ -229,7 +229,8 @@ def score_turn(cid: str, i: int, gold: GoldTurn, answer: Answer, doc_text: Calla
     return TurnResult(cid, i, gold, answer, hit, rank, passage_hit, why)
 
 
-def _percentile(xs: list[float], q: float) -> float | None:
+def percentile(xs: list[float], q: float) -> float | None:
+    """The ``q`` quantile of ``xs`` by linear interpolation (None when empty)."""
     if not xs:
         return None
     xs = sorted(xs)
@@ -257,8 +258,8 @@ def metrics(results: list[TurnResult]) -> dict[str, Any]:
         "answer_f1": mean(list(f1s)),
         "abstain_precision": mean([float(not r.gold.answerable) for r in abstained]),
         "abstain_recall": mean([float(r.answer.abstained) for r in unans]),
-        "latency_ms_p50": round(_percentile(lat, 0.5) or 0.0, 2),
-        "latency_ms_p95": round(_percentile(lat, 0.95) or 0.0, 2),
+        "latency_ms_p50": round(percentile(lat, 0.5) or 0.0, 2),
+        "latency_ms_p95": round(percentile(lat, 0.95) or 0.0, 2),
         "n_turns": len(results),
     }
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from eval.harness import load_set, percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 ANSWER_KEYS = {"question", "searched_for", "abstained", "answer", "confidence", "citations", "timings_ms"}
 UPLOAD_NAME = "loadcheck-observatory.txt"
@@ -57,27 +59,11 @@ class Stats:
             self.errors.append(msg)
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 def load_conversations(path: Path | None) -> list[list[str]]:
     """The questions of each conversation of an eval set (JSONL), in order."""
     if path is None or not path.is_file():
         return [[q] for q in FALLBACK_QUESTIONS]
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            turns = json.loads(line).get("turns", [])
-            qs = [t["question"] for t in turns if isinstance(t, dict) and t.get("question")]
-            if qs:
-                out.append(qs)
-    return out or [[q] for q in FALLBACK_QUESTIONS]
+    return [[t.question for t in c.turns] for c in load_set(path)]
 
 
 def read_texts(folder: Path) -> dict[str, str]:
