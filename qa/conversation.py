@@ -71,15 +71,20 @@ def _core(search: str) -> str:
 
 
 def _own_antecedent(question: str) -> bool:
-    """Does a name in the question come before its first pronoun ("Where was X when he…")?"""
-    pronoun = re.search(r"\b(he|she|him|her|his|hers|it|its|they|them|their)\b", question, re.IGNORECASE)
+    """Does a name in the question come before its first subject or possessive pronoun?
+
+    "Where was X when he…" and "X and his…" point back inside the question; an object pronoun
+    ("How often did X ring him?") seldom means the clause's own subject, so it looks back.
+    """
+    pronoun = re.search(r"\b(he|she|his|hers|it|its|they|their)\b", question, re.IGNORECASE)
     names = _names(question[:pronoun.start()]) if pronoun else []
     return bool(names)
 
 
 def is_follow_up(question: str) -> bool:
     words = {w.lower() for w in _WORD.findall(question)}
-    back_reference = bool(words & (_PERSONAL | _IMPERSONAL)) and not _own_antecedent(question)
+    objects = {"him", "her", "them"}
+    back_reference = bool(words & objects) or bool(words & (_PERSONAL | _IMPERSONAL)) and not _own_antecedent(question)
     return bool(
         back_reference
         or _LEAD.search(question)
@@ -106,9 +111,11 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> st
         people = [n for n in _names(prev_core) if len(n.split()) >= 1]
         person = people[0] if people else None
     rewritten = question
-    if person and not _own_antecedent(question):
-        rewritten = re.sub(r"\b(he|she|him|her)\b", person, rewritten, count=1, flags=re.IGNORECASE)
-        rewritten = re.sub(r"\b(his|hers)\b", f"{person}'s", rewritten, count=1, flags=re.IGNORECASE)
+    if person:
+        if not _own_antecedent(question):
+            rewritten = re.sub(r"\b(he|she)\b", person, rewritten, count=1, flags=re.IGNORECASE)
+            rewritten = re.sub(r"\b(his|hers)\b", f"{person}'s", rewritten, count=1, flags=re.IGNORECASE)
+        rewritten = re.sub(r"\b(him|her)\b", person, rewritten, count=1, flags=re.IGNORECASE)
     have = {_base(w) for w in _WORD.findall(rewritten)}
     carried: list[str] = []
 

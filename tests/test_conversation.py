@@ -45,3 +45,12 @@ def test_bot_uses_its_own_previous_answer(seeds_bot):
     second = seeds_bot.ask("And the second one?", history=[Turn("When was the first call?", first)])
     assert second.searched_for != second.question and "call" in second.searched_for
     assert second.answer == "January 8"
+
+
+def test_object_pronoun_looks_back_but_subject_pronoun_stays_in_the_question():
+    history = [("Who did Milley call?", "Who did Milley call?", "Li Zuocheng")]
+    # "him" cannot be the clause's own subject: it is the person answered last turn.
+    assert resolve("How many times did Milley ring him?", history).startswith("How many times did Milley ring Li Zuocheng?")
+    # "he" right after a name in the same question means that name: no rewrite, no carried topic.
+    q = "Where was Milley when he made the calls?"
+    assert not is_follow_up(q) and resolve(q, history) == q
