@@ -7,12 +7,19 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test sysdeps clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test sysdeps browser clean
 
 # System packages: Python's venv module (Debian splits it out).
 sysdeps:
 	@python3 -c "import venv, ensurepip" 2>/dev/null || { \
-	  apt-get update && apt-get install -y --no-install-recommends python3-venv python3-pip; }
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends python3-venv python3-pip; }
+
+# The browser test drives Debian's chromium with Python playwright (no browser download).
+browser:
+	@[ -x /usr/bin/chromium ] || { \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
 $(STAMP): pyproject.toml | sysdeps
 	python3 -m venv $(VENV)
@@ -22,11 +29,13 @@ $(STAMP): pyproject.toml | sysdeps
 	$(PIP) install -e '.[test,train]'
 	touch $(STAMP)
 
+# The chat page (and the answer API under /api) over documents/: open http://127.0.0.1:7860
 run: $(STAMP)
-	$(VENV)/bin/qa chat --docs documents
+	$(VENV)/bin/qa serve --docs documents --host 127.0.0.1 --port 7860
 
-test: $(STAMP)
-	$(PY) -m pytest
+# QA_REQUIRE_BROWSER: the browser test fails, rather than skips, without chromium or playwright.
+test: $(STAMP) browser
+	QA_REQUIRE_BROWSER=1 $(PY) -m pytest
 	# Accuracy gate on the team's eval set (the index goes to a throw-away folder). Issue 3 asks
 	# for 0.9; the answerer measures 0.67 today, so the gate guards against regressions below 0.6.
 	$(VENV)/bin/qa eval eval/seeds.jsonl --docs documents --index "$$(mktemp -d)" --details none --min-sentence-accuracy 0.6

@@ -147,8 +147,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the answer API (``qa.api``) with uvicorn; settings come from the ``QA_*`` variables."""
+    """Run the chat page (``ui.chat``, at ``/``) and the answer API (``qa.api``, under ``/api``)
+    with uvicorn; settings come from the ``QA_*`` variables."""
     import uvicorn
+
+    from ui.chat import mount_chat  # the page depends on qa, never the reverse: imported here only
 
     from .api import Settings, create_app
 
@@ -163,10 +166,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         print(f"warning: serving on {args.host} without QA_API_KEY: anyone who can reach it may upload and delete documents",
               file=sys.stderr)
-    print(f"Answer API over the {len(bot.index.entries)} documents in {args.docs}: {url}/api/answer "
-          f"(OpenAPI: {url}/docs); Ctrl-C stops", flush=True)
+    app = mount_chat(create_app(bot, settings), bot)
+    print(f"Chat over the {len(bot.index.entries)} documents in {args.docs}: {url}/\n"
+          f"Answer API: {url}/api/answer (OpenAPI: {url}/docs); Ctrl-C stops", flush=True)
     # proxy_headers off: the rate limit keys on the peer address, which a client must not forge.
-    uvicorn.run(create_app(bot, settings), host=args.host, port=args.port, log_level="warning",
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                 proxy_headers=False, server_header=False)
     return 0
 
@@ -284,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_args(sp)
     sp.set_defaults(func=cmd_chat)
 
-    sp = sub.add_parser("serve", help="run the answer API (FastAPI; OpenAPI at /docs)")
+    sp = sub.add_parser("serve", help="run the chat page (at /) and the answer API (under /api; OpenAPI at /docs)")
     corpus_args(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sp.add_argument("--port", type=int, default=7860, help="port (default 7860)")

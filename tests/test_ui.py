@@ -1,0 +1,416 @@
+"""The chat page: HTML rendering (fast, no browser) and a real headless Chromium against a real
+server (create_app + the chat mounted at /, over a copy of documents/ and the real MiniLM).
+
+The browser test needs Debian's chromium (/usr/bin/chromium) and Python playwright; `make test`
+installs both. Without them it is skipped, unless QA_REQUIRE_BROWSER=1 (set by the Makefile)
+makes the absence a failure. Screenshots go to artifacts/ui/ (git-ignored), or $QA_ARTIFACTS.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+# Gradio's queue trips pandas deprecation warnings that are none of this project's business.
+pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
+
+from qa.types import Answer, Citation, Document
+from ui.render import esc, paragraph_bounds, render_reply, render_sources
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(os.environ.get("QA_ARTIFACTS") or ROOT / "artifacts" / "ui")
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+UPLOAD_NAME = "lighthouse.txt"
+UPLOAD_TEXT = (
+    "The harbour lighthouse of Port Ellis\n"
+    "Published: 2020-05-01\n\n"
+    "The harbour lighthouse of Port Ellis was built by the engineer Ada Brunel in 1871.\n\n"
+    "Its lamp is lit every evening by the keeper, and it is painted red and white.\n"
+)
+
+
+# ----- rendering -------------------------------------------------------------------------------
+def _cite(doc: Document, start: int, end: int, answer: tuple[int, int] | None = None, score: float = 0.5) -> Citation:
+    a, b = answer if answer else (None, None)
+    return Citation(doc.id, doc.title, doc.text[start:end], start, end, score, a, b)
+
+
+DOC = Document(
+    "d.txt", "A <b>title</b>", "2021-09-15",
+    "Title line\n\nThe call was on May 1. The call was on May 1.\n\nOther paragraph <script>alert(1)</script>.\n",
+)
+
+
+def test_paragraph_bounds_use_the_offsets():
+    text = DOC.text
+    second = text.index("The call was on May 1.", text.index("The call") + 1)
+    a, b = paragraph_bounds(text, second, second + len("The call was on May 1."))
+    assert text[a:b] == "The call was on May 1. The call was on May 1."
+    a, b = paragraph_bounds(text, 0, 5)
+    assert text[a:b] == "Title line"
+    s = text.index("Other")
+    assert text[slice(*paragraph_bounds(text, s, s + 5))] == "Other paragraph <script>alert(1)</script>."
+
+
+def test_sources_highlight_the_cited_occurrence_not_the_first_match():
+    first = DOC.text.index("The call")
+    second = DOC.text.index("The call", first + 1)
+    c = _cite(DOC, second, second + 22, answer=(16, 21))
+    html = render_sources(Answer("q", "q", False, "May 1", 0.9, (c,)), {DOC.id: DOC}.get)
+    # The sentence before the highlight is the first occurrence, left plain.
+    assert '.</mark>' in html and "The call was on May 1. <mark" in html.replace("&#32;", " ").replace("&#46;", ".")
+    assert '<mark class="qa-answer">May 1</mark>' in html
+    assert "Sep 15, 2021" in html and "d.txt" in html.replace("&#95;", "_")
+    assert "<b>" not in html and "&lt;b&gt;title&lt;/b&gt;" in html
+
+
+def test_document_text_is_escaped_everywhere():
+    s = DOC.text.index("Other")
+    c = _cite(DOC, s, DOC.text.index(".\n", s) + 1)
+    answer = Answer("q", "q", False, "Other", 0.5, (c,))
+    for html in (render_reply(answer), render_sources(answer, {DOC.id: DOC}.get)):
+        assert "<script>" not in html and "&lt;script&gt;" in html
+    assert esc("*a* [b](c) $x$ `d`") == "&#42;a&#42; &#91;b&#93;&#40;c&#41; &#36;x&#36; &#96;d&#96;"
+
+
+def test_reply_layout():
+    s = DOC.text.index("The call")
+    c1 = _cite(DOC, s, s + 22, answer=(16, 21))
+    c2 = _cite(DOC, s + 23, s + 45)
+    reply = render_reply(Answer("And then?", "And then? (call)", False, "May 1", 0.42, (c1, c2)))
+    assert "searched for" in reply and "<strong>May 1</strong>" in reply
+    assert "[1]" in reply and "[2]" in reply and "confidence 42%" in reply
+    assert "\n\n" not in reply  # one HTML block for the chatbot's Markdown renderer
+    plain = render_reply(Answer("q", "q", False, "May 1", 0.42, (c1,)))
+    assert "searched for" not in plain
+    missed = render_reply(Answer("q", "q", True, None, 0.1, (c2,)))
+    assert "I could not find this in the documents" in missed and "Closest matches" in missed
+    assert "<strong>" not in missed
+    assert "No passage came close" in render_sources(Answer("q", "q", True, None, 0.0, ()), {}.get)
+
+
+def test_sources_survive_a_changed_document():
+    s = DOC.text.index("The call")
+    c = _cite(DOC, s, s + 22)
+    changed = Document(DOC.id, DOC.title, DOC.date, "something else entirely, much longer than before ...")
+    html = render_sources(Answer("q", "q", False, "x", 0.5, (c,)), {DOC.id: changed}.get)
+    assert "has changed" in html and "qa-sentence" in html
+    assert "has changed" in render_sources(Answer("q", "q", False, "x", 0.5, (c,)), {}.get)
+
+
+# ----- the page's handlers, called directly ----------------------------------------------------
+@pytest.fixture
+def page(corpus, embedder, tmp_path):
+    from qa.bot import Bot
+    from ui.chat import ChatPage
+
+    bot = Bot(corpus, index_dir=tmp_path / "index", embedder=embedder)
+    bot.sync()
+    return ChatPage(bot, upload_key="s3cret-key")
+
+
+def test_handlers_answer_follow_up_and_start_over(page):
+    box, messages, entries, sources = page.respond("Who built the lighthouse?", [], None)
+    assert box == "" and len(messages) == 2 and len(entries) == 1
+    answer = entries[0][1]
+    assert "<strong>" in messages[1]["content"] and "[1]" in messages[1]["content"]
+    assert answer.citations[0].doc in sources.replace("&#95;", "_").replace("&#46;", ".")
+    _, messages, entries, _ = page.respond("And when?", entries, None)
+    assert len(messages) == 4 and entries[1][1].searched_for != "And when?"
+    assert "searched for" in messages[3]["content"]
+    # An earlier reply's sources come back when its message is selected.
+    assert "Who built the lighthouse?" in page.sources_of(entries, 1)
+    assert page.sources_of(entries, 99) == {"__type__": "update"}
+    assert page.new_conversation()[1:3] == ([], [])
+    # Empty questions do nothing; unanswerable ones say so.
+    assert page.respond("   ", entries, None)[2] is entries
+    _, messages, _, _ = page.respond("Where is the Eiffel Tower?", [], None)
+    assert "I could not find this in the documents" in messages[1]["content"]
+
+
+def test_handlers_limit_to_picked_documents(page):
+    _, _, entries, _ = page.respond("When was it built?", [], ["volcano.txt"])
+    assert {c.doc for c in entries[0][1].citations} == {"volcano.txt"}
+    _, messages, entries, _ = page.respond("When was it built?", [], ["gone.txt"])
+    assert entries[0][1] is None and "no longer there" in messages[1]["content"]
+    update = page.documents_update(["volcano.txt", "gone.txt"])
+    assert update["value"] == ["volcano.txt"] and ("The Harbour Lighthouse (Mar 3, 2019)", "lighthouse.md") in update["choices"]
+
+
+def test_handlers_upload_with_the_api_limits(page, tmp_path):
+    doc = tmp_path / "up" / "kiln.txt"
+    doc.parent.mkdir()
+    doc.write_text("The old kiln\n\nThe old kiln was fired for the last time in 1911 by the potter Jonas Webb.\n", encoding="utf-8")
+    status, _ = page.add_files([str(doc)], False, "wrong", None)
+    assert "API key" in status and not (page.bot.docs / "kiln.txt").exists()
+    status, update = page.add_files([str(doc)], False, "s3cret-key", None)
+    assert "Added" in status and (page.bot.docs / "kiln.txt").read_bytes() == doc.read_bytes()
+    assert "kiln.txt" in [v for _, v in update["choices"]]
+    assert "Jonas Webb" in page.respond("Who fired the old kiln last?", [], None)[1][1]["content"]
+    status, _ = page.add_files([str(doc)], False, "s3cret-key", None)
+    assert "already exists" in status and "replace" in status
+    assert "Added" in page.add_files([str(doc)], True, "s3cret-key", None)[0]
+    bad = tmp_path / "up" / "evil.html"
+    bad.write_text("<script>alert(1)</script>", encoding="utf-8")
+    status, _ = page.add_files([str(bad)], False, "s3cret-key", None)
+    assert "Not added" in status and "<script>" not in status
+    big = tmp_path / "up" / "big.txt"
+    big.write_bytes(b"word " * (1024 * 1024 + 1))
+    assert "limit" in page.add_files([str(big)], False, "s3cret-key", None)[0]
+
+
+def test_page_asks_for_the_key_when_the_api_requires_it(corpus, embedder, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from qa.api import Settings, create_app
+    from qa.bot import Bot
+    from ui.chat import mount_chat
+
+    bot = Bot(corpus, index_dir=tmp_path / "index", embedder=embedder)
+    app = mount_chat(create_app(bot, Settings(api_key="s3cret-key", api_key_required=True)), bot)
+    with TestClient(app) as client:
+        assert client.get("/config").status_code == 401
+        assert client.post("/login", data={"username": "me", "password": "wrong"}).status_code == 400
+        assert client.post("/login", data={"username": "me", "password": "s3cret-key"}).status_code == 200
+        config = client.get("/config").json()
+        key_box = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "qa-key"]
+        assert key_box and key_box[0]["props"]["visible"] is True
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_qa_stays_free_of_the_page_and_of_gradio():
+    code = ("import sys; import qa.cli, qa.api; qa.cli.build_parser(); "
+            "print('gradio' in sys.modules, any(m == 'ui' or m.startswith('ui.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_qa_serve_mounts_the_chat_page(tmp_path):
+    import httpx
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    for f in sorted((ROOT / "documents").glob("*.txt")):
+        shutil.copyfile(f, docs / f.name)
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_API_KEY": "", "QA_API_KEY_REQUIRED": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(tmp_path / "index"), "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read()[-2000:]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "qa serve was not ready in 90 s"
+            time.sleep(0.2)
+        page = httpx.get(f"{url}/", timeout=10)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        config = httpx.get(f"{url}/config", timeout=10).json()
+        assert config["title"] == "Ask the documents"
+        r = httpx.post(f"{url}/api/answer", json={"question": "When was the second call?"}, timeout=30)
+        assert r.status_code == 200 and r.json()["citations"]
+    finally:
+        proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert f"{url}/" in out
+
+
+# ----- the page in a real browser --------------------------------------------------------------
+def _browser_ready() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    try:
+        import gradio  # noqa: F401
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"{exc.name} is not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def live(embedder, tmp_path_factory):
+    """A real uvicorn server on a free loopback port: the API plus the chat at /."""
+    problem = _browser_ready()
+    if problem:
+        if os.environ.get("QA_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser test required but {problem}")
+        pytest.skip(problem)
+    import httpx
+    import uvicorn
+
+    from qa.api import Settings, create_app
+    from qa.bot import Bot
+    from ui.chat import mount_chat
+
+    base = tmp_path_factory.mktemp("ui")
+    docs = base / "documents"
+    docs.mkdir()
+    for f in sorted((ROOT / "documents").glob("*.txt")):
+        shutil.copyfile(f, docs / f.name)
+    bot = Bot(docs, index_dir=base / "index", embedder=embedder)
+    bot.sync()
+    app = mount_chat(create_app(bot, Settings(rate_limit=0)), bot)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the server did not become ready in 30 s"
+        time.sleep(0.1)
+    yield url, bot
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_chat_routes_leave_the_api_alone(live):
+    import httpx
+
+    url, _ = live
+    page = httpx.get(f"{url}/", timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "fonts.googleapis" not in page.text
+    assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+    listed = httpx.get(f"{url}/api/documents", timeout=5).json()["documents"]
+    assert {d["id"] for d in listed} >= {f.name for f in (ROOT / "documents").glob("*.txt")}
+
+
+def test_chat_in_a_real_browser(live, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, bot = live
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    expected = bot.ask("When was the second call?")
+    top = expected.citations[0]
+    requests: list[str] = []
+
+    def keep_local(route):
+        # Record every request; refuse anything that would leave the machine.
+        if urlparse(route.request.url).hostname in LOOPBACK or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            # --- desktop: ask, follow up, upload, limit to the upload, start over ------------
+            ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            ctx.set_default_timeout(20_000)
+            ctx.route("**/*", keep_local)
+            ctx.on("request", lambda r: requests.append(r.url))
+            page = ctx.new_page()
+            page.goto(url + "/", wait_until="load")
+            box = page.locator("#qa-question textarea")
+            box.wait_for()
+            replies = page.locator("#qa-chat .qa-reply")
+            sources = page.locator("#qa-sources-panel")
+
+            box.fill("When was the second call?")
+            box.press("Enter")
+            expect(replies).to_have_count(1)
+            expect(replies.first).to_contain_text("January 8")
+            expect(replies.first.locator(".qa-n").first).to_have_text("[1]")
+            expect(replies.first.locator("mark.qa-answer").first).to_have_text(top.text[top.answer_start:top.answer_end])
+            expect(sources).to_contain_text(top.title[:40])
+            expect(sources).to_contain_text(top.doc)
+            expect(sources.locator("mark.qa-sentence").first).to_contain_text(top.text[:40])
+            page.wait_for_timeout(300)  # let the scroll to the question settle
+            page.screenshot(path=str(ARTIFACTS / "chat-desktop.png"))
+
+            box.fill("And the first one?")
+            page.locator("#qa-question button.submit-button").click()  # the Ask button
+            expect(replies).to_have_count(2)
+            expect(replies.nth(1)).to_contain_text("searched for")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / "chat-desktop-follow-up.png"), full_page=True)
+            expect(page.locator("#qa-sources-panel .qa-sources-for")).to_contain_text("And the first one?")
+            replies.first.click()  # an earlier reply brings its own sources back
+            expect(page.locator("#qa-sources-panel .qa-sources-for")).to_contain_text("When was the second call?")
+
+            doc = tmp_path / UPLOAD_NAME
+            doc.write_text(UPLOAD_TEXT, encoding="utf-8")
+            with page.expect_file_chooser() as chooser:
+                page.locator("#qa-upload").click()
+            chooser.value.set_files(str(doc))
+            expect(page.locator("#qa-status")).to_contain_text("Added", timeout=30_000)
+            expect(page.locator("#qa-status")).to_contain_text(UPLOAD_NAME)
+            assert (bot.docs / UPLOAD_NAME).read_text(encoding="utf-8") == UPLOAD_TEXT
+            picker = page.locator("#qa-picker")
+            expect(picker).to_contain_text("The harbour lighthouse of Port Ellis")
+            picker.get_by_label("The harbour lighthouse of Port Ellis", exact=False).check()
+
+            box.fill("Who built the harbour lighthouse?")
+            box.press("Enter")
+            expect(replies).to_have_count(3)
+            expect(replies.nth(2)).to_contain_text("Ada Brunel")
+            expect(sources).to_contain_text(UPLOAD_NAME)
+            cards = sources.locator(".qa-source")
+            for i in range(cards.count()):  # the picker limits the answer to the upload
+                expect(cards.nth(i)).to_contain_text(UPLOAD_NAME)
+            page.screenshot(path=str(ARTIFACTS / "chat-desktop-upload.png"), full_page=True)
+
+            page.locator("#qa-new").click()
+            expect(replies).to_have_count(0)
+            ctx.close()
+
+            # --- phone width: an example question, nothing wider than the screen ----------
+            ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                      is_mobile=True, has_touch=True)
+            ctx.set_default_timeout(20_000)
+            ctx.route("**/*", keep_local)
+            ctx.on("request", lambda r: requests.append(r.url))
+            page = ctx.new_page()
+            page.goto(url + "/", wait_until="load")
+            page.locator("#qa-question textarea").wait_for()
+            page.locator("#qa-chat button.example", has_text="When was the second call?").click()
+            replies = page.locator("#qa-chat .qa-reply")
+            expect(replies).to_have_count(1)
+            expect(replies.first).to_contain_text("January 8")
+            page.wait_for_timeout(300)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+            page.screenshot(path=str(ARTIFACTS / "chat-phone.png"))
+            page.screenshot(path=str(ARTIFACTS / "chat-phone-full.png"), full_page=True)
+            ctx.close()
+        finally:
+            browser.close()
+
+    assert requests, "no request was recorded"
+    away = sorted({u for u in requests if urlparse(u).hostname not in LOOPBACK and not u.startswith(("data:", "blob:"))})
+    assert not away, f"requests left the machine: {away[:10]}"

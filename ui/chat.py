@@ -1,0 +1,336 @@
+"""The chat page: a Gradio Blocks app over one :class:`~qa.bot.Bot`, mounted on the API's app.
+
+``build_chat(bot)`` builds the page; ``mount_chat(app, bot)`` mounts it at ``/`` of the FastAPI
+app from :func:`qa.api.create_app` (whose routes, ``/api/...``, ``/docs`` and the probes, keep
+precedence). The page calls the Bot in-process; its handlers are synchronous and CPU-bound, so
+Gradio runs them in worker threads.
+
+Nothing leaves the machine: the theme uses system fonts (no font files, no Google Fonts), the
+footer links, analytics and run history are off, and no external script or image is referenced.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+# Before gradio is imported: it reads these at import time.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from qa.bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn  # noqa: E402
+from qa.types import Answer, Document  # noqa: E402
+
+from .render import esc, pretty_date, render_error, render_reply, render_sources, short  # noqa: E402
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from qa.api import Settings
+
+log = logging.getLogger(__name__)
+
+# The default corpus's questions; pass ``examples=`` for another corpus.
+DEFAULT_EXAMPLES: tuple[str, ...] = (
+    "When was the second call?",
+    "Who are the authors of Peril?",
+    "How many calls did Milley make?",
+)
+MAX_TURNS = 20  # earlier turns passed to the Bot, as the API does
+MAX_SHOWN = 100  # exchanges kept on the page (and in the session's memory)
+SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
+MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
+
+CSS = """
+.gradio-container { max-width: 1180px !important; margin: 0 auto !important; }
+#qa-header h1 { font-size: 1.45rem; margin: .2rem 0 .1rem; }
+#qa-header p { margin: 0; color: var(--body-text-color-subdued); font-size: .95rem; }
+#qa-chat .qa-reply { line-height: 1.5; }
+.qa-searched { font-size: .82em; font-style: italic; color: var(--body-text-color-subdued); margin-bottom: .3em; }
+.qa-short { margin-bottom: .35em; }
+.qa-short strong { font-size: 1.12em; }
+.qa-nospan { font-size: .9em; color: var(--body-text-color-subdued); }
+.qa-conf { font-size: .72em; color: var(--body-text-color-subdued); margin-left: .5em; white-space: nowrap; }
+.qa-cite { margin: .35em 0 0; }
+.qa-n { font-weight: 600; color: var(--color-accent); margin-right: .15em; }
+.qa-src { font-size: .8em; color: var(--body-text-color-subdued); }
+.qa-notfound { font-weight: 600; }
+.qa-closest { font-size: .85em; color: var(--body-text-color-subdued); margin-top: .3em; }
+.qa-miss .qa-quote { color: var(--body-text-color-subdued); }
+.qa-error { color: var(--error-text-color, #b91c1c); }
+mark.qa-answer { background: #fde68a; color: #111827; font-weight: 600; padding: 0 .15em; border-radius: 3px; }
+mark.qa-sentence { background: #dbeafe; color: #111827; padding: .05em 0; border-radius: 2px; }
+.qa-sources-for { font-size: .8em; text-transform: uppercase; letter-spacing: .04em; color: var(--body-text-color-subdued); margin: 0 0 .5em; }
+.qa-source { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: .65em .8em; margin: 0 0 .6em; background: var(--block-background-fill); }
+.qa-source-head { font-weight: 600; line-height: 1.35; }
+.qa-meta { font-size: .78em; color: var(--body-text-color-subdued); margin-top: .15em; overflow-wrap: anywhere; }
+.qa-meta code { font-size: .95em; }
+.qa-para { white-space: pre-line; font-size: .9em; line-height: 1.5; margin: .45em 0 0; overflow-wrap: anywhere; }
+.qa-miss mark.qa-sentence { background: #f3f4f6; }
+.dark mark.qa-answer { background: #a16207; color: #fff; }
+.dark mark.qa-sentence { background: #1e3a5f; color: inherit; }
+.dark .qa-miss mark.qa-sentence { background: #374151; }
+.qa-empty { color: var(--body-text-color-subdued); font-size: .9em; padding: .4em .1em; }
+#qa-sources-panel .qa-sources { max-height: 64vh; overflow-y: auto; padding-right: .2em; }
+#qa-chat .qa-reply { font-size: .95em; }
+.qa-hint { font-size: .8em; color: var(--body-text-color-subdued); margin: .2em 0; }
+#qa-status { font-size: .88em; }
+#qa-status p { margin: .2em 0; }
+#qa-chat .message-row.panel { padding: 12px 14px !important; }
+#qa-chat .message-row.panel.user-row { padding-top: 14px !important; }
+@media (max-width: 700px) {
+  .gradio-container .main { padding: 10px 8px !important; }
+  #qa-chat .message-row.panel { padding: 8px 6px !important; }
+  #qa-chat .message.bot, #qa-chat .message.user { padding: 4px 6px !important; }
+  #qa-header h1 { font-size: 1.2rem; }
+  #qa-sources-panel .qa-sources { max-height: none; }
+}
+"""
+
+
+# After an answer: scroll the chat (only the chat, not the page) so the latest question is at its
+# top and the reply is read from its start, not from its last citation.
+SCROLL_TO_LAST_QUESTION = """() => { setTimeout(() => {
+  const log = document.querySelector('#qa-chat [role=log]');
+  const rows = document.querySelectorAll('#qa-chat .user-row');
+  if (!log || !rows.length) return;
+  const row = rows[rows.length - 1];
+  const top = log.scrollTop + row.getBoundingClientRect().top - log.getBoundingClientRect().top - 4;
+  log.scrollTo({top: Math.max(0, top), behavior: 'smooth'});
+}, 60); }"""
+
+
+def theme() -> gr.themes.Base:
+    """The default theme with system fonts: no font files to fetch, from anywhere."""
+    return gr.themes.Default(primary_hue="blue", neutral_hue="slate", font=SYSTEM_FONTS, font_mono=MONO_FONTS)
+
+
+def _document_lookup(bot: Bot):
+    """``doc_id -> Document`` over one snapshot of the index (text for the sources panel)."""
+    idx = bot.index
+
+    def get(doc_id: str) -> Document | None:
+        pos = idx.doc_pos.get(doc_id)
+        if pos is None:
+            return None
+        e = idx.entries[pos]
+        return Document(e.id, e.meta.get("title") or "", e.meta.get("date"), e.text)
+
+    return get
+
+
+def _doc_label(e: Any) -> str:
+    title = short(e.meta.get("title") or e.id, 60)
+    date = pretty_date(e.meta.get("date"))
+    return f"{title} ({date})" if date else title
+
+
+def _messages(entries: Sequence[tuple]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for question, answer, error in entries:
+        out.append({"role": "user", "content": esc(question)})
+        out.append({"role": "assistant", "content": render_reply(answer) if answer is not None else render_error(error)})
+    return out
+
+
+class ChatPage:
+    """The page's event handlers over one Bot (plain methods, so tests can call them directly).
+
+    A conversation is a list of ``(question, Answer | None, error | None)`` kept in the browser
+    session's ``gr.State``; the chatbot's messages are rendered from it, never read back.
+
+    Args:
+        bot: answers the questions and stores uploaded documents (``Bot.add_document``: the same
+            ingestion path and limits as the API's upload).
+        upload_key: when set (the API's ``QA_API_KEY``), adding documents needs it.
+    """
+
+    def __init__(self, bot: Bot, upload_key: str | None = None) -> None:
+        self.bot = bot
+        self.upload_key = upload_key
+
+    def documents_update(self, picked: Sequence[str] | None = None) -> Any:
+        """The picker's choices (every indexed document), keeping the ticks still valid."""
+        entries = self.bot.index.entries
+        ids = {e.id for e in entries}
+        return gr.update(
+            choices=[(_doc_label(e), e.id) for e in entries],
+            value=[d for d in (picked or []) if d in ids],
+            info=f"{len(entries)} documents; none ticked means all of them.",
+        )
+
+    def respond(self, question: str, entries: list[tuple], picked: list[str] | None):
+        """Ask; return (question box, chatbot messages, conversation, sources panel)."""
+        question = (question or "").strip()
+        if not question:
+            return gr.update(), gr.update(), entries, gr.update()
+        entries = list(entries or [])
+        history = [Turn(q, a) for q, a, _ in entries if a is not None][-MAX_TURNS:]
+        docs = None
+        answer: Answer | None = None
+        error = None
+        if picked:
+            known = self.bot.index.doc_pos
+            docs = [d for d in picked if d in known]
+            if not docs:
+                error = "The documents you picked are no longer there: pick others, or untick them all to ask every document."
+        if error is None:
+            try:
+                answer = self.bot.ask(question, history=history, docs=docs)
+            except QuestionError as exc:
+                error = str(exc)
+            except Exception:  # the page stays usable; the log has the details
+                log.exception("could not answer %r", question)
+                error = "Something went wrong while answering; the server log has the details."
+        entries = (entries + [(question, answer, error)])[-MAX_SHOWN:]
+        sources = render_sources(answer, _document_lookup(self.bot)) if answer is not None else gr.update()
+        return "", _messages(entries), entries, sources
+
+    def sources_of(self, entries: list[tuple], message_index: Any):
+        """The sources panel for the exchange holding chatbot message ``message_index``."""
+        index = message_index[0] if isinstance(message_index, (list, tuple)) and message_index else message_index
+        if not isinstance(index, int) or not entries or not 0 <= index // 2 < len(entries):
+            return gr.update()
+        answer = entries[index // 2][1]
+        return render_sources(answer, _document_lookup(self.bot)) if answer is not None else gr.update()
+
+    @staticmethod
+    def new_conversation():
+        return "", [], [], render_sources(None, lambda _: None)
+
+    def add_files(self, paths: list[str] | str | None, replace: bool, key: str | None, picked: list[str] | None):
+        """Store and index uploaded files one by one; return (status HTML, picker update)."""
+        if not paths:
+            return gr.update(), gr.update()
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        if self.upload_key and not hmac.compare_digest((key or "").encode("utf-8"), self.upload_key.encode("utf-8")):
+            return '<p class="qa-error">Adding documents needs the API key: type it in the field above.</p>', gr.update()
+        lines = []
+        for p in paths:
+            name = Path(p).name
+            try:
+                if os.path.getsize(p) > MAX_DOCUMENT_BYTES:
+                    raise DocumentError("too_large", f"{name} is over the limit of {MAX_DOCUMENT_BYTES} bytes a document")
+                doc = self.bot.add_document(name, Path(p).read_bytes(), replace=bool(replace))
+            except DocumentError as exc:
+                hint = " (tick \u201creplace\u201d to overwrite it)" if exc.kind == "exists" else ""
+                lines.append(f'<p class="qa-error">Not added: {esc(str(exc))}{esc(hint)}</p>')
+            except Exception:
+                log.exception("could not add %s", name)
+                lines.append(f'<p class="qa-error">Not added: {esc(name)} could not be stored; the server log has the details.</p>')
+            else:
+                lines.append(f"<p>Added <strong>{esc(short(doc.title or doc.id, 70))}</strong> "
+                             f"(<code>{esc(doc.id)}</code>): ask about it.</p>")
+        return "".join(lines), self.documents_update(picked)
+
+
+def build_chat(
+    bot: Bot,
+    examples: Sequence[str] = DEFAULT_EXAMPLES,
+    upload_key: str | None = None,
+    workers: int = 4,
+) -> gr.Blocks:
+    """The chat page over ``bot``.
+
+    Args:
+        bot: answers the questions and stores uploaded documents (see :class:`ChatPage`).
+        examples: example questions shown in the empty chat.
+        upload_key: when set (the API's ``QA_API_KEY``), uploading from the page asks for it.
+        workers: questions answered at the same time; more wait in Gradio's queue.
+    """
+    page = ChatPage(bot, upload_key)
+
+    def ask_example(entries: list[tuple], picked: list[str] | None, evt: gr.SelectData):
+        value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
+        return page.respond(value.get("text") or "", entries, picked)
+
+    def show_sources(entries: list[tuple], evt: gr.SelectData):
+        return page.sources_of(entries, evt.index)
+
+    with gr.Blocks(title="Ask the documents", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        entries = gr.State([])
+        gr.HTML(
+            "<h1>Ask the documents</h1><p>Every answer is a sentence quoted verbatim from the documents, "
+            "with its source. When they do not say, the bot says so.</p>",
+            elem_id="qa-header", padding=False,
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                chatbot = gr.Chatbot(
+                    elem_id="qa-chat", label="Conversation", show_label=False, height="64vh", min_height=360, layout="panel",
+                    feedback_options=None, latex_delimiters=[], sanitize_html=True, render_markdown=True,
+                    buttons=[], autoscroll=False,
+                    examples=[{"text": q} for q in examples] or None,
+                    placeholder="Ask a question about the documents, or pick an example.",
+                )
+                question = gr.Textbox(
+                    elem_id="qa-question", label="Your question", show_label=False, placeholder="Ask about the documents\u2026",
+                    lines=1, max_lines=4, max_length=MAX_QUESTION_CHARS, submit_btn="Ask", autofocus=True,
+                )
+                new_btn = gr.Button("New conversation", elem_id="qa-new", size="sm", variant="secondary")
+            with gr.Column(scale=2, min_width=300):
+                sources = gr.HTML(render_sources(None, lambda _: None), elem_id="qa-sources-panel", padding=False)
+                with gr.Accordion("Documents", open=True, elem_id="qa-documents"):
+                    picker = gr.CheckboxGroup(label="Ask only these documents", elem_id="qa-picker")
+                    key = gr.Textbox(label="API key (needed to add documents)", type="password",
+                                     visible=bool(upload_key), elem_id="qa-key")
+                    with gr.Row(equal_height=True):
+                        upload = gr.UploadButton(
+                            "Add documents", file_types=[".txt", ".md"], file_count="multiple",
+                            elem_id="qa-upload", size="sm", variant="secondary", scale=1, min_width=130,
+                        )
+                        replace = gr.Checkbox(label="Replace same name", value=False, elem_id="qa-replace",
+                                              scale=1, min_width=130, container=False)
+                    status = gr.HTML(
+                        f'<p class="qa-hint">.txt or .md, up to {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB each.</p>',
+                        elem_id="qa-status", padding=False,
+                    )
+
+        outputs = [question, chatbot, entries, sources]
+        private = {"api_visibility": "private"}
+        asked = [
+            question.submit(page.respond, [question, entries, picker], outputs, concurrency_limit=workers,
+                            concurrency_id="ask", **private),
+            chatbot.example_select(ask_example, [entries, picker], outputs, concurrency_limit=workers,
+                                   concurrency_id="ask", **private),
+        ]
+        for event in asked:
+            event.then(None, js=SCROLL_TO_LAST_QUESTION, **private)
+        chatbot.select(show_sources, [entries], [sources], **private)
+        new_btn.click(page.new_conversation, None, outputs, **private)
+        chatbot.clear(page.new_conversation, None, outputs, **private)
+        upload.upload(page.add_files, [upload, replace, key, picker], [status, picker], concurrency_limit=1, **private)
+        demo.load(page.documents_update, [picker], [picker], **private)
+    return demo
+
+
+def mount_chat(
+    app: "FastAPI",
+    bot: Bot,
+    path: str = "/",
+    examples: Sequence[str] = DEFAULT_EXAMPLES,
+    settings: "Settings | None" = None,
+) -> "FastAPI":
+    """Mount the chat page on ``app`` (from :func:`qa.api.create_app`) at ``path``.
+
+    The API's settings (``app.state.settings`` unless given) carry over: with ``QA_API_KEY`` set,
+    uploads from the page ask for the key; with ``QA_API_KEY_REQUIRED=1`` the page itself asks
+    for it (any user name, the key as password).
+    """
+    settings = settings if settings is not None else getattr(app.state, "settings", None)
+    api_key = getattr(settings, "api_key", None)
+    blocks = build_chat(bot, examples=examples, upload_key=api_key, workers=getattr(settings, "workers", 4))
+    auth = None
+    if api_key and getattr(settings, "api_key_required", False):
+        def auth(_user: str, password: str) -> bool:
+            return hmac.compare_digest((password or "").encode("utf-8"), api_key.encode("utf-8"))
+
+    return gr.mount_gradio_app(
+        app, blocks, path=path, theme=theme(), css=CSS, footer_links=[], run_history=False,
+        max_file_size=MAX_DOCUMENT_BYTES, ssr_mode=False, pwa=False, mcp_server=False,
+        auth=auth, auth_message="Type the QA_API_KEY as the password (any user name)." if auth else None,
+    )

@@ -1,0 +1,183 @@
+"""HTML for the chat page: replies and the sources panel. Pure functions, no Gradio.
+
+Every piece of document text goes through :func:`esc` before it is put into HTML, so a document
+can never inject markup (or Markdown, or LaTeX: the chatbot renders Markdown around our HTML).
+Sentences are located in their documents by the citation's offsets, never by searching for the
+sentence text.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Callable
+
+from qa.types import Answer, Citation, Document
+
+# Characters Markdown (or the chatbot's LaTeX/emoji handling) could act on, as numeric entities.
+_ESCAPES = str.maketrans({
+    **{c: f"&#{ord(c)};" for c in "\\`*_[]{}()#+-!|~$:"},
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+})
+_SPACES = re.compile(r"\s+")
+_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
+# Longest paragraph shown whole in the sources panel; longer ones are cut around the sentence.
+MAX_PARAGRAPH_CHARS = 1200
+CONTEXT_CHARS = 450
+
+NOT_FOUND = "I could not find this in the documents."
+
+
+def esc(text: str) -> str:
+    """Escape text for HTML that may also pass through a Markdown renderer."""
+    return text.translate(_ESCAPES)
+
+
+def _inline(text: str) -> str:
+    """Escaped text on one line (a blank line would end the chatbot's HTML block)."""
+    return esc(_SPACES.sub(" ", text))
+
+
+def pretty_date(value: str | None) -> str:
+    """``2021-09-15`` as ``Sep 15, 2021``; anything else as given."""
+    if not value:
+        return ""
+    try:
+        d = date.fromisoformat(value[:10])
+    except ValueError:
+        return value
+    return f"{d:%b} {d.day}, {d.year}"
+
+
+def short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def has_short_answer(answer: Answer) -> bool:
+    """Whether the reply leads with a short answer highlighted inside the top sentence."""
+    return bool(
+        not answer.abstained and answer.answer and answer.citations
+        and answer.citations[0].answer_start is not None and answer.citations[0].answer_end is not None
+    )
+
+
+def _answer_span(c: Citation) -> tuple[int, int] | None:
+    if c.answer_start is None or c.answer_end is None:
+        return None
+    a, b = int(c.answer_start), int(c.answer_end)
+    return (a, b) if 0 <= a < b <= len(c.text) else None
+
+
+def _sentence_html(c: Citation, inline: bool, highlight: bool = True) -> str:
+    """The cited sentence, escaped, with the short answer (if any) in a ``<mark>``."""
+    fmt = _inline if inline else esc
+    span = _answer_span(c) if highlight else None
+    if span is None:
+        return fmt(c.text)
+    a, b = span
+    return f'{fmt(c.text[:a])}<mark class="qa-answer">{fmt(c.text[a:b])}</mark>{fmt(c.text[b:])}'
+
+
+def _conf(answer: Answer) -> str:
+    return f'<span class="qa-conf" title="how sure the answerer is">confidence {answer.confidence:.0%}</span>'
+
+
+def render_reply(answer: Answer) -> str:
+    """The chat reply: searched-for line, bold short answer, numbered quoted sentences.
+
+    One HTML block without blank lines, so the chatbot's Markdown renderer leaves it alone.
+    """
+    parts = ['<div class="qa-reply">']
+    if answer.searched_for and answer.searched_for.strip() != answer.question.strip():
+        parts.append(f'<div class="qa-searched">searched for: \u201c{_inline(answer.searched_for)}\u201d</div>')
+    if answer.abstained:
+        parts.append(f'<div class="qa-notfound">{esc(NOT_FOUND)}</div>')
+        if answer.citations:
+            parts.append('<div class="qa-closest">Closest matches:</div>')
+    elif has_short_answer(answer):
+        parts.append(f'<div class="qa-short"><strong>{_inline(answer.answer or "")}</strong> {_conf(answer)}</div>')
+    else:
+        parts.append(f'<div class="qa-short qa-nospan">From the documents: {_conf(answer)}</div>')
+    for i, c in enumerate(answer.citations, start=1):
+        cls = "qa-cite qa-miss" if answer.abstained else "qa-cite"
+        parts.append(
+            f'<div class="{cls}"><span class="qa-n">[{i}]</span> '
+            f'<span class="qa-quote">\u201c{_sentence_html(c, inline=True, highlight=not answer.abstained)}\u201d</span> '
+            f'<span class="qa-src">\u2014 {_inline(short(c.title or c.doc, 70))}</span></div>'
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_error(message: str) -> str:
+    return f'<div class="qa-reply qa-error">{_inline(message)}</div>'
+
+
+def paragraph_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The blank-line-delimited block of ``text`` containing ``[start, end)``, without its
+    surrounding whitespace."""
+    a = 0
+    for m in _BLANK_LINE.finditer(text, 0, start):
+        a = m.end()
+    m = _BLANK_LINE.search(text, end)
+    b = m.start() if m else len(text)
+    while a < start and text[a].isspace():
+        a += 1
+    while b > end and text[b - 1].isspace():
+        b -= 1
+    return a, b
+
+
+def _window(text: str, a: int, b: int, start: int, end: int) -> tuple[int, int]:
+    """Cut an overlong paragraph ``[a, b)`` to some context around ``[start, end)``, at spaces."""
+    if b - a <= MAX_PARAGRAPH_CHARS:
+        return a, b
+    lo, hi = max(a, start - CONTEXT_CHARS), min(b, end + CONTEXT_CHARS)
+    if lo > a:
+        space = text.find(" ", lo, start)
+        lo = space + 1 if space != -1 else lo
+    if hi < b:
+        space = text.rfind(" ", end, hi)
+        hi = space if space != -1 else hi
+    return lo, hi
+
+
+def render_source(i: int, c: Citation, doc: Document | None, miss: bool = False) -> str:
+    """One source card: title, date and id, then the sentence highlighted in its paragraph."""
+    head = [f'<span class="qa-n">[{i}]</span> <span class="qa-title">{esc(doc.title if doc and doc.title else c.title or c.doc)}</span>']
+    meta = []
+    if doc and doc.date:
+        meta.append(esc(pretty_date(doc.date)))
+    meta.append(f'<code>{esc(c.doc)}</code>')
+    meta.append(f"characters {c.start}\u2013{c.end}")
+    cls = "qa-source qa-miss" if miss else "qa-source"
+    dot = " \u00b7 "
+    out = [f'<div class="{cls}"><div class="qa-source-head">{"".join(head)}</div>',
+           f'<div class="qa-meta">{dot.join(meta)}</div>']
+    if doc is None or doc.text[c.start:c.end] != c.text:
+        # The document changed or went away since this answer: show the sentence as cited.
+        out.append(f'<p class="qa-para"><mark class="qa-sentence">{_sentence_html(c, inline=False)}</mark></p>')
+        out.append('<div class="qa-meta">(the document has changed since this answer)</div>')
+    else:
+        text = doc.text
+        pa, pb = paragraph_bounds(text, c.start, c.end)
+        a, b = _window(text, pa, pb, c.start, c.end)
+        before = ("\u2026 " if a > pa else "") + esc(text[a:c.start])
+        after = esc(text[c.end:b]) + (" \u2026" if b < pb else "")
+        out.append(f'<p class="qa-para">{before}<mark class="qa-sentence">{_sentence_html(c, inline=False, highlight=not miss)}</mark>{after}</p>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def render_sources(answer: Answer | None, lookup: Callable[[str], Document | None]) -> str:
+    """The sources panel for one answer; ``lookup(doc_id)`` gives the document (or None)."""
+    if answer is None:
+        return ('<div class="qa-sources qa-empty">Sources appear here: each quoted sentence inside its '
+                'paragraph, with the document\u2019s title and date.</div>')
+    if not answer.citations:
+        return f'<div class="qa-sources qa-empty">{esc(NOT_FOUND)} No passage came close.</div>'
+    heading = "Closest matches" if answer.abstained else "Sources"
+    cards = [render_source(i, c, lookup(c.doc), miss=answer.abstained) for i, c in enumerate(answer.citations, start=1)]
+    return (f'<div class="qa-sources"><div class="qa-sources-for">{heading} for \u201c{esc(short(answer.question, 90))}\u201d</div>'
+            + "".join(cards) + "</div>")
