@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -72,6 +73,9 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 # about China) is not answered by them, however well its other words match: its confidence is
 # scaled by this factor.
 UNKNOWN_NAME_FACTOR = 0.2
+# Words a follow-up carries from earlier turns count this much of their IDF in the lexical
+# features: they locate the topic but are not what the new question asks.
+CONTEXT_WEIGHT = 0.3
 CANDIDATE_PASSAGES = 8
 _F = {f: i for i, f in enumerate(FEATURES)}
 # BM25 parameters of the sentence-level score (the usual defaults).
@@ -113,15 +117,24 @@ def _sigmoid(x: float) -> float:
 
 
 class Question:
-    """A question's terms, weights and expected answer type, computed once per ask."""
+    """A question's terms, weights and expected answer type, computed once per ask.
 
-    def __init__(self, text: str, index: HybridIndex) -> None:
+    ``context`` holds words a follow-up carried from earlier turns; they weigh
+    :data:`CONTEXT_WEIGHT` of their IDF and never define the expected answer type's anchors.
+    """
+
+    def __init__(self, text: str, index: HybridIndex, context: Sequence[str] = ()) -> None:
         self.text = text
         self.kind = question_type(text)
-        self.terms = list(dict.fromkeys(terms(text)))
+        if self.kind == NONE and context:
+            self.kind = question_type(" ".join(context))  # "And the second one? (when …)"
+        own = list(dict.fromkeys(terms(text)))
+        carried = [t for t in dict.fromkeys(terms(" ".join(context))) if t not in own]
+        self.terms = own + carried
         self.max_idf = math.log(max(len(index.passages), 1) + 1)
         # A term absent from the corpus weighs as much as the rarest possible term.
-        self.idf = {t: (index.bm25.idf(t) or self.max_idf) for t in self.terms}
+        self.idf = {t: (index.bm25.idf(t) or self.max_idf) for t in own}
+        self.idf.update({t: CONTEXT_WEIGHT * (index.bm25.idf(t) or self.max_idf) for t in carried})
         self.mass = sum(self.idf.values()) or 1.0
         self.oov = sum(w for t, w in self.idf.items() if t not in index.bm25.postings) / self.mass
         # Capitalised words past the first (names, not the sentence opener) the corpus lacks.
@@ -130,7 +143,7 @@ class Question:
             if m.group()[0].isupper() and m.group().lower() not in STOPWORDS
             and normalise(m.group()) not in index.bm25.postings
         ]
-        self.bigrams = set(zip(self.terms, self.terms[1:]))
+        self.bigrams = set(zip(own, own[1:]))
 
     def coverage(self, tset: set[str]) -> float:
         return sum(w for t, w in self.idf.items() if t in tset) / self.mass
@@ -252,10 +265,14 @@ class Answerer:
         return np.concatenate([feats[top, _CONF], [scores[top] - runner, scores[top]]])
 
     def answer(
-        self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3
+        self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3,
+        context: Sequence[str] = (),
     ) -> tuple[bool, str | None, float, list[Citation]]:
-        """``(abstained, short answer, confidence, citations)`` for one question."""
-        q = Question(question, index)
+        """``(abstained, short answer, confidence, citations)`` for one question.
+
+        ``context``: words a follow-up carries from earlier turns (see :class:`Question`).
+        """
+        q = Question(question, index, context)
         rows, feats = self.features(q, qvec, index, hits)
         if not rows:
             return True, None, 0.0, []

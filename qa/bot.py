@@ -241,11 +241,16 @@ class Bot:
             unknown = [d for d in docs if d not in index.doc_pos]
             if unknown:
                 raise QuestionError(f"unknown document(s) {unknown}; known: {index.doc_ids[:20]}")
-        searched_for = resolve(question, [(t.question, t.answer.searched_for, _short_answer(t.answer)) for t in history])
-        qvec = self.embedder.embed([searched_for])[0]
+        resolved = resolve(question, [(t.question, t.answer.searched_for, _short_answer(t.answer)) for t in history])
+        searched_for = resolved.searched_for
+        # The carried words help the lexical legs find the topic; the embedding is of the
+        # question itself (pronouns resolved), so they do not pull it back to the last answer.
+        qvec = self.embedder.embed([resolved.question])[0]
         hits = index.search(searched_for, qvec, k=10, docs=docs, legs=self.legs)
         t1 = time.perf_counter()
-        abstained, answer, confidence, citations = self.answerer.answer(searched_for, qvec, index, hits, top_k=top_k)
+        abstained, answer, confidence, citations = self.answerer.answer(
+            resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried
+        )
         t2 = time.perf_counter()
         return Answer(
             question=question, searched_for=searched_for, abstained=abstained, answer=answer,

@@ -245,6 +245,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    _quiet_libraries()
+    from tqdm import tqdm
+
+    from eval import bench
+    from index.embedder import ModelError, SentenceTransformerEmbedder
+
+    source = Path(args.source)
+    if not source.is_file():
+        raise CLIError(f"source file {args.source!r} not found (a SQuAD-format JSON file; see --source)")
+    if args.passages < 1 or args.queries < 1:
+        raise CLIError("--passages and --queries must be at least 1")
+    try:
+        embedder = SentenceTransformerEmbedder(args.model)
+    except ModelError as exc:
+        raise CLIError(str(exc)) from None
+    workdir = Path(args.index) if args.index else _cache_dir() / "bench"
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        figures = bench.run(source, args.passages, args.queries, workdir, embedder, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    width = max(len(k) for k in figures) + 2
+    for k, v in figures.items():
+        print(f"{k.ljust(width)}{'-' if v is None else v}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qa",
@@ -283,6 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--curve", metavar="FILE.png", help="draw the risk-coverage curve (accuracy against share answered)")
     sp.add_argument("--details", choices=["misses", "all", "none"], default="misses", help="per-turn lines to print (default: misses)")
     sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("bench", help="measure indexing and answering speed on a corpus of N passages of real text")
+    sp.add_argument("--passages", type=int, default=10_000, help="passages to index (default 10000)")
+    sp.add_argument("--queries", type=int, default=200, help="questions to time (default 200)")
+    sp.add_argument("--backend", choices=["faiss"], default="faiss", help="vector backend (faiss only so far)")
+    sp.add_argument("--source", default="../shared/benchmarks/squad-dev-v1.1.json",
+                    help="SQuAD-format file whose sentences and questions are used (default: the public benchmark)")
+    sp.add_argument("--index", default=None, help="work folder for the corpus and index (default: the cache folder); reused when present")
+    sp.add_argument("--model", default=None, help="embedding model (default: the packaged all-MiniLM-L6-v2)")
+    sp.add_argument("--json-out", metavar="FILE", help="write the figures as JSON")
+    sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("chat", help="interactive chat in the terminal, with follow-up questions")
     corpus_args(sp)

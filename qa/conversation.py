@@ -17,6 +17,7 @@ A question that stands on its own is searched as it is: the previous topic is no
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 from index.text import STOPWORDS
@@ -93,14 +94,27 @@ def is_follow_up(question: str) -> bool:
     )
 
 
-def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> str:
-    """The search for ``question`` given ``history`` of ``(question, searched_for, answer)``.
+@dataclass(frozen=True)
+class Resolution:
+    """A question made self-contained: pronouns resolved, plus words carried from the past."""
+
+    question: str
+    carried: tuple[str, ...] = ()
+
+    @property
+    def searched_for(self) -> str:
+        """What the user is shown (and what retrieval searches): "question (carried words)"."""
+        return f"{self.question} ({' '.join(self.carried)})" if self.carried else self.question
+
+
+def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Resolution:
+    """Resolve ``question`` given ``history`` of ``(question, searched_for, answer)``.
 
     ``answer`` is the bot's short answer (None when it abstained or gave a whole sentence).
-    Returns ``question`` itself when it stands alone or there is no history.
+    A question that stands alone, or comes first, is returned as it is.
     """
     if not history or not is_follow_up(question):
-        return question
+        return Resolution(question)
     prev_q, prev_search, prev_answer = history[-1]
     prev_core = _core(prev_search)
     kind = question_type(prev_q)
@@ -134,4 +148,4 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> st
         wh = WH_PHRASE.search(prev_core)
         if wh:
             carried.insert(0, wh.group().lower())
-    return f"{rewritten} ({' '.join(carried)})" if carried else rewritten
+    return Resolution(rewritten, tuple(carried))

@@ -1,7 +1,12 @@
 """Follow-up resolution: unit cases, and the bot using its own earlier answers."""
 
 from qa.bot import Turn
-from qa.conversation import is_follow_up, resolve
+from qa.conversation import is_follow_up, resolve as _resolve
+
+
+def resolve(question, history):
+    """What the bot would search for (the resolved question and the carried words)."""
+    return _resolve(question, history).searched_for
 
 
 def test_standalone_question_is_not_dragged_back():
@@ -32,6 +37,8 @@ def test_ellipsis_carries_the_topic_but_not_the_old_ordinal_or_date():
     out = resolve("And the other one?", history)
     assert out.startswith("And the other one?") and "call" in out
     assert "first" not in out and "October" not in out
+    resolution = _resolve("And the other one?", history)
+    assert resolution.question == "And the other one?" and resolution.carried[0] == "when"
 
 
 def test_short_question_is_a_follow_up():

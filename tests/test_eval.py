@@ -59,6 +59,16 @@ def test_seeds_set_shape():
             assert any(ev in text for text in texts), ev
 
 
+def test_stories_set_points_into_its_own_corpus():
+    convs = harness.load_set(ROOT / "eval" / "stories.jsonl")
+    stories = ROOT / "eval" / "stories"
+    assert all(c.docs and len(c.turns) >= 14 for c in convs)
+    for c in convs:
+        text = (stories / c.docs[0]).read_text(encoding="utf-8")
+        for t in c.turns:
+            assert all(ev in text for ev in t.evidence), t.question
+
+
 def test_squad_conversion_and_sampling(tmp_path: Path):
     docs = harness.squad_corpus(DATA / "tiny-squad.json", tmp_path)
     assert sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.txt")) == ["a000/p000.txt", "a000/p001.txt", "a001/p000.txt"]

@@ -1,0 +1,37 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import DATA, ROOT
+
+KEYS = {"passages", "sentences", "index_s", "embed_sentences_per_s", "load_s", "latency_ms_p50",
+        "latency_ms_p95", "rss_mb", "index_mb", "add_one_doc_s"}
+
+
+def test_bench_builds_then_reuses(tmp_path: Path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "qa.cli", "bench", "--source", str(DATA / "tiny-squad.json"), "--passages", "4",
+           "--queries", "3", "--index", str(tmp_path / "work"), "--json-out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr
+    first = json.loads(out.read_text())
+    assert KEYS <= set(first) and first["built_now"] is True
+    assert first["passages"] >= 4 and first["sentences"] >= first["passages"]
+    assert first["embed_sentences_per_s"] > 0 and first["queries"] == 3
+    assert first["latency_ms_p95"] >= first["latency_ms_p50"] > 0
+    # A second run opens the same index: nothing is built or embedded again.
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    second = json.loads(out.read_text())
+    assert r.returncode == 0 and second["built_now"] is False and second["index_s"] is None
+    assert second["passages"] == first["passages"]
+    # The document added to time the incremental update is gone again.
+    assert not list((tmp_path / "work").glob("docs-4/bench-added-*"))
+
+
+def test_bench_rejects_a_missing_source(tmp_path: Path):
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "bench", "--source", str(tmp_path / "nope.json")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "not found" in r.stderr
