@@ -202,13 +202,13 @@ class HybridIndex:
                 oi = old.doc_pos[entry.id]
                 a, b = old.doc_sentences[oi]
                 sent_se = list(zip(old.sentences.start[a:b].tolist(), old.sentences.end[a:b].tolist()))
-                prow = np.nonzero(old.passages.doc == oi)[0]
+                pa, pb = old.doc_passages[oi]
                 pass_se = [
                     (int(old.passages.start[r]), int(old.passages.end[r]), int(old.pass_first[r]) - a, int(old.pass_last[r]) - a)
-                    for r in prow
+                    for r in range(pa, pb)
                 ]
                 s_vecs.append(old.sentences.vecs[a:b])
-                p_vecs.append(old.passages.vecs[prow])
+                p_vecs.append(old.passages.vecs[pa:pb])
             base = len(s_doc)
             for s, e in sent_se:
                 s_doc.append(di), s_start.append(s), s_end.append(e)
