@@ -27,12 +27,19 @@ class BM25Index:
     Args:
         texts: passage texts, indexed by position.
         k1, b, delta: BM25+ parameters (recorded in the index manifest).
+        tokens: the texts' terms (:func:`index.text.terms`) where already known, so an update
+            does not re-tokenise the whole corpus; ``None`` entries are computed.
     """
 
-    def __init__(self, texts: list[str], k1: float = K1, b: float = B, delta: float = DELTA) -> None:
+    def __init__(
+        self, texts: list[str], k1: float = K1, b: float = B, delta: float = DELTA,
+        tokens: list[list[str] | None] | None = None,
+    ) -> None:
         self.params = {"variant": "BM25Plus", "k1": k1, "b": b, "delta": delta}
         self.size = len(texts)
-        corpus = [terms(t) for t in texts]
+        known = tokens if tokens is not None else [None] * len(texts)
+        self.tokens: list[list[str]] = [k if k is not None else terms(t) for t, k in zip(texts, known)]
+        corpus = self.tokens
         self.postings: dict[str, list[int]] = defaultdict(list)
         for i, toks in enumerate(corpus):
             for term in set(toks):

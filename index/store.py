@@ -118,7 +118,9 @@ class HybridIndex:
         pass_first: np.ndarray,
         pass_last: np.ndarray,
         params: dict[str, Any],
+        tokens: tuple[list[list[str] | None], list[list[str] | None]] | None = None,
     ) -> None:
+        """``tokens``: known terms of each passage and each document (reused on updates)."""
         import faiss
 
         self.entries = entries
@@ -131,10 +133,11 @@ class HybridIndex:
         self.params = params
         texts = [entries[d].text[s:e] for d, s, e in zip(passages.doc, passages.start, passages.end)]
         bm25_params = {k: v for k, v in params["bm25"].items() if k != "variant"}
-        self.bm25 = BM25Index(texts, **bm25_params)
+        p_tokens, d_tokens = tokens if tokens is not None else (None, None)
+        self.bm25 = BM25Index(texts, tokens=p_tokens, **bm25_params)
         # Whole-document BM25: a passage whose document is about the question ranks higher
         # even when the question's words are spread over several windows.
-        self.doc_bm25 = BM25Index([e.text for e in entries], **bm25_params)
+        self.doc_bm25 = BM25Index([e.text for e in entries], tokens=d_tokens, **bm25_params)
         self.faiss = faiss.IndexFlatIP(params["dim"])
         if len(passages):
             self.faiss.add(passages.vecs)
@@ -181,6 +184,8 @@ class HybridIndex:
         s_doc, s_start, s_end, p_doc, p_start, p_end, p_first, p_last = ([] for _ in range(8))
         s_vecs: list[np.ndarray] = []
         p_vecs: list[np.ndarray] = []
+        p_tokens: list[list[str] | None] = []
+        d_tokens: list[list[str] | None] = []
         to_embed: list[str] = []
         # (list to fill, position in it, slice of to_embed) for each new text's vectors
         pending: list[tuple[list[np.ndarray], int, slice]] = []
@@ -198,6 +203,8 @@ class HybridIndex:
                 to_embed += [entry.text[p[0]:p[1]] for p in pass_se]
                 pending.append((p_vecs, len(p_vecs), slice(a, len(to_embed))))
                 p_vecs.append(np.zeros((0, params["dim"]), np.float32))
+                p_tokens += [None] * len(pass_se)
+                d_tokens.append(None)
             else:
                 oi = old.doc_pos[entry.id]
                 a, b = old.doc_sentences[oi]
@@ -209,6 +216,8 @@ class HybridIndex:
                 ]
                 s_vecs.append(old.sentences.vecs[a:b])
                 p_vecs.append(old.passages.vecs[pa:pb])
+                p_tokens += old.bm25.tokens[pa:pb]
+                d_tokens.append(old.doc_bm25.tokens[oi])
             base = len(s_doc)
             for s, e in sent_se:
                 s_doc.append(di), s_start.append(s), s_end.append(e)
@@ -226,7 +235,7 @@ class HybridIndex:
         i32 = lambda xs: np.asarray(xs, dtype=np.int32)  # noqa: E731
         sentences = _Table(i32(s_doc), i32(s_start), i32(s_end), stack(s_vecs))
         passages = _Table(i32(p_doc), i32(p_start), i32(p_end), stack(p_vecs))
-        return cls(entries, sentences, passages, i32(p_first), i32(p_last), params)
+        return cls(entries, sentences, passages, i32(p_first), i32(p_last), params, (p_tokens, d_tokens))
 
     # ----- queries ------------------------------------------------------------------
     def text(self, doc_row: int, start: int, end: int) -> str:
