@@ -25,7 +25,6 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any, Mapping
 
 import anyio
@@ -39,7 +38,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn
-from .ingest import SUPPORTED_SUFFIXES, IngestError, parse_document
+from .ingest import SUPPORTED_SUFFIXES
 from .types import Answer
 
 log = logging.getLogger(__name__)
@@ -396,19 +395,6 @@ class GuardMiddleware:
 
 
 # ----- the app -------------------------------------------------------------------------------
-def _plain_name_problem(name: str | None) -> tuple[int, str] | None:
-    """Why an uploaded file name is refused (status, message), mirroring Bot's own check."""
-    if not name:
-        return 400, "every uploaded file needs a file name"
-    if "/" in name or "\\" in name or "\x00" in name or ".." in name or name == ".":
-        return 400, f"file name {name!r} must be a plain name without folders or '..'"
-    if name.startswith("."):
-        return 400, f"file name {name!r} is hidden; hidden files are never indexed"
-    if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-        return 415, f"{name}: only {', '.join(SUPPORTED_SUFFIXES)} files are supported"
-    return None
-
-
 def _describe_validation(errors: list[dict[str, Any]]) -> tuple[int, str, list[dict[str, Any]]]:
     parts, clean = [], []
     for e in errors:
@@ -604,27 +590,17 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
             raise HTTPException(400, f"{len(files)} files in one upload; the limit is {MAX_FILES_PER_UPLOAD}")
         items: list[tuple[str, bytes]] = []
         seen: set[str] = set()
-        known = bot.index.doc_pos
         for f in files:
-            name = f.filename
-            problem = _plain_name_problem(name)
-            if problem:
-                raise HTTPException(*problem)
-            assert name is not None
+            name = f.filename or ""
             if name in seen:
                 raise HTTPException(400, f"{name} is uploaded twice in one request")
             seen.add(name)
+            # Read at most one byte past the limit: the check below refuses it, unread.
             data = await f.read(MAX_DOCUMENT_BYTES + 1)
-            if len(data) > MAX_DOCUMENT_BYTES:
-                raise HTTPException(413, f"{name} is over the limit of {MAX_DOCUMENT_BYTES} bytes a document")
             try:
-                doc = parse_document(data, name)
-            except IngestError as exc:
-                raise HTTPException(400, str(exc)) from None
-            if not doc.text.strip():
-                raise HTTPException(400, f"{name}: the file is empty")
-            if not replace and (name in known or (bot.docs / name).exists()):
-                raise HTTPException(409, f"{name} already exists; send replace=true to replace it")
+                bot.check_upload(name, data, replace=replace)  # every file is checked before any is stored
+            except DocumentError as exc:
+                raise HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc)) from None
             items.append((name, data))
         try:
             stored, replaced = await anyio.to_thread.run_sync(partial(_store, bot, items, replace), limiter=write_limiter)

@@ -144,6 +144,13 @@ class Bot:
             self._index = current
             return report
 
+    def check_upload(self, name: str, data: bytes, replace: bool = False) -> Document:
+        """The document ``name`` would become, or :class:`DocumentError` saying why it would be
+        refused; writes nothing (lets the API refuse a batch before storing any of it)."""
+        doc = self._parse_upload(name, data)
+        self._refuse_existing(doc.id, self.index, replace)
+        return doc
+
     def add_document(self, name: str, data: bytes, replace: bool = False) -> Document:
         """Store an uploaded file in the folder and index it, all or nothing.
 
@@ -152,20 +159,12 @@ class Bot:
         before that, the folder and the index are left as they were. Readers keep answering
         from the previous snapshot until the new one is complete.
         """
-        doc_id = self._check_name(name)
-        if len(data) > MAX_DOCUMENT_BYTES:
-            raise DocumentError("too_large", f"{name}: {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
-        try:
-            doc = parse_document(data, doc_id)
-        except IngestError as exc:
-            raise DocumentError("invalid", str(exc)) from None
-        if not doc.text.strip():
-            raise DocumentError("invalid", f"{name}: the file is empty")
+        doc = self._parse_upload(name, data)
+        doc_id = doc.id
         with self._lock:
             current = self._index if self._index is not None else self._open(SyncReport())
+            self._refuse_existing(doc_id, current, replace)
             target = self.docs / doc_id
-            if (doc_id in current.doc_pos or target.exists()) and not replace:
-                raise DocumentError("exists", f"{doc_id} already exists; ask to replace it")
             fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=self.docs)
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -202,14 +201,28 @@ class Bot:
             parked.unlink(missing_ok=True)
             self._index = updated
 
-    def _check_name(self, name: str) -> str:
-        if not isinstance(name, str) or not name or name != Path(name).name or name in (".", "..") or "\\" in name or "/" in name:
+    def _parse_upload(self, name: str, data: bytes) -> Document:
+        if not isinstance(name, str) or not name:
+            raise DocumentError("invalid", "every uploaded file needs a file name")
+        if name != Path(name).name or "/" in name or "\\" in name or "\x00" in name or ".." in name or name == ".":
             raise DocumentError("invalid", f"file name {name!r} must be a plain name without folders or '..'")
         if name.startswith("."):
             raise DocumentError("invalid", f"file name {name!r} is hidden; hidden files are never indexed")
         if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
             raise DocumentError("unsupported", f"{name}: only {', '.join(SUPPORTED_SUFFIXES)} files are supported")
-        return name
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise DocumentError("too_large", f"{name}: {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
+        try:
+            doc = parse_document(data, name)
+        except IngestError as exc:
+            raise DocumentError("invalid", str(exc)) from None
+        if not doc.text.strip():
+            raise DocumentError("invalid", f"{name}: the file is empty")
+        return doc
+
+    def _refuse_existing(self, doc_id: str, index: HybridIndex, replace: bool) -> None:
+        if not replace and (doc_id in index.doc_pos or (self.docs / doc_id).exists()):
+            raise DocumentError("exists", f"{doc_id} already exists; ask to replace it")
 
     def _open(self, report: SyncReport) -> HybridIndex:
         try:
