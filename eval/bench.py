@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from eval.harness import percentile, squad_questions
-from index.segment import PassageSpan, make_passages, split_sentences
+from index.segment import Span, make_passages, split_sentences
 from index.store import PASSAGE_SIZE, PASSAGE_STRIDE
 from qa.bot import Bot
 
@@ -44,8 +44,7 @@ class TimedEmbedder:
 
 
 def _passage_count(n_sentences: int) -> int:
-    spans = [PassageSpan(i, i + 1, i, i) for i in range(n_sentences)]
-    return len(make_passages(spans, PASSAGE_SIZE, PASSAGE_STRIDE))  # type: ignore[arg-type]
+    return len(make_passages([Span(i, i + 1) for i in range(n_sentences)], PASSAGE_SIZE, PASSAGE_STRIDE))
 
 
 def make_corpus(source: Path, passages: int, folder: Path, seed: int = 0) -> int:

@@ -35,7 +35,7 @@ import numpy as np
 from eval import harness
 from qa.answerer import CONFIDENCE_FEATURES, FEATURES, WEIGHTS_FILE, Answerer, Question
 from qa.bot import Bot
-from qa.cli import _cache_dir, _quiet_libraries
+from qa.cli import cache_dir, quiet_libraries
 
 MAX_PAIRS = 30
 
@@ -123,8 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--features-cache", metavar="FILE", help="reuse (or save) the collected features here (pickle)")
     ap.add_argument("--out", default=str(WEIGHTS_FILE), help="weights file to write")
     args = ap.parse_args(argv)
-    _quiet_libraries()
-    docs = harness.squad_corpus(args.squad, _cache_dir())
+    quiet_libraries()
+    docs = harness.squad_corpus(args.squad, cache_dir())
     bot = Bot(docs, index_dir=docs.parent / "index")
     bot.sync()
     held_out = {c.id for c in harness.squad_set(args.squad, 1000, 0)}

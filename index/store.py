@@ -241,12 +241,11 @@ class HybridIndex:
     def text(self, doc_row: int, start: int, end: int) -> str:
         return self.entries[doc_row].text[start:end]
 
-    def allowed_mask(self, docs: Iterable[str] | None) -> np.ndarray | None:
-        """Boolean mask over passages limited to ``docs`` (ids); None means all."""
+    def _doc_rows(self, docs: Iterable[str] | None) -> np.ndarray | None:
+        """Rows of the known documents among ``docs`` (ids); None means all."""
         if docs is None:
             return None
-        rows = [self.doc_pos[d] for d in docs if d in self.doc_pos]
-        return np.isin(self.passages.doc, np.asarray(rows, dtype=np.int32))
+        return np.asarray([self.doc_pos[d] for d in docs if d in self.doc_pos], dtype=np.int32)
 
     def search(
         self, query: str, qvec: np.ndarray, k: int = 10, docs: Iterable[str] | None = None,
@@ -261,7 +260,8 @@ class HybridIndex:
         n = len(self.passages)
         if n == 0:
             return []
-        allowed = self.allowed_mask(docs)
+        doc_rows = self._doc_rows(docs)
+        allowed = None if doc_rows is None else np.isin(self.passages.doc, doc_rows)
         fetch = min(n, max(k * OVERFETCH, 40))
         ranked = {}
         sparse = self.bm25.search(query, fetch, allowed) if {"bm25", "doc"} & set(legs) else []
@@ -270,18 +270,18 @@ class HybridIndex:
         if "dense" in legs:
             ranked["dense"] = self._dense(qvec, fetch, allowed)
         if "doc" in legs:
-            ranked["doc"] = self._by_document(query, dict(sparse), fetch, docs)
+            ranked["doc"] = self._by_document(query, dict(sparse), fetch, doc_rows)
         out = []
         for f in rrf(ranked, k=RRF_K)[:k]:
             p = f.id
             out.append(Hit(p, self.doc_ids[self.passages.doc[p]], int(self.passages.start[p]), int(self.passages.end[p]), f.score, f.ranks))
         return out
 
-    def _by_document(self, query: str, passage_scores: dict[int, float], fetch: int, docs: Iterable[str] | None) -> list[int]:
+    def _by_document(self, query: str, passage_scores: dict[int, float], fetch: int, doc_rows: np.ndarray | None) -> list[int]:
         allowed = None
-        if docs is not None:
+        if doc_rows is not None:
             allowed = np.zeros(len(self.entries), dtype=bool)
-            allowed[[self.doc_pos[d] for d in docs if d in self.doc_pos]] = True
+            allowed[doc_rows] = True
         out: list[int] = []
         for d, _ in self.doc_bm25.search(query, DOC_FETCH, allowed):
             a, b = self.doc_passages[d]

@@ -106,12 +106,6 @@ class Model:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Scored:
-    row: int
-    score: float
-
-
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
@@ -130,7 +124,6 @@ class Question:
             self.kind = question_type(" ".join(context))  # "And the second one? (when …)"
         own = list(dict.fromkeys(terms(text)))
         carried = [t for t in dict.fromkeys(terms(" ".join(context))) if t not in own]
-        self.terms = own + carried
         self.max_idf = math.log(max(len(index.passages), 1) + 1)
         # A term absent from the corpus weighs as much as the rarest possible term.
         self.idf = {t: (index.bm25.idf(t) or self.max_idf) for t in own}
@@ -288,7 +281,7 @@ class Answerer:
         share = np.exp(scores - scores.max())
         share /= share.sum()
         citations = [
-            self._cite(index, Scored(rows[i], float(share[i])), q if (n == 0 and not abstained) else None)
+            self._cite(index, rows[i], float(share[i]), q if (n == 0 and not abstained) else None)
             for n, i in enumerate(order[:top_k])
         ]
         answer = None
@@ -298,13 +291,13 @@ class Answerer:
         return abstained, answer, confidence, citations
 
     @staticmethod
-    def _cite(index: HybridIndex, s: Scored, q: Question | None) -> Citation:
+    def _cite(index: HybridIndex, row: int, score: float, q: Question | None) -> Citation:
         sents = index.sentences
-        d, a, b = int(sents.doc[s.row]), int(sents.start[s.row]), int(sents.end[s.row])
+        d, a, b = int(sents.doc[row]), int(sents.start[row]), int(sents.end[row])
         entry = index.entries[d]
         text = entry.text[a:b]
         found = find_answer(q.text, text, q.kind) if q is not None else None
         return Citation(
-            doc=entry.id, title=entry.meta.get("title", ""), text=text, start=a, end=b, score=s.score,
+            doc=entry.id, title=entry.meta.get("title", ""), text=text, start=a, end=b, score=score,
             answer_start=found[0].start if found else None, answer_end=found[0].end if found else None,
         )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 if TYPE_CHECKING:
     from .bot import Bot, SyncReport
@@ -19,7 +20,8 @@ class CLIError(Exception):
     """An error to show the user as one line, with exit status 2."""
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
+    """Silence the ML libraries' own progress bars and deprecation chatter on the terminal."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -29,7 +31,7 @@ def _quiet_libraries() -> None:
 
 
 def _make_bot(args: argparse.Namespace) -> "Bot":
-    _quiet_libraries()
+    quiet_libraries()
     from index.embedder import ModelError
     from .bot import Bot
 
@@ -41,7 +43,9 @@ def _make_bot(args: argparse.Namespace) -> "Bot":
         raise CLIError(str(exc)) from None
 
 
-def _sync(bot: "Bot", show_progress: bool) -> "SyncReport":
+@contextlib.contextmanager
+def embedding_progress(show: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a bar on stderr, closed on exit."""
     from tqdm import tqdm
 
     bar = None
@@ -49,14 +53,19 @@ def _sync(bot: "Bot", show_progress: bool) -> "SyncReport":
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="text", desc="embedding", disable=not show_progress, file=sys.stderr)
+            bar = tqdm(total=total, unit="text", desc="embedding", disable=not show, file=sys.stderr)
         bar.update(done - bar.n)
 
     try:
-        report = bot.sync(progress)
+        yield progress
     finally:
         if bar is not None:
             bar.close()
+
+
+def _sync(bot: "Bot", show_progress: bool) -> "SyncReport":
+    with embedding_progress(show_progress) as progress:
+        report = bot.sync(progress)
     for msg in list(report.errors.values()) + list(report.warnings.values()):
         print(f"warning: {msg}", file=sys.stderr)
     if report.rebuilt:
@@ -175,14 +184,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where derived data (SQuAD corpora and indexes, bench corpora) is kept between runs."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qa-bot"
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     if bool(args.set) == bool(args.squad):
         raise CLIError("give either an eval set (SET.jsonl) or --squad FILE.json")
-    _quiet_libraries()
+    quiet_libraries()
     from tqdm import tqdm
 
     from eval import harness
@@ -191,7 +201,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.squad:
             if not Path(args.squad).is_file():
                 raise CLIError(f"SQuAD file {args.squad!r} not found")
-            args.docs = str(harness.squad_corpus(args.squad, _cache_dir()))
+            args.docs = str(harness.squad_corpus(args.squad, cache_dir()))
             if args.index is None:
                 args.index = str(Path(args.docs).parent / "index")
             conversations = harness.squad_set(args.squad, args.sample, args.seed)
@@ -246,9 +256,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    _quiet_libraries()
-    from tqdm import tqdm
-
+    quiet_libraries()
     from eval import bench
     from index.embedder import ModelError, SentenceTransformerEmbedder
 
@@ -261,20 +269,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         embedder = SentenceTransformerEmbedder(args.model)
     except ModelError as exc:
         raise CLIError(str(exc)) from None
-    workdir = Path(args.index) if args.index else _cache_dir() / "bench"
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
-        bar.update(done - bar.n)
-
-    try:
+    workdir = Path(args.index) if args.index else cache_dir() / "bench"
+    with embedding_progress() as progress:
         figures = bench.run(source, args.passages, args.queries, workdir, embedder, progress)
-    finally:
-        if bar is not None:
-            bar.close()
     width = max(len(k) for k in figures) + 2
     for k, v in figures.items():
         print(f"{k.ljust(width)}{'-' if v is None else v}")

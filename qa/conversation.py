@@ -25,6 +25,8 @@ from index.text import STOPWORDS
 from .answertype import DATE, NONE, NUMBER, PERSON, WH_PHRASE, question_type
 
 _PERSONAL = {"he", "she", "him", "her", "his", "hers", "himself", "herself"}
+# Object pronouns seldom mean the clause's own subject: they always look back.
+_OBJECTS = {"him", "her", "them"}
 _IMPERSONAL = {"it", "its", "they", "them", "their", "theirs", "this", "that", "these", "those", "there"}
 _LEAD = re.compile(r"^\s*(and|but|so|also|what about|how about|then)\b", re.IGNORECASE)
 _LINKS = re.compile(
@@ -84,8 +86,7 @@ def _own_antecedent(question: str) -> bool:
 
 def is_follow_up(question: str) -> bool:
     words = {w.lower() for w in _WORD.findall(question)}
-    objects = {"him", "her", "them"}
-    back_reference = bool(words & objects) or bool(words & (_PERSONAL | _IMPERSONAL)) and not _own_antecedent(question)
+    back_reference = bool(words & _OBJECTS) or bool(words & (_PERSONAL | _IMPERSONAL)) and not _own_antecedent(question)
     return bool(
         back_reference
         or _LEAD.search(question)
@@ -118,11 +119,11 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
     prev_q, prev_search, prev_answer = history[-1]
     prev_core = _core(prev_search)
     kind = question_type(prev_q)
-    person = None
-    if prev_answer and kind == PERSON and len(_names(prev_answer)) == 1 and len(prev_answer.split()) >= 2:
-        person = _names(prev_answer)[0]
+    answered = _names(prev_answer) if prev_answer and kind == PERSON else []
+    if len(answered) == 1 and len(prev_answer.split()) >= 2:
+        person: str | None = answered[0]
     else:
-        people = [n for n in _names(prev_core) if len(n.split()) >= 1]
+        people = _names(prev_core)
         person = people[0] if people else None
     rewritten = question
     if person:
