@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from hypothesis.errors import Unsatisfiable
 
 from conftest import DATA, ROOT
+from servers import bound_socket, serving, wait_ready
 
 from qa.api import Conversations, RateLimiter, Settings, create_app
 from qa.bot import MAX_DOCUMENT_BYTES, Bot
@@ -38,52 +38,6 @@ class Server:
     client: httpx.Client
     bot: Bot
     corpus: Path
-
-
-def _bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def _wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{url} did not become ready in {timeout} s")
-
-
-@contextlib.contextmanager
-def serving(app, wait: bool = True):
-    """Run ``app`` with uvicorn in a background thread on a free loopback port."""
-    import uvicorn
-
-    sock = _bound_socket()
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        if wait:
-            _wait_ready(url)
-        else:
-            deadline = time.monotonic() + 10
-            while not server.started and time.monotonic() < deadline:
-                time.sleep(0.02)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture
@@ -497,7 +451,7 @@ def test_kill_during_upload_leaves_a_loadable_index(embedder, corpus, tmp_path):
 
     index_dir = tmp_path / "ix"
     before = visible_files(corpus)
-    port = _bound_socket().getsockname()[1]  # closed again; the server binds it next
+    port = bound_socket().getsockname()[1]  # closed again; the server binds it next
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_RATE_LIMIT": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("QA_API_KEY", None), env.pop("QA_API_KEY_REQUIRED", None)
     proc = subprocess.Popen(
@@ -506,7 +460,7 @@ def test_kill_during_upload_leaves_a_loadable_index(embedder, corpus, tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, timeout=90, proc=proc)
+        wait_ready(url, timeout=90, proc=proc)
         first_gen = (index_dir / "CURRENT").read_text().strip()
         # A big document: embedding it takes a few seconds, then a new generation is written.
         big = "Big report\n\n" + "".join(

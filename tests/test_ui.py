@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,10 +20,11 @@ import pytest
 # Gradio's queue trips pandas deprecation warnings that are none of this project's business.
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 
+from conftest import ROOT
 from qa.types import Answer, Citation, Document
+from servers import free_port, serving, wait_ready
 from ui.render import esc, paragraph_bounds, render_reply, render_sources
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -198,12 +196,6 @@ def test_qa_stays_free_of_the_page_and_of_gradio():
     assert out.stdout.split() == ["False", "False"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_qa_serve_mounts_the_chat_page(tmp_path):
     import httpx
 
@@ -211,7 +203,7 @@ def test_qa_serve_mounts_the_chat_page(tmp_path):
     docs.mkdir()
     for f in sorted((ROOT / "documents").glob("*.txt")):
         shutil.copyfile(f, docs / f.name)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_API_KEY": "", "QA_API_KEY_REQUIRED": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(tmp_path / "index"), "--port", str(port)],
@@ -219,16 +211,7 @@ def test_qa_serve_mounts_the_chat_page(tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read()[-2000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "qa serve was not ready in 90 s"
-            time.sleep(0.2)
+        wait_ready(url, timeout=90, proc=proc)
         page = httpx.get(f"{url}/", timeout=10)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         config = httpx.get(f"{url}/config", timeout=10).json()
@@ -265,8 +248,6 @@ def live(embedder, tmp_path_factory):
         if os.environ.get("QA_REQUIRE_BROWSER") == "1":
             pytest.fail(f"browser test required but {problem}")
         pytest.skip(problem)
-    import httpx
-    import uvicorn
 
     from qa.api import Settings, create_app
     from qa.bot import Bot
@@ -279,24 +260,8 @@ def live(embedder, tmp_path_factory):
         shutil.copyfile(f, docs / f.name)
     bot = Bot(docs, index_dir=base / "index", embedder=embedder)
     bot.sync()
-    app = mount_chat(create_app(bot, Settings(rate_limit=0)), bot)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the server did not become ready in 30 s"
-        time.sleep(0.1)
-    yield url, bot
-    server.should_exit = True
-    thread.join(10)
+    with serving(mount_chat(create_app(bot, Settings(rate_limit=0)), bot)) as url:
+        yield url, bot
 
 
 def test_chat_routes_leave_the_api_alone(live):
