@@ -4,7 +4,8 @@ The corpus is made of real text: the sentences of a SQuAD-format file (by defaul
 benchmark) shuffled with a fixed seed and regrouped into new documents of
 ``SENTENCES_PER_DOC`` sentences, until the index holds the asked number of passages; the
 questions are that file's questions. Reports (as a table and JSON): passages, sentences,
-index_s, embed_sentences_per_s, load_s, latency_ms_p50/p95 (full ``Bot.ask``, model loaded),
+index_s, index_sentences_per_s (the whole build: reading, segmenting, tokenising, embedding,
+saving), embed_sentences_per_s (the model alone), load_s, latency_ms_p50/p95 (full ``Bot.ask``, model loaded),
 rss_mb, index_mb and add_one_doc_s (an incremental add to the built index).
 """
 
@@ -31,7 +32,7 @@ class TimedEmbedder:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.name, self.sha256, self.dim = inner.name, inner.sha256, inner.dim
+        self.name, self.sha256, self.dim, self.variant = inner.name, inner.sha256, inner.dim, inner.variant
         self.texts = 0
         self.seconds = 0.0
 
@@ -114,7 +115,9 @@ def run(
         "sentences": len(idx.sentences),
         "documents": len(idx.entries),
         "index_s": round(index_s, 2) if built else None,
+        "index_sentences_per_s": round(len(idx.sentences) / index_s, 1) if built else None,
         "embed_sentences_per_s": round(timed.texts / timed.seconds, 1) if built and timed.seconds else None,
+        "embedding": idx.params["embedding"],
         "load_s": round(load_s, 3),
         "latency_ms_p50": round(percentile(lat, 0.5) or 0.0, 2),
         "latency_ms_p95": round(percentile(lat, 0.95) or 0.0, 2),

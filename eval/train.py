@@ -35,7 +35,8 @@ import numpy as np
 from eval import harness
 from qa.answerer import CONFIDENCE_FEATURES, FEATURES, WEIGHTS_FILE, Answerer, Question
 from qa.bot import Bot
-from qa.cli import cache_dir, quiet_libraries
+from index.config import cache_dir
+from qa.cli import quiet_libraries
 
 MAX_PAIRS = 30
 

@@ -129,12 +129,12 @@ class Question:
         self.idf = {t: (index.bm25.idf(t) or self.max_idf) for t in own}
         self.idf.update({t: CONTEXT_WEIGHT * (index.bm25.idf(t) or self.max_idf) for t in carried})
         self.mass = sum(self.idf.values()) or 1.0
-        self.oov = sum(w for t, w in self.idf.items() if t not in index.bm25.postings) / self.mass
+        self.oov = sum(w for t, w in self.idf.items() if not index.bm25.has(t)) / self.mass
         # Capitalised words past the first (names, not the sentence opener) the corpus lacks.
         self.unknown_names = [
             m.group() for m in words(text)[1:]
             if m.group()[0].isupper() and m.group().lower() not in STOPWORDS
-            and normalise(m.group()) not in index.bm25.postings
+            and not index.bm25.has(normalise(m.group()))
         ]
         self.bigrams = set(zip(own, own[1:]))
 

@@ -567,7 +567,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
         out = []
         for i in rows:
             e = idx.entries[i]
-            a, b = idx.doc_sentences[i]
+            a, b = idx.doc_sentences(i)
             out.append(DocumentInfo(id=e.id, title=e.meta.get("title") or "", date=e.meta.get("date"),
                                     size=len(e.text.encode("utf-8")), chars=len(e.text), sentences=b - a))
         return out

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from index.embedder import Embedder, SentenceTransformerEmbedder
+from index.embedder import Embedder, load_embedder
 from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing
 
 from .answerer import Answerer
@@ -85,6 +85,8 @@ class Bot:
         index_dir: where the index lives; default ``DOCS/.qa-index``.
         embedder: a loaded embedder to share; default loads MiniLM (``model``).
         model: model setting for the default embedder (see ``index.embedder.resolve_model``).
+        embedding: how the default embedder runs (``index.config.EMBEDDING_BACKENDS``; default
+            ``$QA_EMBED_BACKEND`` or ``auto``).
         answerer: the sentence scorer; default uses ``qa/weights.json``.
     """
 
@@ -95,10 +97,11 @@ class Bot:
         embedder: Embedder | None = None,
         model: str | None = None,
         answerer: Answerer | None = None,
+        embedding: str | None = None,
     ) -> None:
         self.docs = Path(docs)
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
-        self.embedder = embedder or SentenceTransformerEmbedder(model)
+        self.embedder = embedder or load_embedder(model, embedding)
         self.answerer = answerer or Answerer()
         self.legs: tuple[str, ...] = LEGS
         self._index: HybridIndex | None = None

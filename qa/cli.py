@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
+from index.config import EMBEDDING_BACKENDS, cache_dir
+
 if TYPE_CHECKING:
     from .bot import Bot, SyncReport
     from .types import Answer
@@ -38,7 +40,7 @@ def _make_bot(args: argparse.Namespace) -> "Bot":
     if not Path(args.docs).is_dir():
         raise CLIError(f"documents folder {args.docs!r} does not exist (pass --docs DIR)")
     try:
-        return Bot(args.docs, index_dir=args.index, model=args.model)
+        return Bot(args.docs, index_dir=args.index, model=args.model, embedding=args.embedding)
     except ModelError as exc:
         raise CLIError(str(exc)) from None
 
@@ -184,11 +186,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cache_dir() -> Path:
-    """Where derived data (SQuAD corpora and indexes, bench corpora) is kept between runs."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qa-bot"
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     if bool(args.set) == bool(args.squad):
         raise CLIError("give either an eval set (SET.jsonl) or --squad FILE.json")
@@ -258,7 +255,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     quiet_libraries()
     from eval import bench
-    from index.embedder import ModelError, SentenceTransformerEmbedder
+    from index.embedder import ModelError, load_embedder
 
     source = Path(args.source)
     if not source.is_file():
@@ -266,7 +263,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.passages < 1 or args.queries < 1:
         raise CLIError("--passages and --queries must be at least 1")
     try:
-        embedder = SentenceTransformerEmbedder(args.model)
+        embedder = load_embedder(args.model, args.embedding)
     except ModelError as exc:
         raise CLIError(str(exc)) from None
     workdir = Path(args.index) if args.index else cache_dir() / "bench"
@@ -294,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--docs", default="documents", help="folder of .txt/.md documents (default: documents)")
         sp.add_argument("--index", default=None, help="index folder (default: DOCS/.qa-index)")
         sp.add_argument("--model", default=None, help="embedding model: a local folder or name (default: $QA_MODEL or the packaged all-MiniLM-L6-v2)")
+        sp.add_argument("--embedding", choices=EMBEDDING_BACKENDS, default=None,
+                        help="how to run the model: torch, onnx (float32) or onnx-int8; default $QA_EMBED_BACKEND or auto "
+                             "(torch on a CUDA GPU, else onnx-int8)")
 
     sp = sub.add_parser("index", help="build or update the index of a documents folder")
     corpus_args(sp, positional_docs=True)
@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="SQuAD-format file whose sentences and questions are used (default: the public benchmark)")
     sp.add_argument("--index", default=None, help="work folder for the corpus and index (default: the cache folder); reused when present")
     sp.add_argument("--model", default=None, help="embedding model (default: the packaged all-MiniLM-L6-v2)")
+    sp.add_argument("--embedding", choices=EMBEDDING_BACKENDS, default=None,
+                    help="how to run the model (default $QA_EMBED_BACKEND or auto: torch on a CUDA GPU, else onnx-int8)")
     sp.add_argument("--json-out", metavar="FILE", help="write the figures as JSON")
     sp.set_defaults(func=cmd_bench)
 

@@ -21,7 +21,7 @@ class CountingEmbedder:
 
     def __init__(self, inner) -> None:
         self.inner = inner
-        self.name, self.sha256, self.dim = inner.name, inner.sha256, inner.dim
+        self.name, self.sha256, self.dim, self.variant = inner.name, inner.sha256, inner.dim, inner.variant
         self.count = 0
 
     def embed(self, texts, progress: bool = False):
@@ -31,9 +31,10 @@ class CountingEmbedder:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from index.embedder import SentenceTransformerEmbedder
+    """The default embedder (ONNX int8 on a CPU-only machine), as `qa` itself loads it."""
+    from index.embedder import load_embedder
 
-    return SentenceTransformerEmbedder()
+    return load_embedder()
 
 
 @pytest.fixture

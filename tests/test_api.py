@@ -116,7 +116,7 @@ def test_probes_openapi_and_documents(ro):
     light = docs["lighthouse.md"]
     assert light["title"] == "The Harbour Lighthouse" and light["date"] == "2019-03-03"
     assert light["size"] == (ro.corpus / "lighthouse.md").stat().st_size
-    a, b = ro.bot.index.doc_sentences[ro.bot.index.doc_pos["lighthouse.md"]]
+    a, b = ro.bot.index.doc_sentences(ro.bot.index.doc_pos["lighthouse.md"])
     assert light["sentences"] == b - a > 0
     assert ro.client.get("/").status_code == 404  # "/" stays free for the chat page
 
@@ -506,7 +506,7 @@ def test_kill_during_upload_leaves_a_loadable_index(embedder, corpus, tmp_path):
     idx = HybridIndex.load(index_dir, embedder)
     assert set(idx.doc_ids) in (set(before), set(before) | {"big.txt"})
     for i, e in enumerate(idx.entries):
-        a, b = idx.doc_sentences[i]
+        a, b = idx.doc_sentences(i)
         assert b > a and e.text == (after.get(e.id) or data).decode("utf-8")
     # A restart brings index and folder back in step, and answers.
     bot = Bot(corpus, index_dir=index_dir, embedder=embedder)

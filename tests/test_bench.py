@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import DATA, ROOT
 
-KEYS = {"passages", "sentences", "index_s", "embed_sentences_per_s", "load_s", "latency_ms_p50",
+KEYS = {"passages", "sentences", "index_s", "index_sentences_per_s", "embed_sentences_per_s", "embedding", "load_s", "latency_ms_p50",
         "latency_ms_p95", "rss_mb", "index_mb", "add_one_doc_s"}
 
 
@@ -20,7 +20,8 @@ def test_bench_builds_then_reuses(tmp_path: Path):
     first = json.loads(out.read_text())
     assert KEYS <= set(first) and first["built_now"] is True
     assert first["passages"] >= 4 and first["sentences"] >= first["passages"]
-    assert first["embed_sentences_per_s"] > 0 and first["queries"] == 3
+    assert first["embed_sentences_per_s"] > 0 and first["index_sentences_per_s"] > 0 and first["queries"] == 3
+    assert first["embedding"] == "onnx-int8"
     assert first["latency_ms_p95"] >= first["latency_ms_p50"] > 0
     # A second run opens the same index: nothing is built or embedded again.
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)

@@ -1,8 +1,11 @@
 import math
 
-from rank_bm25 import BM25Okapi
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rank_bm25 import BM25Okapi, BM25Plus
 
-from index.bm25 import BM25Index
+from index.bm25 import BM25Index, Terms
 from index.text import terms
 
 TEXTS = [
@@ -14,7 +17,7 @@ TEXTS = [
 
 
 def test_variant_keeps_common_terms_positive():
-    idx = BM25Index(TEXTS)
+    idx = BM25Index.from_texts(TEXTS)
     # "milley" is in 3 of 4 passages: Okapi's IDF is negative there, BM25+ keeps it positive.
     okapi = BM25Okapi([terms(t) for t in TEXTS])
     assert math.log((4 - 3 + 0.5) / (3 + 0.5)) < 0  # Okapi's own IDF for it
@@ -26,7 +29,7 @@ def test_variant_keeps_common_terms_positive():
 
 
 def test_only_candidates_from_postings_are_scored():
-    idx = BM25Index(TEXTS)
+    idx = BM25Index.from_texts(TEXTS)
     hits = idx.search("journalists book", k=10)
     assert [p for p, _ in hits][0] == 2
     assert {p for p, _ in hits} == {1, 2}  # passages with neither term are never scored
@@ -34,13 +37,48 @@ def test_only_candidates_from_postings_are_scored():
 
 
 def test_allowed_mask_restricts_candidates():
-    import numpy as np
-
-    idx = BM25Index(TEXTS)
+    idx = BM25Index.from_texts(TEXTS)
     allowed = np.array([False, True, False, True])
     assert {p for p, _ in idx.search("Milley", 10, allowed)} == {1, 3}
 
 
 def test_empty_corpus():
-    idx = BM25Index([])
+    idx = BM25Index.from_texts([])
     assert idx.search("anything", 3) == [] and idx.idf("x") == 0.0
+
+
+WORDS = ["milley", "call", "china", "general", "book", "election", "troops", "reporters", "secret", "war"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=12), min_size=1, max_size=15),
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=4),
+)
+def test_scores_equal_rank_bm25(docs, query):
+    """Same scores and order as rank-bm25's BM25Plus over the candidates (ties: lower row first)."""
+    texts = [" ".join(d) for d in docs]
+    idx = BM25Index.from_texts(texts)
+    ref = BM25Plus([terms(t) for t in texts], k1=idx.k1, b=idx.b, delta=idx.delta)
+    q = list(dict.fromkeys(terms(" ".join(query))))
+    candidates = [i for i, t in enumerate(texts) if set(terms(t)) & set(q)]
+    want = np.asarray(ref.get_batch_scores(q, candidates))
+    order = np.argsort(-want, kind="stable")
+    got = idx.search(" ".join(query), k=len(texts))
+    assert [p for p, _ in got] == [candidates[j] for j in order]
+    assert np.allclose([s for _, s in got], want[order])
+
+
+def test_terms_take_and_concat_keep_rows():
+    vocab: dict[str, int] = {}
+    t = Terms.from_texts(TEXTS, vocab)
+    rows = np.array([3, 0])
+    picked = Terms.concat([t.take(rows), Terms.from_texts(["Journalists wrote."], vocab)])
+    inverse = {i: w for w, i in vocab.items()}
+
+    def bag(terms_: Terms, r: int) -> dict[str, int]:
+        a, b = terms_.indptr[r], terms_.indptr[r + 1]
+        return {inverse[int(i)]: int(c) for i, c in zip(terms_.ids[a:b], terms_.counts[a:b])}
+
+    assert [bag(picked, r) for r in range(3)] == [bag(t, 3), bag(t, 0), {"journalist": 1, "wrote": 1}]
+    assert picked.lengths().tolist() == [4, 4, 2]  # "milley said call routin", "milley call li elect"

@@ -1,0 +1,15 @@
+"""Settings shared by the index and the CLI (no heavy imports: `qa --help` reads them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Derived data kept between runs: SQuAD corpora and indexes, bench corpora, ONNX models."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qa-bot"
+
+
+# How the embedding model can run (see index.embedder.load_embedder).
+EMBEDDING_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")

@@ -1,0 +1,53 @@
+"""The embedding backends: the same model through sentence-transformers/torch and ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.embedder import ModelError, OnnxEmbedder, SentenceTransformerEmbedder, load_embedder
+
+TEXTS = [
+    "When was the second call?",
+    "Milley called his Chinese counterpart twice in the final months of the administration.",
+    "Bees make honey.",
+    "x",
+]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors():
+    return SentenceTransformerEmbedder().embed(TEXTS)
+
+
+def test_onnx_float32_matches_torch(torch_vectors):
+    onnx = OnnxEmbedder(quantize=False)
+    assert onnx.variant == "onnx" and onnx.dim == 384
+    assert np.allclose(onnx.embed(TEXTS), torch_vectors, atol=1e-4)
+
+
+def test_int8_stays_close_to_torch(embedder, torch_vectors):
+    vecs = embedder.embed(TEXTS)
+    assert vecs.dtype == np.float32 and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    cos = (vecs * torch_vectors).sum(axis=1)
+    assert cos.min() > 0.97, cos
+    # Order inside a batch does not change a text's vector.
+    assert np.allclose(embedder.embed(TEXTS[::-1])[::-1], vecs, atol=1e-5)
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_default_on_cpu_is_int8_and_choice_is_checked(embedder, monkeypatch):
+    assert embedder.variant == "onnx-int8"  # these machines have no GPU
+    monkeypatch.setenv("QA_EMBED_BACKEND", "tensorrt")
+    with pytest.raises(ModelError, match="unknown embedding backend 'tensorrt'"):
+        load_embedder()
+
+
+def test_damaged_cached_model_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = OnnxEmbedder(quantize=True)
+    [onnx_file] = (tmp_path / "qa-bot" / "onnx").glob("*.onnx")
+    reference = first.embed(TEXTS[:2])
+    onnx_file.write_bytes(onnx_file.read_bytes()[:1000])  # truncated, e.g. by a full disk
+    again = OnnxEmbedder(quantize=True)
+    assert np.allclose(again.embed(TEXTS[:2]), reference, atol=1e-6)
