@@ -96,10 +96,11 @@ class BM25Index:
 
     def __init__(
         self, rows: Terms, vocab: dict[str, int], k1: float = K1, b: float = B, delta: float = DELTA,
-        postings: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        postings: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, lengths: np.ndarray | None = None,
     ) -> None:
         """``postings``: ``(term ids, rows, counts)`` of every entry of ``rows`` sorted by term
-        then row, when already known (see :meth:`updated`); computed otherwise."""
+        then row, and ``lengths`` (terms per row, at least 1), when already known (see
+        :meth:`updated`); computed otherwise."""
         self.params = {"variant": "BM25Plus", "k1": k1, "b": b, "delta": delta}
         self.rows = rows
         self.vocab = vocab
@@ -107,7 +108,7 @@ class BM25Index:
         self.k1, self.b, self.delta = k1, b, delta
         v = max(len(vocab), 1)
         # rank-bm25 gives an empty text one (empty) term, so its length is 1.
-        lengths = np.maximum(rows.lengths(), 1).astype(np.float64)
+        self.lengths = lengths = np.maximum(rows.lengths(), 1).astype(np.float64) if lengths is None else lengths
         avgdl = float(lengths.mean()) if n else 1.0
         self._norm = k1 * (1 - b + b * lengths / avgdl)
         self.df = np.bincount(rows.ids, minlength=v)
@@ -142,6 +143,7 @@ class BM25Index:
         return BM25Index(
             Terms.concat([self.rows.take(keep), new]), vocab, self.k1, self.b, self.delta,
             postings=(terms_[merged], rows_, counts),
+            lengths=np.concatenate([self.lengths[keep], np.maximum(new.lengths(), 1).astype(np.float64)]),
         )
 
     @classmethod

