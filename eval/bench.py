@@ -6,6 +6,12 @@ benchmark) shuffled with a fixed seed and regrouped into new documents of
 questions are that file's questions. Reports (as a table and JSON): passages, sentences,
 index_s, embed_sentences_per_s, load_s, latency_ms_p50/p95 (full ``Bot.ask``, model loaded),
 rss_mb, index_mb and add_one_doc_s (an incremental add to the built index).
+
+``backend="milvus"`` measures the same with retrieval from Milvus (``milvus_uri`` a server, or by
+default a Milvus Lite file inside the index folder, so ``index_mb`` includes it and ``milvus_mb``
+gives its share); index_s and add_one_doc_s then include keeping the collection in step, and
+load_s reconciling it with the index on disk. On a server the collection is
+``qa_bench_<passages>`` unless ``milvus_collection`` names another.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 
 from eval.harness import percentile, squad_questions
 from index.segment import Span, make_passages, split_sentences
+from index.milvus import LITE_FILENAME
 from index.store import PASSAGE_SIZE, PASSAGE_STRIDE
 from qa.bot import Bot
 
@@ -79,19 +86,23 @@ def _folder_mb(folder: Path) -> float:
 def run(
     source: Path, passages: int, queries: int, workdir: Path, embedder: Any,
     progress: Callable[[int, int], None] | None = None,
+    backend: str = "faiss", milvus_uri: str | None = None, milvus_collection: str | None = None,
 ) -> dict[str, Any]:
     """Build (or reuse) the corpus and index under ``workdir`` and measure; returns the figures."""
     docs, index_dir = workdir / f"docs-{passages}", workdir / f"index-{passages}"
     if not docs.is_dir():
         make_corpus(source, passages, docs)
     timed = TimedEmbedder(embedder)
-    bot = Bot(docs, index_dir=index_dir, embedder=timed)
+    options: dict[str, Any] = {"backend": backend}
+    if backend == "milvus":
+        options.update(milvus_uri=milvus_uri, milvus_collection=milvus_collection or f"qa_bench_{passages}")
+    bot = Bot(docs, index_dir=index_dir, embedder=timed, **options)
     t0 = time.perf_counter()
     report = bot.sync(progress)
     index_s = time.perf_counter() - t0
     built = bool(report.added)
     t0 = time.perf_counter()
-    bot = Bot(docs, index_dir=index_dir, embedder=timed)
+    bot = Bot(docs, index_dir=index_dir, embedder=timed, **options)
     bot.sync()
     load_s = time.perf_counter() - t0
     idx = bot.index
@@ -109,7 +120,9 @@ def run(
     bot.add_document(name, text.encode("utf-8"))
     add_s = time.perf_counter() - t0
     bot.delete_document(name)
+    lite = index_dir / LITE_FILENAME
     return {
+        "backend": backend,
         "passages": len(idx.passages),
         "sentences": len(idx.sentences),
         "documents": len(idx.entries),
@@ -120,6 +133,7 @@ def run(
         "latency_ms_p95": round(percentile(lat, 0.95) or 0.0, 2),
         "rss_mb": round(_rss_mb(), 1),
         "index_mb": round(_folder_mb(index_dir), 1),
+        "milvus_mb": round(_folder_mb(lite), 1) if backend == "milvus" and milvus_uri is None and lite.exists() else None,
         "add_one_doc_s": round(add_s, 3),
         "queries": len(lat),
         "built_now": built,
