@@ -52,6 +52,16 @@ class Retriever:
         return self.index.search(query, qvec, k=k, docs=docs, legs=legs)
 
 
+@pytest.fixture(autouse=True)
+def stop_lite_servers():
+    """Stop the Milvus Lite servers a test started in this process (each test has its own file),
+    so idle servers and their clients' keep-alive pings do not pile up over the session."""
+    yield
+    from milvus_lite import server_manager_instance
+
+    server_manager_instance.release_all()
+
+
 @pytest.fixture(scope="module")
 def base(embedder) -> HybridIndex:
     """The tiny corpus plus the document with the awkward id."""
