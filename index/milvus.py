@@ -163,12 +163,12 @@ class MilvusPassages:
     # ----- the collection -----------------------------------------------------------
     @staticmethod
     def fingerprint(index: HybridIndex) -> str:
-        """What the collection's content depends on besides the passages themselves."""
-        p = index.params
+        """What the collection's content depends on besides the passages themselves: the index's
+        whole manifest parameters (model, its weights, embedding variant, dimensions, passage
+        layout…), so any change to how vectors are made rebuilds the collection."""
         return json.dumps({
-            "schema": MILVUS_SCHEMA, "model": p["model"], "model_sha256": p["model_sha256"], "dim": p["dim"],
-            "analyzer": ANALYZER, "bm25": {"k1": K1, "b": B},
-        }, sort_keys=True)
+            "milvus_schema": MILVUS_SCHEMA, "index": index.params, "analyzer": ANALYZER, "bm25": {"k1": K1, "b": B},
+        }, sort_keys=True, default=str)
 
     def _ensure_collection(self, index: HybridIndex) -> bool:
         """Create (or rebuild) the collection for ``index``'s settings; True when created."""

@@ -5,6 +5,7 @@ The Milvus backend runs for real on a Milvus Lite file in the test's temporary f
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -158,9 +159,10 @@ def test_empty_index_returns_nothing(retriever: Retriever, base: HybridIndex, em
 # ----- Milvus only -----------------------------------------------------------------------
 def doc_keys(index: HybridIndex, doc: str) -> set[str]:
     """Milvus keys of one document's passages."""
-    a, b = index.doc_passages[index.doc_pos[doc]]
     text = index.entries[index.doc_pos[doc]].text
-    return {passage_key(doc, int(s), int(e), text[int(s):int(e)]) for s, e in zip(index.passages.start[a:b], index.passages.end[a:b])}
+    rows = (index.passages.doc == index.doc_pos[doc]).nonzero()[0]
+    return {passage_key(doc, int(index.passages.start[r]), int(index.passages.end[r]),
+                        text[int(index.passages.start[r]):int(index.passages.end[r])]) for r in rows}
 
 
 def test_milvus_sync_writes_only_what_changed(base: HybridIndex, embedder, tmp_path: Path):
@@ -186,8 +188,8 @@ def test_milvus_sync_writes_only_what_changed(base: HybridIndex, embedder, tmp_p
 def test_milvus_rebuilds_for_another_model_and_refuses_foreign_collections(base: HybridIndex, tmp_path: Path):
     uri = str(tmp_path / "milvus.db")
     MilvusPassages(uri).sync(base)
-    other = HybridIndex(base.entries, base.sentences, base.passages, base.pass_first, base.pass_last,
-                        {**base.params, "model_sha256": "0" * 64})
+    other = copy.copy(base)  # the same passages, as if embedded by another model
+    other.params = {**base.params, "model_sha256": "0" * 64}
     stats = MilvusPassages(uri).sync(other)
     assert stats.created and stats.upserted == len(base.passages)
 
