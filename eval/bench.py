@@ -10,6 +10,12 @@ saving), embed_sentences_per_s (the model alone), build_peak_rss_mb, load_s, lat
 add_one_doc_s (median of five incremental adds to the built index, and their max), and which dense index
 served (exact, or inverted lists past ``index.store.ANN_MIN_PASSAGES`` with their recall@10
 against an exact scan for the same questions).
+
+``backend="milvus"`` measures the same with retrieval from Milvus (``milvus_uri`` a server, or by
+default a Milvus Lite file inside the index folder, so ``index_mb`` includes it and ``milvus_mb``
+gives its share); index_s and add_one_doc_s then include keeping the collection in step, and
+load_s reconciling it with the index on disk. On a server the collection is
+``qa_bench_<passages>`` unless ``milvus_collection`` names another.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from eval.harness import percentile, squad_questions
+from index.milvus import LITE_FILENAME
 from index.segment import make_passages, split_sentences
 from index.store import PASSAGE_SIZE, PASSAGE_STRIDE
 from qa.bot import Bot
@@ -80,7 +87,9 @@ def _folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
-def _build(docs: Path, index_dir: Path, model: str, embedding: str, show_progress: bool) -> dict[str, Any]:
+def _build(
+    docs: Path, index_dir: Path, model: str, embedding: str, show_progress: bool, options: dict[str, Any],
+) -> dict[str, Any]:
     """Index ``docs`` (run in a child process, so the parent's memory is that of serving)."""
     import resource
 
@@ -89,7 +98,7 @@ def _build(docs: Path, index_dir: Path, model: str, embedding: str, show_progres
 
     quiet_libraries()
     timed = TimedEmbedder(load_embedder(model, embedding))
-    bot = Bot(docs, index_dir=index_dir, embedder=timed)
+    bot = Bot(docs, index_dir=index_dir, embedder=timed, **options)
     t0 = time.perf_counter()
     with embedding_progress(show_progress) as progress:
         report = bot.sync(progress)
@@ -101,7 +110,7 @@ def _build(docs: Path, index_dir: Path, model: str, embedding: str, show_progres
 
 def run(
     source: Path, passages: int, queries: int, workdir: Path, embedder: Any, show_progress: bool = True,
-    adds: int = 5,
+    adds: int = 5, backend: str = "faiss", milvus_uri: str | None = None, milvus_collection: str | None = None,
 ) -> dict[str, Any]:
     """Build (or reuse) the corpus and index under ``workdir`` and measure; returns the figures.
 
@@ -115,11 +124,15 @@ def run(
     docs, index_dir = workdir / f"docs-{passages}", workdir / f"index-{passages}"
     if not docs.is_dir():
         make_corpus(source, passages, docs)
+    options: dict[str, Any] = {"backend": backend}
+    if backend == "milvus":
+        options.update(milvus_uri=milvus_uri, milvus_collection=milvus_collection or f"qa_bench_{passages}")
+    # The child exits before this process opens the index (a Milvus Lite file has one user at a time).
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        build = pool.submit(_build, docs, index_dir, embedder.name, embedder.variant, show_progress).result()
+        build = pool.submit(_build, docs, index_dir, embedder.name, embedder.variant, show_progress, options).result()
     built = build["built"]
     t0 = time.perf_counter()
-    bot = Bot(docs, index_dir=index_dir, embedder=embedder)
+    bot = Bot(docs, index_dir=index_dir, embedder=embedder, **options)
     bot.sync()
     load_s = time.perf_counter() - t0
     idx = bot.index
@@ -143,7 +156,9 @@ def run(
         add_s.append(time.perf_counter() - t0)
     for name in names:
         bot.delete_document(name)
+    lite = index_dir / LITE_FILENAME
     return {
+        "backend": backend,
         "passages": len(idx.passages),
         "sentences": len(idx.sentences),
         "documents": len(idx.entries),
@@ -157,6 +172,7 @@ def run(
         "latency_ms_p95": round(percentile(lat, 0.95) or 0.0, 2),
         "rss_mb": round(rss, 1),
         "index_mb": round(_folder_mb(index_dir), 1),
+        "milvus_mb": round(_folder_mb(lite), 1) if backend == "milvus" and milvus_uri is None and lite.exists() else None,
         "add_one_doc_s": round(percentile(add_s, 0.5) or 0.0, 3),
         "add_one_doc_s_max": round(max(add_s, default=0.0), 3),
         "dense_index": "exact" if idx.ann is None else f"ivf nlist={len(idx.ann.centroids)} nprobe={idx.faiss.nprobe}",

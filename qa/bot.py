@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from index.embedder import Embedder, load_embedder
 from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing
@@ -19,10 +19,14 @@ from .conversation import resolve
 from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, parse_document
 from .types import Answer, Document, Retrieved
 
+if TYPE_CHECKING:
+    from index.milvus import MilvusPassages
+
 log = logging.getLogger(__name__)
 
 INDEX_DIRNAME = ".qa-index"
 MAX_QUESTION_CHARS = 2000
+BACKENDS = ("faiss", "milvus")
 
 
 class QuestionError(ValueError):
@@ -88,6 +92,13 @@ class Bot:
         embedding: how the default embedder runs (``index.config.EMBEDDING_BACKENDS``; default
             ``$QA_EMBED_BACKEND`` or ``auto``).
         answerer: the sentence scorer; default uses ``qa/weights.json``.
+        backend: where passages are retrieved from: ``faiss`` (the local hybrid index) or
+            ``milvus`` (a Milvus collection kept in step with the local index after every update;
+            see ``index.milvus``). The local index is kept either way: the answerer reads its
+            sentences.
+        milvus_uri: with ``milvus``, a Milvus Lite file or a server URI (``http://host:19530``);
+            default a Milvus Lite file inside the index folder.
+        milvus_collection: with ``milvus``, the collection's name.
     """
 
     def __init__(
@@ -98,9 +109,16 @@ class Bot:
         model: str | None = None,
         answerer: Answerer | None = None,
         embedding: str | None = None,
+        backend: str = "faiss",
+        milvus_uri: str | None = None,
+        milvus_collection: str | None = None,
     ) -> None:
         self.docs = Path(docs)
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self._milvus = self._connect_milvus(milvus_uri, milvus_collection) if backend == "milvus" else None
         self.embedder = embedder or load_embedder(model, embedding)
         self.answerer = answerer or Answerer()
         self.legs: tuple[str, ...] = LEGS
@@ -144,6 +162,7 @@ class Bot:
             if report.touched or self._index is None and not self.index_dir.joinpath("CURRENT").exists():
                 current = current.updated(upserts, report.removed, self.embedder, progress)
                 current.save(self.index_dir)
+            self._sync_milvus(current)
             self._index = current
             return report
 
@@ -176,6 +195,7 @@ class Bot:
                     os.fsync(f.fileno())
                 updated = current.updated([Entry(doc.id, doc.text, doc.meta)], [], self.embedder)
                 updated.save(self.index_dir)
+                self._sync_milvus(updated)
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -197,6 +217,7 @@ class Bot:
             try:
                 updated = current.updated([], [doc_id], self.embedder)
                 updated.save(self.index_dir)
+                self._sync_milvus(updated)
             except BaseException:
                 if parked.exists():
                     os.replace(parked, target)
@@ -226,6 +247,21 @@ class Bot:
     def _refuse_existing(self, doc_id: str, index: HybridIndex, replace: bool) -> None:
         if not replace and (doc_id in index.doc_pos or (self.docs / doc_id).exists()):
             raise DocumentError("exists", f"{doc_id} already exists; ask to replace it")
+
+    def _connect_milvus(self, uri: str | None, collection: str | None) -> "MilvusPassages":
+        from index.milvus import DEFAULT_COLLECTION, MilvusPassages, default_uri
+
+        if uri is None:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            uri = default_uri(self.index_dir)
+        return MilvusPassages(uri, collection or DEFAULT_COLLECTION)
+
+    def _sync_milvus(self, index: HybridIndex) -> None:
+        """With the Milvus backend, make its collection hold the passages of ``index``."""
+        if self._milvus is not None:
+            stats = self._milvus.sync(index)
+            if stats.upserted or stats.deleted:
+                log.info("Milvus: %d passages upserted, %d deleted", stats.upserted, stats.deleted)
 
     def _open(self, report: SyncReport) -> HybridIndex:
         try:
@@ -262,7 +298,10 @@ class Bot:
         # The carried words help the lexical legs find the topic; the embedding is of the
         # question itself (pronouns resolved), so they do not pull it back to the last answer.
         qvec = self.embedder.embed([resolved.question])[0]
-        hits = index.search(searched_for, qvec, k=10, docs=docs, legs=self.legs)
+        if self._milvus is not None:
+            hits = self._milvus.search(searched_for, qvec, k=10, docs=docs, legs=self.legs, index=index)
+        else:
+            hits = index.search(searched_for, qvec, k=10, docs=docs, legs=self.legs)
         t1 = time.perf_counter()
         abstained, answer, confidence, citations = self.answerer.answer(
             resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried

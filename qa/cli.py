@@ -40,9 +40,29 @@ def _make_bot(args: argparse.Namespace) -> "Bot":
     if not Path(args.docs).is_dir():
         raise CLIError(f"documents folder {args.docs!r} does not exist (pass --docs DIR)")
     try:
-        return Bot(args.docs, index_dir=args.index, model=args.model, embedding=args.embedding)
+        return Bot(args.docs, index_dir=args.index, model=args.model, embedding=args.embedding, **_backend_options(args))
     except ModelError as exc:
         raise CLIError(str(exc)) from None
+
+
+def _backend_options(args: argparse.Namespace) -> dict:
+    """The Bot's backend arguments from ``--backend``/``--milvus-uri``/``--milvus-collection``."""
+    if args.backend != "milvus":
+        if args.milvus_uri or args.milvus_collection:
+            raise CLIError("--milvus-uri and --milvus-collection go with --backend milvus")
+        return {"backend": args.backend}
+    uri = args.milvus_uri or os.environ.get("QA_MILVUS_URI") or None
+    return {"backend": "milvus", "milvus_uri": uri, "milvus_collection": args.milvus_collection}
+
+
+def backend_args(sp: argparse.ArgumentParser, collection_default: str = "qa_passages") -> None:
+    sp.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
+                    help="where passages are retrieved from: the local faiss + BM25 index (default) or a Milvus collection")
+    sp.add_argument("--milvus-uri", default=None, metavar="URI",
+                    help="with --backend milvus: a server such as http://host:19530, or a Milvus Lite file "
+                         "(default: $QA_MILVUS_URI, else milvus.db inside the index folder)")
+    sp.add_argument("--milvus-collection", default=None, metavar="NAME",
+                    help=f"with --backend milvus: the collection (default {collection_default})")
 
 
 @contextlib.contextmanager
@@ -262,12 +282,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CLIError(f"source file {args.source!r} not found (a SQuAD-format JSON file; see --source)")
     if args.passages < 1 or args.queries < 1:
         raise CLIError("--passages and --queries must be at least 1")
+    options = _backend_options(args)
     try:
         embedder = load_embedder(args.model, args.embedding)
     except ModelError as exc:
         raise CLIError(str(exc)) from None
     workdir = Path(args.index) if args.index else cache_dir() / "bench"
-    figures = bench.run(source, args.passages, args.queries, workdir, embedder)
+    figures = bench.run(source, args.passages, args.queries, workdir, embedder, **options)
     width = max(len(k) for k in figures) + 2
     for k, v in figures.items():
         print(f"{k.ljust(width)}{'-' if v is None else v}")
@@ -293,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--embedding", choices=EMBEDDING_BACKENDS, default=None,
                         help="how to run the model: torch, onnx (float32) or onnx-int8; default $QA_EMBED_BACKEND or auto "
                              "(torch on a CUDA GPU, else onnx-int8)")
+        backend_args(sp)
 
     sp = sub.add_parser("index", help="build or update the index of a documents folder")
     corpus_args(sp, positional_docs=True)
@@ -321,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("bench", help="measure indexing and answering speed on a corpus of N passages of real text")
     sp.add_argument("--passages", type=int, default=10_000, help="passages to index (default 10000)")
     sp.add_argument("--queries", type=int, default=200, help="questions to time (default 200)")
-    sp.add_argument("--backend", choices=["faiss"], default="faiss", help="vector backend (faiss only so far)")
+    backend_args(sp, collection_default="qa_bench_N, N the passages")
     sp.add_argument("--source", default="../shared/benchmarks/squad-dev-v1.1.json",
                     help="SQuAD-format file whose sentences and questions are used (default: the public benchmark)")
     sp.add_argument("--index", default=None, help="work folder for the corpus and index (default: the cache folder); reused when present")
@@ -352,6 +374,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Milvus can fail in any command that indexes or asks (server gone, collection refused);
+        # its errors already name the problem. (Imported here only: it loads numpy.)
+        from index.milvus import MilvusError
+
+        if isinstance(exc, MilvusError):
+            print(f"qa: error: {exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
