@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INDEX_DIRNAME = ".qa-index"
+# In the index folder: size, modification time and hash of each file as last read, so a sync
+# reads only files whose size or time changed (like git's index).
+FILE_STATS = "files.json"
 MAX_QUESTION_CHARS = 2000
 BACKENDS = ("faiss", "milvus")
 
@@ -143,10 +147,17 @@ class Bot:
         with self._lock:
             report = SyncReport()
             current = self._index or self._open(report)
-            result = load_folder(self.docs)
+            known = {e.id: e.sha256 for e in current.entries}
+            seen = self._read_file_stats()
+
+            def unchanged(doc_id: str, sig: tuple[int, int]) -> bool:
+                # Same size and modification time (ns) as when its indexed text was read.
+                last = seen.get(doc_id)
+                return last is not None and (last[0], last[1]) == sig and known.get(doc_id) == last[2]
+
+            result = load_folder(self.docs, unchanged)
             report.errors, report.warnings = result.errors, result.warnings
             on_disk = {d.id: d for d in result.documents}
-            known = {e.id: e.sha256 for e in current.entries}
             upserts = []
             for doc_id, doc in on_disk.items():
                 entry = Entry(doc.id, doc.text, doc.meta)
@@ -158,13 +169,31 @@ class Bot:
                     continue
                 upserts.append(entry)
             # A file that exists but cannot be read now keeps its last good version.
-            report.removed = [d for d in known if d not in on_disk and d not in result.errors]
+            present = set(on_disk) | set(result.unchanged)
+            report.removed = [d for d in known if d not in present and d not in result.errors]
             if report.touched or self._index is None and not self.index_dir.joinpath("CURRENT").exists():
                 current = current.updated(upserts, report.removed, self.embedder, progress)
                 current.save(self.index_dir)
             self._sync_milvus(current)
             self._index = current
+            stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries if e.id in result.stats and e.id in present}
+            if stats != seen:
+                self._write_file_stats(stats)
             return report
+
+    def _read_file_stats(self) -> dict[str, list]:
+        """``{id: [size, mtime_ns, sha256]}`` of each file when its indexed text was read."""
+        try:
+            data = json.loads((self.index_dir / FILE_STATS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_file_stats(self, stats: dict[str, list]) -> None:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.index_dir / f"{FILE_STATS}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(stats), encoding="utf-8")
+        os.replace(tmp, self.index_dir / FILE_STATS)
 
     def check_upload(self, name: str, data: bytes, replace: bool = False) -> Document:
         """The document ``name`` would become, or :class:`DocumentError` saying why it would be

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from dateutil import parser as dateparser
 
@@ -32,6 +33,10 @@ class IngestResult:
     documents: list[Document] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
+    # Files not read because ``skip`` said they are as when last read, and the (size,
+    # modification time in ns) of every file seen.
+    unchanged: list[str] = field(default_factory=list)
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def parse_date_prefix(text: str) -> tuple[datetime, int] | None:
@@ -94,14 +99,24 @@ def iter_files(folder: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def load_folder(folder: str | Path) -> IngestResult:
-    """Read every supported file under ``folder``; a bad file is reported, not fatal."""
+def load_folder(folder: str | Path, skip: Callable[[str, tuple[int, int]], bool] | None = None) -> IngestResult:
+    """Read every supported file under ``folder``; a bad file is reported, not fatal.
+
+    ``skip(doc_id, (size, mtime_ns))`` may say a file is unchanged since it was last read;
+    it is then listed in ``unchanged`` and not read.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise IngestError(f"documents folder {folder} does not exist or is not a folder")
     result = IngestResult()
     for path, doc_id in iter_files(folder):
         try:
+            st = path.stat()
+            sig = (st.st_size, st.st_mtime_ns)
+            result.stats[doc_id] = sig
+            if skip is not None and skip(doc_id, sig):
+                result.unchanged.append(doc_id)
+                continue
             doc = read_document(path, doc_id)
         except (IngestError, OSError) as exc:
             result.errors[doc_id] = str(exc)

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,42 @@ def test_large_index_uses_inverted_lists(tmp_path: Path, embedder, monkeypatch):
     assert all(h.doc != "tea0.txt" for h in grown.search("tea", embedder.embed(["tea"])[0], k=20))
     # A small index stays exact.
     assert HybridIndex.empty(embedder).updated(entries[:2], [], embedder).ann is None
+
+
+def test_sync_reads_only_files_whose_size_or_time_changed(corpus: Path, tmp_path: Path, embedder):
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    bot.sync()
+    volcano = corpus / "volcano.txt"
+    st = volcano.stat()
+    # Same size and time as when it was read: not read again (these bytes would be an error).
+    volcano.write_bytes(b"\xff" * st.st_size)
+    os.utime(volcano, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync()
+    assert not again.touched and not again.errors
+    # A new modification time: read, and here refused as not UTF-8 (the indexed text is kept).
+    os.utime(volcano, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    third = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync()
+    assert "volcano.txt" in third.errors and not third.removed
+    # A lost or damaged stats file only means reading everything again.
+    (tmp_path / "ix" / "files.json").write_text("{not json", encoding="utf-8")
+    volcano.write_text("Volcanoes vent ash.", encoding="utf-8")
+    fourth = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync()
+    assert fourth.changed == ["volcano.txt"] and not fourth.errors
+
+
+def test_added_vectors_grow_in_place_without_touching_older_snapshots(embedder):
+    base = HybridIndex.empty(embedder).updated([Entry("a.txt", "Alpha is first. Beta is second.", {})], [], embedder)
+    one = base.updated([Entry("b.txt", "Gamma rays are light.", {})], [], embedder)
+    two = one.updated([Entry("c.txt", "Delta flows into the sea.", {})], [], embedder)
+    # one and two share a buffer; one still sees only its own rows.
+    assert np.shares_memory(one.sentences.vecs, two.sentences.vecs)
+    assert len(one.sentences.vecs) == len(one.sentences) < len(two.sentences.vecs) == len(two.sentences)
+    before = one.sentences.vecs.copy()
+    # Branching from one again must not overwrite two's rows: it gets its own copy.
+    other = one.updated([Entry("d.txt", "Epsilon is small.", {})], [], embedder)
+    assert not np.shares_memory(other.sentences.vecs, two.sentences.vecs)
+    assert np.array_equal(one.sentences.vecs, before)
+    q = embedder.embed(["delta sea"])[0]
+    assert two.search("delta sea", q, k=1)[0].doc == "c.txt"
+    assert other.search("epsilon small", embedder.embed(["epsilon small"])[0], k=1)[0].doc == "d.txt"
+    assert all(h.doc != "d.txt" for h in two.search("epsilon small", embedder.embed(["epsilon small"])[0], k=5))
