@@ -9,7 +9,9 @@ saving), embed_sentences_per_s (the model alone), build_peak_rss_mb, load_s, lat
 (full ``Bot.ask``, model loaded), rss_mb (after opening the index and answering), index_mb,
 add_one_doc_s (median of five incremental adds to the built index, and their max), and which dense index
 served (exact, or inverted lists past ``index.store.ANN_MIN_PASSAGES`` with their recall@10
-against an exact scan for the same questions).
+against an exact scan for the same questions). With ``api_clients``, the same questions are
+then asked through ``qa serve`` on loopback by that many concurrent clients (api_latency_ms_p50/
+p95, api_answers_per_s, api_errors).
 
 ``backend="milvus"`` measures the same with retrieval from Milvus (``milvus_uri`` a server, or by
 default a Milvus Lite file inside the index folder, so ``index_mb`` includes it and ``milvus_mb``
@@ -111,6 +113,7 @@ def _build(
 def run(
     source: Path, passages: int, queries: int, workdir: Path, embedder: Any, show_progress: bool = True,
     adds: int = 5, backend: str = "faiss", milvus_uri: str | None = None, milvus_collection: str | None = None,
+    api_clients: int = 0,
 ) -> dict[str, Any]:
     """Build (or reuse) the corpus and index under ``workdir`` and measure; returns the figures.
 
@@ -157,6 +160,10 @@ def run(
     for name in names:
         bot.delete_document(name)
     lite = index_dir / LITE_FILENAME
+    api: dict[str, Any] = {}
+    if api_clients:
+        bot.close()  # a Milvus Lite file has one user at a time: the server's turn
+        api = _through_api(docs, index_dir, workdir, qs, api_clients, options)
     return {
         "backend": backend,
         "passages": len(idx.passages),
@@ -179,4 +186,54 @@ def run(
         "dense_recall_at_10": None if recall is None else round(recall, 4),
         "queries": len(lat),
         "built_now": built,
+        **api,
+    }
+
+
+def _through_api(
+    docs: Path, index_dir: Path, workdir: Path, questions: list[str], clients: int, options: dict[str, Any],
+) -> dict[str, Any]:
+    """The same questions through ``qa serve`` on loopback, ``clients`` at a time."""
+    import asyncio
+
+    import httpx
+
+    from eval.loadcheck import free_port, start_server
+
+    extra = ["--backend", options["backend"]]
+    if options.get("milvus_uri"):
+        extra += ["--milvus-uri", options["milvus_uri"]]
+    if options.get("milvus_collection"):
+        extra += ["--milvus-collection", options["milvus_collection"]]
+    port = free_port()
+    proc = start_server(docs, workdir, "", port, index=index_dir, extra_args=extra)
+    lat: list[float] = []
+    errors = 0
+
+    async def client(mine: list[str], http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for q in mine:
+            t0 = time.perf_counter()
+            r = await http.post("/api/answer", json={"question": q})
+            lat.append((time.perf_counter() - t0) * 1000)
+            errors += r.status_code != 200
+
+    async def main() -> float:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            await http.post("/api/answer", json={"question": questions[0]})  # warm-up
+            t0 = time.perf_counter()
+            await asyncio.gather(*(client(questions[i::clients], http) for i in range(clients)))
+            return time.perf_counter() - t0
+
+    try:
+        elapsed = asyncio.run(main())
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return {
+        "api_clients": clients,
+        "api_latency_ms_p50": round(percentile(lat, 0.5) or 0.0, 2),
+        "api_latency_ms_p95": round(percentile(lat, 0.95) or 0.0, 2),
+        "api_answers_per_s": round(len(lat) / elapsed, 1),
+        "api_errors": errors,
     }

@@ -181,14 +181,21 @@ async def run(url: str, key: str, clients: int, seconds: float, conversations: l
     }
 
 
-def start_server(docs: Path, workdir: Path, key: str, port: int, timeout: float = 300) -> subprocess.Popen:
+def start_server(
+    docs: Path, workdir: Path, key: str, port: int, timeout: float = 300,
+    index: Path | None = None, extra_args: Sequence[str] = (),
+) -> subprocess.Popen:
+    """``qa serve`` over ``docs`` (index ``index``, default ``workdir/index``) on a loopback
+    port, rate limit off; returns once ``/readyz`` answers 200. Its output goes to
+    ``workdir/server.log``."""
     import httpx
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_RATE_LIMIT": "0", "QA_API_KEY": key, "PYTHONUNBUFFERED": "1"}
     env.pop("QA_API_KEY_REQUIRED", None)
     log = (workdir / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(workdir / "index"), "--port", str(port)],
+        [sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(index or workdir / "index"),
+         "--port", str(port), *extra_args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + timeout

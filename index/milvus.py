@@ -309,7 +309,13 @@ class MilvusPassages:
         return int(res[0]["count(*)"])
 
     def close(self) -> None:
+        """Close the client; for a Milvus Lite file also stop its embedded server, so another
+        process may open the file."""
         self._client.close()
+        if is_lite(self.uri):
+            from milvus_lite import server_manager_instance
+
+            server_manager_instance.release_server(self.uri)
 
     # ----- queries ------------------------------------------------------------------
     def search(

@@ -285,6 +285,12 @@ class Bot:
             uri = default_uri(self.index_dir)
         return MilvusPassages(uri, collection or DEFAULT_COLLECTION)
 
+    def close(self) -> None:
+        """Let go of outside resources (the Milvus connection, and a Milvus Lite file's server)."""
+        if self._milvus is not None:
+            self._milvus.close()
+            self._milvus = None
+
     def _sync_milvus(self, index: HybridIndex) -> None:
         """With the Milvus backend, make its collection hold the passages of ``index``."""
         if self._milvus is not None:

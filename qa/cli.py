@@ -288,7 +288,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ModelError as exc:
         raise CLIError(str(exc)) from None
     workdir = Path(args.index) if args.index else cache_dir() / "bench"
-    figures = bench.run(source, args.passages, args.queries, workdir, embedder, **options)
+    if args.api < 0:
+        raise CLIError("--api takes a number of concurrent clients (1 or more)")
+    figures = bench.run(source, args.passages, args.queries, workdir, embedder, api_clients=args.api, **options)
     width = max(len(k) for k in figures) + 2
     for k, v in figures.items():
         print(f"{k.ljust(width)}{'-' if v is None else v}")
@@ -350,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", default=None, help="embedding model (default: the packaged all-MiniLM-L6-v2)")
     sp.add_argument("--embedding", choices=EMBEDDING_BACKENDS, default=None,
                     help="how to run the model (default $QA_EMBED_BACKEND or auto: torch on a CUDA GPU, else onnx-int8)")
+    sp.add_argument("--api", type=int, default=0, metavar="CLIENTS",
+                    help="also ask the same questions through `qa serve` on loopback with CLIENTS concurrent clients")
     sp.add_argument("--json-out", metavar="FILE", help="write the figures as JSON")
     sp.set_defaults(func=cmd_bench)
 

@@ -34,6 +34,18 @@ def test_bench_builds_then_reuses(tmp_path: Path):
     assert not list((tmp_path / "work").glob("docs-4/bench-added-*"))
 
 
+def test_bench_through_the_api(tmp_path: Path):
+    """--api asks the questions through a real `qa serve` on loopback with concurrent clients."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "qa.cli", "bench", "--source", str(DATA / "tiny-squad.json"), "--passages", "4",
+           "--queries", "4", "--index", str(tmp_path / "work"), "--api", "2", "--json-out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(out.read_text())
+    assert figures["api_clients"] == 2 and figures["api_errors"] == 0
+    assert figures["api_latency_ms_p95"] >= figures["api_latency_ms_p50"] > 0 and figures["api_answers_per_s"] > 0
+
+
 def test_bench_rejects_a_missing_source(tmp_path: Path):
     r = subprocess.run([sys.executable, "-m", "qa.cli", "bench", "--source", str(tmp_path / "nope.json")],
                        capture_output=True, text=True, cwd=ROOT)
