@@ -174,9 +174,12 @@ def matches(evidence: Iterable[str | dict[str, Any]], doc: str, start: int, end:
     return False
 
 
+_PUNCTUATION = frozenset(string.punctuation)
+
+
 def _squad_normalise(s: str) -> str:
     s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = "".join(ch for ch in s if ch not in _PUNCTUATION)
     s = re.sub(r"\b(a|an|the)\b", " ", s)
     return " ".join(s.split())
 
@@ -294,7 +297,7 @@ def configured(bot: Bot, setup: tuple[tuple[str, ...], Model] | None) -> Iterato
         bot.legs, bot.answerer = legs, answerer
 
 
-def plot_risk_coverage(results: list[TurnResult], path: str | Path) -> None:
+def plot_risk_coverage(results: list[TurnResult], path: str | Path, threshold: float) -> None:
     """Accuracy of the answered turns against the share answered, sweeping the confidence.
 
     A turn counts as right when it is answerable and its top citation hits; answering an
@@ -313,7 +316,6 @@ def plot_risk_coverage(results: list[TurnResult], path: str | Path) -> None:
         ys.append(right / i)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(xs, ys, label="answerer")
-    threshold = Answerer().model.threshold
     answered = sum(c >= threshold for c, _ in rows) / max(len(rows), 1)
     ax.axvline(answered, linestyle="--", color="grey", label=f"threshold {threshold:.2f}: answers {answered:.0%}")
     ax.set_xlabel("coverage (share of questions answered)")

@@ -151,15 +151,20 @@ class BM25Index:
         vocab: dict[str, int] = {}
         return cls(Terms.from_texts(texts, vocab), vocab, **params)
 
+    def _term_id(self, term: str) -> int | None:
+        """The id of a normalised term that some text holds (the vocabulary keeps terms of
+        removed texts, and a later snapshot's terms may be past this one's arrays)."""
+        i = self.vocab.get(term)
+        return i if i is not None and i < len(self.df) and self.df[i] > 0 else None
+
     def has(self, term: str) -> bool:
         """Whether some text holds the normalised ``term``."""
-        i = self.vocab.get(term)
-        return i is not None and i < len(self.df) and self.df[i] > 0
+        return self._term_id(term) is not None
 
     def idf(self, term: str) -> float:
         """IDF of a normalised term (0 for a term the corpus lacks)."""
-        i = self.vocab.get(term)
-        return float(self._idf[i]) if i is not None and i < len(self._idf) else 0.0
+        i = self._term_id(term)
+        return 0.0 if i is None else float(self._idf[i])
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top ``k`` texts as ``(position, score)``, best first (ties: lower position first).
@@ -167,7 +172,7 @@ class BM25Index:
         Only texts in the postings of a query term are scored; ``allowed`` (a boolean mask
         over positions) further restricts them.
         """
-        q = [i for i in dict.fromkeys(self.vocab.get(t) for t in terms(query)) if i is not None and i < len(self.df) and self.df[i]]
+        q = [i for i in dict.fromkeys(self._term_id(t) for t in terms(query)) if i is not None]
         if not q or self.size == 0:
             return []
         scores = np.zeros(self.size)

@@ -67,10 +67,12 @@ class Entry:
     id: str
     text: str
     meta: dict[str, Any]
-    sha256: str = field(init=False, compare=False)  # of the text, computed once
+    # Of the text: computed once, or given when already known (the manifest records it).
+    sha256: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sha256", content_hash(self.text))
+        if not self.sha256:
+            object.__setattr__(self, "sha256", content_hash(self.text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +131,14 @@ class _VectorBuffer:
         return buf.rows[:n + k], buf
 
 
-def _params(embedder: Embedder, bm25: dict[str, Any]) -> dict[str, Any]:
+def _params(embedder: Embedder) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
         "model": embedder.name,
         "model_sha256": embedder.sha256,
         "embedding": embedder.variant,
         "dim": embedder.dim,
-        "bm25": bm25,
+        "bm25": BM25_PARAMS,
         "passage_size": PASSAGE_SIZE,
         "passage_stride": PASSAGE_STRIDE,
         "passage_vectors": "mean-of-sentences",
@@ -178,7 +180,6 @@ class HybridIndex:
         # Whole-document BM25 (doc_bm25): a passage whose document is about the question
         # ranks higher even when the question's words are spread over several windows.
         self.bm25, self.doc_bm25 = bm25
-        self.vocab = self.bm25.vocab
         self.ann = ann
         if ann is not None:
             self.faiss = ann.index(passages.vecs)
@@ -186,9 +187,9 @@ class HybridIndex:
             self.faiss = faiss.IndexFlatIP(params["dim"])
             if len(passages):
                 self.faiss.add(passages.vecs)
-        # Rows of each document: [first, end).
         # Where the leading documents are already on disk: (index folder, [(part, documents)]).
         self.saved: tuple[Path, list[tuple[str, int]]] | None = None
+        # Rows of each document: [first, end).
         self.s_bounds = np.searchsorted(sentences.doc, np.arange(len(entries) + 1)).astype(np.int64)
         self.p_bounds = np.searchsorted(passages.doc, np.arange(len(entries) + 1)).astype(np.int64)
 
@@ -199,7 +200,12 @@ class HybridIndex:
     # ----- construction -------------------------------------------------------------
     @classmethod
     def empty(cls, embedder: Embedder) -> "HybridIndex":
-        return cls.empty_like(_params(embedder, BM25_PARAMS))
+        params = _params(embedder)
+        z = np.zeros(0, dtype=np.int32)
+        t = lambda: _Table(z, z, z, np.zeros((0, params["dim"]), dtype=np.float32))  # noqa: E731
+        vocab: dict[str, int] = {}
+        bm25 = _bm25_params(params)
+        return cls([], t(), t(), z, z, params, (BM25Index(Terms.empty(), vocab, **bm25), BM25Index(Terms.empty(), vocab, **bm25)))
 
     def updated(
         self,
@@ -214,27 +220,13 @@ class HybridIndex:
         vectors of the others are reused. ``progress(done, total)`` is called as sentences
         are embedded.
         """
-        upserts = list(upserts)
-        drop = set(removals) | {e.id for e in upserts}
+        new = sorted(upserts, key=lambda e: e.id)
+        drop = set(removals) | {e.id for e in new}
+        # The kept documents' rows stay in their order; the new documents' are appended.
         kept = [i for i, e in enumerate(self.entries) if e.id not in drop]
-        return self._assemble(kept, upserts, embedder, self.params, self, progress)
-
-    @classmethod
-    def _assemble(
-        cls,
-        kept: list[int],
-        new: list[Entry],
-        embedder: Embedder,
-        params: dict[str, Any],
-        old: "HybridIndex | None",
-        progress: Callable[[int, int], None] | None = None,
-    ) -> "HybridIndex":
-        """``kept``: rows of ``old``'s documents to keep, in order; ``new`` is appended."""
-        new = sorted(new, key=lambda e: e.id)
-        vocab = dict(old.vocab) if old is not None else {}
+        old, params = self, self.params
+        vocab = dict(old.bm25.vocab)
         fresh = _Segmented(new, params["dim"], embedder, vocab, progress)
-        if old is None:
-            old = cls.empty_like(params)
         keep = np.asarray(kept, dtype=np.int64)
         n_old = len(keep)
         s_rows = _ranges(old.s_bounds[keep], np.diff(old.s_bounds)[keep])
@@ -261,19 +253,10 @@ class HybridIndex:
         pass_last = i32(cat([s_new_row[old.pass_last[p_rows]], fresh.last + s_base]))
         bm25 = (old.bm25.updated(p_rows, fresh.passage_terms, vocab), old.doc_bm25.updated(keep, fresh.doc_terms, vocab))
         entries = [old.entries[i] for i in kept] + new
-        out = cls(entries, sentences, passages, pass_first, pass_last, params, bm25, Ann.for_update(old.ann, p_rows, passages.vecs))
+        out = HybridIndex(entries, sentences, passages, pass_first, pass_last, params, bm25, Ann.for_update(old.ann, p_rows, passages.vecs))
         if n_old == len(old.entries):  # only appended: the old parts on disk still hold the first documents
             out.saved = old.saved
         return out
-
-    @classmethod
-    def empty_like(cls, params: dict[str, Any]) -> "HybridIndex":
-        dim = params["dim"]
-        z = np.zeros(0, dtype=np.int32)
-        t = lambda: _Table(z, z, z, np.zeros((0, dim), dtype=np.float32))  # noqa: E731
-        vocab: dict[str, int] = {}
-        bm25 = _bm25_params(params)
-        return cls([], t(), t(), z, z, params, (BM25Index(Terms.empty(), vocab, **bm25), BM25Index(Terms.empty(), vocab, **bm25)))
 
     # ----- queries ------------------------------------------------------------------
     def text(self, doc_row: int, start: int, end: int) -> str:
@@ -400,7 +383,9 @@ class HybridIndex:
             **({"ann_lists": self.ann.lists} if self.ann is not None else {}),
             **_terms_arrays("p", self.bm25.rows), **_terms_arrays("d", self.doc_bm25.rows),
         )
-        vocab = sorted(self.vocab, key=self.vocab.__getitem__)
+        if self.ann is not None:
+            np.save(gen / "ann_centroids.npy", self.ann.centroids)
+        vocab = sorted(self.bm25.vocab, key=self.bm25.vocab.__getitem__)
         (gen / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         (gen / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
         for p in gen.iterdir():
@@ -425,8 +410,6 @@ class HybridIndex:
                 f.write(json.dumps({"id": e.id, "text": e.text, "meta": e.meta}, ensure_ascii=False) + "\n")
         np.save(gen / "sentence_vecs.npy", self.sentences.vecs[s0:])
         np.save(gen / "passage_vecs.npy", self.passages.vecs[p0:])
-        if self.ann is not None:
-            np.save(gen / "ann_centroids.npy", self.ann.centroids)
 
     @staticmethod
     def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
@@ -438,20 +421,19 @@ class HybridIndex:
         """Open the current generation; raise :class:`IndexMismatch` if built differently."""
         gen = _current(Path(folder))
         manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
-        expected = _params(embedder, BM25_PARAMS)
+        expected = _params(embedder)
         diffs = [f"{k}: index has {manifest.get(k)!r}, now {v!r}" for k, v in expected.items() if manifest.get(k) != v]
         if diffs:
             raise IndexMismatch(f"index at {folder} was built with other settings ({'; '.join(diffs)}); rebuild it with `qa index`")
         entries: list[Entry] = []
         s_vecs, p_vecs = [], []
-        # An index written before parts existed keeps everything in its one generation.
-        parts = manifest.get("parts") or [(gen.name, manifest["counts"]["documents"])]
+        parts, hashes = manifest["parts"], manifest["documents"]
         for name, _ in parts:
             part = Path(folder) / name
             with (part / "docs.jsonl").open(encoding="utf-8") as f:
                 for line in f:
                     d = json.loads(line)
-                    entries.append(Entry(d["id"], d["text"], d["meta"]))
+                    entries.append(Entry(d["id"], d["text"], d["meta"], hashes[d["id"]]))
             # Mapped, not read: the answerer touches a few sentence vectors a question, and an
             # update copies what it keeps (a removed generation's file stays readable while mapped).
             s_vecs.append(np.load(part / "sentence_vecs.npy", mmap_mode="r"))

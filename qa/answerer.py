@@ -26,7 +26,7 @@ from index.store import Hit, HybridIndex
 from index.text import STOPWORDS, normalise, terms, words
 
 
-from .answertype import NONE, find_answer, question_type
+from .answertype import NONE, Span, find_answer, question_type
 from .types import Citation
 
 FEATURES = (
@@ -137,6 +137,14 @@ class Question:
             and not index.bm25.has(normalise(m.group()))
         ]
         self.bigrams = set(zip(own, own[1:]))
+        self._spans: dict[str, tuple[Span, float] | None] = {}
+
+    def answer_span(self, sentence: str) -> tuple[Span, float] | None:
+        """:func:`find_answer` for this question, once per sentence (the features look at each
+        candidate and its previous sentence, and the citation at the top one again)."""
+        if sentence not in self._spans:
+            self._spans[sentence] = find_answer(self.text, sentence, self.kind)
+        return self._spans[sentence]
 
     def coverage(self, tset: set[str]) -> float:
         return sum(w for t, w in self.idf.items() if t in tset) / self.mass
@@ -205,9 +213,9 @@ class Answerer:
                     pair_cos = max(pair_cos, float(pair @ qv) / (float(np.linalg.norm(pair)) or 1.0))
                     f[_F[name]] = q.coverage(nb_terms)
             f[_F["cos_pair"]] = pair_cos
-            found = find_answer(q.text, text(r), q.kind) if q.kind != NONE else None
+            found = q.answer_span(text(r))
             if q.kind != NONE and r > 0 and sents.doc[r - 1] == d:
-                f[_F["type_prev"]] = float(find_answer(q.text, text(r - 1), q.kind) is not None)
+                f[_F["type_prev"]] = float(q.answer_span(text(r - 1)) is not None)
             rank, rrf, passage = best[r]
             f[_F["pcos"]] = float(index.passages.vecs[passage] @ qv)
             f[_F["anaphoric"]] = float(bool(_ANAPHORIC.match(text(r))))
@@ -296,7 +304,7 @@ class Answerer:
         d, a, b = int(sents.doc[row]), int(sents.start[row]), int(sents.end[row])
         entry = index.entries[d]
         text = entry.text[a:b]
-        found = find_answer(q.text, text, q.kind) if q is not None else None
+        found = q.answer_span(text) if q is not None else None
         return Citation(
             doc=entry.id, title=entry.meta.get("title", ""), text=text, start=a, end=b, score=score,
             answer_start=found[0].start if found else None, answer_end=found[0].end if found else None,

@@ -142,12 +142,6 @@ _ORDINALS = {"first": 0, "earlier": 0, "earliest": 0, "initial": 0, "second": 1,
              "later": -1, "last": -1, "latest": -1, "final": -1, "third": 2, "fourth": 3}
 
 
-def pick_span(question: str, sentence: str, kind: str) -> Span | None:
-    """The candidate of ``kind`` in ``sentence`` most likely to answer ``question``."""
-    found = find_answer(question, sentence, kind)
-    return found[0] if found else None
-
-
 def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] | None:
     """The best candidate of ``kind`` in ``sentence`` and its closeness to the question's words.
 

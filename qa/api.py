@@ -37,7 +37,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn
+from .bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, check_question
 from .ingest import SUPPORTED_SUFFIXES
 from .types import Answer
 
@@ -209,11 +209,7 @@ class AnswerRequest(BaseModel):
     @field_validator("question")
     @classmethod
     def _question(cls, value: str) -> str:
-        stripped = value.strip()
-        if not stripped:
-            raise ValueError("the question is empty: ask something about the documents")
-        if len(stripped) > MAX_QUESTION_CHARS:
-            raise ValueError(f"the question has {len(stripped)} characters; the limit is {MAX_QUESTION_CHARS}")
+        check_question(value)  # its QuestionError is a ValueError: pydantic reports it as a 422
         return value
 
 

@@ -37,6 +37,16 @@ class QuestionError(ValueError):
     """The question cannot be asked (empty, too long, unknown document)."""
 
 
+def check_question(question: object) -> str:
+    """The question stripped, or :class:`QuestionError` saying why it cannot be asked."""
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("the question is empty: ask something about the documents")
+    question = question.strip()
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+    return question
+
+
 class DocumentError(ValueError):
     """A document cannot be added or removed. ``kind`` says why, for the API's status code:
     ``invalid`` (bad name or content), ``unsupported`` (file type), ``too_large``, ``exists``,
@@ -72,13 +82,6 @@ class Turn:
 
     question: str
     answer: Answer
-
-
-def _short_answer(answer: Answer) -> str | None:
-    """The highlighted short answer of an earlier turn, if it had one."""
-    if answer.abstained or not answer.citations or answer.citations[0].answer_start is None:
-        return None
-    return answer.answer
 
 
 def default_index_dir(docs: str | Path) -> Path:
@@ -136,8 +139,6 @@ class Bot:
         assert self._index is not None
         return self._index
 
-    def documents(self) -> list[Document]:
-        return [Document(e.id, e.meta.get("title", ""), e.meta.get("date"), e.text) for e in self.index.entries]
 
     def sync(self, progress: Callable[[int, int], None] | None = None) -> SyncReport:
         """Bring the index in step with the folder: add, re-embed changed, drop removed.
@@ -213,7 +214,7 @@ class Bot:
         doc = self._parse_upload(name, data)
         doc_id = doc.id
         with self._lock:
-            current = self._index if self._index is not None else self._open(SyncReport())
+            current = self._snapshot()
             self._refuse_existing(doc_id, current, replace)
             target = self.docs / doc_id
             fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=self.docs)
@@ -235,7 +236,7 @@ class Bot:
     def delete_document(self, doc_id: str) -> None:
         """Remove a document from the folder and the index, all or nothing."""
         with self._lock:
-            current = self._index if self._index is not None else self._open(SyncReport())
+            current = self._snapshot()
             if doc_id not in current.doc_pos:
                 raise DocumentError("missing", f"no document {doc_id!r}")
             target = self.docs / doc_id
@@ -298,6 +299,10 @@ class Bot:
             if stats.upserted or stats.deleted:
                 log.info("Milvus: %d passages upserted, %d deleted", stats.upserted, stats.deleted)
 
+    def _snapshot(self) -> HybridIndex:
+        """The current index for a writer, opened (not synced with the folder) if need be."""
+        return self._index if self._index is not None else self._open(SyncReport())
+
     def _open(self, report: SyncReport) -> HybridIndex:
         try:
             return HybridIndex.load(self.index_dir, self.embedder)
@@ -317,18 +322,14 @@ class Bot:
     ) -> Answer:
         """Answer ``question`` from the current index, optionally limited to ``docs``."""
         t0 = time.perf_counter()
-        question = question.strip() if isinstance(question, str) else question
-        if not isinstance(question, str) or not question:
-            raise QuestionError("the question is empty: ask something about the documents")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise QuestionError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+        question = check_question(question)
         index = self.index
         if docs is not None:
             docs = list(docs)
             unknown = [d for d in docs if d not in index.doc_pos]
             if unknown:
                 raise QuestionError(f"unknown document(s) {unknown}; known: {index.doc_ids[:20]}")
-        resolved = resolve(question, [(t.question, t.answer.searched_for, _short_answer(t.answer)) for t in history])
+        resolved = resolve(question, [(t.question, t.answer.searched_for, t.answer.short_answer) for t in history])
         searched_for = resolved.searched_for
         # The carried words help the lexical legs find the topic; the embedding is of the
         # question itself (pronouns resolved), so they do not pull it back to the last answer.

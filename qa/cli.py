@@ -263,7 +263,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         Path(args.json_out).write_text(json.dumps(rep, ensure_ascii=False, indent=1), encoding="utf-8")
         print(f"report written to {args.json_out}", file=sys.stderr)
     if args.curve:
-        harness.plot_risk_coverage(results, args.curve)
+        harness.plot_risk_coverage(results, args.curve, bot.answerer.model.threshold)
         print(f"risk-coverage curve written to {args.curve}", file=sys.stderr)
     acc = rep["metrics"]["sentence_accuracy"]
     if args.min_sentence_accuracy is not None and (acc is None or acc < args.min_sentence_accuracy):
@@ -306,16 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def model_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--model", default=None, help="embedding model: a local folder or name (default: $QA_MODEL or the packaged all-MiniLM-L6-v2)")
+        sp.add_argument("--embedding", choices=EMBEDDING_BACKENDS, default=None,
+                        help="how to run the model: torch, onnx (float32) or onnx-int8; default $QA_EMBED_BACKEND or auto "
+                             "(torch on a CUDA GPU, else onnx-int8)")
+
     def corpus_args(sp: argparse.ArgumentParser, positional_docs: bool = False) -> None:
         if positional_docs:
             sp.add_argument("docs", metavar="DOCS", help="folder of .txt/.md documents (searched recursively)")
         else:
             sp.add_argument("--docs", default="documents", help="folder of .txt/.md documents (default: documents)")
         sp.add_argument("--index", default=None, help="index folder (default: DOCS/.qa-index)")
-        sp.add_argument("--model", default=None, help="embedding model: a local folder or name (default: $QA_MODEL or the packaged all-MiniLM-L6-v2)")
-        sp.add_argument("--embedding", choices=EMBEDDING_BACKENDS, default=None,
-                        help="how to run the model: torch, onnx (float32) or onnx-int8; default $QA_EMBED_BACKEND or auto "
-                             "(torch on a CUDA GPU, else onnx-int8)")
+        model_args(sp)
         backend_args(sp)
 
     sp = sub.add_parser("index", help="build or update the index of a documents folder")
@@ -349,9 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--source", default="../shared/benchmarks/squad-dev-v1.1.json",
                     help="SQuAD-format file whose sentences and questions are used (default: the public benchmark)")
     sp.add_argument("--index", default=None, help="work folder for the corpus and index (default: the cache folder); reused when present")
-    sp.add_argument("--model", default=None, help="embedding model (default: the packaged all-MiniLM-L6-v2)")
-    sp.add_argument("--embedding", choices=EMBEDDING_BACKENDS, default=None,
-                    help="how to run the model (default $QA_EMBED_BACKEND or auto: torch on a CUDA GPU, else onnx-int8)")
+    model_args(sp)
     sp.add_argument("--api", type=int, default=0, metavar="CLIENTS",
                     help="also ask the same questions through `qa serve` on loopback with CLIENTS concurrent clients")
     sp.add_argument("--json-out", metavar="FILE", help="write the figures as JSON")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -84,17 +85,24 @@ def parse_document(data: bytes, doc_id: str) -> Document:
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text)
 
 
-def iter_files(folder: Path) -> list[tuple[Path, str]]:
-    """Supported files under ``folder``, recursively, with their ids (paths relative to it,
-    ``/``-separated), sorted by id; hidden files and folders are skipped (not even walked)."""
+def iter_files(folder: Path) -> list[tuple[Path, str, os.stat_result]]:
+    """Supported regular files under ``folder``, recursively, with their ids (paths relative to
+    it, ``/``-separated) and ``stat``, sorted by id; hidden files and folders are skipped (not
+    even walked)."""
     out = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel = Path(root).relative_to(folder).as_posix()
         for name in files:
             path = Path(root, name)
-            if not name.startswith(".") and path.suffix.lower() in SUPPORTED_SUFFIXES and path.is_file():
-                out.append((path, name if rel == "." else f"{rel}/{name}"))
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # gone (or a broken link) since the folder was listed
+            if stat.S_ISREG(st.st_mode):
+                out.append((path, name if rel == "." else f"{rel}/{name}", st))
     out.sort(key=lambda item: item[1])
     return out
 
@@ -109,14 +117,13 @@ def load_folder(folder: str | Path, skip: Callable[[str, tuple[int, int]], bool]
     if not folder.is_dir():
         raise IngestError(f"documents folder {folder} does not exist or is not a folder")
     result = IngestResult()
-    for path, doc_id in iter_files(folder):
+    for path, doc_id, st in iter_files(folder):
+        sig = (st.st_size, st.st_mtime_ns)
+        result.stats[doc_id] = sig
+        if skip is not None and skip(doc_id, sig):
+            result.unchanged.append(doc_id)
+            continue
         try:
-            st = path.stat()
-            sig = (st.st_size, st.st_mtime_ns)
-            result.stats[doc_id] = sig
-            if skip is not None and skip(doc_id, sig):
-                result.unchanged.append(doc_id)
-                continue
             doc = read_document(path, doc_id)
         except (IngestError, OSError) as exc:
             result.errors[doc_id] = str(exc)

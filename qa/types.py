@@ -81,6 +81,15 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     passages: tuple[Retrieved, ...] = ()
 
+    @property
+    def short_answer(self) -> str | None:
+        """The short answer highlighted inside the top citation, if the bot gave one (not when
+        it abstained, nor when no short span fitted and ``answer`` is the whole sentence)."""
+        top = self.citations[0] if self.citations else None
+        if self.abstained or not self.answer or top is None or top.answer_start is None or top.answer_end is None:
+            return None
+        return self.answer
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Answer":
         """Rebuild an Answer from its JSON (e.g. a client's conversation history)."""

@@ -20,11 +20,6 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def free_port() -> int:
-    with bound_socket() as sock:
-        return sock.getsockname()[1]
-
-
 def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
     """Poll ``url``/readyz until it answers 200; fail early if ``proc`` exits."""
     deadline = time.monotonic() + timeout

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA, DOCUMENTS, ROOT
-from servers import free_port
 
+from eval.loadcheck import free_port
 from index.milvus import MilvusError, MilvusPassages, passage_key, string_literal
 from index.store import LEGS, Entry, Hit, HybridIndex
 from qa.bot import Bot

@@ -21,8 +21,10 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 
 from conftest import ROOT
+from servers import serving, wait_ready
+
+from eval.loadcheck import free_port
 from qa.types import Answer, Citation, Document
-from servers import free_port, serving, wait_ready
 from ui.render import esc, paragraph_bounds, render_reply, render_sources
 
 CHROMIUM = "/usr/bin/chromium"

@@ -54,14 +54,6 @@ def short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
 
-def has_short_answer(answer: Answer) -> bool:
-    """Whether the reply leads with a short answer highlighted inside the top sentence."""
-    return bool(
-        not answer.abstained and answer.answer and answer.citations
-        and answer.citations[0].answer_start is not None and answer.citations[0].answer_end is not None
-    )
-
-
 def _answer_span(c: Citation) -> tuple[int, int] | None:
     if c.answer_start is None or c.answer_end is None:
         return None
@@ -95,7 +87,7 @@ def render_reply(answer: Answer) -> str:
         parts.append(f'<div class="qa-notfound">{esc(NOT_FOUND)}</div>')
         if answer.citations:
             parts.append('<div class="qa-closest">Closest matches:</div>')
-    elif has_short_answer(answer):
+    elif answer.short_answer is not None:
         parts.append(f'<div class="qa-short"><strong>{_inline(answer.answer or "")}</strong> {_conf(answer)}</div>')
     else:
         parts.append(f'<div class="qa-short qa-nospan">From the documents: {_conf(answer)}</div>')
