@@ -425,6 +425,9 @@ class HybridIndex:
         diffs = [f"{k}: index has {manifest.get(k)!r}, now {v!r}" for k, v in expected.items() if manifest.get(k) != v]
         if diffs:
             raise IndexMismatch(f"index at {folder} was built with other settings ({'; '.join(diffs)}); rebuild it with `qa index`")
+        missing = [k for k in ("parts", "documents") if k not in manifest]
+        if missing:
+            raise IndexMismatch(f"index at {folder} lacks {', '.join(missing)} in its manifest (written by a development build); rebuild it with `qa index`")
         entries: list[Entry] = []
         s_vecs, p_vecs = [], []
         parts, hashes = manifest["parts"], manifest["documents"]

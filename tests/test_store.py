@@ -232,3 +232,14 @@ def test_added_vectors_grow_in_place_without_touching_older_snapshots(embedder):
     assert two.search("delta sea", q, k=1)[0].doc == "c.txt"
     assert other.search("epsilon small", embedder.embed(["epsilon small"])[0], k=1)[0].doc == "d.txt"
     assert all(h.doc != "d.txt" for h in two.search("epsilon small", embedder.embed(["epsilon small"])[0], k=5))
+
+
+def test_manifest_without_parts_is_a_mismatch(tmp_path: Path, embedder):
+    """An index whose manifest lacks a field this version needs is rebuilt, not a crash."""
+    HybridIndex.empty(embedder).updated([Entry("a.txt", "Some text here.", {})], [], embedder).save(tmp_path / "ix")
+    gen = tmp_path / "ix" / (tmp_path / "ix" / "CURRENT").read_text()
+    manifest = json.loads((gen / "manifest.json").read_text())
+    del manifest["parts"]
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="parts"):
+        HybridIndex.load(tmp_path / "ix", embedder)
