@@ -70,9 +70,9 @@ CONFIDENCE_FEATURES = CONFIDENCE_FROM + ("margin", "rank_score")
 _CONF = [FEATURES.index(f) for f in CONFIDENCE_FROM]
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 # A question that names something no document mentions ("…the capital of France?" over news
-# about China) is not answered by them, however well its other words match: its confidence is
-# scaled by this factor.
-UNKNOWN_NAME_FACTOR = 0.2
+# about China, "…the 2022 elections?" over news from 2021) is not answered by them, however
+# well its other words match: its confidence is scaled by this factor.
+UNKNOWN_SPECIFIC_FACTOR = 0.2
 # Words a follow-up carries from earlier turns count this much of their IDF in the lexical
 # features: they locate the topic but are not what the new question asks.
 CONTEXT_WEIGHT = 0.3
@@ -130,11 +130,12 @@ class Question:
         self.idf.update({t: CONTEXT_WEIGHT * (index.bm25.idf(t) or self.max_idf) for t in carried})
         self.mass = sum(self.idf.values()) or 1.0
         self.oov = sum(w for t, w in self.idf.items() if not index.bm25.has(t)) / self.mass
-        # Capitalised words past the first (names, not the sentence opener) the corpus lacks.
-        self.unknown_names = [
-            m.group() for m in words(text)[1:]
-            if m.group()[0].isupper() and m.group().lower() not in STOPWORDS
-            and not index.bm25.has(normalise(m.group()))
+        # Specifics the corpus lacks: capitalised words past the first (names, not the sentence
+        # opener) and numbers or years.
+        self.unknown_specifics = [
+            m.group() for i, m in enumerate(words(text))
+            if (i > 0 and m.group()[0].isupper() or any(c.isdigit() for c in m.group()))
+            and m.group().lower() not in STOPWORDS and not index.bm25.has(normalise(m.group()))
         ]
         self.bigrams = set(zip(own, own[1:]))
         self._spans: dict[str, tuple[Span, float] | None] = {}
@@ -282,8 +283,8 @@ class Answerer:
         order = np.argsort(-scores, kind="stable")
         conf_x = self.confidence_features(feats, scores, int(order[0]))
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
-        if q.unknown_names:
-            confidence *= UNKNOWN_NAME_FACTOR
+        if q.unknown_specifics:
+            confidence *= UNKNOWN_SPECIFIC_FACTOR
         abstained = confidence < model.threshold
         # A citation's score: its share of the ranker's preference among the candidates.
         share = np.exp(scores - scores.max())

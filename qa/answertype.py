@@ -45,7 +45,7 @@ _NUMBER_RE = re.compile(rf"\b(?:{_QUANT_PREFIX})?(?:{_NUM})(?:\s(?!of\b|the\b|an
 _NAME_RE = re.compile(
     r"\b(?:[A-Z][\w’'.-]*[\w])(?:\s(?:(?:of|the|de|van|von|al|for|and)\s)?(?:[A-Z][\w’'.-]*[\w]|[A-Z]\.))*"
 )
-_ORG_WORDS = re.compile(
+ORG_WORDS = re.compile(
     r"\b(?:Post|Times|News|Journal|Staff|Committee|Commission|Council|Party|Ministry|Department|University|"
     r"Institute|Army|Force|Forces|Association|Company|Corporation|Inc|Ltd|Bank|Agency|Office|House|Court|Church|"
     r"School|College|Union|Organization|Organisation|Administration|Government|Congress|Senate)\b"
@@ -77,13 +77,50 @@ def question_type(question: str) -> str:
         return DATE
     if re.match(r"how (many|much|long|old|far|big|large|tall|often|high|few|wide|deep|heavy|fast)\b|(what|which) (number|percentage|proportion|amount|age|size|population)\b", q):
         return NUMBER
-    if re.match(r"(who|whom|whose)\b", q):
+    if re.match(r"(who|whom|whose)\b", q) or _asks_for(q, PERSON_NOUNS):
         return PERSON
     if re.match(r"where\b|(in |at )?(what|which) (country|city|state|place|town|region|continent|location|venue|county|province|island|river)\b", q):
         return PLACE
-    if re.match(r"(what|which)\b.*\b(name|called|named|title)\b|(what|which) (organization|organisation|company|group|agency|party|newspaper|book|team|university|network)\b", q):
+    if re.match(r"(what|which)\b.*\b(name|called|named|title)\b", q) or _asks_for(q, ENTITY_NOUNS):
         return ENTITY
     return NONE
+
+
+# Nouns that make "which/what <noun>" ask for a person or a named thing ("Which senator wrote…",
+# "What news agency reported…"). General English, nothing from any particular document.
+PERSON_NOUNS = frozenset(
+    "senator president leader official spokesman spokeswoman spokesperson minister author authors writer "
+    "professor expert commentator analyst player players king queen emperor empress ruler scientist chairman "
+    "director actor actress singer governor mayor judge journalist reporter editor aide soldier officer "
+    "commander coach quarterback pope bishop pharaoh prince princess explorer inventor composer artist "
+    "poet philosopher politician candidate founder ceo member members person people man woman engineer "
+    "doctor physician lawyer admiral secretary ambassador diplomat monarch chancellor prime".split()
+)
+ENTITY_NOUNS = frozenset(
+    "organization organisation company firm group agency party newspaper paper magazine publication book "
+    "novel team club university college school network channel outlet broadcaster film movie show series "
+    "album song band brand ship institution council committee court ministry department army church "
+    "religion language award prize treaty law act event war battle".split()
+)
+
+ROLE_NOUNS = PERSON_NOUNS | ENTITY_NOUNS
+
+
+def _asks_for(q: str, nouns: frozenset[str]) -> bool:
+    """Does ``q`` (lower case, from its wh-word) open with "what/which" + up to two modifiers + one of ``nouns``?
+
+    The modifiers must be content words ("Which Chinese military commentator"), so "What did
+    the president say?" is not a question about which president.
+    """
+    toks = re.findall(r"[a-z][a-z’'-]*", q)
+    if not toks or toks[0] not in ("what", "which"):
+        return False
+    for tok in toks[1:4]:
+        if tok in nouns:
+            return True
+        if tok in STOPWORDS:
+            return False
+    return False
 
 
 def _dedupe(spans: list[Span]) -> list[Span]:
@@ -152,7 +189,12 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
     """
     if kind == NONE:
         return None
-    qterms = {normalise(m.group()) for m in words(question) if m.group().lower() not in STOPWORDS}
+    # A role word the question asks about ("Which senator…") is part of the answer's name
+    # ("Senator Marco Rubio"), not a sign that the candidate restates the question.
+    qterms = {
+        normalise(m.group()) for m in words(question)
+        if m.group().lower() not in STOPWORDS and m.group().lower() not in ROLE_NOUNS
+    }
     fresh, echoing = [], []
     for c in candidates(sentence, kind):
         cterms = {normalise(m.group()) for m in words(sentence[c.start:c.end]) if m.group().lower() not in STOPWORDS}
@@ -182,7 +224,7 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
         if kind == PERSON:
             text = sentence[c.start:c.end]
             # Full names (two or more capitalised words, not an organisation) are likelier answers.
-            s += 0.5 * (len(text.split()) > 1 and not _ORG_WORDS.search(text))
+            s += 0.5 * (len(text.split()) > 1 and not ORG_WORDS.search(text))
         return s
 
     best = max(cands, key=score)

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from index.text import STOPWORDS
 
-from .answertype import DATE, NONE, NUMBER, PERSON, WH_PHRASE, question_type
+from .answertype import DATE, NONE, NUMBER, ORG_WORDS, PERSON, PERSON_NOUNS, WH_PHRASE, question_type
 
 _PERSONAL = {"he", "she", "him", "her", "his", "hers", "himself", "herself"}
 # Object pronouns seldom mean the clause's own subject: they always look back.
@@ -66,6 +66,36 @@ def _names(text: str) -> list[str]:
             parts[-1] = _POSSESSIVE.sub("", parts[-1])
             out.append(" ".join(parts))
     return [n for n in out if n]
+
+
+def _antecedents(text: str) -> list[str]:
+    """Who a personal pronoun in the next question may point back to, in order of mention.
+
+    A name counts unless it is an acronym ("US"), follows "the" ("the Washington Post") or holds
+    an organisation word; a role ("the vice chairman of …", "Which military expert…") counts
+    too, as "the <role>", so "What's his name?" can still be rewritten when no name was given.
+    """
+    found: list[tuple[int, str]] = []
+    for m in _NAME.finditer(text):
+        name = _names(m.group())
+        if not name or name[0].isupper() or ORG_WORDS.search(name[0]):
+            continue
+        start = m.start() + m.group().find(name[0].split()[0])
+        if re.search(r"\bthe\s+$", text[:start], re.IGNORECASE):
+            continue
+        found.append((start, name[0]))
+    toks = list(_WORD.finditer(text))
+    for i, t in enumerate(toks):
+        if _POSSESSIVE.sub("", t.group().lower()) not in PERSON_NOUNS:
+            continue
+        j = i
+        while j > 0 and i - j < 3 and _base(toks[j - 1].group()) not in STOPWORDS and toks[j - 1].group().lower() not in _QUESTION_WORDS:
+            j -= 1
+        role = "the " + _POSSESSIVE.sub("", text[toks[j].start():t.end()])
+        # A role that opens with a name ("Chinese military commentator") replaces that name.
+        found = [(s, n) for s, n in found if s != toks[j].start()]
+        found.append((toks[j].start(), role))
+    return [n for _, n in sorted(found)]
 
 
 def _core(search: str) -> str:
@@ -123,7 +153,7 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
     if len(answered) == 1 and len(prev_answer.split()) >= 2:
         person: str | None = answered[0]
     else:
-        people = _names(prev_core)
+        people = _antecedents(prev_core)
         person = people[0] if people else None
     rewritten = question
     if person:

@@ -23,6 +23,12 @@ def test_off_topic_abstains(seeds_bot):
     assert a.to_dict()["abstained"] is True
 
 
+def test_a_year_no_document_mentions_abstains(seeds_bot):
+    # The midterms are in the documents; the 2022 ones are not.
+    a = seeds_bot.ask("Who won the 2022 midterm elections?")
+    assert a.abstained and a.answer is None
+
+
 def test_answer_json_shape(seeds_bot):
     d = seeds_bot.ask("Who did Milley call?").to_dict()
     assert set(d) == {"question", "searched_for", "abstained", "answer", "confidence", "citations", "timings_ms"}

@@ -32,6 +32,17 @@ def test_two_candidate_antecedents_prefer_the_answer_over_the_asker():
     assert resolve("What did he say?", history).startswith("What did Milley say?")
 
 
+def test_pronoun_without_a_person_named_points_to_the_role():
+    q = "What did the vice chairman of the Joint Chiefs say the goal with China should be?"
+    # Neither "Joint Chiefs" (after "the") nor "China" is who "his" means: the role is.
+    assert _resolve("What's his name?", [(q, q, None)]).question == "What's the vice chairman's name?"
+    q = "What did the anonymous military expert say about US wars?"
+    assert _resolve("What does he expect?", [(q, q, None)]).question == "What does the anonymous military expert expect?"
+    # An acronym or a name introduced by "the" is no person; a later plain name is.
+    q = "When did the Washington Post and the US say Milley called?"
+    assert _resolve("Why did he call?", [(q, q, None)]).question == "Why did Milley call?"
+
+
 def test_ellipsis_carries_the_topic_but_not_the_old_ordinal_or_date():
     history = [("When was the first call?", "When was the first call?", "October 30, 2020")]
     out = resolve("And the other one?", history)
