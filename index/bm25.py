@@ -166,15 +166,10 @@ class BM25Index:
         i = self._term_id(term)
         return 0.0 if i is None else float(self._idf[i])
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top ``k`` texts as ``(position, score)``, best first (ties: lower position first).
-
-        Only texts in the postings of a query term are scored; ``allowed`` (a boolean mask
-        over positions) further restricts them.
-        """
+    def scored(self, query: str) -> "Scored":
+        """Every text's score for ``query``; only texts in the postings of a query term are
+        touched, so the cost follows the postings, not the corpus."""
         q = [i for i in dict.fromkeys(self._term_id(t) for t in terms(query)) if i is not None]
-        if not q or self.size == 0:
-            return []
         scores = np.zeros(self.size)
         hit = np.zeros(self.size, dtype=bool)
         for i in q:
@@ -182,14 +177,29 @@ class BM25Index:
             rows, tf = self._post_rows[a:z], self._post_counts[a:z]
             scores[rows] += self._idf[i] * tf * (self.k1 + 1) / (self._norm[rows] + tf)
             hit[rows] = True
-        if allowed is not None:
-            hit &= allowed
+        # BM25+'s floor: every query term adds idf * delta to every text, present or not.
+        return Scored(scores + self.delta * float(self._idf[q].sum()), hit)
+
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top ``k`` texts for ``query`` (see :meth:`Scored.top`)."""
+        return self.scored(query).top(k, allowed)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One query's BM25+ scores over all texts, and which texts hold a query term."""
+
+    scores: np.ndarray
+    hit: np.ndarray
+
+    def top(self, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top ``k`` texts holding a query term as ``(position, score)``, best first (ties:
+        lower position first); ``allowed`` (a boolean mask over positions) restricts them."""
+        hit = self.hit if allowed is None else self.hit & allowed
         candidates = np.flatnonzero(hit)
         if not len(candidates):
             return []
-        # BM25+'s floor: every query term adds idf * delta to every text, present or not.
-        floor = self.delta * float(self._idf[q].sum())
-        s = scores[candidates] + floor
+        s = self.scores[candidates]
         if len(s) > k:
             part = np.argpartition(-s, k - 1)[:k]
             # argpartition breaks ties arbitrarily: keep all tied with the k-th, then sort.

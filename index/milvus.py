@@ -6,7 +6,8 @@ passage keeps its key across snapshots and a changed one gets a new key), the do
 (filterable), the offsets, the passage text with an analyzer (Milvus computes its BM25 sparse
 vector with a ``BM25`` function) and the passage's MiniLM vector. A search is one Milvus
 ``hybrid_search``: the dense leg and the BM25 leg, fused by Milvus's ``RRFRanker`` with the same
-``k`` as the local index.
+``k`` as the local index; as there, RRF's over-fetched candidates are then ordered by BM25 and
+best-sentence cosine (:meth:`HybridIndex.rescore`, from the local snapshot the answerer reads).
 
 What differs from :meth:`HybridIndex.search`:
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .bm25 import B, K1
+from .fusion import Fused
 from .store import LEGS, OVERFETCH, RRF_K, Hit, HybridIndex, IndexStoreError
 from .text import STOPWORDS
 
@@ -354,8 +356,9 @@ class MilvusPassages:
         }
         try:
             if len(use) == 2:
+                # Milvus fuses by RRF; its candidates are then ordered like the local index's.
                 res = self._client.hybrid_search(
-                    self.collection, [requests["bm25"], requests["dense"]], RRFRanker(RRF_K), limit=k,
+                    self.collection, [requests["bm25"], requests["dense"]], RRFRanker(RRF_K), limit=fetch,
                     output_fields=["pk"], timeout=self.timeout,
                 )
             else:
@@ -370,13 +373,17 @@ class MilvusPassages:
             if isinstance(exc, MilvusException):
                 raise MilvusError(f"searching Milvus collection {self.collection!r} at {self.uri} failed: {_describe(exc)}") from None
             raise
-        out = []
+        found = []
         for rank, h in enumerate(res[0], start=1):
             row = rows.get(h["pk"] if "pk" in h else h["id"])
             if row is None:
                 continue
             score = float(h["distance"]) if len(use) == 2 else 1.0 / (RRF_K + rank)
-            ranks = {} if len(use) == 2 else {use[0]: rank}
-            ps = snap.passages
-            out.append(Hit(row, snap.doc_ids[int(ps.doc[row])], int(ps.start[row]), int(ps.end[row]), score, ranks))
-        return out
+            found.append(Fused(row, score, {} if len(use) == 2 else {use[0]: rank}))
+        if len(use) == 2:
+            found = snap.rescore(snap.bm25.scored(query), qvec, found)
+        ps = snap.passages
+        return [
+            Hit(f.id, snap.doc_ids[int(ps.doc[f.id])], int(ps.start[f.id]), int(ps.end[f.id]), f.score, f.ranks)
+            for f in found[:k]
+        ]

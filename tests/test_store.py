@@ -243,3 +243,25 @@ def test_manifest_without_parts_is_a_mismatch(tmp_path: Path, embedder):
     (gen / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatch, match="parts"):
         HybridIndex.load(tmp_path / "ix", embedder)
+
+
+def test_hybrid_hits_are_ordered_by_fused_bm25_and_best_sentence_cosine(corpus: Path, tmp_path: Path, embedder):
+    from index.store import BM25_WEIGHT
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    bot.sync()
+    ix = bot.index
+    q = "How wide is the crater lake of the volcano?"
+    qv = embedder.embed([q])[0]
+    hits = ix.search(q, qv, k=10)
+    assert len(hits) >= 2
+    bm25 = ix.bm25.scored(q).scores
+    top_bm25 = max(float(bm25[h.passage]) for h in ix.search(q, qv, k=len(ix.passages)))
+    for h in hits:
+        rows = range(int(ix.pass_first[h.passage]), int(ix.pass_last[h.passage]) + 1)
+        best_cos = max(float(ix.sentences.vecs[r] @ qv) for r in rows)
+        assert h.score == pytest.approx(BM25_WEIGHT * float(bm25[h.passage]) / top_bm25 + best_cos, abs=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # One leg alone keeps that leg's own order (the --compare ablations).
+    only_bm25 = ix.search(q, qv, k=5, legs=("bm25",))
+    assert [h.passage for h in only_bm25] == [p for p, _ in ix.bm25.search(q, 5)]
