@@ -171,14 +171,15 @@ class BM25Index:
         touched, so the cost follows the postings, not the corpus."""
         q = [i for i in dict.fromkeys(self._term_id(t) for t in terms(query)) if i is not None]
         scores = np.zeros(self.size)
-        hit = np.zeros(self.size, dtype=bool)
+        held = np.zeros(self.size)
         for i in q:
             a, z = self._post_ptr[i], self._post_ptr[i + 1]
             rows, tf = self._post_rows[a:z], self._post_counts[a:z]
             scores[rows] += self._idf[i] * tf * (self.k1 + 1) / (self._norm[rows] + tf)
-            hit[rows] = True
+            held[rows] += self._idf[i]
+        mass = float(self._idf[q].sum())
         # BM25+'s floor: every query term adds idf * delta to every text, present or not.
-        return Scored(scores + self.delta * float(self._idf[q].sum()), hit)
+        return Scored(scores + self.delta * mass, held > 0, held / mass if mass > 0 else held)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top ``k`` texts for ``query`` (see :meth:`Scored.top`)."""
@@ -187,10 +188,12 @@ class BM25Index:
 
 @dataclass(frozen=True)
 class Scored:
-    """One query's BM25+ scores over all texts, and which texts hold a query term."""
+    """One query's BM25+ scores over all texts, which texts hold a query term, and the share
+    of the query's IDF mass each text holds (``coverage``, 0-1; each term counted once)."""
 
     scores: np.ndarray
     hit: np.ndarray
+    coverage: np.ndarray
 
     def top(self, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top ``k`` texts holding a query term as ``(position, score)``, best first (ties:

@@ -245,8 +245,9 @@ def test_manifest_without_parts_is_a_mismatch(tmp_path: Path, embedder):
         HybridIndex.load(tmp_path / "ix", embedder)
 
 
-def test_hybrid_hits_are_ordered_by_fused_bm25_and_best_sentence_cosine(corpus: Path, tmp_path: Path, embedder):
-    from index.store import BM25_WEIGHT
+def test_hybrid_hits_are_ordered_by_fused_cosine_bm25_and_coverage(corpus: Path, tmp_path: Path, embedder):
+    from index.store import BM25_WEIGHT, COVERAGE_WEIGHT
+    from index.text import terms
 
     bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
     bot.sync()
@@ -257,10 +258,14 @@ def test_hybrid_hits_are_ordered_by_fused_bm25_and_best_sentence_cosine(corpus: 
     assert len(hits) >= 2
     bm25 = ix.bm25.scored(q).scores
     top_bm25 = max(float(bm25[h.passage]) for h in ix.search(q, qv, k=len(ix.passages)))
+    idf = {t: ix.bm25.idf(t) for t in set(terms(q))}
     for h in hits:
         rows = range(int(ix.pass_first[h.passage]), int(ix.pass_last[h.passage]) + 1)
         best_cos = max(float(ix.sentences.vecs[r] @ qv) for r in rows)
-        assert h.score == pytest.approx(BM25_WEIGHT * float(bm25[h.passage]) / top_bm25 + best_cos, abs=1e-5)
+        held = set(terms(ix.text(ix.doc_pos[h.doc], h.start, h.end)))
+        coverage = sum(w for t, w in idf.items() if t in held) / sum(idf.values())
+        expected = best_cos + BM25_WEIGHT * float(bm25[h.passage]) / top_bm25 + COVERAGE_WEIGHT * coverage
+        assert h.score == pytest.approx(expected, abs=1e-5)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     # One leg alone keeps that leg's own order (the --compare ablations).
     only_bm25 = ix.search(q, qv, k=5, legs=("bm25",))
