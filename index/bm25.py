@@ -179,7 +179,7 @@ class BM25Index:
             held[rows] += self._idf[i]
         mass = float(self._idf[q].sum())
         # BM25+'s floor: every query term adds idf * delta to every text, present or not.
-        return Scored(scores + self.delta * mass, held > 0, held / mass if mass > 0 else held)
+        return Scored(scores + self.delta * mass, held, mass)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top ``k`` texts for ``query`` (see :meth:`Scored.top`)."""
@@ -188,17 +188,21 @@ class BM25Index:
 
 @dataclass(frozen=True)
 class Scored:
-    """One query's BM25+ scores over all texts, which texts hold a query term, and the share
-    of the query's IDF mass each text holds (``coverage``, 0-1; each term counted once)."""
+    """One query's BM25+ scores over all texts, and the IDF of the query terms each text holds
+    (each term counted once; ``mass``: the IDF of all the query's known terms)."""
 
     scores: np.ndarray
-    hit: np.ndarray
-    coverage: np.ndarray
+    held: np.ndarray
+    mass: float
+
+    def coverage(self, rows: np.ndarray) -> np.ndarray:
+        """The share (0-1) of the query's IDF mass each text at ``rows`` holds."""
+        return self.held[rows] / self.mass if self.mass > 0 else np.zeros(len(rows))
 
     def top(self, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top ``k`` texts holding a query term as ``(position, score)``, best first (ties:
         lower position first); ``allowed`` (a boolean mask over positions) restricts them."""
-        hit = self.hit if allowed is None else self.hit & allowed
+        hit = self.held > 0 if allowed is None else (self.held > 0) & allowed
         candidates = np.flatnonzero(hit)
         if not len(candidates):
             return []

@@ -366,7 +366,7 @@ class HybridIndex:
         scores = (
             self._best_sentence_cos(ids, qvec)
             + BM25_WEIGHT * (lexical / top if top > 0 else lexical)
-            + COVERAGE_WEIGHT * scored.coverage[ids]
+            + COVERAGE_WEIGHT * scored.coverage(ids)
         )
         for f, sc in zip(fused, scores):
             f.score = float(sc)
