@@ -6,8 +6,9 @@ passage keeps its key across snapshots and a changed one gets a new key), the do
 (filterable), the offsets, the passage text with an analyzer (Milvus computes its BM25 sparse
 vector with a ``BM25`` function) and the passage's MiniLM vector. A search is one Milvus
 ``hybrid_search``: the dense leg and the BM25 leg, fused by Milvus's ``RRFRanker`` with the same
-``k`` as the local index; as there, RRF's over-fetched candidates are then ordered by BM25 and
-best-sentence cosine (:meth:`HybridIndex.rescore`, from the local snapshot the answerer reads).
+``k`` as the local index; as there, RRF's over-fetched candidates are then ordered by the fused
+score of :meth:`HybridIndex.rescore` (best-sentence cosine, BM25, coverage), computed on the local
+snapshot the answerer reads.
 
 What differs from :meth:`HybridIndex.search`:
 

@@ -293,8 +293,8 @@ class HybridIndex:
         allowed = None if doc_rows is None else np.isin(self.passages.doc, doc_rows)
         fetch = min(n, max(k * OVERFETCH, 40))
         ranked = {}
-        scored = self.bm25.scored(query)
-        sparse = scored.top(fetch, allowed) if {"bm25", "doc"} & set(legs) else []
+        scored = self.bm25.scored(query) if {"bm25", "doc"} & set(legs) else None
+        sparse = scored.top(fetch, allowed) if scored is not None else []
         if "bm25" in legs:
             ranked["bm25"] = [i for i, _ in sparse]
         if "dense" in legs:
@@ -302,7 +302,7 @@ class HybridIndex:
         if "doc" in legs:
             ranked["doc"] = self._by_document(query, dict(sparse), fetch, doc_rows)
         fused = rrf(ranked, k=RRF_K)
-        if {"bm25", "dense"} <= set(legs):
+        if scored is not None and "bm25" in legs and "dense" in legs:
             fused = self.rescore(scored, qvec, fused)
         out = []
         for f in fused[:k]:

@@ -107,7 +107,8 @@ ROLE_NOUNS = PERSON_NOUNS | ENTITY_NOUNS
 
 
 def _asks_for(q: str, nouns: frozenset[str]) -> bool:
-    """Does ``q`` (lower case, from its wh-word) open with "what/which" + up to two modifiers + one of ``nouns``?
+    """Does ``q`` (lower case, from its wh-word) open with "what/which", up to two modifiers,
+    then one of ``nouns``?
 
     The modifiers must be content words ("Which Chinese military commentator"), so "What did
     the president say?" is not a question about which president.

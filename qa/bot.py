@@ -329,7 +329,8 @@ class Bot:
             unknown = [d for d in docs if d not in index.doc_pos]
             if unknown:
                 raise QuestionError(f"unknown document(s) {unknown}; known: {index.doc_ids[:20]}")
-        resolved = resolve(question, [(t.question, t.answer.searched_for, t.answer.short_answer) for t in history])
+        # Resolution reads the last turn only (its search already carries what came before).
+        resolved = resolve(question, [(t.question, t.answer.searched_for, t.answer.short_answer) for t in history[-1:]])
         searched_for = resolved.searched_for
         # The carried words help the lexical legs find the topic; the embedding is of the
         # question itself (pronouns resolved), so they do not pull it back to the last answer.
