@@ -166,24 +166,35 @@ class BM25Index:
         i = self._term_id(term)
         return 0.0 if i is None else float(self._idf[i])
 
-    def scored(self, query: str) -> "Scored":
+    def scored(self, query: str, context: str = "", context_weight: float = 1.0) -> "Scored":
         """Every text's score for ``query``; only texts in the postings of a query term are
-        touched, so the cost follows the postings, not the corpus."""
-        q = [i for i in dict.fromkeys(self._term_id(t) for t in terms(query)) if i is not None]
+        touched, so the cost follows the postings, not the corpus.
+
+        Terms of ``context`` that ``query`` lacks count ``context_weight`` of theirs (a
+        follow-up's words carried from earlier turns).
+        """
+        weights: dict[int, float] = {}
+        for text, w in ((query, 1.0), (context, context_weight)):
+            for t in terms(text):
+                i = self._term_id(t)
+                if i is not None:
+                    weights.setdefault(i, w)
         scores = np.zeros(self.size)
         held = np.zeros(self.size)
-        for i in q:
+        mass = 0.0
+        for i, w in weights.items():
             a, z = self._post_ptr[i], self._post_ptr[i + 1]
             rows, tf = self._post_rows[a:z], self._post_counts[a:z]
-            scores[rows] += self._idf[i] * tf * (self.k1 + 1) / (self._norm[rows] + tf)
-            held[rows] += self._idf[i]
-        mass = float(self._idf[q].sum())
+            idf = w * float(self._idf[i])
+            scores[rows] += idf * tf * (self.k1 + 1) / (self._norm[rows] + tf)
+            held[rows] += idf
+            mass += idf
         # BM25+'s floor: every query term adds idf * delta to every text, present or not.
         return Scored(scores + self.delta * mass, held, mass)
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top ``k`` texts for ``query`` (see :meth:`Scored.top`)."""
-        return self.scored(query).top(k, allowed)
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None, context: str = "", context_weight: float = 1.0) -> list[tuple[int, float]]:
+        """Top ``k`` texts for ``query`` (see :meth:`scored` and :meth:`Scored.top`)."""
+        return self.scored(query, context, context_weight).top(k, allowed)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from typing import Any, Iterable
 
 from .bm25 import B, K1
 from .fusion import Fused
-from .store import LEGS, OVERFETCH, RRF_K, Hit, HybridIndex, IndexStoreError
+from .store import CONTEXT_WEIGHT, LEGS, OVERFETCH, RRF_K, Hit, HybridIndex, IndexStoreError
 from .text import STOPWORDS
 
 log = logging.getLogger(__name__)
@@ -323,7 +323,7 @@ class MilvusPassages:
     # ----- queries ------------------------------------------------------------------
     def search(
         self, query: str, qvec: Any, k: int = 10, docs: Iterable[str] | None = None,
-        legs: tuple[str, ...] = LEGS, index: HybridIndex | None = None,
+        legs: tuple[str, ...] = LEGS, index: HybridIndex | None = None, context: str = "",
     ) -> list[Hit]:
         """Hybrid search in Milvus; best ``k`` first, as :meth:`HybridIndex.search` returns them.
 
@@ -331,7 +331,9 @@ class MilvusPassages:
         those document ids; ``legs`` picks ``bm25`` and/or ``dense`` (``doc`` has no Milvus
         counterpart and is ignored). Hits name passage rows of ``index`` (default: the snapshot
         last synced); a passage Milvus returns that the snapshot lacks (the collection is being
-        updated) is skipped.
+        updated) is skipped. ``context``: a follow-up's carried words; Milvus's BM25 cannot
+        weigh query terms, so they join its query in full, and count :data:`CONTEXT_WEIGHT` in
+        the re-scoring.
         """
         snap = index if index is not None else self._index
         if snap is None:
@@ -352,7 +354,7 @@ class MilvusPassages:
 
         vec = [float(x) for x in qvec.reshape(-1)]
         requests = {
-            "bm25": AnnSearchRequest(data=[query], anns_field="sparse", param={"metric_type": "BM25"}, limit=fetch, expr=expr or None),
+            "bm25": AnnSearchRequest(data=[f"{query} {context}".strip()], anns_field="sparse", param={"metric_type": "BM25"}, limit=fetch, expr=expr or None),
             "dense": AnnSearchRequest(data=[vec], anns_field="dense", param={"metric_type": "IP"}, limit=fetch, expr=expr or None),
         }
         try:
@@ -382,7 +384,7 @@ class MilvusPassages:
             score = float(h["distance"]) if len(use) == 2 else 1.0 / (RRF_K + rank)
             found.append(Fused(row, score, {} if len(use) == 2 else {use[0]: rank}))
         if len(use) == 2:
-            found = snap.rescore(snap.bm25.scored(query), qvec, found)
+            found = snap.rescore(snap.bm25.scored(query, context, CONTEXT_WEIGHT), qvec, found)
         ps = snap.passages
         return [
             Hit(f.id, snap.doc_ids[int(ps.doc[f.id])], int(ps.start[f.id]), int(ps.end[f.id]), f.score, f.ranks)

@@ -44,6 +44,10 @@ RRF_K = 20
 # top 5 0.928 -> 0.942 (BM25 and cosine alone, weight 0.7: 0.80 and 0.936).
 BM25_WEIGHT = 0.17
 COVERAGE_WEIGHT = 0.49
+# Words a follow-up carries from earlier turns count this much of a question word's IDF, in the
+# lexical legs and in the answerer's features: they locate the topic but are not what the new
+# question asks.
+CONTEXT_WEIGHT = 0.3
 # A save that would leave more parts than this rewrites the index as one part.
 MAX_PARTS = 16
 # From this many passages on, the dense leg searches inverted lists (faiss IVF, see Ann).
@@ -278,13 +282,14 @@ class HybridIndex:
 
     def search(
         self, query: str, qvec: np.ndarray, k: int = 10, docs: Iterable[str] | None = None,
-        legs: tuple[str, ...] = LEGS,
+        legs: tuple[str, ...] = LEGS, context: str = "",
     ) -> list[Hit]:
-        """Hybrid search: each leg over-fetched, fused by RRF; best ``k`` first.
+        """Hybrid search: each leg over-fetched, fused by RRF, re-scored; best ``k`` first.
 
         Legs: ``bm25`` (passages), ``dense`` (passage vectors in faiss) and ``doc`` (passages
         of the best BM25 documents, each document's passages in their BM25 order). ``legs``
-        picks a subset (for ablations).
+        picks a subset (for ablations). ``context``: words a follow-up carries from earlier
+        turns; the lexical legs count them :data:`CONTEXT_WEIGHT` of a question word.
         """
         n = len(self.passages)
         if n == 0:
@@ -293,14 +298,14 @@ class HybridIndex:
         allowed = None if doc_rows is None else np.isin(self.passages.doc, doc_rows)
         fetch = min(n, max(k * OVERFETCH, 40))
         ranked = {}
-        scored = self.bm25.scored(query) if {"bm25", "doc"} & set(legs) else None
+        scored = self.bm25.scored(query, context, CONTEXT_WEIGHT) if {"bm25", "doc"} & set(legs) else None
         sparse = scored.top(fetch, allowed) if scored is not None else []
         if "bm25" in legs:
             ranked["bm25"] = [i for i, _ in sparse]
         if "dense" in legs:
             ranked["dense"] = self._dense(qvec, fetch, allowed)
         if "doc" in legs:
-            ranked["doc"] = self._by_document(query, dict(sparse), fetch, doc_rows)
+            ranked["doc"] = self._by_document(query, context, dict(sparse), fetch, doc_rows)
         fused = rrf(ranked, k=RRF_K)
         if scored is not None and "bm25" in legs and "dense" in legs:
             fused = self.rescore(scored, qvec, fused)
@@ -310,13 +315,13 @@ class HybridIndex:
             out.append(Hit(p, self.doc_ids[self.passages.doc[p]], int(self.passages.start[p]), int(self.passages.end[p]), f.score, f.ranks))
         return out
 
-    def _by_document(self, query: str, passage_scores: dict[int, float], fetch: int, doc_rows: np.ndarray | None) -> list[int]:
+    def _by_document(self, query: str, context: str, passage_scores: dict[int, float], fetch: int, doc_rows: np.ndarray | None) -> list[int]:
         allowed = None
         if doc_rows is not None:
             allowed = np.zeros(len(self.entries), dtype=bool)
             allowed[doc_rows] = True
         out: list[int] = []
-        for d, _ in self.doc_bm25.search(query, DOC_FETCH, allowed):
+        for d, _ in self.doc_bm25.search(query, DOC_FETCH, allowed, context, CONTEXT_WEIGHT):
             a, b = int(self.p_bounds[d]), int(self.p_bounds[d + 1])
             out += sorted(range(a, b), key=lambda p: -passage_scores.get(p, 0.0))
             if len(out) >= fetch:

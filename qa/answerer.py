@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from index.store import Hit, HybridIndex
+from index.store import CONTEXT_WEIGHT, Hit, HybridIndex
 from index.text import STOPWORDS, normalise, terms, words
 
 
@@ -73,9 +73,6 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 # about China, "…the 2022 elections?" over news from 2021) is not answered by them, however
 # well its other words match: its confidence is scaled by this factor.
 UNKNOWN_SPECIFIC_FACTOR = 0.2
-# Words a follow-up carries from earlier turns count this much of their IDF in the lexical
-# features: they locate the topic but are not what the new question asks.
-CONTEXT_WEIGHT = 0.3
 CANDIDATE_PASSAGES = 8
 _F = {f: i for i, f in enumerate(FEATURES)}
 # BM25 parameters of the sentence-level score (the usual defaults).

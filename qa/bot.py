@@ -332,13 +332,15 @@ class Bot:
         # Resolution reads the last turn only (its search already carries what came before).
         resolved = resolve(question, [(t.question, t.answer.searched_for, t.answer.short_answer) for t in history[-1:]])
         searched_for = resolved.searched_for
-        # The carried words help the lexical legs find the topic; the embedding is of the
-        # question itself (pronouns resolved), so they do not pull it back to the last answer.
+        # The carried words help the lexical legs find the topic, at a lower weight; the
+        # embedding is of the question itself (pronouns resolved), so they do not pull it back
+        # to the last answer.
         qvec = self.embedder.embed([resolved.question])[0]
+        context = " ".join(resolved.carried)
         if self._milvus is not None:
-            hits = self._milvus.search(searched_for, qvec, k=10, docs=docs, legs=self.legs, index=index)
+            hits = self._milvus.search(resolved.question, qvec, k=10, docs=docs, legs=self.legs, index=index, context=context)
         else:
-            hits = index.search(searched_for, qvec, k=10, docs=docs, legs=self.legs)
+            hits = index.search(resolved.question, qvec, k=10, docs=docs, legs=self.legs, context=context)
         t1 = time.perf_counter()
         abstained, answer, confidence, citations = self.answerer.answer(
             resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried

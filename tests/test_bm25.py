@@ -82,3 +82,19 @@ def test_terms_take_and_concat_keep_rows():
 
     assert [bag(picked, r) for r in range(3)] == [bag(t, 3), bag(t, 0), {"journalist": 1, "wrote": 1}]
     assert picked.lengths().tolist() == [4, 4, 2]  # "milley said call routin", "milley call li elect"
+
+
+def test_context_terms_count_their_weight():
+    idx = BM25Index.from_texts(TEXTS)
+    whole = idx.scored("book journalists")
+    # Weight 1: the same as one query holding both words.
+    assert np.allclose(idx.scored("book", "journalists", 1.0).scores, whole.scores)
+    # Weight w: BM25+ (floor included) is linear in each term's IDF.
+    half = idx.scored("book", "journalists", 0.5)
+    assert np.allclose(half.scores, idx.scored("book").scores + 0.5 * idx.scored("journalists").scores)
+    assert math.isclose(half.mass, idx.idf(terms("book")[0]) + 0.5 * idx.idf(terms("journalists")[0]))
+    # A context word the query already has keeps the query's full weight.
+    assert np.allclose(idx.scored("book journalists", "journalists", 0.1).scores, whole.scores)
+    # A text holding only context words weighted 0 is no candidate.
+    assert {p for p, _ in idx.search("election", 10, context="journalists", context_weight=0.0)} == {0}
+    assert {p for p, _ in idx.search("election", 10, context="journalists", context_weight=0.3)} == {0, 2}
