@@ -192,7 +192,9 @@ class BM25Index:
         # BM25+'s floor: every query term adds idf * delta to every text, present or not.
         return Scored(scores + self.delta * mass, held, mass)
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None, context: str = "", context_weight: float = 1.0) -> list[tuple[int, float]]:
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None, context: str = "", context_weight: float = 1.0,
+    ) -> list[tuple[int, float]]:
         """Top ``k`` texts for ``query`` (see :meth:`scored` and :meth:`Scored.top`)."""
         return self.scored(query, context, context_weight).top(k, allowed)
 

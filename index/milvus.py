@@ -354,7 +354,10 @@ class MilvusPassages:
 
         vec = [float(x) for x in qvec.reshape(-1)]
         requests = {
-            "bm25": AnnSearchRequest(data=[f"{query} {context}".strip()], anns_field="sparse", param={"metric_type": "BM25"}, limit=fetch, expr=expr or None),
+            "bm25": AnnSearchRequest(
+                data=[f"{query} {context}".strip()], anns_field="sparse", param={"metric_type": "BM25"}, limit=fetch,
+                expr=expr or None,
+            ),
             "dense": AnnSearchRequest(data=[vec], anns_field="dense", param={"metric_type": "IP"}, limit=fetch, expr=expr or None),
         }
         try:
