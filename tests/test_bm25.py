@@ -56,17 +56,24 @@ WORDS = ["milley", "call", "china", "general", "book", "election", "troops", "re
     st.lists(st.sampled_from(WORDS), min_size=1, max_size=4),
 )
 def test_scores_equal_rank_bm25(docs, query):
-    """Same scores and order as rank-bm25's BM25Plus over the candidates (ties: lower row first)."""
+    """Same candidates, scores and order as rank-bm25's BM25Plus.
+
+    The two sum in different orders, so scores agree to about 1e-15 and rows that tie exactly
+    in one may differ in the last bit in the other (11 of 3,000 random cases): tied rows may
+    come in either order.
+    """
     texts = [" ".join(d) for d in docs]
     idx = BM25Index.from_texts(texts)
     ref = BM25Plus([terms(t) for t in texts], k1=idx.k1, b=idx.b, delta=idx.delta)
     q = list(dict.fromkeys(terms(" ".join(query))))
     candidates = [i for i, t in enumerate(texts) if set(terms(t)) & set(q)]
-    want = np.asarray(ref.get_batch_scores(q, candidates))
-    order = np.argsort(-want, kind="stable")
+    want = dict(zip(candidates, ref.get_batch_scores(q, candidates)))
     got = idx.search(" ".join(query), k=len(texts))
-    assert [p for p, _ in got] == [candidates[j] for j in order]
-    assert np.allclose([s for _, s in got], want[order])
+    rows = [p for p, _ in got]
+    assert sorted(rows) == candidates
+    assert np.allclose([s for _, s in got], [want[p] for p in rows])
+    ranked = [want[p] for p in rows]
+    assert all(a >= b - 1e-9 for a, b in zip(ranked, ranked[1:]))
 
 
 def test_terms_take_and_concat_keep_rows():
@@ -98,3 +105,8 @@ def test_context_terms_count_their_weight():
     # A text holding only context words weighted 0 is no candidate.
     assert {p for p, _ in idx.search("election", 10, context="journalists", context_weight=0.0)} == {0}
     assert {p for p, _ in idx.search("election", 10, context="journalists", context_weight=0.3)} == {0, 2}
+
+
+def test_function_words_with_a_clitic_are_not_terms():
+    # "What's" is "what" + "'s": no topic; a name's possessive keeps the name.
+    assert terms("What's his name? It’s there's Milley's call, whose?") == ["name", "milley", "call"]
