@@ -24,6 +24,7 @@ from .bm25 import BM25Index, Scored, Terms
 from .embedder import Embedder
 from .fusion import Fused, rrf
 from .segment import make_passages, split_sentences
+from .text import TERMS_VERSION
 
 SCHEMA_VERSION = 2
 PASSAGE_SIZE = 3
@@ -151,6 +152,7 @@ def _params(embedder: Embedder) -> dict[str, Any]:
         "embedding": embedder.variant,
         "dim": embedder.dim,
         "bm25": BM25_PARAMS,
+        "terms": TERMS_VERSION,
         "passage_size": PASSAGE_SIZE,
         "passage_stride": PASSAGE_STRIDE,
         "passage_vectors": "mean-of-sentences",

@@ -17,8 +17,10 @@ STOPWORDS = frozenset(
     me more most my myself no nor not now of off on once only or other our ours ourselves out over own
     same she should so some such than that the their theirs them themselves then there these they this
     those through to too under until up very was we were what when where which while who whom why
-    will with would you your yours yourself yourselves s t don also""".split()
+    will with would you your yours yourself yourselves s t don also whose""".split()
 )
+# Bumped when what terms() returns changes, so an index tokenised the old way is rebuilt.
+TERMS_VERSION = 2
 
 _stemmer = Stemmer.Stemmer("english")
 
@@ -46,7 +48,8 @@ def terms(text: str) -> list[str]:
     out = []
     for m in _WORD.finditer(text):
         w = m.group().lower()
-        if w in STOPWORDS:
+        # "what's", "it's", "there's": a function word with a clitic is still a function word.
+        if w in STOPWORDS or w[-2:] in ("'s", "’s") and w[:-2] in STOPWORDS:
             continue
         out.append(normalise(w))
     return out
