@@ -101,7 +101,7 @@ class BM25Index:
         """``postings``: ``(term ids, rows, counts)`` of every entry of ``rows`` sorted by term
         then row, and ``lengths`` (terms per row, at least 1), when already known (see
         :meth:`updated`); computed otherwise."""
-        self.params = {"variant": "BM25Plus", "k1": k1, "b": b, "delta": delta}
+        self.params = {**PARAMS, "k1": k1, "b": b, "delta": delta}
         self.rows = rows
         self.vocab = vocab
         self.size = n = len(rows)

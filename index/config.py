@@ -13,3 +13,6 @@ def cache_dir() -> Path:
 
 # How the embedding model can run (see index.embedder.load_embedder).
 EMBEDDING_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+# Where passages are retrieved from (see qa.bot.Bot), and the Milvus collection by default.
+RETRIEVAL_BACKENDS = ("faiss", "milvus")
+DEFAULT_MILVUS_COLLECTION = "qa_passages"

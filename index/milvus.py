@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .bm25 import B, K1
+from .config import DEFAULT_MILVUS_COLLECTION
 from .fusion import Fused
 from .store import CONTEXT_WEIGHT, LEGS, OVERFETCH, RRF_K, Hit, HybridIndex, IndexStoreError
 from .text import STOPWORDS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COLLECTION = "qa_passages"
 LITE_FILENAME = "milvus.db"
 # Bumped when the collection's layout changes; a collection with another fingerprint is rebuilt.
 MILVUS_SCHEMA = 1
@@ -127,7 +127,7 @@ class MilvusPassages:
     """
 
     def __init__(
-        self, uri: str, collection: str = DEFAULT_COLLECTION, token: str | None = None, timeout: float | None = 60.0,
+        self, uri: str, collection: str = DEFAULT_MILVUS_COLLECTION, token: str | None = None, timeout: float | None = 60.0,
     ) -> None:
         if not isinstance(collection, str) or not _NAME.fullmatch(collection):
             raise MilvusError(f"Milvus collection name {collection!r}: use letters, digits and underscores, starting with a letter")
@@ -388,8 +388,4 @@ class MilvusPassages:
             found.append(Fused(row, score, {} if len(use) == 2 else {use[0]: rank}))
         if len(use) == 2:
             found = snap.rescore(snap.bm25.scored(query, context, CONTEXT_WEIGHT), qvec, found)
-        ps = snap.passages
-        return [
-            Hit(f.id, snap.doc_ids[int(ps.doc[f.id])], int(ps.start[f.id]), int(ps.end[f.id]), f.score, f.ranks)
-            for f in found[:k]
-        ]
+        return snap.hits(found[:k])

@@ -311,11 +311,12 @@ class HybridIndex:
         fused = rrf(ranked, k=RRF_K)
         if scored is not None and "bm25" in legs and "dense" in legs:
             fused = self.rescore(scored, qvec, fused)
-        out = []
-        for f in fused[:k]:
-            p = f.id
-            out.append(Hit(p, self.doc_ids[self.passages.doc[p]], int(self.passages.start[p]), int(self.passages.end[p]), f.score, f.ranks))
-        return out
+        return self.hits(fused[:k])
+
+    def hits(self, fused: Iterable[Fused]) -> list[Hit]:
+        """Fused passage rows as :class:`Hit` s (document id, offsets, score, legs' ranks)."""
+        ps = self.passages
+        return [Hit(f.id, self.doc_ids[int(ps.doc[f.id])], int(ps.start[f.id]), int(ps.end[f.id]), f.score, f.ranks) for f in fused]
 
     def _by_document(self, query: str, context: str, passage_scores: dict[int, float], fetch: int, doc_rows: np.ndarray | None) -> list[int]:
         allowed = None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from index.config import DEFAULT_MILVUS_COLLECTION, RETRIEVAL_BACKENDS
 from index.embedder import Embedder, load_embedder
 from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing
 
@@ -30,7 +31,6 @@ INDEX_DIRNAME = ".qa-index"
 # reads only files whose size or time changed (like git's index).
 FILE_STATS = "files.json"
 MAX_QUESTION_CHARS = 2000
-BACKENDS = ("faiss", "milvus")
 
 
 class QuestionError(ValueError):
@@ -122,8 +122,8 @@ class Bot:
     ) -> None:
         self.docs = Path(docs)
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if backend not in RETRIEVAL_BACKENDS:
+            raise ValueError(f"backend {backend!r}: choose one of {', '.join(RETRIEVAL_BACKENDS)}")
         self.backend = backend
         self._milvus = self._connect_milvus(milvus_uri, milvus_collection) if backend == "milvus" else None
         self.embedder = embedder or load_embedder(model, embedding)
@@ -138,7 +138,6 @@ class Bot:
             self.sync()
         assert self._index is not None
         return self._index
-
 
     def sync(self, progress: Callable[[int, int], None] | None = None) -> SyncReport:
         """Bring the index in step with the folder: add, re-embed changed, drop removed.
@@ -279,12 +278,12 @@ class Bot:
             raise DocumentError("exists", f"{doc_id} already exists; ask to replace it")
 
     def _connect_milvus(self, uri: str | None, collection: str | None) -> "MilvusPassages":
-        from index.milvus import DEFAULT_COLLECTION, MilvusPassages, default_uri
+        from index.milvus import MilvusPassages, default_uri
 
         if uri is None:
             self.index_dir.mkdir(parents=True, exist_ok=True)
             uri = default_uri(self.index_dir)
-        return MilvusPassages(uri, collection or DEFAULT_COLLECTION)
+        return MilvusPassages(uri, collection or DEFAULT_MILVUS_COLLECTION)
 
     def close(self) -> None:
         """Let go of outside resources (the Milvus connection, and a Milvus Lite file's server)."""

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from index.config import EMBEDDING_BACKENDS, cache_dir
+from index.config import DEFAULT_MILVUS_COLLECTION, EMBEDDING_BACKENDS, RETRIEVAL_BACKENDS, cache_dir
 
 if TYPE_CHECKING:
     from .bot import Bot, SyncReport
@@ -55,8 +55,8 @@ def _backend_options(args: argparse.Namespace) -> dict:
     return {"backend": "milvus", "milvus_uri": uri, "milvus_collection": args.milvus_collection}
 
 
-def backend_args(sp: argparse.ArgumentParser, collection_default: str = "qa_passages") -> None:
-    sp.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
+def backend_args(sp: argparse.ArgumentParser, collection_default: str = DEFAULT_MILVUS_COLLECTION) -> None:
+    sp.add_argument("--backend", choices=RETRIEVAL_BACKENDS, default="faiss",
                     help="where passages are retrieved from: the local faiss + BM25 index (default) or a Milvus collection")
     sp.add_argument("--milvus-uri", default=None, metavar="URI",
                     help="with --backend milvus: a server such as http://host:19530, or a Milvus Lite file "
