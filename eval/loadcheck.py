@@ -188,8 +188,6 @@ def start_server(
     """``qa serve`` over ``docs`` (index ``index``, default ``workdir/index``) on a loopback
     port, rate limit off; returns once ``/readyz`` answers 200. Its output goes to
     ``workdir/server.log``."""
-    import httpx
-
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_RATE_LIMIT": "0", "QA_API_KEY": key, "PYTHONUNBUFFERED": "1"}
     env.pop("QA_API_KEY_REQUIRED", None)
     log = (workdir / "server.log").open("w")
@@ -198,18 +196,35 @@ def start_server(
          "--port", str(port), *extra_args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", timeout, proc)
+    except ServerNotReady as exc:
+        proc.kill()
+        raise SystemExit(f"loadcheck: {exc}\n{(workdir / 'server.log').read_text()[-2000:]}") from None
+    return proc
+
+
+class ServerNotReady(RuntimeError):
+    """A server exited, or did not answer ``/readyz``, before the deadline."""
+
+
+def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url``/readyz until it answers 200; :class:`ServerNotReady` if ``proc`` exits first
+    (with the end of its piped output, if any) or ``timeout`` seconds pass."""
+    import httpx
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"loadcheck: the server exited with {proc.returncode}:\n{(workdir / 'server.log').read_text()[-2000:]}")
+        if proc is not None and proc.poll() is not None:
+            out = proc.stderr or proc.stdout
+            raise ServerNotReady(f"the server exited with {proc.returncode}: {out.read()[-2000:] if out else ''}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
         except httpx.TransportError:
             pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"loadcheck: the server was not ready after {timeout} s")
+        time.sleep(0.05)
+    raise ServerNotReady(f"{url} was not ready after {timeout} s")
 
 
 def format_report(rep: dict[str, Any]) -> str:

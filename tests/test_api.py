@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from hypothesis.errors import Unsatisfiable
 
 from conftest import DATA, ROOT
-from servers import bound_socket, serving, wait_ready
+from servers import serving
 
+from eval.loadcheck import free_port, wait_ready
 from qa.api import Conversations, RateLimiter, Settings, create_app
 from qa.bot import MAX_DOCUMENT_BYTES, Bot
 
@@ -451,7 +452,7 @@ def test_kill_during_upload_leaves_a_loadable_index(embedder, corpus, tmp_path):
 
     index_dir = tmp_path / "ix"
     before = visible_files(corpus)
-    port = bound_socket().getsockname()[1]  # closed again; the server binds it next
+    port = free_port()  # the server binds it next
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_RATE_LIMIT": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("QA_API_KEY", None), env.pop("QA_API_KEY_REQUIRED", None)
     proc = subprocess.Popen(

@@ -21,9 +21,9 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 
 from conftest import ROOT
-from servers import serving, wait_ready
+from servers import serving
 
-from eval.loadcheck import free_port
+from eval.loadcheck import free_port, wait_ready
 from qa.types import Answer, Citation, Document
 from ui.render import esc, paragraph_bounds, render_reply, render_sources
 
