@@ -6,7 +6,8 @@ recognised by back-references (third-person pronouns with no name of their own t
 or by having too few content words to stand alone. Its search gets:
 
 * pronouns replaced by the most recent compatible antecedent: the person the previous turn
-  answered with (a full name), else the first name in the previous question;
+  answered with (a full name), else the first name in the previous question, skipping one
+  the follow-up names itself;
 * the previous question's salient words carried along in parentheses, after the question's
   own words, so they add to the lexical overlap and weigh less in the embedding; a follow-up
   without a question word also inherits the previous one ("when"), so it keeps its answer type.
@@ -150,11 +151,11 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
     prev_core = _core(prev_search)
     kind = question_type(prev_q)
     answered = _names(prev_answer) if prev_answer and kind == PERSON else []
-    if len(answered) == 1 and len(prev_answer.split()) >= 2:
-        person: str | None = answered[0]
-    else:
-        people = _antecedents(prev_core)
-        person = people[0] if people else None
+    people = answered if len(answered) == 1 and len(prev_answer.split()) >= 2 else []
+    # A pronoun does not mean someone its own question names ("Did Milley ring him?"): the
+    # next antecedent in line does.
+    named = {_base(w) for n in _names(question) for w in n.split()}
+    person = next((p for p in people + _antecedents(prev_core) if not named & {_base(w) for w in p.split()}), None)
     rewritten = question
     if person:
         if not _own_antecedent(question):

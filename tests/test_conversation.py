@@ -73,6 +73,9 @@ def test_object_pronoun_looks_back_but_subject_pronoun_stays_in_the_question():
     history = [("Who did Milley call?", "Who did Milley call?", "Li Zuocheng")]
     # "him" cannot be the clause's own subject: it is the person answered last turn.
     assert resolve("How many times did Milley ring him?", history).startswith("How many times did Milley ring Li Zuocheng?")
+    # The answer was the person the question names: "him" is the next one back, not Milley again.
+    history = [("Who called Li?", "Who called Li?", "Mark Milley")]
+    assert resolve("How many times did Milley ring him?", history).startswith("How many times did Milley ring Li?")
     # "he" right after a name in the same question means that name: no rewrite, no carried topic.
     q = "Where was Milley when he made the calls?"
     assert not is_follow_up(q) and resolve(q, history) == q
