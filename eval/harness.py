@@ -12,6 +12,7 @@ conversations feed the bot its own earlier answers, never the gold ones.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import random
@@ -26,6 +27,7 @@ import numpy as np
 
 from qa.answerer import CONFIDENCE_FEATURES, FEATURES, Answerer, Model
 from qa.bot import Bot, Turn
+from index.store import LEGS
 from qa.types import Answer
 
 METRIC_NAMES = (
@@ -268,29 +270,31 @@ def metrics(results: list[TurnResult]) -> dict[str, Any]:
 
 
 # ----- ablations -----------------------------------------------------------------------
-def _single(*features: str) -> Model:
-    """A scorer that ranks by the sum of ``features`` and never abstains."""
+def _single(*features: str) -> Callable[[Model], Model]:
+    """A scorer that ranks by the sum of ``features``, reads nothing and never abstains."""
     w = np.array([1.0 if f in features else 0.0 for f in FEATURES])
-    return Model(w, np.zeros(len(CONFIDENCE_FEATURES)), 0.0, 0.0)
+    return lambda shipped: Model(w, np.zeros(len(CONFIDENCE_FEATURES)), 0.0, 0.0)
 
 
-# name -> (retrieval legs, sentence scorer); None is the shipped configuration.
-ABLATIONS: dict[str, tuple[tuple[str, ...], Model] | None] = {
+# name -> (retrieval legs, sentence scorer made from the shipped one); None is the shipped configuration.
+Setup = tuple[tuple[str, ...], Callable[[Model], Model]]
+ABLATIONS: dict[str, Setup | None] = {
     "bm25 only": (("bm25",), _single("cov")),
     "dense only": (("dense",), _single("cos")),
-    "hybrid top sentence": (("bm25", "dense", "doc"), _single("cos_rr", "cov_rr")),
+    "hybrid top sentence": (LEGS, _single("cos_rr", "cov_rr")),
+    "ranker, no reader": (LEGS, lambda shipped: dataclasses.replace(shipped, reader=0.0)),
     "full": None,
 }
 
 
 @contextlib.contextmanager
-def configured(bot: Bot, setup: tuple[tuple[str, ...], Model] | None) -> Iterator[Bot]:
+def configured(bot: Bot, setup: Setup | None) -> Iterator[Bot]:
     """Temporarily run ``bot`` with other retrieval legs and sentence scorer."""
     if setup is None:
         yield bot
         return
     legs, answerer = bot.legs, bot.answerer
-    bot.legs, bot.answerer = setup[0], Answerer(setup[1])
+    bot.legs, bot.answerer = setup[0], Answerer(setup[1](answerer.model))
     try:
         yield bot
     finally:

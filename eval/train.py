@@ -1,10 +1,12 @@
-"""Learn the answerer's ranker, confidence model and abstention threshold from SQuAD.
+"""Learn the answerer's ranker, reader weight, confidence model and abstention threshold from SQuAD.
 
-Usage: ``python -m eval.train ../shared/benchmarks/squad-dev-v1.1.json [--n 3000]``
+Usage: ``python -m eval.train ../shared/benchmarks/squad-dev-v1.1.json [--n 6000]``
 
 Held out: the standard report sample (``--sample 1000 --seed 0``) is removed before anything
-is drawn, so reported figures are on questions the models never saw. From the remaining
-questions ``--n`` are drawn (seed 1); each is asked twice:
+is drawn, so reported figures are on questions the models never saw. Of the remaining
+questions ``--n`` are drawn (seed 1), the *ranker set* (the reader's adapter,
+``eval/train_reader.py``, is learned on the same draw); the rest are the *calibration set*.
+Each question is asked twice:
 
 * over the whole corpus: candidate sentences overlapping a gold answer span are right, the
   others wrong;
@@ -14,11 +16,14 @@ questions ``--n`` are drawn (seed 1); each is asked twice:
   not counted as ones to decline.
 
 The ranker is a logistic regression on differences of feature vectors (right minus wrong
-sentence of the same question, and the reverse), so it learns to order sentences within a
-question. The confidence model is a logistic regression on the top sentence's features and its
-lead, labelled 1 when that sentence is right. The threshold on its probability maximises the
-expected share of good outcomes when a ``--unanswerable-share`` of questions (default 0.2)
-have no answer in the documents: right top sentence on the others, abstention on those.
+sentence of the same question, and the reverse), fit on the ranker set, so it learns to order
+sentences within a question. On the calibration set, which neither the ranker nor the reader
+saw, the reader scores the ranker's top candidates; its weight is the one that puts a right
+sentence first most often, and the confidence model is a logistic regression on the final top
+sentence's features, lead and reader score, labelled 1 when that sentence is right. The
+threshold on its probability maximises the expected share of good outcomes when an
+``--unanswerable-share`` of questions (default 0.2) have no answer in the documents: right top
+sentence on the others, abstention on those.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import pickle
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +45,24 @@ from index.config import cache_dir
 from qa.cli import quiet_libraries
 
 MAX_PAIRS = 30
+# Reader weights tried (the reader's logits span a few units; the ranker's scores about ten).
+READER_WEIGHTS = np.round(np.arange(0.0, 3.01, 0.1), 2)
 
 
-def collect(bot: Bot, questions: list) -> list[tuple[np.ndarray, np.ndarray, bool]]:
-    """Per ask: candidate feature matrix, right/wrong labels, and whether it is a decline ask."""
+@dataclass
+class Ask:
+    """One question asked over the corpus: its candidates' features, texts and labels."""
+
+    question: str
+    feats: np.ndarray
+    texts: list[str]
+    labels: np.ndarray
+    near_miss: bool  # asked without the answer's own paragraph
+    declined: bool  # a near-miss ask with no right candidate: the bot should abstain
+
+
+def collect(bot: Bot, questions: list) -> list[Ask]:
+    """The two asks of each question (see the module docstring)."""
     from tqdm import tqdm
 
     index = bot.index
@@ -58,25 +78,27 @@ def collect(bot: Bot, questions: list) -> list[tuple[np.ndarray, np.ndarray, boo
             rows, feats = answerer.features(Question(question, index), qvec, index, hits)
             if not rows:
                 continue
-            labels = []
+            labels, texts = [], []
             for r in rows:
                 doc = index.doc_ids[index.sentences.doc[r]]
                 a, b = int(index.sentences.start[r]), int(index.sentences.end[r])
+                texts.append(index.text(int(index.sentences.doc[r]), a, b))
                 if near_miss:
-                    right = harness.contains_answer(index.text(int(index.sentences.doc[r]), a, b), answers)
+                    right = harness.contains_answer(texts[-1], answers)
                 else:
                     right = harness.matches(spans, doc, a, b, "")
                 labels.append(int(right))
             labels = np.array(labels)
-            asks.append((feats, labels, near_miss and labels.sum() == 0))
+            asks.append(Ask(question, feats, texts, labels, near_miss, near_miss and labels.sum() == 0))
     return asks
 
 
-def fit_ranker(asks, rng: random.Random) -> np.ndarray:
+def fit_ranker(asks: list[Ask], rng: random.Random) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
     X, y = [], []
-    for feats, labels, declined in asks:
+    for ask in asks:
+        feats, labels = ask.feats, ask.labels
         if labels.sum() == 0 or labels.sum() == len(labels):
             continue
         pos, neg = np.nonzero(labels)[0], np.nonzero(labels == 0)[0]
@@ -89,16 +111,42 @@ def fit_ranker(asks, rng: random.Random) -> np.ndarray:
     return clf.coef_[0]
 
 
-def fit_confidence(asks, rank_w: np.ndarray, unanswerable_share: float):
+def read_asks(asks: list[Ask], rank_w: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per ask: the positions of the ranker's top candidates and the reader's scores for them."""
+    from tqdm import tqdm
+
+    from qa.answerer import READ_TOP
+    from qa.reader import Reader
+
+    reader = Reader()
+    out = []
+    for ask in tqdm(asks, desc="reader", file=sys.stderr):
+        top = np.argsort(-(ask.feats @ rank_w), kind="stable")[:READ_TOP]
+        out.append((top, reader.score(ask.question, [ask.texts[i] for i in top])))
+    return out
+
+
+def fit_reader_weight(asks: list[Ask], rank_w: np.ndarray, reads) -> tuple[float, dict]:
+    """The reader weight that puts a right sentence first most often on answerable asks."""
+    accuracy = {}
+    for w in READER_WEIGHTS:
+        right = [ask.labels[int(np.argmax(Answerer.combine(ask.feats @ rank_w, top, r, w)))]
+                 for ask, (top, r) in zip(asks, reads) if not ask.declined]
+        accuracy[float(w)] = float(np.mean(right))
+    best = max(accuracy, key=lambda w: (accuracy[w], -w))
+    return best, {"top1_without_reader": round(accuracy[0.0], 4), "top1_with_reader": round(accuracy[best], 4)}
+
+
+def fit_confidence(asks: list[Ask], rank_w: np.ndarray, reads, reader_w: float, unanswerable_share: float):
     from sklearn.linear_model import LogisticRegression
 
     X, y, declined = [], [], []
-    for feats, labels, dec in asks:
-        scores = feats @ rank_w
+    for ask, (top_rows, r) in zip(asks, reads):
+        scores = Answerer.combine(ask.feats @ rank_w, top_rows, r, reader_w)
         top = int(np.argmax(scores))
-        X.append(Answerer.confidence_features(feats, scores, top))
-        y.append(int(labels[top] == 1))
-        declined.append(dec)
+        X.append(Answerer.confidence_features(ask.feats, scores, top, float(r[list(top_rows).index(top)])))
+        y.append(int(ask.labels[top] == 1))
+        declined.append(ask.declined)
     X, y, declined = np.array(X), np.array(y), np.array(declined)
     clf = LogisticRegression(C=1.0, max_iter=5000)
     clf.fit(X, y)
@@ -115,41 +163,58 @@ def fit_confidence(asks, rank_w: np.ndarray, unanswerable_share: float):
     return clf.coef_[0], float(clf.intercept_[0]), best[0], best[2]
 
 
+def draw(squad: str, n: int) -> tuple[list, list]:
+    """The ranker set (``n`` questions outside the report sample, seed 1) and the calibration set (the rest)."""
+    held_out = {c.id for c in harness.squad_set(squad, 1000, 0)}
+    pool = [q for q in harness.squad_questions(squad) if q[0] not in held_out]
+    chosen = random.Random(1).sample(pool, min(n, len(pool)))
+    ids = {q[0] for q in chosen}
+    return chosen, [q for q in pool if q[0] not in ids]
+
+
+def squad_bot(squad: str) -> Bot:
+    """A bot over the SQuAD file's paragraphs (index cached next to the corpus)."""
+    docs = harness.squad_corpus(squad, cache_dir())
+    bot = Bot(docs, index_dir=docs.parent / "index")
+    bot.sync()
+    return bot
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("squad", help="SQuAD-format JSON file")
-    ap.add_argument("--n", type=int, default=3000, help="training questions (default 3000)")
+    ap.add_argument("--n", type=int, default=6000, help="ranker-set questions (default 6000); the rest calibrate")
     ap.add_argument("--unanswerable-share", type=float, default=0.2,
                     help="expected share of questions the documents do not answer (sets the threshold; default 0.2)")
     ap.add_argument("--features-cache", metavar="FILE", help="reuse (or save) the collected features here (pickle)")
     ap.add_argument("--out", default=str(WEIGHTS_FILE), help="weights file to write")
     args = ap.parse_args(argv)
     quiet_libraries()
-    docs = harness.squad_corpus(args.squad, cache_dir())
-    bot = Bot(docs, index_dir=docs.parent / "index")
-    bot.sync()
-    held_out = {c.id for c in harness.squad_set(args.squad, 1000, 0)}
-    pool = [q for q in harness.squad_questions(args.squad) if q[0] not in held_out]
-    rng = random.Random(1)
-    questions = rng.sample(pool, min(args.n, len(pool)))
+    bot = squad_bot(args.squad)
+    ranker_set, calibration_set = draw(args.squad, args.n)
     cache = Path(args.features_cache) if args.features_cache else None
     if cache and cache.exists():
-        asks = pickle.loads(cache.read_bytes())
+        asks, calibration = pickle.loads(cache.read_bytes())
     else:
-        asks = collect(bot, questions)
+        asks, calibration = collect(bot, ranker_set), collect(bot, calibration_set)
         if cache:
-            cache.write_bytes(pickle.dumps(asks))
-    rank_w = fit_ranker(asks, rng)
-    conf_w, bias, threshold, fit = fit_confidence(asks, rank_w, args.unanswerable_share)
+            cache.write_bytes(pickle.dumps((asks, calibration)))
+    rank_w = fit_ranker(asks, random.Random(1))
+    reads = read_asks(calibration, rank_w)
+    reader_w, reader_fit = fit_reader_weight(calibration, rank_w, reads)
+    conf_w, bias, threshold, fit = fit_confidence(calibration, rank_w, reads, reader_w, args.unanswerable_share)
     out = {
-        "source": (f"python -m eval.train {Path(args.squad).name} --n {args.n}: {len(questions)} questions "
-                   "outside the --sample 1000 --seed 0 report sample (drawn with seed 1), each also asked "
-                   "over another article as a question to decline"),
+        "source": (f"python -m eval.train {Path(args.squad).name} --n {args.n}: ranker fit on {len(ranker_set)} "
+                   "questions outside the --sample 1000 --seed 0 report sample (drawn with seed 1); reader weight, "
+                   f"confidence and threshold on the other {len(calibration_set)}; each question also asked "
+                   "without its own paragraph as a question to decline"),
         "rank": {f: round(float(w), 5) for f, w in zip(FEATURES, rank_w)},
+        "reader": reader_w,
         "confidence": {f: round(float(w), 5) for f, w in zip(CONFIDENCE_FEATURES, conf_w)},
         "bias": round(bias, 5),
         "threshold": round(threshold, 4),
-        "training": {"asks": len(asks), "unanswerable_share": args.unanswerable_share, **fit},
+        "training": {"ranker_asks": len(asks), "calibration_asks": len(calibration),
+                     "unanswerable_share": args.unanswerable_share, **reader_fit, **fit},
     }
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))

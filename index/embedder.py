@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -78,7 +78,7 @@ def resolve_model(spec: str | None = None) -> tuple[str, Path | str, str | None]
     return spec, spec, None
 
 
-def _verified_sha256(location: Path | str, expected: str | None) -> str:
+def verified_sha256(location: Path | str, expected: str | None) -> str:
     """sha256 of a local model's weights, refusing the packaged model if it differs; "" for hub names."""
     if not isinstance(location, Path):
         return ""
@@ -132,7 +132,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model: str | None = None, device: str | None = None, batch_size: int = 64) -> None:
         name, location, expected = resolve_model(model)
-        self.sha256 = _verified_sha256(location, expected)
+        self.sha256 = verified_sha256(location, expected)
         self.variant = "torch"
         from sentence_transformers import SentenceTransformer
 
@@ -177,7 +177,7 @@ class OnnxEmbedder:
         name, location, expected = resolve_model(model)
         if not isinstance(location, Path):
             raise ModelError(f"the ONNX backend needs a local model folder, not {location!r}: use QA_EMBED_BACKEND=torch")
-        self.sha256 = _verified_sha256(location, expected)
+        self.sha256 = verified_sha256(location, expected)
         self.name = name
         self.variant = "onnx-int8" if quantize else "onnx"
         self.batch_size = batch_size
@@ -193,7 +193,7 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(location / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_len)
-        path = _onnx_file(location, self.sha256, quantize)
+        path = onnx_file(self.sha256[:16], lambda: _transformer(location), quantize)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -236,18 +236,19 @@ def _read_json(path: Path) -> dict:
         raise ModelError(f"cannot read {path}: {exc}") from None
 
 
-def _onnx_file(location: Path, sha256: str, quantize: bool) -> Path:
-    """The cached ONNX graph for these weights, exported (and quantised) on first use."""
+def onnx_file(key: str, load: Callable[[], Any], quantize: bool) -> Path:
+    """The cached ONNX graph named ``key`` (which must change with the weights), exported from
+    the transformers model ``load()`` returns (and quantised) on first use."""
     folder = cache_dir() / "onnx"
-    stem = f"{sha256[:16]}-v{ONNX_EXPORT_VERSION}-{'int8' if quantize else 'fp32'}"
+    stem = f"{key}-v{ONNX_EXPORT_VERSION}-{'int8' if quantize else 'fp32'}"
     path, sidecar = folder / f"{stem}.onnx", folder / f"{stem}.onnx.sha256"
     if path.is_file() and sidecar.is_file() and sidecar.read_text().strip() == _sha256(path):
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    log.warning("preparing the ONNX model from %s once (about 10-20 s)", location)
+    log.warning("preparing the ONNX model %s once (about 10-20 s)", stem)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         fp32 = Path(tmp) / "model.onnx"
-        _export(location, fp32)
+        _export(load(), fp32)
         made = fp32
         if quantize:
             made = Path(tmp) / "model-int8.onnx"
@@ -261,11 +262,17 @@ def _onnx_file(location: Path, sha256: str, quantize: bool) -> Path:
     return path
 
 
-def _export(location: Path, target: Path) -> None:
-    import torch
+def _transformer(location: Path) -> Any:
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(location)).eval()
+    return AutoModel.from_pretrained(str(location))
+
+
+def _export(model: Any, target: Path) -> None:
+    """Export a transformers encoder's last hidden state, dynamic in batch and tokens."""
+    import torch
+
+    model = model.eval()
 
     class LastHidden(torch.nn.Module):
         def __init__(self) -> None:

@@ -410,7 +410,7 @@ def _describe_validation(errors: list[dict[str, Any]]) -> tuple[int, str, list[d
 def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
     """The answer API over ``bot``. ``settings`` default: :meth:`Settings.from_env`.
 
-    The app warms up on start (loads or builds the index, runs the model once); ``/readyz``
+    The app warms up on start (loads or builds the index, runs the models once); ``/readyz``
     says 200 when that is done, and the ``/api`` endpoints answer 503 until then.
     """
     settings = settings or Settings.from_env()
@@ -422,6 +422,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
     def warm_up() -> None:
         _ = bot.index  # loads the index, or builds it when there is none
         bot.embedder.embed(["warm-up"])
+        bot.answerer.warm_up()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     sp.add_argument("--json-out", metavar="FILE", help="write the JSON report (metrics and every turn's Answer)")
     sp.add_argument("--min-sentence-accuracy", type=float, metavar="X", help="exit 1 when sentence_accuracy is below X")
-    sp.add_argument("--compare", action="store_true", help="also run the ablations (BM25 only, dense only, hybrid top sentence) side by side")
+    sp.add_argument("--compare", action="store_true", help="also run the ablations (BM25 only, dense only, hybrid top sentence, ranker without the reader) side by side")
     sp.add_argument("--curve", metavar="FILE.png", help="draw the risk-coverage curve (accuracy against share answered)")
     sp.add_argument("--details", choices=["misses", "all", "none"], default="misses", help="per-turn lines to print (default: misses)")
     sp.set_defaults(func=cmd_eval)
