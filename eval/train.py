@@ -115,15 +115,9 @@ def read_asks(asks: list[Ask], rank_w: np.ndarray) -> list[tuple[np.ndarray, np.
     """Per ask: the positions of the ranker's top candidates and the reader's scores for them."""
     from tqdm import tqdm
 
-    from qa.answerer import READ_TOP
-    from qa.reader import Reader
-
-    reader = Reader()
-    out = []
-    for ask in tqdm(asks, desc="reader", file=sys.stderr):
-        top = np.argsort(-(ask.feats @ rank_w), kind="stable")[:READ_TOP]
-        out.append((top, reader.score(ask.question, [ask.texts[i] for i in top])))
-    return out
+    answerer = Answerer()
+    return [answerer.read(ask.question, ask.feats @ rank_w, ask.texts.__getitem__)
+            for ask in tqdm(asks, desc="reader", file=sys.stderr)]
 
 
 def fit_reader_weight(asks: list[Ask], rank_w: np.ndarray, reads) -> tuple[float, dict]:

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -191,12 +191,11 @@ class Answerer:
         if self.model.reader:
             self.reader.score("warm-up", ["warm-up"])
 
-    def read(self, question: str, index: HybridIndex, rows: list[int], scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The positions of the ranker's top :data:`READ_TOP` candidates and their reader scores."""
+    def read(self, question: str, scores: np.ndarray, text: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of the ranker's top :data:`READ_TOP` candidates and their reader scores
+        (``text(i)``: the text of candidate ``i``)."""
         top = np.argsort(-scores, kind="stable")[:READ_TOP]
-        sents = index.sentences
-        texts = [index.text(int(sents.doc[rows[i]]), int(sents.start[rows[i]]), int(sents.end[rows[i]])) for i in top]
-        return top, self.reader.score(question, texts)
+        return top, self.reader.score(question, [text(int(i)) for i in top])
 
     @staticmethod
     def combine(scores: np.ndarray, top: np.ndarray, read: np.ndarray, weight: float) -> np.ndarray:
@@ -319,7 +318,12 @@ class Answerer:
         scores = feats @ model.rank
         read = np.zeros(len(rows))
         if model.reader:
-            top, top_read = self.read(f"{q.text} ({' '.join(context)})" if context else q.text, index, rows, scores)
+            sents = index.sentences
+            # A follow-up is read as it was searched for: with the words it carried.
+            top, top_read = self.read(
+                f"{q.text} ({' '.join(context)})" if context else q.text, scores,
+                lambda i: index.text(int(sents.doc[rows[i]]), int(sents.start[rows[i]]), int(sents.end[rows[i]])),
+            )
             read[top] = top_read
             scores = self.combine(scores, top, top_read, model.reader)
         order = np.argsort(-scores, kind="stable")
