@@ -82,7 +82,7 @@ def collect(bot: Bot, questions: list) -> list[Ask]:
             for r in rows:
                 doc = index.doc_ids[index.sentences.doc[r]]
                 a, b = int(index.sentences.start[r]), int(index.sentences.end[r])
-                texts.append(index.text(int(index.sentences.doc[r]), a, b))
+                texts.append(index.sentence_text(r))
                 if near_miss:
                     right = harness.contains_answer(texts[-1], answers)
                 else:

@@ -49,7 +49,7 @@ class Embedder(Protocol):
         ...
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -78,6 +78,11 @@ def resolve_model(spec: str | None = None) -> tuple[str, Path | str, str | None]
     return spec, spec, None
 
 
+# Weights already hashed in this process, by (path, size, modification time): the embedder and
+# the reader both verify the packaged MiniLM (90 MB) at start-up.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
 def verified_sha256(location: Path | str, expected: str | None) -> str:
     """sha256 of a local model's weights, refusing the packaged model if it differs; "" for hub names."""
     if not isinstance(location, Path):
@@ -85,7 +90,10 @@ def verified_sha256(location: Path | str, expected: str | None) -> str:
     weights = location / "model.safetensors"
     if not weights.is_file():
         raise ModelError(f"no model.safetensors in {location}: point QA_MODEL at a sentence-transformers folder")
-    actual = _sha256(weights)
+    st = weights.stat()
+    key = (str(weights.resolve()), st.st_size, st.st_mtime_ns)
+    actual = _VERIFIED.get(key) or file_sha256(weights)
+    _VERIFIED[key] = actual
     if expected and actual != expected:
         raise ModelError(
             f"{weights} has sha256 {actual}, expected {expected} (the official all-MiniLM-L6-v2): "
@@ -242,7 +250,7 @@ def onnx_file(key: str, load: Callable[[], Any], quantize: bool) -> Path:
     folder = cache_dir() / "onnx"
     stem = f"{key}-v{ONNX_EXPORT_VERSION}-{'int8' if quantize else 'fp32'}"
     path, sidecar = folder / f"{stem}.onnx", folder / f"{stem}.onnx.sha256"
-    if path.is_file() and sidecar.is_file() and sidecar.read_text().strip() == _sha256(path):
+    if path.is_file() and sidecar.is_file() and sidecar.read_text().strip() == file_sha256(path):
         return path
     folder.mkdir(parents=True, exist_ok=True)
     log.warning("preparing the ONNX model %s once (about 10-20 s)", stem)
@@ -253,7 +261,7 @@ def onnx_file(key: str, load: Callable[[], Any], quantize: bool) -> Path:
         if quantize:
             made = Path(tmp) / "model-int8.onnx"
             _quantize(fp32, made)
-        digest = _sha256(made)
+        digest = file_sha256(made)
         os.replace(made, path)
         # The sidecar is written last: a crash in between leaves a file that is redone.
         tmp_sidecar = Path(tmp) / "sha256"

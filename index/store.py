@@ -276,6 +276,11 @@ class HybridIndex:
     def text(self, doc_row: int, start: int, end: int) -> str:
         return self.entries[doc_row].text[start:end]
 
+    def sentence_text(self, row: int) -> str:
+        """The text of sentence ``row``."""
+        s = self.sentences
+        return self.entries[int(s.doc[row])].text[int(s.start[row]):int(s.end[row])]
+
     def _doc_rows(self, docs: Iterable[str] | None) -> np.ndarray | None:
         """Rows of the known documents among ``docs`` (ids); None means all."""
         if docs is None:

@@ -32,6 +32,7 @@ from index.text import STOPWORDS, normalise, terms, words
 
 
 from .answertype import NONE, Span, find_answer, question_type
+from .conversation import search_text
 from .reader import Reader
 from .types import Citation
 
@@ -221,7 +222,7 @@ class Answerer:
 
         def text(row: int) -> str:
             if row not in texts:
-                texts[row] = index.text(int(sents.doc[row]), int(sents.start[row]), int(sents.end[row]))
+                texts[row] = index.sentence_text(row)
             return texts[row]
 
         def tokens(row: int) -> list[str]:
@@ -318,12 +319,8 @@ class Answerer:
         scores = feats @ model.rank
         read = np.zeros(len(rows))
         if model.reader:
-            sents = index.sentences
             # A follow-up is read as it was searched for: with the words it carried.
-            top, top_read = self.read(
-                f"{q.text} ({' '.join(context)})" if context else q.text, scores,
-                lambda i: index.text(int(sents.doc[rows[i]]), int(sents.start[rows[i]]), int(sents.end[rows[i]])),
-            )
+            top, top_read = self.read(search_text(q.text, context), scores, lambda i: index.sentence_text(rows[i]))
             read[top] = top_read
             scores = self.combine(scores, top, top_read, model.reader)
         order = np.argsort(-scores, kind="stable")

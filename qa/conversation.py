@@ -126,6 +126,11 @@ def is_follow_up(question: str) -> bool:
     )
 
 
+def search_text(question: str, carried: Sequence[str]) -> str:
+    """What a resolved question is searched (and read) as: "question (carried words)"."""
+    return f"{question} ({' '.join(carried)})" if carried else question
+
+
 @dataclass(frozen=True)
 class Resolution:
     """A question made self-contained: pronouns resolved, plus words carried from the past."""
@@ -136,7 +141,7 @@ class Resolution:
     @property
     def searched_for(self) -> str:
         """What the user is shown (and what retrieval searches): "question (carried words)"."""
-        return f"{self.question} ({' '.join(self.carried)})" if self.carried else self.question
+        return search_text(self.question, self.carried)
 
 
 def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Resolution:

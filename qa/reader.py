@@ -15,13 +15,12 @@ ONNX and quantised to int8 once (cached like the embedder's), so answering needs
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from index.embedder import DEFAULT_MODEL, ModelError, onnx_file, resolve_model, verified_sha256
+from index.embedder import DEFAULT_MODEL, ModelError, file_sha256, onnx_file, resolve_model, verified_sha256
 
 READER_FILE = Path(__file__).with_name("reader.safetensors")
 # The weight matrices of a BERT layer that the adapter updates (module paths inside the layer).
@@ -112,7 +111,7 @@ class Reader:
         self._head_w = tensors["head.weight"].reshape(-1).astype(np.float32)
         self._head_b = float(tensors["head.bias"].reshape(-1)[0])
         self._tokenizer = pair_tokenizer(location)
-        key = "reader-" + hashlib.sha256(adapter.read_bytes()).hexdigest()[:12] + "-" + base[:12]
+        key = "reader-" + file_sha256(adapter)[:12] + "-" + base[:12]
         path = onnx_file(key, lambda: merged_encoder(location, tensors), quantize)
         import onnxruntime as ort
 
