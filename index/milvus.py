@@ -7,8 +7,8 @@ passage keeps its key across snapshots and a changed one gets a new key), the do
 vector with a ``BM25`` function) and the passage's MiniLM vector. A search is one Milvus
 ``hybrid_search``: the dense leg and the BM25 leg, fused by Milvus's ``RRFRanker`` with the same
 ``k`` as the local index; as there, RRF's over-fetched candidates are then ordered by the fused
-score of :meth:`HybridIndex.rescore` (best-sentence cosine, BM25, coverage), computed on the local
-snapshot the answerer reads.
+score of :meth:`HybridIndex.rescore` (cosines, passage and document BM25 and coverage), computed
+on the local snapshot the answerer reads.
 
 What differs from :meth:`HybridIndex.search`:
 
@@ -39,7 +39,7 @@ from typing import Any, Iterable
 from .bm25 import B, K1
 from .config import DEFAULT_MILVUS_COLLECTION
 from .fusion import Fused
-from .store import CONTEXT_WEIGHT, LEGS, OVERFETCH, RRF_K, Hit, HybridIndex, IndexStoreError
+from .store import LEGS, OVERFETCH, RRF_K, Hit, HybridIndex, IndexStoreError
 from .text import STOPWORDS
 
 log = logging.getLogger(__name__)
@@ -387,5 +387,5 @@ class MilvusPassages:
             score = float(h["distance"]) if len(use) == 2 else 1.0 / (RRF_K + rank)
             found.append(Fused(row, score, {} if len(use) == 2 else {use[0]: rank}))
         if len(use) == 2:
-            found = snap.rescore(snap.bm25.scored(query, context, CONTEXT_WEIGHT), qvec, found)
+            found = snap.rescore(snap.lexical(query, context), qvec, found)
         return snap.hits(found[:k])

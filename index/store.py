@@ -8,6 +8,7 @@ sees half an index.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -37,14 +38,20 @@ DOC_FETCH = 10
 # SQuAD training questions (outside the reported sample): 0.930 against 0.925, and first
 # 0.750 against 0.746 (800 questions).
 RRF_K = 20
-# RRF picks the hybrid search's candidates; they are then ordered by the cosine of the passage's
-# best sentence + BM25_WEIGHT * (BM25 / the best candidate's BM25) + COVERAGE_WEIGHT * (share of
-# the query's IDF mass the passage holds). Fusing scores rather than ranks keeps how far ahead a
-# leg's first hit is. Weights from a pairwise logistic regression on 3,000 SQuAD questions
-# outside the reported sample: gold passage first 0.758 (RRF alone) -> 0.814 on the sample,
-# top 5 0.928 -> 0.942 (BM25 and cosine alone, weight 0.7: 0.80 and 0.936).
-BM25_WEIGHT = 0.17
-COVERAGE_WEIGHT = 0.49
+# RRF picks the hybrid search's candidates; a linear score over these features of each then
+# orders them (weights: RESCORE_FILE, learned by `python -m eval.train_retrieval`). Fusing
+# scores rather than ranks keeps how far ahead a leg's first hit is, and none of the features
+# needs a leg's rank, so the Milvus backend's candidates are ordered the same way.
+RESCORE_FEATURES = (
+    "sentence_cos",  # cosine of the passage's best sentence
+    "passage_cos",   # cosine of the passage vector (its sentences' mean)
+    "bm25",          # passage BM25 / the best candidate's
+    "coverage",      # share of the query's IDF mass the passage holds
+    "doc_bm25",      # BM25 of the passage's whole document / the best candidate document's
+    "doc_coverage",  # share of the query's IDF mass the document holds
+    "sentences",     # the passage's sentence count (a document's last passage may be short)
+)
+RESCORE_FILE = Path(__file__).with_name("rescore.json")
 # Words a follow-up carries from earlier turns count this much of a question word's IDF, in the
 # lexical legs and in the answerer's features: they locate the topic but are not what the new
 # question asks.
@@ -287,6 +294,11 @@ class HybridIndex:
             return None
         return np.asarray([self.doc_pos[d] for d in docs if d in self.doc_pos], dtype=np.int32)
 
+    def lexical(self, query: str, context: str = "") -> tuple[Scored, Scored]:
+        """BM25 of ``query`` over the passages and over whole documents (``context``: words a
+        follow-up carries, counted :data:`CONTEXT_WEIGHT` of a question word)."""
+        return self.bm25.scored(query, context, CONTEXT_WEIGHT), self.doc_bm25.scored(query, context, CONTEXT_WEIGHT)
+
     def search(
         self, query: str, qvec: np.ndarray, k: int = 10, docs: Iterable[str] | None = None,
         legs: tuple[str, ...] = LEGS, context: str = "",
@@ -295,41 +307,50 @@ class HybridIndex:
 
         Legs: ``bm25`` (passages), ``dense`` (passage vectors in faiss) and ``doc`` (passages
         of the best BM25 documents, each document's passages in their BM25 order). ``legs``
-        picks a subset (for ablations). ``context``: words a follow-up carries from earlier
+        picks a subset (for ablations); with both ``bm25`` and ``dense`` the candidates are
+        re-scored (:meth:`rescore`). ``context``: words a follow-up carries from earlier
         turns; the lexical legs count them :data:`CONTEXT_WEIGHT` of a question word.
         """
+        fused, lexical = self.candidates(query, qvec, k, docs, legs, context)
+        if lexical is not None and "bm25" in legs and "dense" in legs:
+            fused = self.rescore(lexical, qvec, fused)
+        return self.hits(fused[:k])
+
+    def candidates(
+        self, query: str, qvec: np.ndarray, k: int = 10, docs: Iterable[str] | None = None,
+        legs: tuple[str, ...] = LEGS, context: str = "",
+    ) -> tuple[list[Fused], tuple[Scored, Scored] | None]:
+        """The legs' passages fused by RRF, best first, and the query's BM25 (None when no
+        lexical leg ran); :meth:`search` before re-scoring."""
         n = len(self.passages)
         if n == 0:
-            return []
+            return [], None
         doc_rows = self._doc_rows(docs)
         allowed = None if doc_rows is None else np.isin(self.passages.doc, doc_rows)
         fetch = min(n, max(k * OVERFETCH, 40))
         ranked = {}
-        scored = self.bm25.scored(query, context, CONTEXT_WEIGHT) if {"bm25", "doc"} & set(legs) else None
-        sparse = scored.top(fetch, allowed) if scored is not None else []
+        lexical = self.lexical(query, context) if {"bm25", "doc"} & set(legs) else None
+        sparse = lexical[0].top(fetch, allowed) if lexical is not None else []
         if "bm25" in legs:
             ranked["bm25"] = [i for i, _ in sparse]
         if "dense" in legs:
             ranked["dense"] = self._dense(qvec, fetch, allowed)
-        if "doc" in legs:
-            ranked["doc"] = self._by_document(query, context, dict(sparse), fetch, doc_rows)
-        fused = rrf(ranked, k=RRF_K)
-        if scored is not None and "bm25" in legs and "dense" in legs:
-            fused = self.rescore(scored, qvec, fused)
-        return self.hits(fused[:k])
+        if "doc" in legs and lexical is not None:
+            ranked["doc"] = self._by_document(lexical[1], dict(sparse), fetch, doc_rows)
+        return rrf(ranked, k=RRF_K), lexical
 
     def hits(self, fused: Iterable[Fused]) -> list[Hit]:
         """Fused passage rows as :class:`Hit` s (document id, offsets, score, legs' ranks)."""
         ps = self.passages
         return [Hit(f.id, self.doc_ids[int(ps.doc[f.id])], int(ps.start[f.id]), int(ps.end[f.id]), f.score, f.ranks) for f in fused]
 
-    def _by_document(self, query: str, context: str, passage_scores: dict[int, float], fetch: int, doc_rows: np.ndarray | None) -> list[int]:
+    def _by_document(self, doc_scored: Scored, passage_scores: dict[int, float], fetch: int, doc_rows: np.ndarray | None) -> list[int]:
         allowed = None
         if doc_rows is not None:
             allowed = np.zeros(len(self.entries), dtype=bool)
             allowed[doc_rows] = True
         out: list[int] = []
-        for d, _ in self.doc_bm25.search(query, DOC_FETCH, allowed, context, CONTEXT_WEIGHT):
+        for d, _ in doc_scored.top(DOC_FETCH, allowed):
             a, b = int(self.p_bounds[d]), int(self.p_bounds[d + 1])
             out += sorted(range(a, b), key=lambda p: -passage_scores.get(p, 0.0))
             if len(out) >= fetch:
@@ -369,18 +390,31 @@ class HybridIndex:
         scos = self.sentences.vecs[_ranges(first, sizes)] @ qvec.astype(np.float32).reshape(-1)
         return np.maximum.reduceat(scos, np.cumsum(sizes) - sizes)
 
-    def rescore(self, scored: Scored, qvec: np.ndarray, fused: list[Fused]) -> list[Fused]:
-        """Order RRF's candidates by best-sentence cosine, BM25 and coverage (see :data:`BM25_WEIGHT`)."""
+    def rescore_features(self, lexical: tuple[Scored, Scored], qvec: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The :data:`RESCORE_FEATURES` of the candidate passages ``ids`` (one row each)."""
+        passages, documents = lexical
+        ids = np.asarray(ids, dtype=np.int64)
+        doc = self.passages.doc[ids].astype(np.int64)
+        out = np.zeros((len(ids), len(RESCORE_FEATURES)))
+        if not len(ids):
+            return out
+        bm25, doc_bm25 = passages.scores[ids], documents.scores[doc]
+        out[:, 0] = self._best_sentence_cos(ids, qvec)
+        out[:, 1] = self.passages.vecs[ids] @ qvec
+        out[:, 2] = bm25 / max(float(bm25.max()), 1e-9)
+        out[:, 3] = passages.coverage(ids)
+        out[:, 4] = doc_bm25 / max(float(doc_bm25.max()), 1e-9)
+        out[:, 5] = documents.coverage(doc)
+        out[:, 6] = self.pass_last[ids].astype(np.int64) - self.pass_first[ids] + 1
+        return out
+
+    def rescore(self, lexical: tuple[Scored, Scored], qvec: np.ndarray, fused: list[Fused]) -> list[Fused]:
+        """Order RRF's candidates by the learned linear score of their features (see
+        :data:`RESCORE_FEATURES`); each candidate's ``score`` becomes that score."""
         if not fused:
             return fused
         ids = np.fromiter((f.id for f in fused), dtype=np.int64, count=len(fused))
-        lexical = scored.scores[ids]
-        top = float(lexical.max())
-        scores = (
-            self._best_sentence_cos(ids, qvec)
-            + BM25_WEIGHT * (lexical / top if top > 0 else lexical)
-            + COVERAGE_WEIGHT * scored.coverage(ids)
-        )
+        scores = self.rescore_features(lexical, qvec, ids) @ rescore_weights()
         for f, sc in zip(fused, scores):
             f.score = float(sc)
         return [fused[i] for i in np.argsort(-scores, kind="stable")]
@@ -589,6 +623,16 @@ class Ann:
         if len(vecs):
             add_preassigned(ivf, np.ascontiguousarray(vecs, dtype=np.float32), self.lists)
         return ivf
+
+
+@functools.cache
+def rescore_weights(path: Path = RESCORE_FILE) -> np.ndarray:
+    """The re-scoring weights, in :data:`RESCORE_FEATURES` order (read once)."""
+    data = json.loads(path.read_text(encoding="utf-8"))["weights"]
+    missing = [f for f in RESCORE_FEATURES if f not in data]
+    if missing:
+        raise ValueError(f"{path}: no weight for {missing}; retrain with `python -m eval.train_retrieval`")
+    return np.array([float(data[f]) for f in RESCORE_FEATURES])
 
 
 def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -341,7 +341,7 @@ class Bot:
         else:
             hits = index.search(resolved.question, qvec, k=10, docs=docs, legs=self.legs, context=context)
         t1 = time.perf_counter()
-        abstained, answer, confidence, citations = self.answerer.answer(
+        abstained, answer, confidence, citations, passage_order = self.answerer.answer(
             resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried
         )
         t2 = time.perf_counter()
@@ -349,5 +349,5 @@ class Bot:
             question=question, searched_for=searched_for, abstained=abstained, answer=answer,
             confidence=confidence, citations=tuple(citations),
             timings_ms={"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
-            passages=tuple(Retrieved(h.doc, h.start, h.end, h.score, h.legs) for h in hits),
+            passages=tuple(Retrieved(h.doc, h.start, h.end, h.score, h.legs) for h in (hits[j] for j in passage_order)),
         )

@@ -38,6 +38,17 @@ def test_answer_json_shape(seeds_bot):
     assert {"doc", "title", "text", "start", "end", "score"} <= set(c)
 
 
+def test_passages_are_the_searched_ones_led_by_the_top_citations(seeds_bot):
+    q = "When was the second call?"
+    a = seeds_bot.ask(q)
+    searched = seeds_bot.index.search(q, seeds_bot.embedder.embed([q])[0], k=10)
+    key = lambda p: (p.doc, p.start, p.end)  # noqa: E731
+    assert sorted(map(key, a.passages)) == sorted(map(key, searched))
+    top = a.citations[0]
+    first = a.passages[0]
+    assert first.doc == top.doc and first.start <= top.start and top.end <= first.end
+
+
 def test_bad_questions(seeds_bot):
     with pytest.raises(QuestionError, match="empty"):
         seeds_bot.ask("   ")

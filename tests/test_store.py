@@ -245,8 +245,9 @@ def test_manifest_without_parts_is_a_mismatch(tmp_path: Path, embedder):
         HybridIndex.load(tmp_path / "ix", embedder)
 
 
-def test_hybrid_hits_are_ordered_by_fused_cosine_bm25_and_coverage(corpus: Path, tmp_path: Path, embedder):
-    from index.store import BM25_WEIGHT, COVERAGE_WEIGHT
+def test_hybrid_hits_are_ordered_by_the_learned_rescore(corpus: Path, tmp_path: Path, embedder):
+    """Each hit's score is the weighted sum of its features, recomputed here from the texts."""
+    from index.store import RESCORE_FEATURES, rescore_weights
     from index.text import terms
 
     bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
@@ -256,16 +257,27 @@ def test_hybrid_hits_are_ordered_by_fused_cosine_bm25_and_coverage(corpus: Path,
     qv = embedder.embed([q])[0]
     hits = ix.search(q, qv, k=10)
     assert len(hits) >= 2
-    bm25 = ix.bm25.scored(q).scores
-    top_bm25 = max(float(bm25[h.passage]) for h in ix.search(q, qv, k=len(ix.passages)))
+    everything = ix.search(q, qv, k=len(ix.passages))  # all of RRF's candidates
+    bm25, doc_bm25 = ix.bm25.scored(q).scores, ix.doc_bm25.scored(q).scores
+    top_bm25 = max(float(bm25[h.passage]) for h in everything)
+    top_doc = max(float(doc_bm25[ix.doc_pos[h.doc]]) for h in everything)
     idf = {t: ix.bm25.idf(t) for t in set(terms(q))}
+    doc_idf = {t: ix.doc_bm25.idf(t) for t in set(terms(q))}
+    weights = dict(zip(RESCORE_FEATURES, rescore_weights()))
     for h in hits:
         rows = range(int(ix.pass_first[h.passage]), int(ix.pass_last[h.passage]) + 1)
-        best_cos = max(float(ix.sentences.vecs[r] @ qv) for r in rows)
         held = set(terms(ix.text(ix.doc_pos[h.doc], h.start, h.end)))
-        coverage = sum(w for t, w in idf.items() if t in held) / sum(idf.values())
-        expected = best_cos + BM25_WEIGHT * float(bm25[h.passage]) / top_bm25 + COVERAGE_WEIGHT * coverage
-        assert h.score == pytest.approx(expected, abs=1e-5)
+        doc_held = set(terms(ix.entries[ix.doc_pos[h.doc]].text))
+        features = {
+            "sentence_cos": max(float(ix.sentences.vecs[r] @ qv) for r in rows),
+            "passage_cos": float(ix.passages.vecs[h.passage] @ qv),
+            "bm25": float(bm25[h.passage]) / top_bm25,
+            "coverage": sum(w for t, w in idf.items() if t in held) / sum(idf.values()),
+            "doc_bm25": float(doc_bm25[ix.doc_pos[h.doc]]) / top_doc,
+            "doc_coverage": sum(w for t, w in doc_idf.items() if t in doc_held) / sum(doc_idf.values()),
+            "sentences": len(rows),
+        }
+        assert h.score == pytest.approx(sum(weights[f] * v for f, v in features.items()), abs=1e-4)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     # One leg alone keeps that leg's own order (the --compare ablations).
     only_bm25 = ix.search(q, qv, k=5, legs=("bm25",))
