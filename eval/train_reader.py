@@ -5,7 +5,7 @@ Usage: ``python -m eval.train_reader ../shared/benchmarks/squad-dev-v1.1.json [-
 
 The questions are the ranker set of ``eval/train.py`` (``--n`` drawn with seed 1 after removing
 the ``--sample 1000 --seed 0`` report sample), asked over the whole corpus. Each becomes a group: the best
-right sentence among the candidates, and the :data:`NEGATIVES` wrong sentences the current
+right sentence among the candidates, and the ``--negatives`` wrong sentences the current
 ranker (``qa/weights.json``) puts highest, the near misses the reader must tell apart. The
 loss is the cross-entropy of the right sentence against its group (a softmax over the
 reader's scores), so the reader learns to order sentences for a question, as it is used.
@@ -32,11 +32,11 @@ from qa.cli import quiet_libraries
 from qa.reader import ADAPTED, RANK, READER_FILE, SCALE, adapter_key, encode_pairs, mean_pool, pair_tokenizer
 
 NEGATIVES = 3
-# Wrong sentences are drawn from the ranker's best this many.
+# Wrong sentences are taken from the ranker's best this many.
 NEAR = 12
 
 
-def groups(asks: list[Ask], rank_w: np.ndarray, rng: random.Random) -> list[tuple[str, list[str]]]:
+def groups(asks: list[Ask], rank_w: np.ndarray, rng: random.Random, negatives: int = NEGATIVES) -> list[tuple[str, list[str]]]:
     """``(question, [right sentence, wrong sentences…])`` per ask over the whole corpus that has
     both kinds (near-miss asks are left out: their "right" sentences only contain the answer's words)."""
     out = []
@@ -48,9 +48,9 @@ def groups(asks: list[Ask], rank_w: np.ndarray, rng: random.Random) -> list[tupl
         wrong = [i for i in order[:NEAR] if not ask.labels[i]]
         if not wrong:
             continue
-        while len(wrong) < NEGATIVES:
+        while len(wrong) < negatives:
             wrong.append(rng.choice(wrong))
-        out.append((ask.question, [ask.texts[right[0]]] + [ask.texts[i] for i in wrong[:NEGATIVES]]))
+        out.append((ask.question, [ask.texts[right[0]]] + [ask.texts[i] for i in wrong[:negatives]]))
     return out
 
 
@@ -137,6 +137,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=8, help="questions per step (default 8)")
     ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
     ap.add_argument("--seed", type=int, default=0, help="initialisation and order (default 0)")
+    ap.add_argument("--negatives", type=int, default=NEGATIVES, help=f"wrong sentences per question (default {NEGATIVES})")
     ap.add_argument("--out", default=str(READER_FILE), help="adapter file to write")
     args = ap.parse_args(argv)
     quiet_libraries()
@@ -147,14 +148,14 @@ def main(argv=None) -> int:
     base = verified_sha256(location, expected)
     bot = squad_bot(args.squad)
     ranker_set, _ = draw(args.squad, args.n)
-    data = groups(collect(bot, ranker_set), Model.load().rank, random.Random(args.seed))
-    print(f"{len(data)} groups of 1 right + {NEGATIVES} wrong sentences", file=sys.stderr)
+    data = groups(collect(bot, ranker_set), Model.load().rank, random.Random(args.seed), args.negatives)
+    print(f"{len(data)} groups of 1 right + {args.negatives} wrong sentences", file=sys.stderr)
     encoder, head = train(location, data, args.batch, args.lr, args.seed)
     squad_sha = hashlib.sha256(Path(args.squad).read_bytes()).hexdigest()
     save(encoder, head, Path(args.out), {
         "base_sha256": base,
         "source": (f"python -m eval.train_reader {Path(args.squad).name} --n {args.n} --batch {args.batch} "
-                   f"--lr {args.lr} --seed {args.seed}: {len(data)} questions outside the --sample 1000 --seed 0 "
+                   f"--lr {args.lr} --seed {args.seed} --negatives {args.negatives}: {len(data)} questions outside the --sample 1000 --seed 0 "
                    "report sample, one epoch"),
         "squad_sha256": squad_sha,
     })
