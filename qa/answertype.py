@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from index.text import STOPWORDS, normalise, words
 
 DATE, NUMBER, PERSON, PLACE, ENTITY, NONE = "date", "number", "person", "place", "entity", "none"
+# Numbers of a particular sort: an age ("How old…") and a span of time or distance ("How long…").
+AGE, DURATION = "age", "duration"
+NUMERIC = (NUMBER, AGE, DURATION)
 
 _MONTHS = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -23,7 +26,7 @@ _NUMWORD = (
     r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|"
     r"ninety|hundred|thousand|million|billion|trillion|dozen|half|twice|once)"
 )
-_NUM = rf"(?:[$€£¥]\s?)?\d[\d,]*(?:\.\d+)?(?:\s?%|\s(?:percent|per cent))?|{_NUMWORD}(?:[\s-]{_NUMWORD})*"
+_NUM = rf"(?:[$€£¥]\s?)?\d+(?:,\d{{3}})*(?:\.\d+)?(?:\s?%|\s(?:percent|per cent))?|{_NUMWORD}(?:[\s-]{_NUMWORD})*"
 _QUANT_PREFIX = r"(?:(?:more|less|fewer) than|over|under|about|around|nearly|almost|at least|at most|up to|some|approximately|roughly)\s"
 
 _DATE_PATTERNS = [
@@ -50,6 +53,14 @@ ORG_WORDS = re.compile(
     r"Institute|Army|Force|Forces|Association|Company|Corporation|Inc|Ltd|Bank|Agency|Office|House|Court|Church|"
     r"School|College|Union|Organization|Organisation|Administration|Government|Congress|Senate)\b"
 )
+_UNITS = re.compile(
+    r"(?:second|minute|hour|day|night|week|month|year|decade|century|centuries|millennium|millennia|"
+    r"mile|kilometre|kilometer|km|metre|meter|m|mi|foot|feet|ft|inch|inches|yard|light-year)s?",
+    re.IGNORECASE,
+)
+# An age: "aged 68", "at the age of 68", "68 years old", "a 68-year-old", or ", 68," after a name.
+_AGE_BEFORE = re.compile(r"\b(?:aged|age of|at age)\s$", re.IGNORECASE)
+_AGE_AFTER = re.compile(r"^(?:[\s-]+years?)?[\s-]+old\b", re.IGNORECASE)
 _PLACE_HINT = re.compile(r"\b(?:in|at|from|to|near|into|across|outside|inside)\s(?:the\s)?$", re.IGNORECASE)
 
 
@@ -75,7 +86,11 @@ def question_type(question: str) -> str:
     q = question[m.start():].strip().lower()
     if re.match(r"(when|since when|(in |on |at )?(what|which) (year|date|day|month|time|century|decade|period|era|season)s?\b|how long ago)", q):
         return DATE
-    if re.match(r"how (many|much|long|old|far|big|large|tall|often|high|few|wide|deep|heavy|fast)\b|(what|which) (number|percentage|proportion|amount|age|size|population)\b", q):
+    if re.match(r"how old\b|(at )?(what|which) age\b", q):
+        return AGE
+    if re.match(r"how long\b", q):
+        return DURATION
+    if re.match(r"how (many|much|far|big|large|tall|often|high|few|wide|deep|heavy|fast)\b|(what|which) (number|percentage|proportion|amount|size|population)\b", q):
         return NUMBER
     if re.match(r"(who|whom|whose)\b", q) or _asks_for(q, PERSON_NOUNS):
         return PERSON
@@ -148,13 +163,17 @@ def candidates(sentence: str, kind: str) -> list[Span]:
     found: list[Span] = []
     if kind == DATE:
         found = [Span(*_trim(sentence, m.start(), m.end()), DATE) for m in _DATE_RE.finditer(sentence)]
-    elif kind == NUMBER:
+    elif kind in NUMERIC:
         for m in _NUMBER_RE.finditer(sentence):
             s, e = _trim(sentence, m.start(), m.end())
             tail = sentence[s:e].split()[-1].lower()
             if tail in STOPWORDS and len(sentence[s:e].split()) > 1:
                 e = s + sentence[s:e].rfind(" ")
-            found.append(Span(s, e, NUMBER))
+            if kind != NUMBER:
+                e = _fitting_end(kind, sentence, s, e)
+                if e is None:
+                    continue
+            found.append(Span(s, e, kind))
     elif kind in (PERSON, PLACE, ENTITY):
         for m in _NAME_RE.finditer(sentence):
             s, e = _trim(sentence, m.start(), m.end())
@@ -174,6 +193,21 @@ def candidates(sentence: str, kind: str) -> list[Span]:
             # Prefer names introduced by a locative preposition.
             found = [sp for sp in found if _PLACE_HINT.search(sentence[max(0, sp.start - 12):sp.start])] or found
     return _dedupe(found)
+
+
+def _fitting_end(kind: str, sentence: str, start: int, end: int) -> int | None:
+    """Where the number at ``sentence[start:end]`` (with the word after it, if any) ends when
+    it is an age or a duration, as ``kind`` asks; None when it is not."""
+    text = sentence[start:end]
+    if kind == DURATION:
+        return end if _UNITS.fullmatch(text.split()[-1]) else None
+    if _AGE_BEFORE.search(sentence[max(0, start - 12):start]) or _AGE_AFTER.match(sentence[end:]):
+        return end
+    # "Li Zuocheng, 68, said…": a small bare number set off by commas after a name.
+    number = re.match(r"\d{1,3}", text)
+    if number and sentence[start - 2:start] == ", " and sentence[start + number.end():start + number.end() + 1] == ",":
+        return start + number.end() if int(number.group()) < 130 else None
+    return None
 
 
 _ORDINALS = {"first": 0, "earlier": 0, "earliest": 0, "initial": 0, "second": 1, "other": -1, "latter": -1,

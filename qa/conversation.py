@@ -23,7 +23,7 @@ from typing import Sequence
 
 from index.text import STOPWORDS
 
-from .answertype import DATE, NONE, NUMBER, ORG_WORDS, PERSON, PERSON_NOUNS, WH_PHRASE, question_type
+from .answertype import DATE, NONE, NUMERIC, ORG_WORDS, PERSON, PERSON_NOUNS, WH_PHRASE, question_type
 
 _PERSONAL = {"he", "she", "him", "her", "his", "hers", "himself", "herself"}
 # Object pronouns seldom mean the clause's own subject: they always look back.
@@ -176,7 +176,7 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
                 carried.append(w)
 
     # A name answered last turn is what the follow-up is probably about; a date or number is not.
-    if kind not in (DATE, NUMBER, NONE) and prev_answer and len(prev_answer.split()) <= 6:
+    if kind not in (DATE, NONE, *NUMERIC) and prev_answer and len(prev_answer.split()) <= 6:
         carry(_content(prev_answer))
     carry(_content(prev_core))
     carry(_content(prev_search[len(prev_core):]))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qa.answertype import ENTITY, NONE, PERSON, find_answer, question_type
+from qa.answertype import AGE, DATE, DURATION, ENTITY, NONE, NUMBER, PERSON, find_answer, question_type
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -23,3 +23,31 @@ def test_the_asked_role_word_does_not_make_the_answer_an_echo():
     span, _ = find_answer("Which senator wrote to Biden?", sentence, PERSON)
     # "President Joe Biden" restates the question's "Biden"; "Senator" is the asked-for role.
     assert sentence[span.start:span.end] == "Senator Marco Rubio"
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How old is the chairman?", AGE),
+    ("At what age did she retire?", AGE),
+    ("How long did the call last?", DURATION),
+    ("How long is the river?", DURATION),
+    ("How long ago did it happen?", DATE),
+    ("How many calls were there?", NUMBER),
+])
+def test_numeric_question_kinds(question, kind):
+    assert question_type(question) == kind
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    ("How old is the general?", "The general, 68, said he went behind the president's back twice.", "68"),
+    ("How old was she?", "She died aged 91 in London.", "91"),
+    ("How old was the singer?", "The 45-year-old singer won two awards.", "45"),
+    ("How old are the fossils?", "The fossils are about 515 million years old.", "about 515 million"),
+    # A count is no age, and a date's day no duration.
+    ("How old is the general?", "The general went behind the president's back twice.", None),
+    ("How long did the call last?", "One call took place on October 30, four days before the vote.", "four days"),
+    ("How long did the call last?", "The general made two calls on October 30.", None),
+    ("How long is the river?", "The river is 1,230 km long.", "1,230 km"),
+])
+def test_ages_and_durations(question, sentence, expected):
+    found = find_answer(question, sentence, question_type(question))
+    assert (sentence[found[0].start:found[0].end] if found else None) == expected
