@@ -124,7 +124,7 @@ def fit_reader_weight(asks: list[Ask], rank_w: np.ndarray, reads) -> tuple[float
     """The reader weight that puts a right sentence first most often on answerable asks."""
     accuracy = {}
     for w in READER_WEIGHTS:
-        right = [ask.labels[int(np.argmax(Answerer.combine(ask.feats @ rank_w, top, r, w)))]
+        right = [ask.labels[Answerer.final(ask.feats @ rank_w, top, r, w)[1][0]]
                  for ask, (top, r) in zip(asks, reads) if not ask.declined]
         accuracy[float(w)] = float(np.mean(right))
     best = max(accuracy, key=lambda w: (accuracy[w], -w))
@@ -135,10 +135,10 @@ def fit_confidence(asks: list[Ask], rank_w: np.ndarray, reads, reader_w: float, 
     from sklearn.linear_model import LogisticRegression
 
     X, y, declined = [], [], []
-    for ask, (top_rows, r) in zip(asks, reads):
-        scores = Answerer.combine(ask.feats @ rank_w, top_rows, r, reader_w)
-        top = int(np.argmax(scores))
-        X.append(Answerer.confidence_features(ask.feats, scores, top, float(r[list(top_rows).index(top)])))
+    for ask, (read_rows, r) in zip(asks, reads):
+        scores, order, read = Answerer.final(ask.feats @ rank_w, read_rows, r, reader_w)
+        top = int(order[0])
+        X.append(Answerer.confidence_features(ask.feats, scores, top, float(read[top])))
         y.append(int(ask.labels[top] == 1))
         declined.append(ask.declined)
     X, y, declined = np.array(X), np.array(y), np.array(declined)

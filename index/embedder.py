@@ -201,12 +201,7 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(location / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_len)
-        path = onnx_file(self.sha256[:16], lambda: _transformer(location), quantize)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(onnx_file(self.sha256[:16], lambda: _transformer(location), quantize))
         self._inputs = {i.name for i in self._session.get_inputs()}
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -268,6 +263,18 @@ def onnx_file(key: str, load: Callable[[], Any], quantize: bool) -> Path:
         tmp_sidecar.write_text(digest + "\n")
         os.replace(tmp_sidecar, sidecar)
     return path
+
+
+def onnx_session(path: Path, spinning: bool = True) -> Any:
+    """An onnxruntime CPU session over the graph at ``path``, quiet; ``spinning=False`` makes
+    idle threads sleep rather than spin (for a session that alternates with another)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _transformer(location: Path) -> Any:

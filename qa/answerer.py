@@ -199,12 +199,23 @@ class Answerer:
         return top, self.reader.score(question, [text(int(i)) for i in top])
 
     @staticmethod
-    def combine(scores: np.ndarray, top: np.ndarray, read: np.ndarray, weight: float) -> np.ndarray:
-        """The final order's scores: ranker plus weighted reader for the read candidates; the
-        others (never read) fall behind them."""
-        final = np.full(len(scores), -np.inf)
-        final[top] = scores[top] + weight * read
-        return final
+    def final(
+        ranked: np.ndarray, top: np.ndarray | None = None, read: np.ndarray | None = None, weight: float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(scores, order, reader scores)`` of the candidates, ``order`` best first.
+
+        Without ``top`` (nothing read) the ranker's scores ``ranked`` are final. Otherwise the
+        read candidates ``top`` score ranker plus ``weight`` times their reader score ``read``
+        and come first; the others (never read) score -inf and follow in the ranker's order.
+        The reader scores are 0 where nothing was read.
+        """
+        reader = np.zeros(len(ranked))
+        scores = ranked
+        if top is not None:
+            reader[top] = read
+            scores = np.full(len(ranked), -np.inf)
+            scores[top] = ranked[top] + weight * read
+        return scores, np.lexsort((-ranked, -scores)), reader
 
     def features(self, q: Question, qvec: np.ndarray, index: HybridIndex, hits: list[Hit]) -> tuple[list[int], np.ndarray]:
         """Candidate sentence rows (from the top passages) and their feature matrix."""
@@ -318,15 +329,13 @@ class Answerer:
         if not rows:
             return True, None, 0.0, [], list(range(len(hits)))
         model = self.model
-        ranked = scores = feats @ model.rank
-        read = np.zeros(len(rows))
+        ranked = feats @ model.rank
         if model.reader:
             # A follow-up is read as it was searched for: with the words it carried.
             top, top_read = self.read(search_text(q.text, context), ranked, lambda i: index.sentence_text(rows[i]))
-            read[top] = top_read
-            scores = self.combine(ranked, top, top_read, model.reader)
-        # The final order; the candidates the reader did not read follow in the ranker's order.
-        order = np.lexsort((-ranked, -scores))
+            scores, order, read = self.final(ranked, top, top_read, model.reader)
+        else:
+            scores, order, read = self.final(ranked)
         conf_x = self.confidence_features(feats, scores, int(order[0]), float(read[order[0]]))
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
         if q.unknown_specifics:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from index.embedder import DEFAULT_MODEL, ModelError, file_sha256, onnx_file, resolve_model, verified_sha256
+from index.embedder import DEFAULT_MODEL, ModelError, file_sha256, onnx_file, onnx_session, resolve_model, verified_sha256
 
 READER_FILE = Path(__file__).with_name("reader.safetensors")
 # The weight matrices of a BERT layer that the adapter updates (module paths inside the layer).
@@ -112,15 +112,9 @@ class Reader:
         self._head_b = float(tensors["head.bias"].reshape(-1)[0])
         self._tokenizer = pair_tokenizer(location)
         key = "reader-" + file_sha256(adapter)[:12] + "-" + base[:12]
-        path = onnx_file(key, lambda: merged_encoder(location, tensors), quantize)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
         # Idle threads sleep rather than spin: answering alternates this session with the
         # embedder's, and spinning threads of one would hold the cores the other needs.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(onnx_file(key, lambda: merged_encoder(location, tensors), quantize), spinning=False)
 
     def score(self, question: str, sentences: Sequence[str]) -> np.ndarray:
         """One score per sentence (a logit: only differences between sentences matter)."""
