@@ -61,6 +61,10 @@ _UNITS = re.compile(
 # An age: "aged 68", "at the age of 68", "68 years old", "a 68-year-old", or ", 68," after a name.
 _AGE_BEFORE = re.compile(r"\b(?:aged|age of|at age)\s$", re.IGNORECASE)
 _AGE_AFTER = re.compile(r"^(?:[\s-]+years?)?[\s-]+old\b", re.IGNORECASE)
+# "four days before the vote" places something in time rather than measuring how long it
+# lasted: it answers "How long before…?" but not "How long did it last?".
+_OFFSET_AFTER = re.compile(r"^\s+(?:after|before|later|earlier|ago|since|until|prior)\b", re.IGNORECASE)
+_ASKS_OFFSET = re.compile(r"\bhow long (?:after|before|ago|since|until|prior|earlier|later)\b", re.IGNORECASE)
 _PLACE_HINT = re.compile(r"\b(?:in|at|from|to|near|into|across|outside|inside)\s(?:the\s)?$", re.IGNORECASE)
 
 
@@ -230,8 +234,11 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
         normalise(m.group()) for m in words(question)
         if m.group().lower() not in STOPWORDS and m.group().lower() not in ROLE_NOUNS
     }
+    found = candidates(sentence, kind)
+    if kind == DURATION and not _ASKS_OFFSET.search(question):
+        found = [c for c in found if not _OFFSET_AFTER.match(sentence[c.end:])]
     fresh, echoing = [], []
-    for c in candidates(sentence, kind):
+    for c in found:
         cterms = {normalise(m.group()) for m in words(sentence[c.start:c.end]) if m.group().lower() not in STOPWORDS}
         if cterms and cterms <= qterms:
             continue  # restates the question

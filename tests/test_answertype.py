@@ -44,7 +44,10 @@ def test_numeric_question_kinds(question, kind):
     ("How old are the fossils?", "The fossils are about 515 million years old.", "about 515 million"),
     # A count is no age, and a date's day no duration.
     ("How old is the general?", "The general went behind the president's back twice.", None),
-    ("How long did the call last?", "One call took place on October 30, four days before the vote.", "four days"),
+    # "four days before" places the call in time: it says how long before, not how long.
+    ("How long before the vote was the call?", "One call took place on October 30, four days before the vote.", "four days"),
+    ("How long did the call last?", "One call took place on October 30, four days before the vote.", None),
+    ("How long did the call last?", "The call, four days before the vote, lasted ninety minutes.", "ninety minutes"),
     ("How long did the call last?", "The general made two calls on October 30.", None),
     ("How long is the river?", "The river is 1,230 km long.", "1,230 km"),
 ])
