@@ -56,6 +56,7 @@ class Ask:
     question: str
     feats: np.ndarray
     texts: list[str]
+    before: list[str]  # the sentence before each candidate in its document ("" at the start)
     labels: np.ndarray
     near_miss: bool  # asked without the answer's own paragraph
     declined: bool  # a near-miss ask with no right candidate: the bot should abstain
@@ -78,19 +79,32 @@ def collect(bot: Bot, questions: list) -> list[Ask]:
             rows, feats = answerer.features(Question(question, index), qvec, index, hits)
             if not rows:
                 continue
-            labels, texts = [], []
+            labels, texts, before = [], [], []
             for r in rows:
                 doc = index.doc_ids[index.sentences.doc[r]]
                 a, b = int(index.sentences.start[r]), int(index.sentences.end[r])
                 texts.append(index.sentence_text(r))
+                before.append(index.sentence_before(r))
                 if near_miss:
                     right = harness.contains_answer(texts[-1], answers)
                 else:
                     right = harness.matches(spans, doc, a, b, "")
                 labels.append(int(right))
             labels = np.array(labels)
-            asks.append(Ask(question, feats, texts, labels, near_miss, near_miss and labels.sum() == 0))
+            asks.append(Ask(question, feats, texts, before, labels, near_miss, near_miss and labels.sum() == 0))
     return asks
+
+
+def collect_both(bot: Bot, ranker_set: list, calibration_set: list, cache: str | None) -> tuple[list[Ask], list[Ask]]:
+    """The asks of both sets, read from ``cache`` (a pickle) when it exists, else collected
+    and, with a ``cache`` path, saved there for the next run (this script's or the reader's)."""
+    path = Path(cache) if cache else None
+    if path and path.exists():
+        return pickle.loads(path.read_bytes())
+    both = collect(bot, ranker_set), collect(bot, calibration_set)
+    if path:
+        path.write_bytes(pickle.dumps(both))
+    return both
 
 
 def fit_ranker(asks: list[Ask], rng: random.Random) -> np.ndarray:
@@ -116,7 +130,7 @@ def read_asks(asks: list[Ask], rank_w: np.ndarray) -> list[tuple[np.ndarray, np.
     from tqdm import tqdm
 
     answerer = Answerer()
-    return [answerer.read(ask.question, ask.feats @ rank_w, ask.texts.__getitem__)
+    return [answerer.read(ask.question, ask.feats @ rank_w, ask.texts.__getitem__, ask.before.__getitem__)
             for ask in tqdm(asks, desc="reader", file=sys.stderr)]
 
 
@@ -186,13 +200,7 @@ def main(argv=None) -> int:
     quiet_libraries()
     bot = squad_bot(args.squad)
     ranker_set, calibration_set = draw(args.squad, args.n)
-    cache = Path(args.features_cache) if args.features_cache else None
-    if cache and cache.exists():
-        asks, calibration = pickle.loads(cache.read_bytes())
-    else:
-        asks, calibration = collect(bot, ranker_set), collect(bot, calibration_set)
-        if cache:
-            cache.write_bytes(pickle.dumps((asks, calibration)))
+    asks, calibration = collect_both(bot, ranker_set, calibration_set, args.features_cache)
     rank_w = fit_ranker(asks, random.Random(1))
     reads = read_asks(calibration, rank_w)
     reader_w, reader_fit = fit_reader_weight(calibration, rank_w, reads)

@@ -26,19 +26,25 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.train import Ask, collect, draw, squad_bot
+from eval.train import Ask, collect, collect_both, draw, squad_bot
 from qa.answerer import Model
 from qa.cli import quiet_libraries
-from qa.reader import ADAPTED, RANK, READER_FILE, SCALE, adapter_key, encode_pairs, mean_pool, pair_tokenizer
+from qa.reader import (
+    ADAPTED, CONTEXT_WORDS, RANK, READER_FILE, SCALE, adapter_key, encode_pairs, mean_pool, pair_tokenizer, reader_pair,
+)
 
 NEGATIVES = 3
 # Wrong sentences are taken from the ranker's best this many.
 NEAR = 12
 
 
-def groups(asks: list[Ask], rank_w: np.ndarray, rng: random.Random, negatives: int = NEGATIVES) -> list[tuple[str, list[str]]]:
+Group = tuple[str, list[tuple[str, str]]]
+
+
+def groups(asks: list[Ask], rank_w: np.ndarray, rng: random.Random, negatives: int = NEGATIVES) -> list[Group]:
     """``(question, [right sentence, wrong sentences…])`` per ask over the whole corpus that has
-    both kinds (near-miss asks are left out: their "right" sentences only contain the answer's words)."""
+    both kinds, each sentence with the one before it (near-miss asks are left out: their
+    "right" sentences only contain the answer's words)."""
     out = []
     for ask in asks:
         if ask.near_miss or not ask.labels.any():
@@ -50,7 +56,7 @@ def groups(asks: list[Ask], rank_w: np.ndarray, rng: random.Random, negatives: i
             continue
         while len(wrong) < negatives:
             wrong.append(rng.choice(wrong))
-        out.append((ask.question, [ask.texts[right[0]]] + [ask.texts[i] for i in wrong[:negatives]]))
+        out.append((ask.question, [(ask.texts[i], ask.before[i]) for i in [right[0], *wrong[:negatives]]]))
     return out
 
 
@@ -83,7 +89,7 @@ def build(location: Path):  # type: ignore[no-untyped-def]
     return encoder, head
 
 
-def train(location: Path, data: list[tuple[str, list[str]]], batch: int, lr: float, seed: int):  # type: ignore[no-untyped-def]
+def train(location: Path, data: list[Group], batch: int, lr: float, seed: int, context_words: int, epochs: int = 1):  # type: ignore[no-untyped-def]
     import torch
     from tqdm import tqdm
 
@@ -92,16 +98,22 @@ def train(location: Path, data: list[tuple[str, list[str]]], batch: int, lr: flo
     tokenizer = pair_tokenizer(location)
     params = [p for p in list(encoder.parameters()) + list(head.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    steps = math.ceil(len(data) / batch)
+    per_epoch = math.ceil(len(data) / batch)
+    steps = epochs * per_epoch
     warm = max(1, int(0.06 * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm))))
-    random.Random(seed).shuffle(data)
+    rng = random.Random(seed)
+    order: list[Group] = []
+    for _ in range(epochs):  # each epoch in its own order
+        epoch = list(data)
+        rng.shuffle(epoch)
+        order += epoch
     encoder.train()
-    bar = tqdm(range(0, len(data), batch), desc="reader", file=sys.stderr)
+    bar = tqdm(range(0, len(order), batch), desc="reader", file=sys.stderr)
     smooth = None
     for i in bar:
-        chunk = data[i:i + batch]
-        pairs = [(q, s) for q, sents in chunk for s in sents]
+        chunk = order[i:i + batch]
+        pairs = [reader_pair(q, s, b, context_words) for q, sents in chunk for s, b in sents]
         ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(tokenizer, pairs))
         hidden = encoder(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
         scores = head(mean_pool(hidden, mask.float())).view(len(chunk), -1)
@@ -137,7 +149,12 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=8, help="questions per step (default 8)")
     ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
     ap.add_argument("--seed", type=int, default=0, help="initialisation and order (default 0)")
+    ap.add_argument("--epochs", type=int, default=1, help="passes over the questions (default 1)")
     ap.add_argument("--negatives", type=int, default=NEGATIVES, help=f"wrong sentences per question (default {NEGATIVES})")
+    ap.add_argument("--context-words", type=int, default=CONTEXT_WORDS,
+                    help=f"words of the sentence before each candidate read with it (default {CONTEXT_WORDS}; 0: none)")
+    ap.add_argument("--features-cache", metavar="FILE",
+                    help="the features pickle of `eval.train --features-cache` (reused, or written for it)")
     ap.add_argument("--out", default=str(READER_FILE), help="adapter file to write")
     args = ap.parse_args(argv)
     quiet_libraries()
@@ -147,16 +164,18 @@ def main(argv=None) -> int:
     assert isinstance(location, Path)
     base = verified_sha256(location, expected)
     bot = squad_bot(args.squad)
-    ranker_set, _ = draw(args.squad, args.n)
-    data = groups(collect(bot, ranker_set), Model.load().rank, random.Random(args.seed), args.negatives)
+    ranker_set, calibration_set = draw(args.squad, args.n)
+    asks = collect_both(bot, ranker_set, calibration_set, args.features_cache)[0] if args.features_cache else collect(bot, ranker_set)
+    data = groups(asks, Model.load().rank, random.Random(args.seed), args.negatives)
     print(f"{len(data)} groups of 1 right + {args.negatives} wrong sentences", file=sys.stderr)
-    encoder, head = train(location, data, args.batch, args.lr, args.seed)
+    encoder, head = train(location, data, args.batch, args.lr, args.seed, args.context_words, args.epochs)
     squad_sha = hashlib.sha256(Path(args.squad).read_bytes()).hexdigest()
     save(encoder, head, Path(args.out), {
         "base_sha256": base,
+        "context_words": str(args.context_words),
         "source": (f"python -m eval.train_reader {Path(args.squad).name} --n {args.n} --batch {args.batch} "
-                   f"--lr {args.lr} --seed {args.seed} --negatives {args.negatives}: {len(data)} questions outside the --sample 1000 --seed 0 "
-                   "report sample, one epoch"),
+                   f"--lr {args.lr} --seed {args.seed} --negatives {args.negatives} --context-words {args.context_words} --epochs {args.epochs}: {len(data)} questions outside the --sample 1000 --seed 0 "
+                   "report sample"),
         "squad_sha256": squad_sha,
     })
     print(f"wrote {args.out}", file=sys.stderr)

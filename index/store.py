@@ -288,6 +288,11 @@ class HybridIndex:
         s = self.sentences
         return self.entries[int(s.doc[row])].text[int(s.start[row]):int(s.end[row])]
 
+    def sentence_before(self, row: int) -> str:
+        """The text of the sentence before ``row`` in its document ("" for a document's first)."""
+        s = self.sentences
+        return self.sentence_text(row - 1) if row > 0 and s.doc[row - 1] == s.doc[row] else ""
+
     def _doc_rows(self, docs: Iterable[str] | None) -> np.ndarray | None:
         """Rows of the known documents among ``docs`` (ids); None means all."""
         if docs is None:

@@ -192,11 +192,13 @@ class Answerer:
         if self.model.reader:
             self.reader.score("warm-up", ["warm-up"])
 
-    def read(self, question: str, scores: np.ndarray, text: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        self, question: str, scores: np.ndarray, text: Callable[[int], str], before: Callable[[int], str],
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The positions of the ranker's top :data:`READ_TOP` candidates and their reader scores
-        (``text(i)``: the text of candidate ``i``)."""
-        top = np.argsort(-scores, kind="stable")[:READ_TOP]
-        return top, self.reader.score(question, [text(int(i)) for i in top])
+        (``text(i)``: the text of candidate ``i``; ``before(i)``: the sentence before it)."""
+        top = [int(i) for i in np.argsort(-scores, kind="stable")[:READ_TOP]]
+        return np.array(top, dtype=np.int64), self.reader.score(question, [text(i) for i in top], [before(i) for i in top])
 
     @staticmethod
     def final(
@@ -332,7 +334,8 @@ class Answerer:
         ranked = feats @ model.rank
         if model.reader:
             # A follow-up is read as it was searched for: with the words it carried.
-            top, top_read = self.read(search_text(q.text, context), ranked, lambda i: index.sentence_text(rows[i]))
+            top, top_read = self.read(search_text(q.text, context), ranked, lambda i: index.sentence_text(rows[i]),
+                                      lambda i: index.sentence_before(rows[i]))
             scores, order, read = self.final(ranked, top, top_read, model.reader)
         else:
             scores, order, read = self.final(ranked)

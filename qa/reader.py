@@ -1,8 +1,9 @@
 """The reader: MiniLM reading a question and a sentence together, scoring how well one answers the other.
 
 The embeddings compare a question and a sentence encoded apart; the reader encodes the pair as
-one input (``[CLS] question [SEP] sentence [SEP]``), so attention can line up the question's
-words with the sentence's, which settles paraphrases that word overlap and cosine miss.
+one input (``[CLS] question [SEP] end of the sentence before [SEP] sentence [SEP]``), so attention
+can line up the question's words with the sentence's, which settles paraphrases that word
+overlap and cosine miss, and can see what a pronoun opening the sentence stands for.
 
 It is the packaged all-MiniLM-L6-v2 (verified by sha256, like the embedder's) plus a small
 adapter learned by ``eval/train_reader.py`` on SQuAD questions outside the report sample and kept
@@ -31,7 +32,12 @@ ADAPTED = (
 RANK = 8
 # The update added to a weight is SCALE * B @ A (LoRA's alpha / rank, with alpha = 2 * rank).
 SCALE = 2.0
-# Question and sentence tokens read together; a longer sentence is cut, the question never.
+# The reader also sees the end of the sentence before the candidate (at most this many words),
+# where a pronoun's antecedent usually is ("It was built in 1990."). An adapter records the
+# number it was trained with (0 for one trained on the sentence alone).
+CONTEXT_WORDS = 24
+# Question and sentence tokens read together; past it the longer of the two is cut, which is
+# the sentence unless the question is very long (a 2,000-character question still gets read).
 MAX_TOKENS = 128
 
 
@@ -57,13 +63,20 @@ def merged_encoder(location: Path, tensors: dict[str, Any]) -> Any:
 
 
 def pair_tokenizer(location: Path) -> Any:
-    """The base model's tokenizer, set to cut the sentence (never the question) at MAX_TOKENS."""
+    """The base model's tokenizer, set to cut the longer of question and sentence to MAX_TOKENS."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(location / "tokenizer.json"))
     tokenizer.no_padding()
-    tokenizer.enable_truncation(MAX_TOKENS, strategy="only_second")
+    tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
     return tokenizer
+
+
+def reader_pair(question: str, sentence: str, before: str = "", context_words: int = CONTEXT_WORDS) -> tuple[str, str]:
+    """The reader's two segments: the question, then the end of the sentence ``before`` the
+    candidate after a separator (none at a document's start), and the candidate on its own."""
+    tail = " ".join(before.split()[-context_words:]) if context_words else ""
+    return (f"{question} [SEP] {tail}" if tail else question), sentence
 
 
 def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,6 +121,7 @@ class Reader:
                 f"{adapter} was trained on base weights {meta.get('base_sha256')!r}, not the installed MiniLM ({base}): "
                 "retrain it with `python -m eval.train_reader`"
             )
+        self._context_words = int(meta.get("context_words", "0"))
         self._head_w = tensors["head.weight"].reshape(-1).astype(np.float32)
         self._head_b = float(tensors["head.bias"].reshape(-1)[0])
         self._tokenizer = pair_tokenizer(location)
@@ -116,10 +130,16 @@ class Reader:
         # embedder's, and spinning threads of one would hold the cores the other needs.
         self._session = onnx_session(onnx_file(key, lambda: merged_encoder(location, tensors), quantize), spinning=False)
 
-    def score(self, question: str, sentences: Sequence[str]) -> np.ndarray:
-        """One score per sentence (a logit: only differences between sentences matter)."""
+    def score(self, question: str, sentences: Sequence[str], before: Sequence[str] | None = None) -> np.ndarray:
+        """One score per sentence (a logit: only differences between sentences matter).
+
+        ``before``: the sentence before each one in its document ("" at the start), read as
+        context when the adapter was trained with it.
+        """
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        ids, types, mask = encode_pairs(self._tokenizer, [(question, s) for s in sentences])
+        before = before if before is not None else [""] * len(sentences)
+        pairs = [reader_pair(question, s, b, self._context_words) for s, b in zip(sentences, before)]
+        ids, types, mask = encode_pairs(self._tokenizer, pairs)
         hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
         return mean_pool(hidden, mask.astype(np.float32)) @ self._head_w + self._head_b
