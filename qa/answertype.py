@@ -65,6 +65,10 @@ _AGE_AFTER = re.compile(r"^(?:[\s-]+years?)?[\s-]+old\b", re.IGNORECASE)
 # lasted: it answers "How long before…?" but not "How long did it last?".
 _OFFSET_AFTER = re.compile(r"^\s+(?:after|before|later|earlier|ago|since|until|prior)\b", re.IGNORECASE)
 _ASKS_OFFSET = re.compile(r"\bhow long (?:after|before|ago|since|until|prior|earlier|later)\b", re.IGNORECASE)
+# "Who/Whom did/will/has <subject> <verb>…?": the answer is the verb's object.
+_OBJECT_QUESTION = re.compile(r"(?:who|whom)\s+(?:did|does|do|will|would|can|could|should|might|may|has|have|had)\b", re.IGNORECASE)
+# "Who does the article say promised…?" asks for the subject of the reported clause instead.
+_REPORTING = re.compile(r"\b(?:say|said|think|believe|claim|report|suggest|expect|feel|know|hope|fear)\b", re.IGNORECASE)
 _PLACE_HINT = re.compile(r"\b(?:in|at|from|to|near|into|across|outside|inside)\s(?:the\s)?$", re.IGNORECASE)
 
 
@@ -256,6 +260,13 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
     anchors = [m.start() for m in words(sentence) if m.group().lower() not in STOPWORDS and normalise(m.group()) in qterms]
     if not anchors:
         return cands[0], 0.0
+    # "Who did Milley call?" asks for the object of its verb: in the sentence, the person after
+    # the question's lower-case words ("…phone calls to … Li Zuocheng"), not one before them.
+    after = None
+    if kind == PERSON and _OBJECT_QUESTION.match(question.strip()) and not _REPORTING.search(question):
+        verbs = {normalise(m.group()) for m in words(question) if m.group().islower() and m.group() not in STOPWORDS}
+        verbs &= qterms
+        after = min((m.end() for m in words(sentence) if m.group().islower() and normalise(m.group()) in verbs), default=None)
 
     def closeness(c: Span) -> float:
         near = min(min(abs(a - c.start), abs(a - c.end)) for a in anchors)
@@ -267,6 +278,7 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
             text = sentence[c.start:c.end]
             # Full names (two or more capitalised words, not an organisation) are likelier answers.
             s += 0.5 * (len(text.split()) > 1 and not ORG_WORDS.search(text))
+            s += 0.5 * (after is not None and c.start > after)
         return s
 
     best = max(cands, key=score)

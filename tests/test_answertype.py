@@ -54,3 +54,22 @@ def test_numeric_question_kinds(question, kind):
 def test_ages_and_durations(question, sentence, expected):
     found = find_answer(question, sentence, question_type(question))
     assert (sentence[found[0].start:found[0].end] if found else None) == expected
+
+
+
+CALLS = ("Milley, the chairman of the Joint Chiefs of Staff, went behind President Donald Trump’s back "
+         "twice to make phone calls to his opposite number in Beijing, Gen. Li Zuocheng.")
+PROMISE = ("According to the book, Obama reportedly promised to give China advance notification of any "
+           "military strike, something Republicans have questioned.")
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    # "Who did X call?" asks for the call's object: the person after "calls", not the one before.
+    ("Who did Milley call?", CALLS, "Li Zuocheng"),
+    ("Whom would the chairman phone?", CALLS, "Li Zuocheng"),
+    # A reported clause asks for its own subject, so the rule stays out of it.
+    ("Who does the book say promised to warn China of any strike?", PROMISE, "Obama"),
+])
+def test_object_questions_prefer_the_person_after_the_verb(question, sentence, expected):
+    found = find_answer(question, sentence, question_type(question))
+    assert found and sentence[found[0].start:found[0].end] == expected
