@@ -1,12 +1,13 @@
 """Learn the reader's adapter (``qa/reader.safetensors``) from SQuAD questions outside the report sample.
 
-Usage: ``python -m eval.train_reader ../shared/benchmarks/squad-dev-v1.1.json [--n 6000]``
-(about 25 minutes on 2 CPU cores for 6,000 questions, one epoch).
+Usage: ``python -m eval.train_reader ../shared/benchmarks/squad-dev-v1.1.json --n 6000 --epochs 2``
+(the shipped recipe: about 45 minutes on 2 CPU cores; 22 for one epoch).
 
 The questions are the ranker set of ``eval/train.py`` (``--n`` drawn with seed 1 after removing
 the ``--sample 1000 --seed 0`` report sample), asked over the whole corpus. Each becomes a group: the best
 right sentence among the candidates, and the ``--negatives`` wrong sentences the current
-ranker (``qa/weights.json``) puts highest, the near misses the reader must tell apart. The
+ranker (``qa/weights.json``) puts highest, the near misses the reader must tell apart, each
+read after the end of the sentence before it (``--context-words``). The
 loss is the cross-entropy of the right sentence against its group (a softmax over the
 reader's scores), so the reader learns to order sentences for a question, as it is used.
 
