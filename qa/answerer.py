@@ -197,8 +197,8 @@ class Answerer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The positions of the ranker's top :data:`READ_TOP` candidates and their reader scores
         (``text(i)``: the text of candidate ``i``; ``before(i)``: the sentence before it)."""
-        top = [int(i) for i in np.argsort(-scores, kind="stable")[:READ_TOP]]
-        return np.array(top, dtype=np.int64), self.reader.score(question, [text(i) for i in top], [before(i) for i in top])
+        top = np.argsort(-scores, kind="stable")[:READ_TOP]
+        return top, self.reader.score(question, [text(int(i)) for i in top], [before(int(i)) for i in top])
 
     @staticmethod
     def final(

@@ -166,8 +166,11 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def candidates(sentence: str, kind: str) -> list[Span]:
-    """Spans of ``sentence`` that could answer a question of ``kind``, in text order."""
+def candidates(sentence: str, kind: str, offsets: bool = True) -> list[Span]:
+    """Spans of ``sentence`` that could answer a question of ``kind``, in text order.
+
+    ``offsets=False``: a duration followed by "before/after/ago…" is an offset, not a duration.
+    """
     found: list[Span] = []
     if kind == DATE:
         found = [Span(*_trim(sentence, m.start(), m.end()), DATE) for m in _DATE_RE.finditer(sentence)]
@@ -178,7 +181,7 @@ def candidates(sentence: str, kind: str) -> list[Span]:
             if tail in STOPWORDS and len(sentence[s:e].split()) > 1:
                 e = s + sentence[s:e].rfind(" ")
             if kind != NUMBER:
-                e = _fitting_end(kind, sentence, s, e)
+                e = _fitting_end(kind, sentence, s, e, offsets)
                 if e is None:
                     continue
             found.append(Span(s, e, kind))
@@ -203,12 +206,15 @@ def candidates(sentence: str, kind: str) -> list[Span]:
     return _dedupe(found)
 
 
-def _fitting_end(kind: str, sentence: str, start: int, end: int) -> int | None:
+def _fitting_end(kind: str, sentence: str, start: int, end: int, offsets: bool = True) -> int | None:
     """Where the number at ``sentence[start:end]`` (with the word after it, if any) ends when
-    it is an age or a duration, as ``kind`` asks; None when it is not."""
+    it is an age or a duration, as ``kind`` asks; None when it is not (nor, without
+    ``offsets``, when a duration is an offset: "four days before the vote")."""
     text = sentence[start:end]
     if kind == DURATION:
-        return end if _UNITS.fullmatch(text.split()[-1]) else None
+        if not _UNITS.fullmatch(text.split()[-1]) or not offsets and _OFFSET_AFTER.match(sentence[end:]):
+            return None
+        return end
     if _AGE_BEFORE.search(sentence[max(0, start - 12):start]) or _AGE_AFTER.match(sentence[end:]):
         return end
     # "Li Zuocheng, 68, said…": a small bare number set off by commas after a name.
@@ -238,11 +244,8 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
         normalise(m.group()) for m in words(question)
         if m.group().lower() not in STOPWORDS and m.group().lower() not in ROLE_NOUNS
     }
-    found = candidates(sentence, kind)
-    if kind == DURATION and not _ASKS_OFFSET.search(question):
-        found = [c for c in found if not _OFFSET_AFTER.match(sentence[c.end:])]
     fresh, echoing = [], []
-    for c in found:
+    for c in candidates(sentence, kind, offsets=bool(_ASKS_OFFSET.search(question))):
         cterms = {normalise(m.group()) for m in words(sentence[c.start:c.end]) if m.group().lower() not in STOPWORDS}
         if cterms and cterms <= qterms:
             continue  # restates the question
@@ -257,7 +260,8 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
                 i = _ORDINALS[w]
                 if -len(cands) <= i < len(cands):
                     return cands[i], 1.0
-    anchors = [m.start() for m in words(sentence) if m.group().lower() not in STOPWORDS and normalise(m.group()) in qterms]
+    toks = words(sentence)
+    anchors = [m.start() for m in toks if m.group().lower() not in STOPWORDS and normalise(m.group()) in qterms]
     if not anchors:
         return cands[0], 0.0
     # "Who did Milley call?" asks for the object of its verb: in the sentence, the person after
@@ -266,7 +270,7 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
     if kind == PERSON and _OBJECT_QUESTION.match(question.strip()) and not _REPORTING.search(question):
         verbs = {normalise(m.group()) for m in words(question) if m.group().islower() and m.group() not in STOPWORDS}
         verbs &= qterms
-        after = min((m.end() for m in words(sentence) if m.group().islower() and normalise(m.group()) in verbs), default=None)
+        after = min((m.end() for m in toks if m.group().islower() and normalise(m.group()) in verbs), default=None)
 
     def closeness(c: Span) -> float:
         near = min(min(abs(a - c.start), abs(a - c.end)) for a in anchors)
