@@ -6,21 +6,30 @@ Held out: the standard report sample (``--sample 1000 --seed 0``) is removed bef
 is drawn, so reported figures are on questions the models never saw. Of the remaining
 questions ``--n`` are drawn (seed 1), the *ranker set* (the reader's adapter,
 ``eval/train_reader.py``, is learned on the same draw); the rest are the *calibration set*.
-Each question is asked twice:
+Each question is asked twice over the whole corpus:
 
-* over the whole corpus: candidate sentences overlapping a gold answer span are right, the
-  others wrong;
+* as it is: candidate sentences overlapping a gold answer span are right, the others wrong;
 * over every paragraph but its own: the topic is still there (the rest of the article) but the
   answer usually is not, the near miss a bot must decline ("What did Milley say to Putin?").
   A candidate that still contains a gold answer string is labelled right, and such asks are
   not counted as ones to decline.
 
+The calibration set is asked twice more in *small corpora*, the size of the few documents a
+user chats with: each article is split into two corpora of its own (its even and its odd
+paragraphs), and each question is asked over the half that holds its paragraph and over the
+other half. There the near miss is real: the missing paragraph's words are missing from the
+corpus and its statistics, as they are when the user's documents do not answer a question.
+(Taking the paragraph out of the hits alone leaves its words in the index, which taught the
+confidence model that a question's unknown words raise confidence.)
+
 The ranker is a logistic regression on differences of feature vectors (right minus wrong
 sentence of the same question, and the reverse), fit on the ranker set, so it learns to order
 sentences within a question. On the calibration set, which neither the ranker nor the reader
 saw, the reader scores the ranker's top candidates; its weight is the one that puts a right
-sentence first most often, and the confidence model is a logistic regression on the final top
-sentence's features, lead and reader score, labelled 1 when that sentence is right. The
+sentence first most often over the whole corpus. The confidence model is a logistic regression
+on the final top sentence's features, lead and reader score, labelled 1 when that sentence is
+right, fit on the calibration asks of both sizes (fit on the small corpora alone, it scored the
+same on held-out articles' small-corpus asks and worse on their whole-corpus ones). The
 threshold on its probability maximises the expected share of good outcomes when an
 ``--unanswerable-share`` of questions (default 0.2) have no answer in the documents: right top
 sentence on the others, abstention on those.
@@ -32,9 +41,11 @@ import argparse
 import json
 import pickle
 import random
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -62,49 +73,116 @@ class Ask:
     declined: bool  # a near-miss ask with no right candidate: the bot should abstain
 
 
+def make_ask(bot: Bot, answerer: Answerer, question: str, qvec: np.ndarray, hits: list, answers: list[str],
+             spans: list[dict], near_miss: bool) -> Ask | None:
+    """One ask: the candidates of ``hits`` with their features and labels (None without any).
+
+    A candidate is right when it overlaps a gold span or, in a ``near_miss`` ask (the answer's
+    own paragraph is not among the hits), when it still contains a gold answer string.
+    """
+    index = bot.index
+    rows, feats = answerer.features(Question(question, index), qvec, index, hits)
+    if not rows:
+        return None
+    labels, texts, before = [], [], []
+    for r in rows:
+        doc = index.doc_ids[index.sentences.doc[r]]
+        a, b = int(index.sentences.start[r]), int(index.sentences.end[r])
+        texts.append(index.sentence_text(r))
+        before.append(index.sentence_before(r))
+        if near_miss:
+            right = harness.contains_answer(texts[-1], answers)
+        else:
+            right = harness.matches(spans, doc, a, b, "")
+        labels.append(int(right))
+    right_ones = np.array(labels)
+    return Ask(question, feats, texts, before, right_ones, near_miss, near_miss and right_ones.sum() == 0)
+
+
 def collect(bot: Bot, questions: list) -> list[Ask]:
-    """The two asks of each question (see the module docstring)."""
+    """The two asks of each question over the whole corpus (see the module docstring)."""
     from tqdm import tqdm
 
-    index = bot.index
     answerer = Answerer()
     asks = []
     for _, question, answers, spans in tqdm(questions, desc="features", file=sys.stderr):
         qvec = bot.embedder.embed([question])[0]
         gold = spans[0]["doc"]
-        everywhere = index.search(question, qvec, k=30)
+        everywhere = bot.index.search(question, qvec, k=30)
         # The near miss: the same search with the answer's own paragraph taken out.
         elsewhere = [h for h in everywhere if h.doc != gold][:10]
         for near_miss, hits in ((False, everywhere[:10]), (True, elsewhere)):
-            rows, feats = answerer.features(Question(question, index), qvec, index, hits)
-            if not rows:
-                continue
-            labels, texts, before = [], [], []
-            for r in rows:
-                doc = index.doc_ids[index.sentences.doc[r]]
-                a, b = int(index.sentences.start[r]), int(index.sentences.end[r])
-                texts.append(index.sentence_text(r))
-                before.append(index.sentence_before(r))
-                if near_miss:
-                    right = harness.contains_answer(texts[-1], answers)
-                else:
-                    right = harness.matches(spans, doc, a, b, "")
-                labels.append(int(right))
-            labels = np.array(labels)
-            asks.append(Ask(question, feats, texts, before, labels, near_miss, near_miss and labels.sum() == 0))
+            ask = make_ask(bot, answerer, question, qvec, hits, answers, spans, near_miss)
+            if ask is not None:
+                asks.append(ask)
     return asks
 
 
-def collect_both(bot: Bot, ranker_set: list, calibration_set: list, cache: str | None) -> tuple[list[Ask], list[Ask]]:
-    """The asks of both sets, read from ``cache`` (a pickle) when it exists, else collected
-    and, with a ``cache`` path, saved there for the next run (this script's or the reader's)."""
+def _half(doc: str) -> tuple[str, int]:
+    """The article of a SQuAD paragraph document (``a012/p003.txt``) and its half: 0 for the
+    even paragraphs, 1 for the odd ones."""
+    article, paragraph = doc.split("/")
+    return article, int(paragraph[1:4]) % 2
+
+
+def collect_small(bot: Bot, questions: list) -> list[Ask]:
+    """The two asks of each question in small corpora (see the module docstring): one over the
+    half of its article that holds its paragraph, one over the other half.
+
+    Each half is a corpus of its own (documents copied under the SQuAD cache, next to the
+    whole corpus's index), so its BM25 statistics are a small corpus's and the answer's
+    paragraph is truly absent from the other half: its words are missing, as they are for a
+    question the user's documents do not answer.
+    """
+    from tqdm import tqdm
+
+    by_article: dict[str, list] = {}
+    for q in questions:
+        by_article.setdefault(_half(q[3][0]["doc"])[0], []).append(q)
+    root = bot.docs.parent / "halves"
+    answerer = Answerer()
+    asks = []
+    for article, qs in tqdm(sorted(by_article.items()), desc="small corpora", unit="article", file=sys.stderr):
+        halves: list[Bot | None] = []
+        for h in (0, 1):
+            folder = root / f"{article}-{h}"
+            sources = [src for src in sorted((bot.docs / article).glob("p*.txt"))
+                       if _half(f"{article}/{src.name}")[1] == h]
+            for src in sources:
+                dst = folder / "docs" / article / src.name
+                if not dst.exists():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dst)
+            half = None
+            if sources:  # an article of one paragraph has no second half
+                half = Bot(folder / "docs", index_dir=folder / "index", embedder=bot.embedder)
+                half.sync()
+            halves.append(half)
+        for _, question, answers, spans in qs:
+            own = _half(spans[0]["doc"])[1]
+            qvec = bot.embedder.embed([question])[0]
+            for near_miss in (False, True):
+                half = halves[own ^ near_miss]
+                if half is None:
+                    continue
+                hits = half.index.search(question, qvec, k=10)
+                ask = make_ask(half, answerer, question, qvec, hits, answers, spans, near_miss)
+                if ask is not None:
+                    asks.append(ask)
+    return asks
+
+
+def cached_asks(cache: str | None, part: str, make: Callable[[], list[Ask]]) -> list[Ask]:
+    """The asks ``part`` (``ranker``, ``calibration`` or ``small``) from ``cache`` (a pickle
+    of all parts collected so far), else ``make()``, saved there for the next run (this
+    script's or the reader's)."""
     path = Path(cache) if cache else None
-    if path and path.exists():
-        return pickle.loads(path.read_bytes())
-    both = collect(bot, ranker_set), collect(bot, calibration_set)
-    if path:
-        path.write_bytes(pickle.dumps(both))
-    return both
+    stored = pickle.loads(path.read_bytes()) if path and path.exists() else {}
+    if part not in stored:
+        stored[part] = make()
+        if path:
+            path.write_bytes(pickle.dumps(stored))
+    return stored[part]
 
 
 def fit_ranker(asks: list[Ask], rng: random.Random) -> np.ndarray:
@@ -200,22 +278,26 @@ def main(argv=None) -> int:
     quiet_libraries()
     bot = squad_bot(args.squad)
     ranker_set, calibration_set = draw(args.squad, args.n)
-    asks, calibration = collect_both(bot, ranker_set, calibration_set, args.features_cache)
+    asks = cached_asks(args.features_cache, "ranker", lambda: collect(bot, ranker_set))
+    calibration = cached_asks(args.features_cache, "calibration", lambda: collect(bot, calibration_set))
+    small = cached_asks(args.features_cache, "small", lambda: collect_small(bot, calibration_set))
     rank_w = fit_ranker(asks, random.Random(1))
     reads = read_asks(calibration, rank_w)
     reader_w, reader_fit = fit_reader_weight(calibration, rank_w, reads)
-    conf_w, bias, threshold, fit = fit_confidence(calibration, rank_w, reads, reader_w, args.unanswerable_share)
+    conf_w, bias, threshold, fit = fit_confidence(calibration + small, rank_w, reads + read_asks(small, rank_w),
+                                                  reader_w, args.unanswerable_share)
     out = {
         "source": (f"python -m eval.train {Path(args.squad).name} --n {args.n}: ranker fit on {len(ranker_set)} "
-                   "questions outside the --sample 1000 --seed 0 report sample (drawn with seed 1); reader weight, "
-                   f"confidence and threshold on the other {len(calibration_set)}; each question also asked "
-                   "without its own paragraph as a question to decline"),
+                   "questions outside the --sample 1000 --seed 0 report sample (drawn with seed 1); reader weight "
+                   f"on the other {len(calibration_set)}, confidence and threshold on these asked over the whole corpus "
+                   "and in small corpora (each article's even or odd paragraphs); each question also asked without its "
+                   "own paragraph as a question to decline"),
         "rank": {f: round(float(w), 5) for f, w in zip(FEATURES, rank_w)},
         "reader": reader_w,
         "confidence": {f: round(float(w), 5) for f, w in zip(CONFIDENCE_FEATURES, conf_w)},
         "bias": round(bias, 5),
         "threshold": round(threshold, 4),
-        "training": {"ranker_asks": len(asks), "calibration_asks": len(calibration),
+        "training": {"ranker_asks": len(asks), "calibration_asks": len(calibration), "small_corpus_asks": len(small),
                      "unanswerable_share": args.unanswerable_share, **reader_fit, **fit},
     }
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
@@ -224,4 +306,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the importable module, so the cached asks pickle as eval.train.Ask (not __main__.Ask)
+    # and eval.train_reader can read the cache this run writes.
+    from eval import train
+
+    sys.exit(train.main())

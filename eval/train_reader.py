@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.train import Ask, collect, collect_both, draw, squad_bot
+from eval.train import Ask, cached_asks, collect, draw, squad_bot
 from qa.answerer import Model
 from qa.cli import quiet_libraries
 from qa.reader import (
@@ -165,8 +165,8 @@ def main(argv=None) -> int:
     assert isinstance(location, Path)
     base = verified_sha256(location, expected)
     bot = squad_bot(args.squad)
-    ranker_set, calibration_set = draw(args.squad, args.n)
-    asks = collect_both(bot, ranker_set, calibration_set, args.features_cache)[0] if args.features_cache else collect(bot, ranker_set)
+    ranker_set, _ = draw(args.squad, args.n)
+    asks = cached_asks(args.features_cache, "ranker", lambda: collect(bot, ranker_set))
     data = groups(asks, Model.load().rank, random.Random(args.seed), args.negatives)
     print(f"{len(data)} groups of 1 right + {args.negatives} wrong sentences", file=sys.stderr)
     encoder, head = train(location, data, args.batch, args.lr, args.seed, args.context_words, args.epochs)

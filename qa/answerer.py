@@ -126,10 +126,11 @@ class Question:
     """A question's terms, weights and expected answer type, computed once per ask.
 
     ``context`` holds words a follow-up carried from earlier turns; they weigh
-    :data:`CONTEXT_WEIGHT` of their IDF and never define the expected answer type's anchors.
+    ``context_weight`` (default :data:`CONTEXT_WEIGHT`) of their IDF and never define the
+    expected answer type's anchors.
     """
 
-    def __init__(self, text: str, index: HybridIndex, context: Sequence[str] = ()) -> None:
+    def __init__(self, text: str, index: HybridIndex, context: Sequence[str] = (), context_weight: float = CONTEXT_WEIGHT) -> None:
         self.text = text
         self.kind = question_type(text)
         if self.kind == NONE and context:
@@ -139,7 +140,7 @@ class Question:
         self.max_idf = math.log(max(len(index.passages), 1) + 1)
         # A term absent from the corpus weighs as much as the rarest possible term.
         self.idf = {t: (index.bm25.idf(t) or self.max_idf) for t in own}
-        self.idf.update({t: CONTEXT_WEIGHT * (index.bm25.idf(t) or self.max_idf) for t in carried})
+        self.idf.update({t: context_weight * (index.bm25.idf(t) or self.max_idf) for t in carried})
         self.mass = sum(self.idf.values()) or 1.0
         self.oov = sum(w for t, w in self.idf.items() if not index.bm25.has(t)) / self.mass
         # Specifics the corpus lacks: capitalised words past the first (names, not the sentence
@@ -339,7 +340,12 @@ class Answerer:
             scores, order, read = self.final(ranked, top, top_read, model.reader)
         else:
             scores, order, read = self.final(ranked)
-        conf_x = self.confidence_features(feats, scores, int(order[0]), float(read[order[0]]))
+        conf_feats = feats
+        if context:
+            # The confidence model learned from questions that stand alone; a follow-up is judged
+            # as the question it was resolved to, its carried words counting in full.
+            conf_feats = self.features(Question(question, index, context, context_weight=1.0), qvec, index, hits)[1]
+        conf_x = self.confidence_features(conf_feats, scores, int(order[0]), float(read[order[0]]))
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
         if q.unknown_specifics:
             confidence *= UNKNOWN_SPECIFIC_FACTOR

@@ -79,3 +79,31 @@ def test_object_pronoun_looks_back_but_subject_pronoun_stays_in_the_question():
     # "he" right after a name in the same question means that name: no rewrite, no carried topic.
     q = "Where was Milley when he made the calls?"
     assert not is_follow_up(q) and resolve(q, history) == q
+
+
+def test_follow_up_confidence_counts_the_carried_words_in_full(seeds_bot, monkeypatch):
+    """Ranking discounts a follow-up's carried words, but the confidence model (learned from
+    questions that stand alone) judges it as the question it was resolved to."""
+    import qa.answerer
+
+    def converse():
+        history = []
+        for q in ("Which senator wrote to Biden about Milley?", "What did he want the president to do?",
+                  "And what did Trump think should happen to the general?"):
+            answer = seeds_bot.ask(q, history=history)
+            history.append(Turn(q, answer))
+        return answer
+
+    full = converse()
+    assert "tried for treason" in full.citations[0].text
+    assert not full.abstained
+
+    real_init = qa.answerer.Question.__init__
+
+    def discounted(self, text, index, context=(), context_weight=None):
+        real_init(self, text, index, context)  # carried words at the ranking's discount
+
+    monkeypatch.setattr(qa.answerer.Question, "__init__", discounted)
+    judged_discounted = converse()
+    assert judged_discounted.citations[0].text == full.citations[0].text
+    assert judged_discounted.confidence < full.confidence

@@ -110,3 +110,52 @@ def test_cli_eval_squad_gate_and_report(tmp_path: Path):
     assert rep["metrics"]["n_turns"] == 4 and len(rep["turns"]) == 4
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert "sentence_accuracy" in r.stdout
+
+
+def test_small_corpus_asks_leave_the_answer_out_of_the_other_half(tmp_path: Path, embedder):
+    """eval.train's small corpora: each article split into its even and odd paragraphs, each
+    question asked over its own half (answerable) and the other half (its paragraph and the
+    words only it holds absent from that corpus), skipping a half an article does not have."""
+    from eval.train import collect_small
+
+    docs = harness.squad_corpus(DATA / "tiny-squad.json", tmp_path)
+    bot = Bot(docs, index_dir=tmp_path / "index", embedder=embedder)
+    qs = harness.squad_questions(DATA / "tiny-squad.json")
+    asks = collect_small(bot, qs)
+    by_question = {}
+    for ask in asks:
+        by_question.setdefault(ask.question, []).append(ask)
+    # a000 has two paragraphs (two asks per question), a001 one (no other half to decline in).
+    assert {q: [a.near_miss for a in v] for q, v in by_question.items()} == {
+        "Who built the harbour lighthouse?": [False, True],
+        "How tall is the lighthouse?": [False, True],
+        "When was the lamp converted to electricity?": [False, True],
+        "How many hives are on the library roof?": [False],
+    }
+    paragraph = {q: (docs / spans[0]["doc"]).read_text(encoding="utf-8") for _, q, _, spans in qs}
+    for question, (found, *declined) in by_question.items():
+        assert found.labels.any(), question  # its own half holds the answer's sentence
+        assert all(t in paragraph[question] for t, right in zip(found.texts, found.labels) if right)
+        for ask in declined:
+            assert ask.declined and not ask.labels.any()
+            assert ask.texts and not any(t in paragraph[question] for t in ask.texts)
+    other = docs.parent / "halves" / "a000-1" / "docs"
+    assert sorted(p.relative_to(other).as_posix() for p in other.rglob("*.txt")) == ["a000/p001.txt"]
+
+
+def test_cached_asks_collects_each_part_once(tmp_path: Path):
+    from eval.train import cached_asks
+
+    cache, calls = tmp_path / "asks.pkl", []
+
+    def make(part):
+        def collect():
+            calls.append(part)
+            return [part]
+        return collect
+
+    assert cached_asks(str(cache), "ranker", make("ranker")) == ["ranker"]
+    assert cached_asks(str(cache), "small", make("small")) == ["small"]
+    assert cached_asks(str(cache), "ranker", make("ranker")) == ["ranker"]  # read back, not collected
+    assert cached_asks(None, "small", make("small")) == ["small"]  # no cache: always collected
+    assert calls == ["ranker", "small", "small"]
