@@ -27,6 +27,8 @@ _NUMWORD = (
     r"ninety|hundred|thousand|million|billion|trillion|dozen|half|twice|once)"
 )
 _NUM = rf"(?:[$€£¥]\s?)?\d+(?:,\d{{3}})*(?:\.\d+)?(?:\s?%|\s(?:percent|per cent))?|{_NUMWORD}(?:[\s-]{_NUMWORD})*"
+_YEAR = re.compile(r"(?:1[5-9]|20)\d{2}")
+_YEAR_BEFORE = re.compile(r"\b(?:in|since|until|by|from|of)\s$", re.IGNORECASE)
 _QUANT_PREFIX = r"(?:(?:more|less|fewer) than|over|under|about|around|nearly|almost|at least|at most|up to|some|approximately|roughly)\s"
 
 _DATE_PATTERNS = [
@@ -43,7 +45,9 @@ _DATE_PATTERNS = [
     r"\b(?:yesterday|today|tomorrow)\b",
 ]
 _DATE_RE = re.compile("|".join(f"(?:{p})" for p in _DATE_PATTERNS))
-_NUMBER_RE = re.compile(rf"\b(?:{_QUANT_PREFIX})?(?:{_NUM})(?:\s(?!of\b|the\b|and\b|to\b|in\b)[a-z]+)?\b", re.IGNORECASE)
+# (?<!\w), not \b: a currency sign opens the number ("$5 million"), and there is no word
+# boundary between it and the space before it.
+_NUMBER_RE = re.compile(rf"(?<!\w)(?:{_QUANT_PREFIX})?(?:{_NUM})(?:\s(?!of\b|the\b|and\b|to\b|in\b)[a-z]+)?\b", re.IGNORECASE)
 # A run of capitalised words, allowing "of"/"the"/"de"… and hyphens inside.
 _NAME_RE = re.compile(
     r"\b(?:[A-Z][\w’'.-]*[\w])(?:\s(?:(?:of|the|de|van|von|al|for|and)\s)?(?:[A-Z][\w’'.-]*[\w]|[A-Z]\.))*"
@@ -177,6 +181,8 @@ def candidates(sentence: str, kind: str, offsets: bool = True) -> list[Span]:
     elif kind in NUMERIC:
         for m in _NUMBER_RE.finditer(sentence):
             s, e = _trim(sentence, m.start(), m.end())
+            if _YEAR.fullmatch(sentence[s:e]) and _YEAR_BEFORE.search(sentence[max(0, s - 8):s]):
+                continue  # "in 2019" dates something; it is no amount
             tail = sentence[s:e].split()[-1].lower()
             if tail in STOPWORDS and len(sentence[s:e].split()) > 1:
                 e = s + sentence[s:e].rfind(" ")

@@ -73,3 +73,19 @@ PROMISE = ("According to the book, Obama reportedly promised to give China advan
 def test_object_questions_prefer_the_person_after_the_verb(question, sentence, expected):
     found = find_answer(question, sentence, question_type(question))
     assert found and sentence[found[0].start:found[0].end] == expected
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    ("How much did the council pay for the land?", "The council paid $4.5 million for the land in 2019.", "$4.5 million"),
+    ("How much did the tickets cost?", "Tickets cost about €30 each.", "about €30"),
+    ("How many people came?", "Some 2,000 people came to the vigil.", "Some 2,000 people"),
+])
+def test_a_currency_sign_stays_with_its_number(question, sentence, expected):
+    found = find_answer(question, sentence, question_type(question))
+    assert found is not None and sentence[found[0].start:found[0].end] == expected
+
+
+def test_a_year_after_in_is_no_amount():
+    sentence = "The museum, opened in 1998, holds 1500 paintings."
+    assert find_answer("How many paintings does the museum hold?", sentence, NUMBER)[0].start == sentence.index("1500")
+    assert find_answer("How many paintings does the museum hold?", "It opened in 1998.", NUMBER) is None
