@@ -538,19 +538,16 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
                 Turn(t.question, Answer.from_dict(t.answer.model_dump(exclude_none=True)))
                 for t in (req.history or [])[-settings.max_turns:]
             ]
-        if req.docs is not None:
-            known = bot.index.doc_pos
-            unknown = [d for d in req.docs if d not in known]
-            if unknown:
-                raise HTTPException(404, f"unknown document(s): {', '.join(map(repr, unknown[:10]))}; GET /api/documents lists them")
         try:
             result = await anyio.to_thread.run_sync(
                 partial(bot.ask, req.question, history, req.docs, req.top_k), limiter=ask_limiter
             )
         except QuestionError as exc:
-            # A document may have been deleted between the check above and the search.
-            if req.docs is not None and any(d not in bot.index.doc_pos for d in req.docs):
-                raise HTTPException(404, str(exc)) from None
+            # The bot checks the docs limit against the index it searches; an unknown one is a 404.
+            unknown = [d for d in req.docs or () if d not in bot.index.doc_pos]
+            if unknown:
+                raise HTTPException(404, f"unknown document(s): {', '.join(map(repr, unknown[:10]))}; "
+                                    "GET /api/documents lists them") from None
             raise HTTPException(422, str(exc)) from None
         if req.conversation_id is not None:
             conversations.append(req.conversation_id, Turn(result.question, result))
