@@ -53,6 +53,7 @@ from eval import harness
 from qa.answerer import CONFIDENCE_FEATURES, FEATURES, WEIGHTS_FILE, Answerer, Question
 from qa.bot import Bot
 from index.config import cache_dir
+from index.store import HybridIndex
 from qa.cli import quiet_libraries
 
 MAX_PAIRS = 30
@@ -73,14 +74,13 @@ class Ask:
     declined: bool  # a near-miss ask with no right candidate: the bot should abstain
 
 
-def make_ask(bot: Bot, answerer: Answerer, question: str, qvec: np.ndarray, hits: list, answers: list[str],
+def make_ask(index: HybridIndex, answerer: Answerer, question: str, qvec: np.ndarray, hits: list, answers: list[str],
              spans: list[dict], near_miss: bool) -> Ask | None:
     """One ask: the candidates of ``hits`` with their features and labels (None without any).
 
     A candidate is right when it overlaps a gold span or, in a ``near_miss`` ask (the answer's
     own paragraph is not among the hits), when it still contains a gold answer string.
     """
-    index = bot.index
     rows, feats = answerer.features(Question(question, index), qvec, index, hits)
     if not rows:
         return None
@@ -112,7 +112,7 @@ def collect(bot: Bot, questions: list) -> list[Ask]:
         # The near miss: the same search with the answer's own paragraph taken out.
         elsewhere = [h for h in everywhere if h.doc != gold][:10]
         for near_miss, hits in ((False, everywhere[:10]), (True, elsewhere)):
-            ask = make_ask(bot, answerer, question, qvec, hits, answers, spans, near_miss)
+            ask = make_ask(bot.index, answerer, question, qvec, hits, answers, spans, near_miss)
             if ask is not None:
                 asks.append(ask)
     return asks
@@ -166,7 +166,7 @@ def collect_small(bot: Bot, questions: list) -> list[Ask]:
                 if half is None:
                     continue
                 hits = half.index.search(question, qvec, k=10)
-                ask = make_ask(half, answerer, question, qvec, hits, answers, spans, near_miss)
+                ask = make_ask(half.index, answerer, question, qvec, hits, answers, spans, near_miss)
                 if ask is not None:
                     asks.append(ask)
     return asks

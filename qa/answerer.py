@@ -17,6 +17,7 @@ The ranker, reader weight, confidence model and threshold are in ``qa/weights.js
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -126,11 +127,11 @@ class Question:
     """A question's terms, weights and expected answer type, computed once per ask.
 
     ``context`` holds words a follow-up carried from earlier turns; they weigh
-    ``context_weight`` (default :data:`CONTEXT_WEIGHT`) of their IDF and never define the
+    :data:`CONTEXT_WEIGHT` of their IDF (see :meth:`counting_context`) and never define the
     expected answer type's anchors.
     """
 
-    def __init__(self, text: str, index: HybridIndex, context: Sequence[str] = (), context_weight: float = CONTEXT_WEIGHT) -> None:
+    def __init__(self, text: str, index: HybridIndex, context: Sequence[str] = ()) -> None:
         self.text = text
         self.kind = question_type(text)
         if self.kind == NONE and context:
@@ -139,10 +140,10 @@ class Question:
         carried = [t for t in dict.fromkeys(terms(" ".join(context))) if t not in own]
         self.max_idf = math.log(max(len(index.passages), 1) + 1)
         # A term absent from the corpus weighs as much as the rarest possible term.
-        self.idf = {t: (index.bm25.idf(t) or self.max_idf) for t in own}
-        self.idf.update({t: context_weight * (index.bm25.idf(t) or self.max_idf) for t in carried})
-        self.mass = sum(self.idf.values()) or 1.0
-        self.oov = sum(w for t, w in self.idf.items() if not index.bm25.has(t)) / self.mass
+        self._own_idf = {t: (index.bm25.idf(t) or self.max_idf) for t in own}
+        self._carried_idf = {t: (index.bm25.idf(t) or self.max_idf) for t in carried}
+        self._absent = {t for t in (*own, *carried) if not index.bm25.has(t)}
+        self._weigh(CONTEXT_WEIGHT)
         # Specifics the corpus lacks: capitalised words past the first (names, not the sentence
         # opener) and numbers or years.
         self.unknown_specifics = [
@@ -152,6 +153,19 @@ class Question:
         ]
         self.bigrams = set(zip(own, own[1:]))
         self._spans: dict[str, tuple[Span, float] | None] = {}
+
+    def _weigh(self, context_weight: float) -> None:
+        self.idf = dict(self._own_idf)
+        self.idf.update({t: context_weight * w for t, w in self._carried_idf.items()})
+        self.mass = sum(self.idf.values()) or 1.0
+        self.oov = sum(w for t, w in self.idf.items() if t in self._absent) / self.mass
+
+    def counting_context(self, context_weight: float) -> "Question":
+        """This question with its carried words at ``context_weight`` of their IDF. The answer
+        spans found so far are shared: they depend on the text, not on the weights."""
+        other = copy.copy(self)
+        other._weigh(context_weight)
+        return other
 
     def answer_span(self, sentence: str) -> tuple[Span, float] | None:
         """:func:`find_answer` for this question, once per sentence (the features look at each
@@ -344,7 +358,7 @@ class Answerer:
         if context:
             # The confidence model learned from questions that stand alone; a follow-up is judged
             # as the question it was resolved to, its carried words counting in full.
-            conf_feats = self.features(Question(question, index, context, context_weight=1.0), qvec, index, hits)[1]
+            conf_feats = self.features(q.counting_context(1.0), qvec, index, hits)[1]
         conf_x = self.confidence_features(conf_feats, scores, int(order[0]), float(read[order[0]]))
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
         if q.unknown_specifics:

@@ -98,12 +98,8 @@ def test_follow_up_confidence_counts_the_carried_words_in_full(seeds_bot, monkey
     assert "tried for treason" in full.citations[0].text
     assert not full.abstained
 
-    real_init = qa.answerer.Question.__init__
-
-    def discounted(self, text, index, context=(), context_weight=None):
-        real_init(self, text, index, context)  # carried words at the ranking's discount
-
-    monkeypatch.setattr(qa.answerer.Question, "__init__", discounted)
+    # Judged with the carried words at the ranking's discount instead:
+    monkeypatch.setattr(qa.answerer.Question, "counting_context", lambda self, weight: self)
     judged_discounted = converse()
     assert judged_discounted.citations[0].text == full.citations[0].text
     assert judged_discounted.confidence < full.confidence
