@@ -88,14 +88,13 @@ def test_follow_up_confidence_counts_the_carried_words_in_full(seeds_bot, monkey
 
     def converse():
         history = []
-        for q in ("Which senator wrote to Biden about Milley?", "What did he want the president to do?",
-                  "And what did Trump think should happen to the general?"):
+        for q in ("Which senator wrote to Biden about Milley?", "What did he want the president to do?"):
             answer = seeds_bot.ask(q, history=history)
             history.append(Turn(q, answer))
         return answer
 
     full = converse()
-    assert "tried for treason" in full.citations[0].text
+    assert "urging him to fire Milley" in full.citations[0].text
     assert not full.abstained
 
     # Judged with the carried words at the ranking's discount instead:
