@@ -90,8 +90,9 @@ def split_sentences(text: str) -> list[Span]:
     return out
 
 
-def make_passages(sentences: list[Span], size: int = 3, stride: int = 2) -> list[PassageSpan]:
-    """Overlapping windows of ``size`` consecutive sentences, advancing ``stride`` at a time.
+def make_passages(sentences: list[Span], size: int, stride: int) -> list[PassageSpan]:
+    """Overlapping windows of ``size`` consecutive sentences, advancing ``stride`` at a time
+    (the index's shape is :data:`index.store.PASSAGE_SIZE` / ``PASSAGE_STRIDE``).
 
     Every sentence lies in at least one passage; the last window is anchored to the end so
     no tail is lost.
