@@ -124,14 +124,14 @@ def squad_corpus(path: str | Path, cache: Path) -> Path:
     data = json.loads(raw)
     for ai, article in enumerate(data["data"]):
         for pi, para in enumerate(article["paragraphs"]):
-            f = folder / _squad_doc(ai, pi)
+            f = folder / squad_doc(ai, pi)
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(para["context"], encoding="utf-8")
     done.write_text("", encoding="utf-8")
     return folder
 
 
-def _squad_doc(ai: int, pi: int) -> str:
+def squad_doc(ai: int, pi: int) -> str:
     return f"a{ai:03d}/p{pi:03d}.txt"
 
 
@@ -145,7 +145,7 @@ def squad_questions(path: str | Path) -> list[tuple[str, str, list[str], list[di
                 if qa.get("is_impossible") or not qa["answers"]:
                     continue
                 answers = [a["text"] for a in qa["answers"]]
-                spans = [{"doc": _squad_doc(ai, pi), "start": a["answer_start"], "end": a["answer_start"] + len(a["text"])} for a in qa["answers"]]
+                spans = [{"doc": squad_doc(ai, pi), "start": a["answer_start"], "end": a["answer_start"] + len(a["text"])} for a in qa["answers"]]
                 out.append((qa["id"], qa["question"], answers, spans))
     return out
 

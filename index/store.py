@@ -292,6 +292,15 @@ class HybridIndex:
         s = self.sentences
         return self.entries[int(s.doc[row])].text[int(s.start[row]):int(s.end[row])]
 
+    def sentence_at(self, doc: str, start: int) -> int | None:
+        """The row of the sentence of document ``doc`` that starts at character ``start`` (as a
+        citation gives it), None when the document or that sentence is gone."""
+        if doc not in self.doc_pos:
+            return None
+        first, end = self.doc_sentences(self.doc_pos[doc])
+        row = first + int(np.searchsorted(self.sentences.start[first:end], start))
+        return row if row < end and int(self.sentences.start[row]) == start else None
+
     def sentence_before(self, row: int) -> str:
         """The text of the sentence before ``row`` in its document ("" for a document's first)."""
         s = self.sentences

@@ -21,7 +21,7 @@ import copy
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
@@ -77,6 +77,15 @@ CONFIDENCE_FROM = ("cos", "pcos", "cov", "cov_ctx", "lcov", "bigram", "type_matc
 CONFIDENCE_FEATURES = CONFIDENCE_FROM + ("margin", "rank_score", "reader")
 _CONF = [FEATURES.index(f) for f in CONFIDENCE_FROM]
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
+# Where a follow-up's candidate sits against the sentence the previous turn cited: that very
+# sentence, the next one, the one after, the one before, or elsewhere within NEARBY sentences
+# of it in its document (about a paragraph). Each
+# has a weight and a weight per unit of the previous answer's confidence (a citation the bot
+# doubted says less about where the conversation is); both are learned
+# (``qa/locality.json``, ``eval/train_locality.py``) and add to the ranker's score.
+LOCALITY = ("same", "next", "next2", "before", "nearby")
+NEARBY = 4
+LOCALITY_FILE = Path(__file__).with_name("locality.json")
 # A question that names something no document mentions ("…the capital of France?" over news
 # about China, "…the 2022 elections?" over news from 2021) is not answered by them, however
 # well its other words match: its confidence is scaled by this factor.
@@ -102,10 +111,16 @@ class Model:
     bias: float
     threshold: float
     reader: float = 0.0
+    locality: np.ndarray = field(default_factory=lambda: np.zeros((2, len(LOCALITY))))
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS_FILE) -> "Model":
+    def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path = LOCALITY_FILE) -> "Model":
         data = json.loads(path.read_text(encoding="utf-8"))
+        near = json.loads(locality_path.read_text(encoding="utf-8"))
+        for part in ("weights", "by_confidence"):
+            if set(near.get(part, ())) != set(LOCALITY):
+                raise ValueError(f"{locality_path}: {part} must weigh {list(LOCALITY)}; "
+                                 "retrain with `python -m eval.train_locality`")
         for part, names in (("rank", FEATURES), ("confidence", CONFIDENCE_FEATURES)):
             missing = [f for f in names if f not in data[part]]
             if missing:
@@ -116,6 +131,7 @@ class Model:
             np.array([data["rank"][f] for f in FEATURES]),
             np.array([data["confidence"][f] for f in CONFIDENCE_FEATURES]),
             float(data["bias"]), float(data["threshold"]), float(data["reader"]),
+            np.array([[near[part][f] for f in LOCALITY] for part in ("weights", "by_confidence")]),
         )
 
 
@@ -325,6 +341,21 @@ class Answerer:
         return rows, feats
 
     @staticmethod
+    def locality(index: HybridIndex, rows: list[int], previous: int | None) -> np.ndarray:
+        """The :data:`LOCALITY` indicators of candidate ``rows`` against sentence ``previous``
+        (all 0 without one)."""
+        out = np.zeros((len(rows), len(LOCALITY)))
+        if previous is None or not rows:
+            return out
+        at = np.asarray(rows)
+        near = index.sentences.doc[at] == index.sentences.doc[previous]
+        offset = at - previous
+        for col, step in enumerate((0, 1, 2, -1)):
+            out[:, col] = near & (offset == step)
+        out[:, LOCALITY.index("nearby")] = near & (np.abs(offset) <= NEARBY) & ~out[:, :4].any(axis=1)
+        return out
+
+    @staticmethod
     def confidence_features(feats: np.ndarray, scores: np.ndarray, top: int, read: float) -> np.ndarray:
         """The top sentence's features, its lead over the runner-up, its own score and its
         reader score (``read``; 0 without a reader)."""
@@ -333,20 +364,23 @@ class Answerer:
 
     def answer(
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3,
-        context: Sequence[str] = (),
+        context: Sequence[str] = (), previous: int | None = None, previous_confidence: float = 0.0,
     ) -> tuple[bool, str | None, float, list[Citation], list[int]]:
         """``(abstained, short answer, confidence, citations, passage order)`` for one question.
 
         The passage order lists the positions of ``hits``, best first (see
         :meth:`passage_order`). ``context``: words a follow-up carries from earlier turns (see
-        :class:`Question`).
+        :class:`Question`); ``previous``: the sentence row the previous turn cited, for a
+        follow-up, and ``previous_confidence`` that answer's confidence (candidates near it
+        gain the learned :data:`LOCALITY` weights).
         """
         q = Question(question, index, context)
         rows, feats = self.features(q, qvec, index, hits)
         if not rows:
             return True, None, 0.0, [], list(range(len(hits)))
         model = self.model
-        ranked = feats @ model.rank
+        prior = self.locality(index, rows, previous) @ (model.locality[0] + previous_confidence * model.locality[1])
+        ranked = feats @ model.rank + prior
         if model.reader:
             # A follow-up is read as it was searched for: with the words it carried.
             top, top_read = self.read(search_text(q.text, context), ranked, lambda i: index.sentence_text(rows[i]),
@@ -359,7 +393,8 @@ class Answerer:
             # The confidence model learned from questions that stand alone; a follow-up is judged
             # as the question it was resolved to, its carried words counting in full.
             conf_feats = self.features(q.counting_context(1.0), qvec, index, hits)[1]
-        conf_x = self.confidence_features(conf_feats, scores, int(order[0]), float(read[order[0]]))
+        # The sentence is judged on its own merits, as in training: the prior only chose it.
+        conf_x = self.confidence_features(conf_feats, scores - prior, int(order[0]), float(read[order[0]]))
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
         if q.unknown_specifics:
             confidence *= UNKNOWN_SPECIFIC_FACTOR

@@ -340,9 +340,13 @@ class Bot:
             hits = self._milvus.search(resolved.question, qvec, k=10, docs=docs, legs=self.legs, index=index, context=context)
         else:
             hits = index.search(resolved.question, qvec, k=10, docs=docs, legs=self.legs, context=context)
+        # A follow-up's answer often sits at or just after the sentence the last turn cited.
+        last = history[-1].answer if resolved.follow_up else None
+        previous = index.sentence_at(last.citations[0].doc, last.citations[0].start) if last and last.citations else None
         t1 = time.perf_counter()
         abstained, answer, confidence, citations, passage_order = self.answerer.answer(
-            resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried
+            resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried,
+            previous=previous, previous_confidence=last.confidence if last else 0.0,
         )
         t2 = time.perf_counter()
         return Answer(

@@ -137,6 +137,7 @@ class Resolution:
 
     question: str
     carried: tuple[str, ...] = ()
+    follow_up: bool = False  # read as depending on the previous turn
 
     @property
     def searched_for(self) -> str:
@@ -185,4 +186,4 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
         wh = WH_PHRASE.search(prev_core)
         if wh:
             carried.insert(0, wh.group().lower())
-    return Resolution(rewritten, tuple(carried))
+    return Resolution(rewritten, tuple(carried), follow_up=True)

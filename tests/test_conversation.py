@@ -13,7 +13,7 @@ def test_standalone_question_is_not_dragged_back():
     history = [("Who did Milley call?", "Who did Milley call?", "Li Zuocheng")]
     q = "What is the capital of France?"
     assert not is_follow_up(q)
-    assert resolve(q, history) == q
+    assert resolve(q, history) == q and not _resolve(q, history).follow_up
     assert resolve("Who won the 2020 US presidential election?", history) == "Who won the 2020 US presidential election?"
 
 
@@ -21,6 +21,7 @@ def test_pronoun_takes_the_previous_person_answer():
     history = [("Who did Milley call?", "Who did Milley call?", "Li Zuocheng")]
     out = resolve("What position does he hold?", history)
     assert out.startswith("What position does Li Zuocheng hold?")
+    assert _resolve("What position does he hold?", history).follow_up
 
 
 def test_two_candidate_antecedents_prefer_the_answer_over_the_asker():
@@ -102,3 +103,29 @@ def test_follow_up_confidence_counts_the_carried_words_in_full(seeds_bot, monkey
     judged_discounted = converse()
     assert judged_discounted.citations[0].text == full.citations[0].text
     assert judged_discounted.confidence < full.confidence
+
+
+def test_locality_prior_moves_follow_ups_only(seeds_bot, monkeypatch):
+    """The prior reaches the sentence the last turn cited through its offsets, and only a
+    follow-up feels it: a question that stands on its own is answered as without history."""
+    import dataclasses
+
+    import numpy as np
+
+    from qa.answerer import LOCALITY
+
+    first_q = "What did Milley say to reassure Li about the American government?"
+    first = seeds_bot.ask(first_q)
+    history = [Turn(first_q, first)]
+    index = seeds_bot.index
+    row = index.sentence_at(first.citations[0].doc, first.citations[0].start)
+    assert index.sentence_text(row) == first.citations[0].text
+    # A prior that knows only "the next sentence", and strongly:
+    strong = np.zeros_like(seeds_bot.answerer.model.locality)
+    strong[0, LOCALITY.index("next")] = 50.0
+    monkeypatch.setattr(seeds_bot.answerer, "model", dataclasses.replace(seeds_bot.answerer.model, locality=strong))
+    follow = seeds_bot.ask("And what would he do before any attack?", history)
+    top = follow.citations[0]
+    assert (top.doc, top.start) == (first.citations[0].doc, int(index.sentences.start[row + 1]))
+    alone = "Which senator wrote to Biden about Milley?"
+    assert seeds_bot.ask(alone, history).citations == seeds_bot.ask(alone).citations
