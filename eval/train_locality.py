@@ -45,7 +45,7 @@ from eval import harness
 from eval.train import draw
 from index.config import cache_dir
 from qa.bot import Bot
-from qa.answerer import LOCALITY, LOCALITY_FILE, READ_TOP, Answerer, Question
+from qa.answerer import LOCALITY, LOCALITY_FILE, READ_TOP, Answerer, Model, Question
 from qa.cli import quiet_libraries
 
 # The reader also scores this many of the ranker's best candidates beyond those it would read,
@@ -81,7 +81,8 @@ def article_bot(squad: str) -> tuple[Bot, Callable[[dict], dict]]:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(PARAGRAPH_BREAK.join(parts), encoding="utf-8")
-    bot = Bot(folder / "docs", index_dir=folder / "index")
+    # Learned without any prior, so the shipped one (or a stale file) plays no part.
+    bot = Bot(folder / "docs", index_dir=folder / "index", answerer=Answerer(Model.load(locality_path=None)))
     bot.sync()
 
     def span(s: dict) -> dict:

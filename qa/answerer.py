@@ -114,9 +114,11 @@ class Model:
     locality: np.ndarray = field(default_factory=lambda: np.zeros((2, len(LOCALITY))))
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path = LOCALITY_FILE) -> "Model":
+    def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path | None = LOCALITY_FILE) -> "Model":
+        """The shipped weights; ``locality_path=None``: no locality prior (what it is learned on)."""
         data = json.loads(path.read_text(encoding="utf-8"))
-        near = json.loads(locality_path.read_text(encoding="utf-8"))
+        zero = {f: 0.0 for f in LOCALITY}
+        near = json.loads(locality_path.read_text(encoding="utf-8")) if locality_path else {"weights": zero, "by_confidence": zero}
         for part in ("weights", "by_confidence"):
             if set(near.get(part, ())) != set(LOCALITY):
                 raise ValueError(f"{locality_path}: {part} must weigh {list(LOCALITY)}; "

@@ -86,3 +86,19 @@ def test_every_citation_is_verbatim(seeds_bot, question):
             assert a.answer == top.text
     else:
         assert a.answer is None
+
+
+def test_locality_weights_file_is_checked(tmp_path):
+    import json
+
+    from qa.answerer import LOCALITY, LOCALITY_FILE, Model
+
+    shipped = Model.load()
+    assert shipped.locality.shape == (2, len(LOCALITY)) and shipped.locality.any()
+    assert not Model.load(locality_path=None).locality.any()
+    stale = json.loads(LOCALITY_FILE.read_text(encoding="utf-8"))
+    stale["by_confidence"].pop("nearby")
+    bad = tmp_path / "locality.json"
+    bad.write_text(json.dumps(stale), encoding="utf-8")
+    with pytest.raises(ValueError, match="eval.train_locality"):
+        Model.load(locality_path=bad)
