@@ -230,6 +230,7 @@ def _fitting_end(kind: str, sentence: str, start: int, end: int, offsets: bool =
     return None
 
 
+_HOW_MANY = re.compile(r"\bhow\s+(?:many|much)\s+([a-z]+)", re.IGNORECASE)
 _ORDINALS = {"first": 0, "earlier": 0, "earliest": 0, "initial": 0, "second": 1, "other": -1, "latter": -1,
              "later": -1, "last": -1, "latest": -1, "final": -1, "third": 2, "fourth": 3}
 
@@ -250,14 +251,20 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
         normalise(m.group()) for m in words(question)
         if m.group().lower() not in STOPWORDS and m.group().lower() not in ROLE_NOUNS
     }
-    fresh, echoing = [], []
+    # "How many days…": an amount of the thing counted ("two days") answers it; its unit
+    # echoes the question without being the question's subject.
+    counted = _HOW_MANY.search(question) if kind == NUMBER else None
+    unit = normalise(counted.group(1)) if counted else None
+    fresh, echoing, of_unit = [], [], []
     for c in candidates(sentence, kind, offsets=bool(_ASKS_OFFSET.search(question))):
         cterms = {normalise(m.group()) for m in words(sentence[c.start:c.end]) if m.group().lower() not in STOPWORDS}
         if cterms and cterms <= qterms:
             continue  # restates the question
+        if unit in cterms:
+            of_unit.append(c)
         (echoing if cterms & qterms else fresh).append(c)
     # A candidate sharing words with the question is usually its subject, not its answer.
-    cands = fresh or echoing
+    cands = of_unit or fresh or echoing
     if not cands:
         return None
     if len(cands) > 1:

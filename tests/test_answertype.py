@@ -89,3 +89,15 @@ def test_a_year_after_in_is_no_amount():
     sentence = "The museum, opened in 1998, holds 1500 paintings."
     assert find_answer("How many paintings does the museum hold?", sentence, NUMBER)[0].start == sentence.index("1500")
     assert find_answer("How many paintings does the museum hold?", "It opened in 1998.", NUMBER) is None
+
+
+@pytest.mark.parametrize("question, expected", [
+    # The unit counted picks among the amounts, before an ordinal picks among those.
+    ("How many days after the riot did the second call happen?", "two days"),
+    ("How many days before the election was the first call?", "four days"),
+])
+def test_how_many_prefers_an_amount_of_the_thing_counted(question, expected):
+    sentence = ("One call took place on October 30, 2020, four days before the election, and the other "
+                "on January 8, two days after the riot.")
+    span, _ = find_answer(question, sentence, question_type(question))
+    assert sentence[span.start:span.end] == expected
