@@ -230,6 +230,12 @@ def _fitting_end(kind: str, sentence: str, start: int, end: int, offsets: bool =
     return None
 
 
+# A question asking for one part of a date, and that part in a date.
+_DATE_PARTS = [
+    (re.compile(r"\b(?:what|which)\s+years?\b", re.IGNORECASE), re.compile(r"\b(?:1[0-9]|20)\d{2}s?\b")),
+    (re.compile(r"\b(?:what|which)\s+months?\b", re.IGNORECASE), re.compile(rf"\b{_MONTHS}(?![\w’'])")),
+    (re.compile(r"\b(?:what|which)\s+day of the week\b|\bweekday\b", re.IGNORECASE), re.compile(rf"\b{_DAYS}\b")),
+]
 _HOW_MANY = re.compile(r"\bhow\s+(?:many|much)\s+([a-z]+)", re.IGNORECASE)
 _ORDINALS = {"first": 0, "earlier": 0, "earliest": 0, "initial": 0, "second": 1, "other": -1, "latter": -1,
              "later": -1, "last": -1, "latest": -1, "final": -1, "third": 2, "fourth": 3}
@@ -265,6 +271,12 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
         (echoing if cterms & qterms else fresh).append(c)
     # A candidate sharing words with the question is usually its subject, not its answer.
     cands = of_unit or fresh or echoing
+    if kind == DATE:
+        # "In what year…" over "on October 30, 2020": the part of the date that was asked for.
+        part = next((found for asks, found in _DATE_PARTS if asks.search(question)), None)
+        if part:
+            parts = [(c, part.search(sentence, c.start, c.end)) for c in cands]
+            cands = [Span(m.start(), m.end(), DATE) for _, m in parts if m] or cands
     if not cands:
         return None
     if len(cands) > 1:

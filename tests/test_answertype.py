@@ -101,3 +101,15 @@ def test_how_many_prefers_an_amount_of_the_thing_counted(question, expected):
                 "on January 8, two days after the riot.")
     span, _ = find_answer(question, sentence, question_type(question))
     assert sentence[span.start:span.end] == expected
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    ("In which year did the gallery open?", "The gallery opened on December 19, 1986, in London.", "1986"),
+    ("In what month did the works start?", "The works started on 3 May 2001.", "May"),
+    ("What day of the week are elections held?", "Since 1998, elections are held on a Thursday.", "Thursday"),
+    # Asked "when", the whole date answers.
+    ("When did the works start?", "The works started on 3 May 2001.", "3 May 2001"),
+])
+def test_a_date_part_question_gets_that_part(question, sentence, expected):
+    span, _ = find_answer(question, sentence, question_type(question))
+    assert sentence[span.start:span.end] == expected
