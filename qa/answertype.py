@@ -275,8 +275,8 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
         # "In what year…" over "on October 30, 2020": the part of the date that was asked for.
         part = next((found for asks, found in _DATE_PARTS if asks.search(question)), None)
         if part:
-            parts = [(c, part.search(sentence, c.start, c.end)) for c in cands]
-            cands = [Span(m.start(), m.end(), DATE) for _, m in parts if m] or cands
+            found = [part.search(sentence, c.start, c.end) for c in cands]
+            cands = [Span(m.start(), m.end(), DATE) for m in found if m] or cands
     if not cands:
         return None
     if len(cands) > 1:
