@@ -78,13 +78,13 @@ CONFIDENCE_FEATURES = CONFIDENCE_FROM + ("margin", "rank_score", "reader")
 _CONF = [FEATURES.index(f) for f in CONFIDENCE_FROM]
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 # Where a follow-up's candidate sits against the sentence the previous turn cited: that very
-# sentence, the next one, the one after, the one before, or elsewhere within NEARBY sentences
-# of it in its document (about a paragraph). Each
+# sentence, the next one, the one after, the one before, elsewhere within NEARBY sentences of
+# it in its document (about a paragraph), or within FURTHER sentences. Each
 # has a weight and a weight per unit of the previous answer's confidence (a citation the bot
 # doubted says less about where the conversation is); both are learned
 # (``qa/locality.json``, ``eval/train_locality.py``) and add to the ranker's score.
-LOCALITY = ("same", "next", "next2", "before", "nearby")
-NEARBY = 4
+LOCALITY = ("same", "next", "next2", "before", "nearby", "further")
+NEARBY, FURTHER = 4, 8
 LOCALITY_FILE = Path(__file__).with_name("locality.json")
 # A question that names something no document mentions ("…the capital of France?" over news
 # about China, "…the 2022 elections?" over news from 2021) is not answered by them, however
@@ -355,6 +355,7 @@ class Answerer:
         for col, step in enumerate((0, 1, 2, -1)):
             out[:, col] = near & (offset == step)
         out[:, LOCALITY.index("nearby")] = near & (np.abs(offset) <= NEARBY) & ~out[:, :4].any(axis=1)
+        out[:, LOCALITY.index("further")] = near & (np.abs(offset) > NEARBY) & (np.abs(offset) <= FURTHER)
         return out
 
     @staticmethod

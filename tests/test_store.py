@@ -28,23 +28,24 @@ def test_save_load_round_trip(tmp_path: Path, embedder):
 def test_citation_offsets_lead_back_to_the_sentence_row(embedder):
     from qa.answerer import LOCALITY, Answerer
 
-    text = "Alpha is first. Beta is second. Gamma is third. Delta is fourth. Eta is fifth. Theta is sixth. Omega is last."
+    text = " ".join(f"{name} is here." for name in ("Alpha", "Beta", "Gamma", "Delta", "Eta", "Theta", "Iota", "Kappa",
+                                                    "Lambda", "Mu", "Omega"))
     idx = HybridIndex.empty(embedder).updated(
         [Entry("a.txt", text, {}), Entry("b.txt", "Epsilon is elsewhere.", {})], [], embedder,
     )
     beta = idx.sentence_at("a.txt", text.index("Beta"))
-    assert idx.sentence_text(beta) == "Beta is second."
+    assert idx.sentence_text(beta) == "Beta is here."
     assert idx.sentence_at("b.txt", 0) == idx.doc_sentences(1)[0]
     # A start inside a sentence, past the text, or in an unknown document is no sentence.
     assert idx.sentence_at("a.txt", text.index("Beta") + 1) is None
     assert idx.sentence_at("a.txt", len(text) + 5) is None
     assert idx.sentence_at("gone.txt", 0) is None
     # Each candidate's place against the previous citation: same, next, next but one,
-    # before, elsewhere within four sentences; nothing further off or in another document.
+    # before, elsewhere within four sentences, within eight; nothing further off or in another document.
     rows = [*range(*idx.doc_sentences(0)), idx.doc_sentences(1)[0]]
     near = Answerer.locality(idx, rows, beta)
     named = [LOCALITY[int(np.argmax(row))] if row.any() else None for row in near]
-    assert named == ["before", "same", "next", "next2", "nearby", "nearby", None, None]
+    assert named == ["before", "same", "next", "next2", "nearby", "nearby", *["further"] * 4, None, None]
     assert near.sum(axis=1).max() == 1
     assert not Answerer.locality(idx, rows, None).any()
 
