@@ -6,13 +6,15 @@ Three stages, all learned from the public benchmark on questions outside the rep
   it is trained pairwise (right sentence against wrong ones of the same question);
 * the reader (:mod:`qa.reader`, MiniLM reading question and sentence together) scores the
   ranker's top :data:`READ_TOP`; their order is the ranker's score plus the reader's times a
-  learned weight;
+  learned weight (for a follow-up, the ranker's score also holds the locality prior: where the
+  candidate sits against the sentence the last turn cited, :data:`LOCALITY`);
 * the confidence model turns the top sentence's features, its lead over the runner-up and its
   reader score (:data:`CONFIDENCE_FEATURES`) into the probability that it answers the question.
   Below the calibrated threshold the bot abstains and lists the nearest misses.
 
 The ranker, reader weight, confidence model and threshold are in ``qa/weights.json``
-(``eval/train.py``); the reader's adapter in ``qa/reader.safetensors`` (``eval/train_reader.py``).
+(``eval/train.py``); the reader's adapter in ``qa/reader.safetensors`` (``eval/train_reader.py``);
+the locality prior in ``qa/locality.json`` (``eval/train_locality.py``).
 """
 
 from __future__ import annotations
