@@ -45,7 +45,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -172,10 +172,13 @@ def collect_small(bot: Bot, questions: list) -> list[Ask]:
     return asks
 
 
-def cached_asks(cache: str | None, part: str, make: Callable[[], list[Ask]]) -> list[Ask]:
-    """The asks ``part`` (``ranker``, ``calibration`` or ``small``) from ``cache`` (a pickle
-    of all parts collected so far), else ``make()``, saved there for the next run (this
-    script's or the reader's)."""
+Collected = TypeVar("Collected")
+
+
+def cached_asks(cache: str | None, part: str, make: Callable[[], list[Collected]]) -> list[Collected]:
+    """The asks ``part`` (``ranker``, ``calibration`` or ``small``; ``eval.train_locality``
+    keeps its question pairs as ``locality``) from ``cache`` (a pickle of all parts collected
+    so far), else ``make()``, saved there for the next run (this script's or another's)."""
     path = Path(cache) if cache else None
     stored = pickle.loads(path.read_bytes()) if path and path.exists() else {}
     if part not in stored:

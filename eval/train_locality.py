@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 from eval import harness
-from eval.train import draw
+from eval.train import cached_asks, draw
 from index.config import cache_dir
 from qa.bot import Bot
 from qa.answerer import LOCALITY, LOCALITY_FILE, READ_TOP, Answerer, Model, Question
@@ -120,7 +119,7 @@ def collect(bot: Bot, span: Callable[[dict], dict], chosen: list) -> list[Pair]:
             continue
         ranked = feats @ answerer.model.rank
         near = answerer.locality(index, rows, previous)
-        may_read = sorted(set(np.argsort(-ranked, kind="stable")[:READ_TOP + EXTRA_READ].tolist())
+        may_read = sorted(set(Answerer.to_read(ranked, READ_TOP + EXTRA_READ).tolist())
                           | set(np.nonzero(near.any(axis=1))[0].tolist()))
         scores = answerer.reader.score(question, [index.sentence_text(rows[i]) for i in may_read],
                                        [index.sentence_before(rows[i]) for i in may_read])
@@ -131,26 +130,17 @@ def collect(bot: Bot, span: Callable[[dict], dict], chosen: list) -> list[Pair]:
     return out
 
 
-def cached(path: str | None, make: Callable[[], list[Pair]]) -> list[Pair]:
-    """The pairs pickled at ``path``, else ``make()`` (saved there when a path is given)."""
-    if path and Path(path).exists():
-        return pickle.loads(Path(path).read_bytes())
-    data = make()
-    if path:
-        Path(path).write_bytes(pickle.dumps(data))
-    return data
-
-
 def design(near: np.ndarray, confidence: float) -> np.ndarray:
-    """The prior's inputs: the indicators, then the indicators times the previous confidence
-    (so a 2 x len(LOCALITY) weight matrix, flattened, scores them)."""
+    """The prior's inputs for the fit: the indicators, then the indicators times the previous
+    confidence, so the flattened 2 x len(LOCALITY) weights of :meth:`Answerer.prior` score them."""
     return np.hstack([near, confidence * near])
 
 
 def top_right(pair: Pair, w: np.ndarray, reader_w: float) -> bool:
-    """Is the answerer's first sentence right with locality weights ``w`` (its exact order)?"""
-    ranked = pair.ranked + design(pair.near, pair.confidence) @ w
-    top = np.argsort(-ranked, kind="stable")[:READ_TOP]
+    """Is the answerer's first sentence right with locality weights ``w`` (flattened; its
+    exact order)?"""
+    ranked = pair.ranked + Answerer.prior(pair.near, pair.confidence, w.reshape(2, -1))
+    top = Answerer.to_read(ranked)
     if not all(int(i) in pair.read for i in top):
         raise RuntimeError("a read candidate has no reader score; raise EXTRA_READ")
     read = np.array([pair.read[int(i)] for i in top])
@@ -198,7 +188,7 @@ def main(argv=None) -> int:
     quiet_libraries()
     bot, span = article_bot(args.squad)
     _, calibration_set = draw(args.squad, 6000)
-    data = cached(args.pairs_cache, lambda: collect(bot, span, pairs(calibration_set)))
+    data = cached_asks(args.pairs_cache, "locality", lambda: collect(bot, span, pairs(calibration_set)))
     reader_w = bot.answerer.model.reader
     none = np.zeros(2 * len(LOCALITY))
     articles = sorted({p.article for p in data})

@@ -119,12 +119,14 @@ class Model:
     def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path | None = LOCALITY_FILE) -> "Model":
         """The shipped weights; ``locality_path=None``: no locality prior (what it is learned on)."""
         data = json.loads(path.read_text(encoding="utf-8"))
-        zero = {f: 0.0 for f in LOCALITY}
-        near = json.loads(locality_path.read_text(encoding="utf-8")) if locality_path else {"weights": zero, "by_confidence": zero}
-        for part in ("weights", "by_confidence"):
-            if set(near.get(part, ())) != set(LOCALITY):
-                raise ValueError(f"{locality_path}: {part} must weigh {list(LOCALITY)}; "
-                                 "retrain with `python -m eval.train_locality`")
+        locality = np.zeros((2, len(LOCALITY)))
+        if locality_path:
+            near = json.loads(locality_path.read_text(encoding="utf-8"))
+            for part in ("weights", "by_confidence"):
+                if set(near.get(part, ())) != set(LOCALITY):
+                    raise ValueError(f"{locality_path}: {part} must weigh {list(LOCALITY)}; "
+                                     "retrain with `python -m eval.train_locality`")
+            locality = np.array([[near[part][f] for f in LOCALITY] for part in ("weights", "by_confidence")])
         for part, names in (("rank", FEATURES), ("confidence", CONFIDENCE_FEATURES)):
             missing = [f for f in names if f not in data[part]]
             if missing:
@@ -134,8 +136,7 @@ class Model:
         return cls(
             np.array([data["rank"][f] for f in FEATURES]),
             np.array([data["confidence"][f] for f in CONFIDENCE_FEATURES]),
-            float(data["bias"]), float(data["threshold"]), float(data["reader"]),
-            np.array([[near[part][f] for f in LOCALITY] for part in ("weights", "by_confidence")]),
+            float(data["bias"]), float(data["threshold"]), float(data["reader"]), locality,
         )
 
 
@@ -232,8 +233,13 @@ class Answerer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The positions of the ranker's top :data:`READ_TOP` candidates and their reader scores
         (``text(i)``: the text of candidate ``i``; ``before(i)``: the sentence before it)."""
-        top = np.argsort(-scores, kind="stable")[:READ_TOP]
+        top = self.to_read(scores)
         return top, self.reader.score(question, [text(int(i)) for i in top], [before(int(i)) for i in top])
+
+    @staticmethod
+    def to_read(scores: np.ndarray, n: int = READ_TOP) -> np.ndarray:
+        """The positions of the ``n`` best ``scores`` (ties in candidate order): what is read."""
+        return np.argsort(-scores, kind="stable")[:n]
 
     @staticmethod
     def final(
@@ -361,6 +367,13 @@ class Answerer:
         return out
 
     @staticmethod
+    def prior(near: np.ndarray, confidence: float, weights: np.ndarray) -> np.ndarray:
+        """The locality bonus of candidates with indicators ``near`` (:meth:`locality`) after an
+        answer of ``confidence``: ``weights`` are the per-indicator weights and the weights per
+        unit of confidence (:attr:`Model.locality`)."""
+        return near @ (weights[0] + confidence * weights[1])
+
+    @staticmethod
     def confidence_features(feats: np.ndarray, scores: np.ndarray, top: int, read: float) -> np.ndarray:
         """The top sentence's features, its lead over the runner-up, its own score and its
         reader score (``read``; 0 without a reader)."""
@@ -384,7 +397,7 @@ class Answerer:
         if not rows:
             return True, None, 0.0, [], list(range(len(hits)))
         model = self.model
-        prior = self.locality(index, rows, previous) @ (model.locality[0] + previous_confidence * model.locality[1])
+        prior = self.prior(self.locality(index, rows, previous), previous_confidence, model.locality)
         ranked = feats @ model.rank + prior
         if model.reader:
             # A follow-up is read as it was searched for: with the words it carried.

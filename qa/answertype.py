@@ -31,13 +31,14 @@ _YEAR = re.compile(r"(?:1[5-9]|20)\d{2}")
 _YEAR_BEFORE = re.compile(r"\b(?:in|since|until|by|from|of)\s$", re.IGNORECASE)
 _QUANT_PREFIX = r"(?:(?:more|less|fewer) than|over|under|about|around|nearly|almost|at least|at most|up to|some|approximately|roughly)\s"
 
+_YEAR_OR_DECADE = r"\b(?:1[0-9]|20)\d{2}s?\b"
 _DATE_PATTERNS = [
     rf"\b{_MONTHS}\s\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s\d{{4}})?",
     rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s(?:of\s)?{_MONTHS}(?:,?\s\d{{4}})?",
     rf"\b{_MONTHS},?\s\d{{4}}\b",
     rf"\b(?:(?:early|mid|late)[\s-])?{_MONTHS}(?![\w’'])",
     r"\b\d{4}-\d{2}-\d{2}\b",
-    r"\b(?:1[0-9]|20)\d{2}s?\b",
+    _YEAR_OR_DECADE,
     rf"\b{_DAYS}\b",
     r"\b\d{1,2}(?::\d{2})?\s?(?:a\.m\.|p\.m\.|am|pm|AM|PM)",
     r"\b(?:the\s)?\d{1,2}(?:st|nd|rd|th)\scentury\b",
@@ -232,7 +233,7 @@ def _fitting_end(kind: str, sentence: str, start: int, end: int, offsets: bool =
 
 # A question asking for one part of a date, and that part in a date.
 _DATE_PARTS = [
-    (re.compile(r"\b(?:what|which)\s+years?\b", re.IGNORECASE), re.compile(r"\b(?:1[0-9]|20)\d{2}s?\b")),
+    (re.compile(r"\b(?:what|which)\s+years?\b", re.IGNORECASE), re.compile(_YEAR_OR_DECADE)),
     (re.compile(r"\b(?:what|which)\s+months?\b", re.IGNORECASE), re.compile(rf"\b{_MONTHS}(?![\w’'])")),
     (re.compile(r"\b(?:what|which)\s+day of the week\b|\bweekday\b", re.IGNORECASE), re.compile(rf"\b{_DAYS}\b")),
 ]
