@@ -37,8 +37,8 @@ run: $(STAMP)
 test: $(STAMP) browser
 	QA_REQUIRE_BROWSER=1 $(PY) -m pytest
 	# Accuracy gate on the team's eval set (the index goes to a throw-away folder). Issue 3 asks
-	# for 0.9; the answerer measures 0.82 today, so the gate guards against regressions below 0.75.
-	$(VENV)/bin/qa eval eval/seeds.jsonl --docs documents --index "$$(mktemp -d)" --details none --min-sentence-accuracy 0.75
+	# for 0.9; the answerer measures 0.87 today, so the gate guards against regressions below 0.8.
+	$(VENV)/bin/qa eval eval/seeds.jsonl --docs documents --index "$$(mktemp -d)" --details none --min-sentence-accuracy 0.8
 
 clean:
 	rm -rf $(VENV) documents/.qa-index

@@ -1,7 +1,7 @@
 """Expected answer type of a question, and candidate answer spans of that type in a sentence.
 
-Pattern based, no model: dates and times, numbers and quantities, and capitalised names (for
-people, organisations and places). Nothing here knows any particular document.
+Pattern based, no model: dates and times, numbers and quantities, capitalised names (for
+people, organisations and places) and job titles. Nothing here knows any particular document.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ DATE, NUMBER, PERSON, PLACE, ENTITY, NONE = "date", "number", "person", "place",
 # Numbers of a particular sort: an age ("How old…") and a span of time or distance ("How long…").
 AGE, DURATION = "age", "duration"
 NUMERIC = (NUMBER, AGE, DURATION)
+# A job or title ("What is X's role at the paper?", "What position does X play?"): "associate editor".
+ROLE = "role"
 
 _MONTHS = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -107,6 +109,8 @@ def question_type(question: str) -> str:
         return NUMBER
     if re.match(r"(who|whom|whose)\b", q) or _asks_for(q, PERSON_NOUNS):
         return PERSON
+    if _asks_role(q):
+        return ROLE
     if re.match(r"where\b|(in |at )?(what|which) (country|city|state|place|town|region|continent|location|venue|county|province|island|river)\b", q):
         return PLACE
     if re.match(r"(what|which)\b.*\b(name|called|named|title)\b", q) or _asks_for(q, ENTITY_NOUNS):
@@ -132,6 +136,112 @@ ENTITY_NOUNS = frozenset(
 )
 
 ROLE_NOUNS = PERSON_NOUNS | ENTITY_NOUNS
+
+# Jobs and titles (general English, singular): the head of a ROLE answer ("national political
+# reporter", "chairman of the Joint Chiefs of Staff", "linebacker").
+_NOT_TITLES = {"authors", "man", "members", "people", "person", "player", "players", "prime", "woman"}
+ROLE_TITLES = (PERSON_NOUNS - _NOT_TITLES) | frozenset(
+    "chairwoman chairperson premier architect economist sociologist historian priest pastor "
+    "clergyman preacher theologian rabbi imam monk nun missionary cardinal archbishop novelist "
+    "painter sculptor physicist chemist biologist mathematician astronomer electrician draftsman "
+    "consultant superintendent manager co-chair vice-president deputy assistant clerk accountant "
+    "banker merchant farmer nurse surgeon dentist pharmacist pilot sailor captain colonel lieutenant "
+    "sergeant marshal detective inspector linebacker receiver kicker punter cornerback pitcher "
+    "catcher goalkeeper midfielder striker referee umpire producer presenter anchor correspondent "
+    "columnist critic publisher entertainer comedian dancer musician pianist violinist guitarist "
+    "drummer conductor rapper designer photographer programmer researcher scholar lecturer teacher "
+    "dean principal rector provost treasurer trustee executive lawmaker legislator congressman "
+    "congresswoman councillor councilman commissioner attorney prosecutor solicitor barrister "
+    "magistrate sheriff adviser advisor counsellor counselor envoy consul staffer apprentice "
+    "labourer laborer servant chef tailor carpenter blacksmith miner digger schoolteacher "
+    "headteacher headmaster headmistress librarian shopkeeper storekeeper bookkeeper firefighter "
+    "policeman policewoman fisherman postman mechanic plumber janitor waiter waitress "
+    "baker butcher cashier nanny housekeeper veterinarian midwife paramedic psychologist "
+    "psychiatrist therapist astronaut translator interpreter illustrator cartoonist filmmaker "
+    "screenwriter playwright lyricist songwriter broadcaster statistician surveyor geologist "
+    "botanist zoologist archaeologist anthropologist linguist footballer cricketer athlete general "
+    "chief head chair".split()
+)
+# Titles that are also everyday adjectives or nouns ("general consensus", "head start"): a role
+# only before a name, "of", punctuation or the end, or inside a longer title ("chief electrician").
+_LOOSE_TITLES = frozenset("general chief head member chair principal executive assistant deputy anchor".split())
+# Verbs that introduce a title without modifying it ("became editor").
+_NOT_MODIFIERS = frozenset("became become becomes becoming remain remains remained serve serves make makes made".split())
+_ROLE_WORD = re.compile(r"[A-Za-z][A-Za-z-]*")
+# "What position does X play/hold?", "What job did X have?", "What profession was X?"
+_ROLE_ASKED = re.compile(
+    r"(what|which) (positions?|jobs?|occupations?|professions?|roles?) (does|did|do|was|is|were|has|had|will|would)\b"
+)
+# "What is X's role at…?", "What was Tesla's fathers occupation?" (not "X's position on…", a stance).
+_ROLE_OF_SOMEONE = re.compile(
+    r"(what|which)(['’]s| is| was| are| were| would be| will be)? (\S+ ){0,4}?(\S+['’]s?|his|her|their) "
+    r"(\w+ )?(positions?|jobs?|occupations?|professions?|roles?)\b(?! on\b)"
+)
+
+
+def _asks_role(q: str) -> bool:
+    """Does ``q`` (lower case, from its wh-word) ask for someone's job or title?
+
+    "What role did X play in…" asks what X did, not X's title; "What is the role of teachers…"
+    asks for a description and "the position of the satellite" for a place, so "the … of" counts
+    only for an occupation, profession or job.
+    """
+    if re.search(r"\broles?\b.*\bplay", q):
+        return False
+    return bool(
+        _ROLE_ASKED.match(q) or _ROLE_OF_SOMEONE.match(q)
+        or re.match(r"(what|which) (is|was|are|were) the (occupation|profession|job)s? of\b", q)
+        or re.match(r"what (does|did) .+ do for a living\b", q)
+    )
+
+
+def _singular(word: str) -> str:
+    w = word.lower()
+    for suffix, repl in (("ies", "y"), ("men", "man"), ("s", "")):
+        if w.endswith(suffix) and w[: -len(suffix)] + repl in ROLE_TITLES:
+            return w[: -len(suffix)] + repl
+    return w
+
+
+def _role_spans(sentence: str) -> list[Span]:
+    """Job titles in ``sentence``: a title word with the modifiers before it ("associate editor",
+    "Vice Chairman") and an "of …" name after it ("chairman of the Joint Chiefs of Staff")."""
+    toks = list(_ROLE_WORD.finditer(sentence))
+    found = []
+    for i, t in enumerate(toks):
+        head = _singular(t.group())
+        if head not in ROLE_TITLES:
+            continue
+        if t.group()[0].isupper() and head != t.group().lower():
+            continue  # "Institute of Radio Engineers", "Joint Chiefs": a name, not someone's title
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        joined = nxt is not None and sentence[t.end():nxt.start()].strip() == ""
+        if joined and _singular(nxt.group()) in ROLE_TITLES:
+            continue  # "chief electrician": the title is the next word's
+        if (t.group().lower() in _LOOSE_TITLES and joined and nxt.group().islower()
+                and nxt.group() not in ("of", "for", "to", "at", "in")):
+            continue  # "general consensus"
+        start, j = t.start(), i
+        while j > 0 and i - j < 3:
+            prev = toks[j - 1]
+            low = prev.group().lower()
+            if sentence[prev.end():toks[j].start()] not in (" ", "-") or low in STOPWORDS or low in _NOT_MODIFIERS:
+                break
+            if low.endswith(("ly", "ed")):
+                break  # "later became editor", "was appointed director": verbs and adverbs
+            # Capitalised words lead a capitalised title ("Vice Chairman"), not a lower-case one.
+            if prev.group()[0].isupper() != t.group()[0].isupper():
+                break
+            j -= 1
+            start = prev.start()
+        end = t.end()
+        of = re.match(r"\s+of\s+(?:the\s+)?", sentence[end:])
+        if of:
+            name = _NAME_RE.match(sentence, end + of.end())
+            if name:
+                end = _trim(sentence, name.start(), name.end())[1]
+        found.append(Span(start, end, ROLE))
+    return found
 
 
 def _asks_for(q: str, nouns: frozenset[str]) -> bool:
@@ -192,6 +302,8 @@ def candidates(sentence: str, kind: str, offsets: bool = True) -> list[Span]:
                 if e is None:
                     continue
             found.append(Span(s, e, kind))
+    elif kind == ROLE:
+        found = _role_spans(sentence)
     elif kind in (PERSON, PLACE, ENTITY):
         for m in _NAME_RE.finditer(sentence):
             s, e = _trim(sentence, m.start(), m.end())
@@ -253,10 +365,11 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
     if kind == NONE:
         return None
     # A role word the question asks about ("Which senator…") is part of the answer's name
-    # ("Senator Marco Rubio"), not a sign that the candidate restates the question.
+    # ("Senator Marco Rubio"), not a sign that the candidate restates the question; when the
+    # question asks for a job, one it names ("Though trained as a lawyer…") is no answer.
     qterms = {
         normalise(m.group()) for m in words(question)
-        if m.group().lower() not in STOPWORDS and m.group().lower() not in ROLE_NOUNS
+        if m.group().lower() not in STOPWORDS and (kind == ROLE or m.group().lower() not in ROLE_NOUNS)
     }
     # "How many days…": an amount of the thing counted ("two days") answers it; its unit
     # echoes the question without being the question's subject.

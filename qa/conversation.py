@@ -23,7 +23,7 @@ from typing import Sequence
 
 from index.text import STOPWORDS
 
-from .answertype import DATE, NONE, NUMERIC, ORG_WORDS, PERSON, PERSON_NOUNS, WH_PHRASE, question_type
+from .answertype import DATE, NONE, NUMERIC, ORG_WORDS, PERSON, PERSON_NOUNS, ROLE, WH_PHRASE, question_type
 
 _PERSONAL = {"he", "she", "him", "her", "his", "hers", "himself", "herself"}
 # Object pronouns seldom mean the clause's own subject: they always look back.
@@ -176,8 +176,9 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
             if _base(w) not in have and w not in carried and len(carried) < _MAX_CARRIED:
                 carried.append(w)
 
-    # A name answered last turn is what the follow-up is probably about; a date or number is not.
-    if kind not in (DATE, NONE, *NUMERIC) and prev_answer and len(prev_answer.split()) <= 6:
+    # A name answered last turn is what the follow-up is probably about; a date, number or job
+    # title is not ("associate editor" says nothing about "And Robert Costa's?").
+    if kind not in (DATE, NONE, ROLE, *NUMERIC) and prev_answer and len(prev_answer.split()) <= 6:
         carry(_content(prev_answer))
     carry(_content(prev_core))
     carry(_content(prev_search[len(prev_core):]))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qa.answertype import AGE, DATE, DURATION, ENTITY, NONE, NUMBER, PERSON, find_answer, question_type
+from qa.answertype import AGE, DATE, DURATION, ENTITY, NONE, NUMBER, PERSON, ROLE, candidates, find_answer, question_type
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -113,3 +113,58 @@ def test_how_many_prefers_an_amount_of_the_thing_counted(question, expected):
 def test_a_date_part_question_gets_that_part(question, sentence, expected):
     span, _ = find_answer(question, sentence, question_type(question))
     assert sentence[span.start:span.end] == expected
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("What is Bob Woodward's role at the paper?", ROLE),
+    ("What positions does he hold?", ROLE),
+    ("What position does the striker play?", ROLE),
+    ("What was the occupation of her father?", ROLE),
+    ("What's the spokesman's job?", ROLE),
+    ("What did she do for a living?", ROLE),
+    # Not someone's title: what someone did, a description, a stance, a place, a book's name.
+    ("What role did Luther play in the Reformation?", NONE),
+    ("What is the role of teachers in education?", NONE),
+    ("What did the historian say about Luther's position on Jews?", NONE),
+    ("What is the position of the satellite?", NONE),
+    ("What is one issue that adds to the complexity of a pharmacist's job?", NONE),
+    ("What is the title of the book?", ENTITY),
+])
+def test_role_questions(question, kind):
+    assert question_type(question) == kind
+
+
+WOODWARD = ("The Washington Post reported on Tuesday that the book published by its associate editor Bob Woodward "
+            "and national political reporter Robert Costa revealed that Milley, the chairman of the Joint Chiefs of "
+            "Staff, made two calls.")
+
+
+def test_role_spans_keep_their_modifiers_and_their_of_phrase():
+    found = [WOODWARD[c.start:c.end] for c in candidates(WOODWARD, ROLE)]
+    assert found == ["associate editor", "national political reporter", "chairman of the Joint Chiefs of Staff"]
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("What is Bob Woodward's role at the paper?", "associate editor"),
+    ("What was Robert Costa's job?", "national political reporter"),
+    ("What position does Milley hold?", "chairman of the Joint Chiefs of Staff"),
+])
+def test_role_answer_is_the_title_beside_the_person(question, expected):
+    span, _ = find_answer(question, WOODWARD, ROLE)
+    assert WOODWARD[span.start:span.end] == expected
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("The general consensus was that the top US general Mark Milley was right.", ["general"]),
+    ("He later became editor of a newspaper.", ["editor"]),
+    ("He joined the Institute of Radio Engineers.", []),
+    ("Tesla was allocated the chief electrician position.", ["chief electrician"]),
+])
+def test_role_spans_skip_adjectives_verbs_and_organisations(sentence, expected):
+    assert [sentence[c.start:c.end] for c in candidates(sentence, ROLE)] == expected
+
+
+def test_a_job_named_in_a_job_question_is_no_answer():
+    sentence = "Trained as a lawyer, he became a journalist."
+    span, _ = find_answer("Though trained as a lawyer, what profession did he pursue?", sentence, ROLE)
+    assert sentence[span.start:span.end] == "journalist"

@@ -1,5 +1,6 @@
 """Follow-up resolution: unit cases, and the bot using its own earlier answers."""
 
+from qa.answertype import ROLE, question_type
 from qa.bot import Turn
 from qa.conversation import is_follow_up, resolve as _resolve
 
@@ -51,6 +52,15 @@ def test_ellipsis_carries_the_topic_but_not_the_old_ordinal_or_date():
     assert "first" not in out and "October" not in out
     resolution = _resolve("And the other one?", history)
     assert resolution.question == "And the other one?" and resolution.carried[0] == "when"
+
+
+def test_a_job_title_answered_is_not_carried_but_the_role_question_is():
+    q = "What is Bob Woodward's role at the paper?"
+    resolution = _resolve("And Robert Costa's?", [(q, q, "associate editor")])
+    assert "associate" not in resolution.carried and "editor" not in resolution.carried
+    assert "role" in resolution.carried
+    # The carried words keep the question a role question, so its answer is a title.
+    assert question_type(" ".join(resolution.carried)) == ROLE
 
 
 def test_short_question_is_a_follow_up():
