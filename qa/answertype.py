@@ -76,6 +76,20 @@ _ASKS_OFFSET = re.compile(r"\bhow long (?:after|before|ago|since|until|prior|ear
 _OBJECT_QUESTION = re.compile(r"(?:who|whom)\s+(?:did|does|do|will|would|can|could|should|might|may|has|have|had)\b", re.IGNORECASE)
 # "Who does the article say promised…?" asks for the subject of the reported clause instead.
 _REPORTING = re.compile(r"\b(?:say|said|think|believe|claim|report|suggest|expect|feel|know|hope|fear)\b", re.IGNORECASE)
+# Capitalised at a sentence's start, these open it rather than name anyone ("Instead, …").
+_OPENERS = frozenset(
+    "instead another often even like unlike strictly meanwhile thus hence still yet later earlier today "
+    "overall finally although though despite since according besides moreover furthermore however "
+    "therefore indeed perhaps many several every".split()
+)
+# Nationality, region and faith adjectives: capitalised, but no answer to "Who…?" on their own.
+_DEMONYMS = frozenset(
+    "American British English French German Italian Spanish Portuguese Russian Soviet Chinese Japanese "
+    "Korean Indian Pakistani Muslim Christian Catholic Protestant Jewish Arab Persian Greek Roman European "
+    "African Asian Canadian Mexican Australian Irish Scottish Welsh Dutch Polish Swedish Norwegian Danish "
+    "Turkish Egyptian Israeli Iranian Iraqi Brazilian Mongol Mongolian Western Eastern Northern Southern "
+    "US U.S UK".split()
+)
 _PLACE_HINT = re.compile(r"\b(?:in|at|from|to|near|into|across|outside|inside)\s(?:the\s)?$", re.IGNORECASE)
 
 
@@ -309,8 +323,8 @@ def candidates(sentence: str, kind: str, offsets: bool = True) -> list[Span]:
             s, e = _trim(sentence, m.start(), m.end())
             text = sentence[s:e]
             first = text.split()[0].lower()
-            # A capitalised sentence opener that is a function word is no name.
-            if first in STOPWORDS:
+            # A capitalised sentence opener that is a function word or a linking adverb is no name.
+            if first in STOPWORDS or first in _OPENERS:
                 rest = text.split(maxsplit=1)
                 if len(rest) < 2:
                     continue
@@ -318,6 +332,8 @@ def candidates(sentence: str, kind: str, offsets: bool = True) -> list[Span]:
                 text = rest[1]
             if _DATE_RE.fullmatch(text) or text.lower() in STOPWORDS:
                 continue
+            if kind == PERSON and text in _DEMONYMS:
+                continue  # "British", "Soviet": who someone is, not a name
             found.append(Span(s, e, kind))
         if kind == PLACE:
             # Prefer names introduced by a locative preposition.

@@ -168,3 +168,15 @@ def test_a_job_named_in_a_job_question_is_no_answer():
     sentence = "Trained as a lawyer, he became a journalist."
     span, _ = find_answer("Though trained as a lawyer, what profession did he pursue?", sentence, ROLE)
     assert sentence[span.start:span.end] == "journalist"
+
+
+@pytest.mark.parametrize("question, sentence, expected", [
+    ("Who was the first person in space?", "The Soviet cosmonaut Yuri Gagarin was the first person in space.", "Yuri Gagarin"),
+    ("Who backed the policies?", "Instead, congresses and presidents backed them.", None),
+    ("Who backed the policies?", "Instead, President Lyndon Johnson backed them.", "President Lyndon Johnson"),
+    # A name that opens its sentence is still a name.
+    ("Who wrote the letter?", "Obama wrote it.", "Obama"),
+])
+def test_who_skips_nationalities_and_sentence_openers(question, sentence, expected):
+    found = find_answer(question, sentence, question_type(question))
+    assert (sentence[found[0].start:found[0].end] if found else None) == expected
