@@ -43,7 +43,7 @@ import numpy as np
 from eval import harness
 from eval.train import cached_asks, draw
 from index.config import cache_dir
-from qa.bot import Bot
+from qa.bot import Bot, cited_sentence
 from qa.answerer import LOCALITY, LOCALITY_FILE, READ_TOP, Answerer, Model, Question
 from qa.cli import quiet_libraries
 
@@ -109,8 +109,7 @@ def collect(bot: Bot, span: Callable[[dict], dict], chosen: list) -> list[Pair]:
     out = []
     for first, second in tqdm(chosen, desc="pairs", file=sys.stderr):
         last = bot.ask(first[1])
-        cited = last.citations
-        previous = index.sentence_at(cited[0].doc, cited[0].start) if cited else None
+        previous = cited_sentence(index, last)
         question, spans = second[1], [span(s) for s in second[3]]
         qvec = bot.embedder.embed([question])[0]
         hits = index.search(question, qvec, k=10)

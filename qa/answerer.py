@@ -103,6 +103,11 @@ _K1, _B = 1.2, 0.75
 _ANAPHORIC = re.compile(r"^\W*(this|that|these|those|it|its|they|their|them|he|his|she|her|such|there)\b", re.IGNORECASE)
 
 
+def _no_prior() -> np.ndarray:
+    """Locality weights that add nothing (:attr:`Model.locality`)."""
+    return np.zeros((2, len(LOCALITY)))
+
+
 @dataclass(frozen=True)
 class Model:
     """Ranker weights, confidence weights and bias, the abstention threshold, and the reader's
@@ -113,13 +118,13 @@ class Model:
     bias: float
     threshold: float
     reader: float = 0.0
-    locality: np.ndarray = field(default_factory=lambda: np.zeros((2, len(LOCALITY))))
+    locality: np.ndarray = field(default_factory=_no_prior)
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path | None = LOCALITY_FILE) -> "Model":
         """The shipped weights; ``locality_path=None``: no locality prior (what it is learned on)."""
         data = json.loads(path.read_text(encoding="utf-8"))
-        locality = np.zeros((2, len(LOCALITY)))
+        locality = _no_prior()
         if locality_path:
             near = json.loads(locality_path.read_text(encoding="utf-8"))
             for part in ("weights", "by_confidence"):

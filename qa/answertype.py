@@ -182,6 +182,7 @@ _LOOSE_TITLES = frozenset("general chief head member chair principal executive a
 # Verbs that introduce a title without modifying it ("became editor").
 _NOT_MODIFIERS = frozenset("became become becomes becoming remain remains remained serve serves make makes made".split())
 _ROLE_WORD = re.compile(r"[A-Za-z][A-Za-z-]*")
+_OF_THE = re.compile(r"\s+of\s+(?:the\s+)?")
 # "What position does X play/hold?", "What job did X have?", "What profession was X?"
 _ROLE_ASKED = re.compile(
     r"(what|which) (positions?|jobs?|occupations?|professions?|roles?) (does|did|do|was|is|were|has|had|will|would)\b"
@@ -221,16 +222,17 @@ def _role_spans(sentence: str) -> list[Span]:
     """Job titles in ``sentence``: a title word with the modifiers before it ("associate editor",
     "Vice Chairman") and an "of …" name after it ("chairman of the Joint Chiefs of Staff")."""
     toks = list(_ROLE_WORD.finditer(sentence))
+    heads = [_singular(t.group()) for t in toks]
     found = []
     for i, t in enumerate(toks):
-        head = _singular(t.group())
+        head = heads[i]
         if head not in ROLE_TITLES:
             continue
         if t.group()[0].isupper() and head != t.group().lower():
             continue  # "Institute of Radio Engineers", "Joint Chiefs": a name, not someone's title
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         joined = nxt is not None and sentence[t.end():nxt.start()].strip() == ""
-        if joined and _singular(nxt.group()) in ROLE_TITLES:
+        if joined and heads[i + 1] in ROLE_TITLES:
             continue  # "chief electrician": the title is the next word's
         if (t.group().lower() in _LOOSE_TITLES and joined and nxt.group().islower()
                 and nxt.group() not in ("of", "for", "to", "at", "in")):
@@ -249,9 +251,9 @@ def _role_spans(sentence: str) -> list[Span]:
             j -= 1
             start = prev.start()
         end = t.end()
-        of = re.match(r"\s+of\s+(?:the\s+)?", sentence[end:])
+        of = _OF_THE.match(sentence, end)
         if of:
-            name = _NAME_RE.match(sentence, end + of.end())
+            name = _NAME_RE.match(sentence, of.end())
             if name:
                 end = _trim(sentence, name.start(), name.end())[1]
         found.append(Span(start, end, ROLE))

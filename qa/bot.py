@@ -88,6 +88,14 @@ def default_index_dir(docs: str | Path) -> Path:
     return Path(docs) / INDEX_DIRNAME
 
 
+def cited_sentence(index: HybridIndex, answer: Answer | None) -> int | None:
+    """The sentence row of ``index`` that ``answer``'s top citation quotes (found from its
+    document and start offset), None without an answer, a citation or that sentence."""
+    if answer is None or not answer.citations:
+        return None
+    return index.sentence_at(answer.citations[0].doc, answer.citations[0].start)
+
+
 class Bot:
     """Question answering over one documents folder.
 
@@ -342,7 +350,7 @@ class Bot:
             hits = index.search(resolved.question, qvec, k=10, docs=docs, legs=self.legs, context=context)
         # A follow-up's answer often sits at or just after the sentence the last turn cited.
         last = history[-1].answer if resolved.follow_up else None
-        previous = index.sentence_at(last.citations[0].doc, last.citations[0].start) if last and last.citations else None
+        previous = cited_sentence(index, last)
         t1 = time.perf_counter()
         abstained, answer, confidence, citations, passage_order = self.answerer.answer(
             resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried,
