@@ -6,6 +6,7 @@ from qa.answertype import AGE, DATE, DURATION, ENTITY, NONE, NUMBER, PERSON, ROL
 
 
 @pytest.mark.parametrize("question, kind", [
+    # "Which/what" and a noun saying what is asked for.
     ("Which senator wrote to the president?", PERSON),
     ("Which Chinese military commentator doubted the report?", PERSON),
     ("What news agency reported the remark?", ENTITY),
@@ -13,8 +14,29 @@ from qa.answertype import AGE, DATE, DURATION, ENTITY, NONE, NUMBER, PERSON, ROL
     # The role word must follow "what/which" through content words only.
     ("What did the president say?", NONE),
     ("What general principle applies?", NONE),
+    # Numbers of a particular sort.
+    ("How old is the chairman?", AGE),
+    ("At what age did she retire?", AGE),
+    ("How long did the call last?", DURATION),
+    ("How long is the river?", DURATION),
+    ("How long ago did it happen?", DATE),
+    ("How many calls were there?", NUMBER),
+    # Someone's job or title.
+    ("What is Bob Woodward's role at the paper?", ROLE),
+    ("What positions does he hold?", ROLE),
+    ("What position does the striker play?", ROLE),
+    ("What was the occupation of her father?", ROLE),
+    ("What's the spokesman's job?", ROLE),
+    ("What did she do for a living?", ROLE),
+    # Not someone's title: what someone did, a description, a stance, a place, a book's name.
+    ("What role did Luther play in the Reformation?", NONE),
+    ("What is the role of teachers in education?", NONE),
+    ("What did the historian say about Luther's position on Jews?", NONE),
+    ("What is the position of the satellite?", NONE),
+    ("What is one issue that adds to the complexity of a pharmacist's job?", NONE),
+    ("What is the title of the book?", ENTITY),
 ])
-def test_which_noun_questions(question, kind):
+def test_question_type(question, kind):
     assert question_type(question) == kind
 
 
@@ -23,18 +45,6 @@ def test_the_asked_role_word_does_not_make_the_answer_an_echo():
     span, _ = find_answer("Which senator wrote to Biden?", sentence, PERSON)
     # "President Joe Biden" restates the question's "Biden"; "Senator" is the asked-for role.
     assert sentence[span.start:span.end] == "Senator Marco Rubio"
-
-
-@pytest.mark.parametrize("question, kind", [
-    ("How old is the chairman?", AGE),
-    ("At what age did she retire?", AGE),
-    ("How long did the call last?", DURATION),
-    ("How long is the river?", DURATION),
-    ("How long ago did it happen?", DATE),
-    ("How many calls were there?", NUMBER),
-])
-def test_numeric_question_kinds(question, kind):
-    assert question_type(question) == kind
 
 
 @pytest.mark.parametrize("question, sentence, expected", [
@@ -113,25 +123,6 @@ def test_how_many_prefers_an_amount_of_the_thing_counted(question, expected):
 def test_a_date_part_question_gets_that_part(question, sentence, expected):
     span, _ = find_answer(question, sentence, question_type(question))
     assert sentence[span.start:span.end] == expected
-
-
-@pytest.mark.parametrize("question, kind", [
-    ("What is Bob Woodward's role at the paper?", ROLE),
-    ("What positions does he hold?", ROLE),
-    ("What position does the striker play?", ROLE),
-    ("What was the occupation of her father?", ROLE),
-    ("What's the spokesman's job?", ROLE),
-    ("What did she do for a living?", ROLE),
-    # Not someone's title: what someone did, a description, a stance, a place, a book's name.
-    ("What role did Luther play in the Reformation?", NONE),
-    ("What is the role of teachers in education?", NONE),
-    ("What did the historian say about Luther's position on Jews?", NONE),
-    ("What is the position of the satellite?", NONE),
-    ("What is one issue that adds to the complexity of a pharmacist's job?", NONE),
-    ("What is the title of the book?", ENTITY),
-])
-def test_role_questions(question, kind):
-    assert question_type(question) == kind
 
 
 WOODWARD = ("The Washington Post reported on Tuesday that the book published by its associate editor Bob Woodward "
