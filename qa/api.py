@@ -2,30 +2,34 @@
 
 ``create_app(bot)`` builds the app (there is no module-level app, so tests and the chat page
 inject their own bot). Everything lives under ``/api`` plus the probes ``/healthz`` and
-``/readyz`` and the OpenAPI pages (``/docs``, ``/openapi.json``); ``/`` is left free for the chat
+``/readyz`` and the OpenAPI description (``/openapi.json``); ``/`` is left free for the chat
 page, which can be mounted on the same app later (``gradio.mount_gradio_app(app, blocks,
 path="/")``): routes declared here take precedence over a mount at ``/``.
 
 Safety at the edge: request models validate every field and bad input gets a 4xx with a
-message (never a 5xx or a stack trace); bodies are capped (413); each client is rate limited
-(429); an API key guards the write endpoints (or all of ``/api``); CORS is closed unless origins
-are listed. The Bot's methods are CPU-bound and synchronous, so they run in worker threads; the
-model is loaded once in the Bot and shared by all requests.
+message (never a 5xx or a stack trace); :class:`~qa.guard.GuardMiddleware` wraps everything
+(the chat page too): writes from foreign origins or to foreign host names are refused, bodies
+are capped alone and together, slow clients time out, each client is rate limited, an API key
+guards the writes (or every route but ``/healthz``), and CORS is closed unless origins are
+listed. Uploaded files are parsed once, in worker threads, within a time budget. The Bot's
+methods are CPU-bound and synchronous, so they run in worker threads; the model is loaded once
+in the Bot and shared by all requests. There are no ``/docs`` or ``/redoc`` pages: they would
+load their scripts from a CDN; ``/openapi.json`` describes the API.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
-import math
-import os
+import sys
 import threading
 import time
 from collections import OrderedDict
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import replace as _replace
 from functools import partial
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Callable
 
 import anyio
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
@@ -33,106 +37,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, check_question
+from .bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, check_question, name_key
+from .guard import GuardMiddleware, ParseBudget, RateLimiter
 from .ingest import SUPPORTED_SUFFIXES
-from .types import Answer
+from .settings import MiB, Settings
+from .types import Answer, Document
+
+__all__ = ["Conversations", "GuardMiddleware", "MiB", "RateLimiter", "Settings", "create_app"]
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
 MAX_FILES_PER_UPLOAD = 20
+# Uploaded files parsed at once (a parse past its time budget still holds its slot).
+PARSE_WORKERS = 2
+# What the conversation memory keeps of an answer's texts: later turns read only the short
+# answer and the top citation's place, never the quoted sentence.
+KEPT_CHARS = 1000
 # HTTP status for each DocumentError kind (see qa.bot.DocumentError).
 DOCUMENT_ERROR_STATUS = {"invalid": 400, "unsupported": 415, "too_large": 413, "exists": 409, "missing": 404}
-
-
-# ----- settings ------------------------------------------------------------------------------
-def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name}={raw!r}: use 1 or 0")
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from None
-
-
-_ENV_NAMES = {"rate_limit": "QA_RATE_LIMIT", "max_body_bytes": "QA_MAX_BODY_BYTES", "max_upload_bytes": "QA_MAX_UPLOAD_BYTES",
-              "workers": "QA_API_WORKERS"}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How the API guards itself. :meth:`from_env` reads the ``QA_*`` environment variables.
-
-    Args:
-        api_key: ``QA_API_KEY``; when set, uploads and deletions need it (header ``X-API-Key``
-            or ``Authorization: Bearer KEY``).
-        api_key_required: ``QA_API_KEY_REQUIRED=1``: every ``/api`` endpoint needs the key.
-        cors_origins: ``QA_CORS_ORIGINS``, comma-separated; empty (the default) allows no
-            cross-origin browser calls.
-        rate_limit: ``QA_RATE_LIMIT``, requests per minute per client address on ``/api``
-            (bursts up to the same number); 0 turns the limit off.
-        max_body_bytes: ``QA_MAX_BODY_BYTES``, the largest request body other than uploads.
-        max_upload_bytes: ``QA_MAX_UPLOAD_BYTES``, the largest multipart upload body (all
-            files together; each file is also held to the Bot's per-document limit).
-        max_conversations, max_turns, conversation_ttl_s: bounds of the server-side
-            conversation memory (``conversation_id``).
-        workers: questions answered at the same time (more wait their turn).
-    """
-
-    api_key: str | None = None
-    api_key_required: bool = False
-    cors_origins: tuple[str, ...] = ()
-    rate_limit: int = 120
-    max_body_bytes: int = 1 * MiB
-    max_upload_bytes: int = 16 * MiB
-    max_conversations: int = 1000
-    max_turns: int = 20
-    conversation_ttl_s: float = 3600.0
-    workers: int = 4
-
-    def __post_init__(self) -> None:
-        if self.api_key is not None and len(self.api_key) < 8:
-            raise ValueError("QA_API_KEY is too short: use at least 8 characters (e.g. `openssl rand -hex 16`)")
-        if self.api_key_required and not self.api_key:
-            raise ValueError("QA_API_KEY_REQUIRED=1 but QA_API_KEY is not set: set the key, or drop the requirement")
-        for name in ("rate_limit", "max_conversations", "max_turns", "workers", "max_body_bytes", "max_upload_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0 or (value == 0 and name != "rate_limit"):
-                label = _ENV_NAMES.get(name, name)
-                raise ValueError(f"{label}={value!r} must be a positive whole number" + (" (or 0 to turn it off)" if name == "rate_limit" else ""))
-        if "*" in self.cors_origins:
-            log.warning("QA_CORS_ORIGINS=* lets any web page call the API from a visitor's browser")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read the ``QA_*`` variables; raise ``ValueError`` naming the bad one."""
-        env = os.environ if env is None else env
-        origins = tuple(o.strip() for o in env.get("QA_CORS_ORIGINS", "").split(",") if o.strip())
-        return cls(
-            api_key=env.get("QA_API_KEY") or None,
-            api_key_required=_env_bool(env, "QA_API_KEY_REQUIRED", False),
-            cors_origins=origins,
-            rate_limit=_env_int(env, "QA_RATE_LIMIT", cls.rate_limit),
-            max_body_bytes=_env_int(env, "QA_MAX_BODY_BYTES", cls.max_body_bytes),
-            max_upload_bytes=_env_int(env, "QA_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
-            workers=_env_int(env, "QA_API_WORKERS", cls.workers),
-        )
 
 
 # ----- request and response models -----------------------------------------------------------
@@ -159,7 +83,7 @@ class CitationModel(BaseModel):
     end: int = Field(ge=0)
     answer_start: int | None = Field(None, ge=0, description="short answer's offsets inside `text`, when one fits")
     answer_end: int | None = Field(None, ge=0)
-    score: float = Field(0.0, allow_inf_nan=False)
+    score: float = Field(0.0, allow_inf_nan=False, ge=-1e6, le=1e6)
 
 
 class AnswerModel(BaseModel):
@@ -170,9 +94,9 @@ class AnswerModel(BaseModel):
     searched_for: Text | None = Field(None, max_length=MAX_QUESTION_CHARS * 4, description="the follow-up, resolved")
     abstained: bool = False
     answer: Text | None = Field(None, max_length=100_000, description="the short answer; null when abstaining")
-    confidence: float = Field(0.0, allow_inf_nan=False)
+    confidence: float = Field(0.0, ge=0.0, le=1.0, description="from 0 to 1")
     citations: list[CitationModel] = Field(default_factory=list, max_length=20)
-    timings_ms: dict[Text, float] = Field(default_factory=dict, max_length=20)
+    timings_ms: dict[Text, Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e9)]] = Field(default_factory=dict, max_length=20)
 
 
 class TurnModel(BaseModel):
@@ -243,151 +167,78 @@ _ERRORS = {code: {"model": ErrorModel} for code in (400, 401, 404, 409, 413, 415
 
 
 # ----- conversation memory ---------------------------------------------------------------------
-class Conversations:
-    """Server-side histories by conversation id: bounded in count, turns and idle time."""
+def turn_size(turn: Any) -> int:
+    """Bytes a stored turn holds (its strings, plus a fixed overhead)."""
+    if not isinstance(turn, Turn):
+        return sys.getsizeof(turn)
+    a = turn.answer
+    strings = [turn.question, a.question, a.searched_for, a.answer or ""]
+    for c in a.citations:
+        strings += [c.doc, c.title, c.text]
+    return 512 + sum(sys.getsizeof(x) for x in strings)
 
-    def __init__(self, max_conversations: int, max_turns: int, ttl_s: float, clock=time.monotonic) -> None:
+
+def slim_turn(turn: Turn) -> Turn:
+    """What a later turn reads of an earlier one: the question, the search, the short answer,
+    the confidence and the top citation's place (its quoted text cut short)."""
+    a = turn.answer
+    top = tuple(_replace(c, title="", text=c.text[:KEPT_CHARS]) for c in a.citations[:1])
+    answer = a.answer[:KEPT_CHARS] if a.answer else a.answer
+    return Turn(turn.question[:KEPT_CHARS * 4], _replace(a, question=a.question[:KEPT_CHARS * 4], searched_for=a.searched_for[:KEPT_CHARS * 4],
+                                                        answer=answer, citations=top, timings_ms={}, passages=()))
+
+
+class Conversations:
+    """Server-side histories by conversation id: bounded in count, turns, bytes and idle time.
+
+    Past ``max_bytes`` (the sum of ``size(turn)`` over every stored turn) the least recently
+    used conversations are forgotten first.
+    """
+
+    def __init__(self, max_conversations: int, max_turns: int, ttl_s: float, clock=time.monotonic,
+                 max_bytes: int = 64 * MiB, size: Callable[[Any], int] = turn_size) -> None:
         self.max_conversations, self.max_turns, self.ttl_s, self.clock = max_conversations, max_turns, ttl_s, clock
-        self._items: OrderedDict[str, tuple[float, list[Turn]]] = OrderedDict()
+        self.max_bytes, self.size = max_bytes, size
+        self.bytes = 0
+        self._items: OrderedDict[str, tuple[float, list[tuple[Turn, int]]]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _drop(self, cid: str) -> None:
+        _, turns = self._items.pop(cid)
+        self.bytes -= sum(n for _, n in turns)
 
     def _expire(self, now: float) -> None:
         while self._items:
             cid, (seen, _) = next(iter(self._items.items()))
             if now - seen <= self.ttl_s:
                 break
-            del self._items[cid]
+            self._drop(cid)
 
     def history(self, cid: str) -> list[Turn]:
         with self._lock:
             self._expire(self.clock())
             item = self._items.get(cid)
-            return list(item[1]) if item else []
+            return [t for t, _ in item[1]] if item else []
 
     def append(self, cid: str, turn: Turn) -> None:
+        size = self.size(turn)
         with self._lock:
             now = self.clock()
             self._expire(now)
-            turns = self._items.pop(cid, (now, []))[1]
-            turns = (turns + [turn])[-self.max_turns:]
+            turns = []
+            if cid in self._items:
+                turns = self._items[cid][1]
+                self._drop(cid)
+            turns = (turns + [(turn, size)])[-self.max_turns:]
+            while len(turns) > 1 and sum(n for _, n in turns) > self.max_bytes:
+                turns.pop(0)  # one conversation alone never holds more than the whole budget
             self._items[cid] = (now, turns)  # most recently used last
-            while len(self._items) > self.max_conversations:
-                self._items.popitem(last=False)
+            self.bytes += sum(n for _, n in turns)
+            while len(self._items) > self.max_conversations or (self.bytes > self.max_bytes and len(self._items) > 1):
+                self._drop(next(iter(self._items)))
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-# ----- rate limit, body cap, headers -----------------------------------------------------------
-class RateLimiter:
-    """Token bucket per client: ``per_minute`` requests a minute, bursts up to the same."""
-
-    def __init__(self, per_minute: int, clock=time.monotonic, max_clients: int = 10_000) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.clock, self.max_clients = clock, max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> float:
-        """Take one token; return 0 when allowed, else the seconds to wait."""
-        with self._lock:
-            now = self.clock()
-            tokens, last = self._buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                return (1.0 - tokens) / self.rate
-            self._buckets[key] = (tokens - 1.0, now)
-            if len(self._buckets) > self.max_clients:
-                # Forget clients whose bucket has refilled: they lose nothing by it.
-                full = [k for k, (t, seen) in self._buckets.items() if t + (now - seen) * self.rate >= self.capacity]
-                for k in full:
-                    del self._buckets[k]
-            return 0.0
-
-
-async def _send_error(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
-    body = response.body
-    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-class GuardMiddleware:
-    """Rate limit per client (``/api`` only), cap request bodies, add protective headers.
-
-    Bodies are read here, up to the cap, before the app sees them, so an oversized request is
-    refused with 413 however it is sent (with a Content-Length or chunked).
-    """
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
-        self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope.get("path", "")
-        if self.limiter is not None and path.startswith("/api") and scope.get("method") != "OPTIONS":
-            client = scope.get("client")
-            wait = self.limiter.hit(client[0] if client else "unknown")
-            if wait:
-                seconds = max(1, math.ceil(wait))
-                await _send_error(
-                    send, 429,
-                    f"too many requests: the limit is {self.settings.rate_limit} a minute per client; retry in {seconds} s",
-                    {"Retry-After": str(seconds)},
-                )
-                return
-        headers = Headers(scope=scope)
-        multipart = headers.get("content-type", "").lower().startswith("multipart/form-data")
-        limit = self.settings.max_upload_bytes if multipart else self.settings.max_body_bytes
-        length = headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                await _send_error(send, 400, "the Content-Length header is not a number")
-                return
-            if int(length) > limit:
-                await _send_error(send, 413, f"the request body has {int(length)} bytes; the limit is {limit}")
-                return
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            total += len(body)
-            if total > limit:
-                await _send_error(send, 413, f"the request body is over the limit of {limit} bytes")
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                raw = list(message.get("headers", []))
-                names = {k.lower() for k, _ in raw}
-                if b"x-content-type-options" not in names:
-                    raw.append((b"x-content-type-options", b"nosniff"))
-                if path.startswith("/api") and b"cache-control" not in names:
-                    raw.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": raw}
-            await send(message)
-
-        await self.app(scope, replay, send_with_headers)
 
 
 # ----- the app -------------------------------------------------------------------------------
@@ -414,7 +265,9 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
     says 200 when that is done, and the ``/api`` endpoints answer 503 until then.
     """
     settings = settings or Settings.from_env()
-    conversations = Conversations(settings.max_conversations, settings.max_turns, settings.conversation_ttl_s)
+    conversations = Conversations(settings.max_conversations, settings.max_turns, settings.conversation_ttl_s,
+                                  max_bytes=settings.max_conversation_bytes)
+    parse_budget = ParseBudget(PARSE_WORKERS, settings.parse_timeout_s)
     ask_limiter = anyio.CapacityLimiter(settings.workers)
     write_limiter = anyio.CapacityLimiter(1)  # the Bot takes one writer at a time anyway
     state: dict[str, Any] = {"ready": False, "error": None}
@@ -445,6 +298,10 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
         description="Ask questions about a folder of documents; every answer is a sentence quoted "
         "verbatim from them, with its citation (`text == document_text[start:end]`).",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts and fonts from a CDN: off, so nothing leaves
+        # the machine; /openapi.json stays for clients and tools.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.bot = bot
     app.state.settings = settings
@@ -550,7 +407,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
                                     "GET /api/documents lists them") from None
             raise HTTPException(422, str(exc)) from None
         if req.conversation_id is not None:
-            conversations.append(req.conversation_id, Turn(result.question, result))
+            conversations.append(req.conversation_id, slim_turn(Turn(result.question, result)))
         headers = {"X-Conversation-Id": req.conversation_id} if req.conversation_id else None
         return JSONResponse(result.to_dict(), headers=headers)
 
@@ -582,24 +439,35 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
         replace = replace or replace_query
         if len(files) > MAX_FILES_PER_UPLOAD:
             raise HTTPException(400, f"{len(files)} files in one upload; the limit is {MAX_FILES_PER_UPLOAD}")
-        items: list[tuple[str, bytes]] = []
-        seen: set[str] = set()
+        items: list[tuple[str, bytes, Document]] = []
+        seen: dict[str, str] = {}
         for f in files:
             name = f.filename or ""
-            if name in seen:
-                raise HTTPException(400, f"{name} is uploaded twice in one request")
-            seen.add(name)
             # Read at most one byte past the limit: the check below refuses it, unread.
             data = await f.read(MAX_DOCUMENT_BYTES + 1)
             try:
-                bot.check_upload(name, data, replace=replace)  # every file is checked before any is stored
+                # Every file is checked (parsed, off the event loop) before any is stored.
+                doc = await parse_budget.run(partial(bot.check_upload, name, data, replace=replace))
             except DocumentError as exc:
                 raise HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc)) from None
-            items.append((name, data))
+            except TimeoutError:
+                raise HTTPException(422, f"{name}: reading the file took longer than {settings.parse_timeout_s:g} s; "
+                                         "split it into smaller files") from None
+            twin = seen.get(name_key(doc.id))
+            if twin is not None:
+                same = "" if twin == doc.id else f" (as {twin!r}: the names differ only in letter case or Unicode form)"
+                raise HTTPException(400, f"{doc.id} is uploaded twice in one request{same}")
+            seen[name_key(doc.id)] = doc.id
+            items.append((doc.id, data, doc))
         try:
             stored, replaced = await anyio.to_thread.run_sync(partial(_store, bot, items, replace), limiter=write_limiter)
         except DocumentError as exc:
             raise HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc)) from None
+        except OSError as exc:
+            status = _OS_ERROR_STATUS.get(exc.errno or 0)
+            if status is None:
+                raise
+            raise HTTPException(status, f"the file could not be stored: {exc.strerror}") from None
         return UploadResult(documents=describe(stored), replaced=replaced)
 
     @app.delete("/api/documents/{doc:path}", tags=["documents"], response_model=Deleted,
@@ -612,7 +480,6 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
             raise HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc)) from None
         return Deleted(deleted=doc)
 
-    app.add_middleware(GuardMiddleware, settings=settings)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -620,21 +487,26 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type", "X-API-Key", "Authorization"], expose_headers=["X-Conversation-Id", "Retry-After"],
         )
+    app.add_middleware(GuardMiddleware, settings=settings)  # added last: outermost, before any CORS layer
     return app
 
 
-def _store(bot: Bot, items: list[tuple[str, bytes]], replace: bool) -> tuple[list[str], list[str]]:
+# OS errors an upload can meet that are the request's doing, not the server's.
+_OS_ERROR_STATUS = {errno.ENAMETOOLONG: 400, errno.EISDIR: 409, errno.ENOTDIR: 409, errno.EEXIST: 409}
+
+
+def _store(bot: Bot, items: list[tuple[str, bytes, Document]], replace: bool) -> tuple[list[str], list[str]]:
     """Add every file, or none: on a failure, undo the ones already stored by this request."""
     done: list[tuple[str, bytes | None]] = []
     replaced: list[str] = []
     try:
-        for name, data in items:
+        for name, data, doc in items:
             previous = None
             target = bot.docs / name
             if name in bot.index.doc_pos and target.is_file():
                 previous = target.read_bytes()
                 replaced.append(name)
-            bot.add_document(name, data, replace=replace)
+            bot.add_document(name, data, replace=replace, parsed=doc)
             done.append((name, previous))
     except BaseException:
         for name, previous in reversed(done):

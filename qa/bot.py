@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import secrets
+import stat
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
@@ -18,7 +20,7 @@ from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing
 
 from .answerer import Answerer
 from .conversation import resolve
-from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, parse_document
+from .ingest import MAX_DOCUMENT_BYTES, SUPPORTED_SUFFIXES, IngestError, load_folder, parse_document
 from .types import Answer, Document, Retrieved
 
 if TYPE_CHECKING:
@@ -57,7 +59,62 @@ class DocumentError(ValueError):
         self.kind = kind
 
 
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+# A file name's limit on common file systems (ext4, XFS, btrfs, APFS): 255 bytes.
+MAX_NAME_BYTES = 255
+# Control, format (bidi overrides, zero-width), surrogate, private-use and line/paragraph
+# separator characters: invisible or misleading in a name, so refused.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+# Temporary files in the documents folder (hidden, so never indexed): an upload being written
+# and a document being deleted. Named ``PREFIX-PID-RANDOM`` so a restart can tell its own.
+UPLOAD_PREFIX, DELETING_PREFIX = ".upload-", ".deleting-"
+# Temporary files this process is writing now (a second Bot over the same folder keeps off them).
+_IN_FLIGHT: set[str] = set()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def clean_name(name: object) -> str:
+    """An uploaded file's name in NFC, or :class:`DocumentError` naming what is wrong with it."""
+    if not isinstance(name, str) or not name:
+        raise DocumentError("invalid", "every uploaded file needs a file name")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DocumentError("invalid", f"file name {name!r} is not valid Unicode (a lone surrogate)") from None
+    name = unicodedata.normalize("NFC", name)
+    hidden = next((c for c in name if unicodedata.category(c) in _HIDDEN_CATEGORIES), None)
+    if hidden is not None:
+        label = unicodedata.name(hidden, "a control character")
+        raise DocumentError("invalid", f"file name {name[:80]!r} contains U+{ord(hidden):04X} ({label}); "
+                                       "control, tab and bidi characters are not allowed in names")
+    size = len(name.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise DocumentError("invalid", f"file name {name[:40]!r}... is {size} bytes in UTF-8; the limit is {MAX_NAME_BYTES} bytes")
+    if name != name.strip():
+        raise DocumentError("invalid", f"file name {name!r} starts or ends with a space")
+    if name != Path(name).name or "/" in name or "\\" in name or ".." in name or name == ".":
+        raise DocumentError("invalid", f"file name {name!r} must be a plain name without folders or '..'")
+    if name.startswith("."):
+        raise DocumentError("invalid", f"file name {name!r} is hidden; hidden files are never indexed")
+    return name
+
+
+def name_key(name: str) -> str:
+    """What two names that a file system (or a person) may take for the same file share."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _temp_name(prefix: str) -> str:
+    return f"{prefix}{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 @dataclass
@@ -154,6 +211,8 @@ class Bot:
         """
         with self._lock:
             report = SyncReport()
+            if self._index is None:  # first look at the folder in this process
+                self.clean_leftovers()
             current = self._index or self._open(report)
             known = {e.id: e.sha256 for e in current.entries}
             seen = self._read_file_stats()
@@ -205,51 +264,77 @@ class Bot:
 
     def check_upload(self, name: str, data: bytes, replace: bool = False) -> Document:
         """The document ``name`` would become, or :class:`DocumentError` saying why it would be
-        refused; writes nothing (lets the API refuse a batch before storing any of it)."""
+        refused; writes nothing (lets the API refuse a batch before storing any of it). Pass the
+        result to :meth:`add_document` as ``parsed`` so the file is parsed once."""
         doc = self._parse_upload(name, data)
         self._refuse_existing(doc.id, self.index, replace)
         return doc
 
-    def add_document(self, name: str, data: bytes, replace: bool = False) -> Document:
+    def add_document(self, name: str, data: bytes, replace: bool = False, parsed: Document | None = None) -> Document:
         """Store an uploaded file in the folder and index it, all or nothing.
 
         The file is written under a hidden temporary name, the new index generation is
         written and switched to, and only then is the file renamed into place; on any failure
         before that, the folder and the index are left as they were. Readers keep answering
-        from the previous snapshot until the new one is complete.
+        from the previous snapshot until the new one is complete. ``parsed``: the result of
+        :meth:`check_upload` for the same name and bytes (not parsed again).
         """
-        doc = self._parse_upload(name, data)
+        doc = parsed if parsed is not None and parsed.id == clean_name(name) else self._parse_upload(name, data)
         doc_id = doc.id
         with self._lock:
             current = self._snapshot()
             self._refuse_existing(doc_id, current, replace)
             target = self.docs / doc_id
-            fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=self.docs)
+            tmp = self.docs / _temp_name(UPLOAD_PREFIX)
+            with _IN_FLIGHT_LOCK:
+                _IN_FLIGHT.add(tmp.name)
+            saved = False
             try:
+                # Created like any new file (0666 less the umask), not mkstemp's 0600; a
+                # replaced file keeps its own mode.
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
+                if target.is_file():
+                    os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
                 updated = current.updated([Entry(doc.id, doc.text, doc.meta)], [], self.embedder)
                 updated.save(self.index_dir)
+                saved = True
                 self._sync_milvus(updated)
                 os.replace(tmp, target)
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
+                if saved:  # the folder did not change: the index on disk must not either
+                    self._restore(current)
                 raise
+            finally:
+                with _IN_FLIGHT_LOCK:
+                    _IN_FLIGHT.discard(tmp.name)
             self._index = updated
         return doc
+
+    def _restore(self, index: HybridIndex) -> None:
+        try:
+            index.save(self.index_dir)
+            self._sync_milvus(index)
+        except Exception:  # pragma: no cover - the original error matters more; a sync repairs it
+            log.exception("could not restore the index after a failed update")
 
     def delete_document(self, doc_id: str) -> None:
         """Remove a document from the folder and the index, all or nothing."""
         with self._lock:
             current = self._snapshot()
+            if doc_id not in current.doc_pos and isinstance(doc_id, str):
+                doc_id = unicodedata.normalize("NFC", doc_id)  # uploads are stored in NFC
             if doc_id not in current.doc_pos:
                 raise DocumentError("missing", f"no document {doc_id!r}")
             target = self.docs / doc_id
-            # Park the file under a hidden name (ingest skips it) until the index no longer has it.
-            parked = self.docs / f".deleting-{os.getpid()}-{Path(doc_id).name}"
-            if target.exists():
+            # Park the file under a hidden name (ingest skips it) until the index no longer has
+            # it; the name does not grow with the document's, so any stored name can be deleted.
+            parked = self.docs / _temp_name(DELETING_PREFIX)
+            if target.is_file() or target.is_symlink():
                 os.replace(target, parked)
             try:
                 updated = current.updated([], [doc_id], self.embedder)
@@ -263,12 +348,7 @@ class Bot:
             self._index = updated
 
     def _parse_upload(self, name: str, data: bytes) -> Document:
-        if not isinstance(name, str) or not name:
-            raise DocumentError("invalid", "every uploaded file needs a file name")
-        if name != Path(name).name or "/" in name or "\\" in name or "\x00" in name or ".." in name or name == ".":
-            raise DocumentError("invalid", f"file name {name!r} must be a plain name without folders or '..'")
-        if name.startswith("."):
-            raise DocumentError("invalid", f"file name {name!r} is hidden; hidden files are never indexed")
+        name = clean_name(name)
         if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
             raise DocumentError("unsupported", f"{name}: only {', '.join(SUPPORTED_SUFFIXES)} files are supported")
         if len(data) > MAX_DOCUMENT_BYTES:
@@ -282,8 +362,52 @@ class Bot:
         return doc
 
     def _refuse_existing(self, doc_id: str, index: HybridIndex, replace: bool) -> None:
-        if not replace and (doc_id in index.doc_pos or (self.docs / doc_id).exists()):
+        target = self.docs / doc_id
+        if (target.exists() or target.is_symlink()) and not target.is_file():
+            raise DocumentError("exists", f"{doc_id} is the name of a folder (or another non-file) in the documents folder; "
+                                          "choose another name")
+        if not replace and (doc_id in index.doc_pos or target.exists()):
             raise DocumentError("exists", f"{doc_id} already exists; ask to replace it")
+        key = name_key(doc_id)
+        try:
+            on_disk = [n for n in os.listdir(self.docs) if not n.startswith(".")]
+        except OSError:
+            on_disk = []
+        twin = next((d for d in [*on_disk, *index.doc_ids] if d != doc_id and name_key(d) == key), None)
+        if twin is not None:
+            raise DocumentError("exists", f"{doc_id} differs from the existing document {twin!r} only in letter case or "
+                                          "Unicode form; use that exact name to replace it, or another name")
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove the temporary files a crashed process left in the folder (uploads being
+        written, documents being deleted); return their names."""
+        removed: list[str] = []
+        try:
+            entries = list(os.scandir(self.docs))
+        except OSError:
+            return removed
+        for e in entries:
+            if not e.name.startswith((UPLOAD_PREFIX, DELETING_PREFIX)) or not e.is_file(follow_symlinks=False):
+                continue
+            with _IN_FLIGHT_LOCK:
+                if e.name in _IN_FLIGHT:
+                    continue
+            pid = e.name.split("-", 2)[1] if e.name.count("-") >= 2 else ""
+            try:
+                if pid.isdigit():
+                    # Another live process may be writing it; a dead one's (or a reused PID's) is stale.
+                    stale = int(pid) == os.getpid() or not _pid_alive(int(pid))
+                else:  # an older name without the PID: left an hour, no upload takes that long
+                    stale = time.time() - e.stat(follow_symlinks=False).st_mtime > 3600
+                if stale:
+                    os.unlink(e.path)
+                    removed.append(e.name)
+            except OSError:
+                continue
+        if removed:
+            log.warning("removed %d temporary file(s) left by an interrupted upload or deletion: %s",
+                        len(removed), ", ".join(removed[:5]))
+        return removed
 
     def _connect_milvus(self, uri: str | None, collection: str | None) -> "MilvusPassages":
         from index.milvus import MilvusPassages, default_uri

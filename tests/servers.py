@@ -8,7 +8,20 @@ import threading
 import time
 from typing import Iterator
 
-from eval.loadcheck import wait_ready
+import httpx
+
+
+def wait_ready(url: str, headers: dict[str, str] | None = None, timeout: float = 60.0) -> None:
+    """Poll ``url``/readyz (with ``headers``) until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", headers=headers, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} was not ready after {timeout} s")
 
 
 def _bound_socket() -> socket.socket:
@@ -32,7 +45,10 @@ def serving(app, wait: bool = True) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         if wait:
-            wait_ready(url)
+            # With QA_API_KEY_REQUIRED=1 even /readyz needs the key.
+            settings = getattr(getattr(app, "state", None), "settings", None)
+            key = getattr(settings, "api_key", None) if getattr(settings, "api_key_required", False) else None
+            wait_ready(url, {"X-API-Key": key} if key else None)
         else:
             deadline = time.monotonic() + 10
             while not server.started and time.monotonic() < deadline:

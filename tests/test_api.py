@@ -109,7 +109,8 @@ def test_probes_openapi_and_documents(ro):
     assert ro.client.get("/healthz").json() == {"status": "ok"}
     r = ro.client.get("/readyz")
     assert r.status_code == 200 and r.json()["documents"] == 3
-    assert ro.client.get("/docs").status_code == 200
+    # No Swagger UI or ReDoc pages: they load their scripts from a CDN (/openapi.json stays).
+    assert ro.client.get("/docs").status_code == 404 and ro.client.get("/redoc").status_code == 404
     spec = ro.client.get("/openapi.json").json()
     assert {"/api/answer", "/api/documents", "/api/documents/{doc}"} <= set(spec["paths"])
     docs = {d["id"]: d for d in ro.client.get("/api/documents").json()["documents"]}
@@ -249,7 +250,9 @@ def test_api_key_required_everywhere(start):
     assert c.get("/api/documents", headers={"X-API-Key": KEY}).status_code == 200
     r = c.post("/api/answer", json={"question": "How tall is the lighthouse?"}, headers={"Authorization": f"Bearer {KEY}"})
     assert r.status_code == 200
-    assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200  # probes stay open
+    assert c.get("/healthz").status_code == 200  # the liveness probe stays open; nothing else does
+    assert c.get("/readyz").status_code == 401 and c.get("/openapi.json").status_code == 401
+    assert c.get("/readyz", headers={"X-API-Key": KEY}).status_code == 200
     with pytest.raises(ValueError, match="QA_API_KEY"):
         Settings(api_key_required=True)
     with pytest.raises(ValueError, match="QA_RATE_LIMIT"):

@@ -47,3 +47,33 @@ def test_markdown_title_and_published_date(corpus: Path):
 def test_missing_folder_is_a_clear_error(tmp_path: Path):
     with pytest.raises(IngestError, match="does not exist"):
         load_folder(tmp_path / "nope")
+
+
+def test_date_parsing_is_bounded_whatever_the_line_holds():
+    import time
+
+    from qa.ingest import MAX_TITLE_CHARS, parse_date_prefix, parse_document
+
+    assert parse_date_prefix("September 15, 2021 Headline here")[0].date().isoformat() == "2021-09-15"
+    t0 = time.perf_counter()
+    doc = parse_document(b"date " + b"1111 " * 200_000 + b"\n\nText.", "groups.txt")
+    assert time.perf_counter() - t0 < 1.0
+    assert len(doc.title) <= MAX_TITLE_CHARS + 1 and doc.title.endswith("\u2026")
+    assert parse_date_prefix("1" * 40) is None  # a token too long for a date is never parsed
+
+
+def test_a_run_without_spaces_is_refused_upload_and_folder(tmp_path: Path):
+    from qa.ingest import MAX_DOCUMENT_BYTES, MAX_WORD_CHARS, long_word_at, parse_document
+
+    with pytest.raises(IngestError, match="without a space starts at character 5"):
+        parse_document(b"date " + b"1" * 1_000_000, "digits.txt")
+    assert long_word_at("x" * MAX_WORD_CHARS + " ok") is None
+    # A long run just past a scanning window's edge is still found.
+    text = "a " * 140_000 + "q" * (MAX_WORD_CHARS + 1)
+    assert long_word_at(text) == 280_000
+    (tmp_path / "digits.txt").write_bytes(b"date " + b"1" * 400_000)
+    (tmp_path / "huge.txt").write_bytes(b"word " * (MAX_DOCUMENT_BYTES // 5 + 1))
+    (tmp_path / "fine.txt").write_bytes(b"Fine\n\nA sentence.")
+    result = load_folder(tmp_path)
+    assert [d.id for d in result.documents] == ["fine.txt"]
+    assert "without a space" in result.errors["digits.txt"] and "limit" in result.errors["huge.txt"]

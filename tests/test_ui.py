@@ -181,7 +181,8 @@ def test_page_asks_for_the_key_when_the_api_requires_it(corpus, embedder, tmp_pa
 
     bot = Bot(corpus, index_dir=tmp_path / "index", embedder=embedder)
     app = mount_chat(create_app(bot, Settings(api_key="s3cret-key", api_key_required=True)), bot)
-    with TestClient(app) as client:
+    # A loopback name: writes (the login is one) addressed to another host name are refused.
+    with TestClient(app, base_url="http://localhost") as client:
         assert client.get("/config").status_code == 401
         assert client.post("/login", data={"username": "me", "password": "wrong"}).status_code == 400
         assert client.post("/login", data={"username": "me", "password": "s3cret-key"}).status_code == 200
@@ -381,3 +382,42 @@ def test_chat_in_a_real_browser(live, tmp_path):
     assert requests, "no request was recorded"
     away = sorted({u for u in requests if urlparse(u).hostname not in LOOPBACK and not u.startswith(("data:", "blob:"))})
     assert not away, f"requests left the machine: {away[:10]}"
+
+
+def test_upload_with_the_key_in_a_real_browser(embedder, tmp_path):
+    """With QA_API_KEY set, the key typed in the page lets its uploads through Gradio's upload
+    route (which the API's guard holds to the same key)."""
+    problem = _browser_ready()
+    if problem:
+        if os.environ.get("QA_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser test required but {problem}")
+        pytest.skip(problem)
+    from playwright.sync_api import expect, sync_playwright
+
+    from qa.api import Settings, create_app
+    from qa.bot import Bot
+    from ui.chat import mount_chat
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    for f in sorted((ROOT / "documents").glob("*.txt")):
+        shutil.copyfile(f, docs / f.name)
+    bot = Bot(docs, index_dir=tmp_path / "index", embedder=embedder)
+    doc = tmp_path / UPLOAD_NAME
+    doc.write_text(UPLOAD_TEXT, encoding="utf-8")
+    with serving(mount_chat(create_app(bot, Settings(rate_limit=0, api_key="s3cret-key")), bot)) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(url + "/", wait_until="load")
+            page.locator("#qa-question textarea").wait_for()
+            page.locator("#qa-key input").fill("s3cret-key")
+            page.locator("#qa-key input").press("Tab")
+            with page.expect_file_chooser() as chooser:
+                page.locator("#qa-upload").click()
+            chooser.value.set_files(str(doc))
+            expect(page.locator("#qa-status")).to_contain_text("Added", timeout=30_000)
+        finally:
+            browser.close()
+    assert (docs / UPLOAD_NAME).read_text(encoding="utf-8") == UPLOAD_TEXT

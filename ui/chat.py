@@ -23,6 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from qa.bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn  # noqa: E402
+from qa.guard import KEY_COOKIE  # noqa: E402
 from qa.types import Answer, Document  # noqa: E402
 
 from .render import esc, pretty_date, render_error, render_reply, render_sources, short  # noqa: E402
@@ -102,6 +103,14 @@ SCROLL_TO_LAST_QUESTION = """() => { setTimeout(() => {
   const top = log.scrollTop + row.getBoundingClientRect().top - log.getBoundingClientRect().top - 4;
   log.scrollTo({top: Math.max(0, top), behavior: 'smooth'});
 }, 60); }"""
+
+
+# The key field keeps the key in a same-site cookie: the page's uploads to Gradio's upload route
+# carry it there (the API's guard checks it), and no other site's requests ever do.
+SET_KEY_COOKIE = """(key) => {
+  document.cookie = "%s=" + encodeURIComponent(key || "") + "; path=/; SameSite=Strict";
+  return [];
+}""" % KEY_COOKIE
 
 
 def theme() -> gr.themes.Base:
@@ -303,6 +312,7 @@ def build_chat(
         chatbot.select(show_sources, [entries], [sources], **private)
         new_btn.click(page.new_conversation, None, outputs, **private)
         chatbot.clear(page.new_conversation, None, outputs, **private)
+        key.change(None, [key], None, js=SET_KEY_COOKIE, **private)
         upload.upload(page.add_files, [upload, replace, key, picker], [status, picker], concurrency_limit=1, **private)
         demo.load(page.documents_update, [picker], [picker], **private)
     return demo
@@ -318,8 +328,10 @@ def mount_chat(
     """Mount the chat page on ``app`` (from :func:`qa.api.create_app`) at ``path``.
 
     The API's settings (``app.state.settings`` unless given) carry over: with ``QA_API_KEY`` set,
-    uploads from the page ask for the key; with ``QA_API_KEY_REQUIRED=1`` the page itself asks
-    for it (any user name, the key as password).
+    uploads from the page ask for the key (Gradio's upload route included); with
+    ``QA_API_KEY_REQUIRED=1`` the page itself asks for it (any user name, the key as password).
+    The API's guard wraps the page's routes too: foreign origins and host names cannot write,
+    bodies are capped, uploads and questions are rate limited, and CORS is closed.
     """
     settings = settings if settings is not None else getattr(app.state, "settings", None)
     api_key = getattr(settings, "api_key", None)

@@ -1,0 +1,488 @@
+"""Safe to expose (issue 23): each attack of the audit, on a real uvicorn over loopback.
+
+The bots here answer with :class:`OverlapAnswerer` (the real index and embedder, a word-overlap
+pick instead of the trained answerer): these tests are about the serving layer, not answer
+quality, and it keeps them fast and independent of the model files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+import pytest
+
+from conftest import DATA
+from servers import serving
+
+from qa.api import Conversations, Settings, create_app, slim_turn
+from qa.bot import MAX_NAME_BYTES, Bot, Turn
+from qa.types import Citation
+
+KEY = "test-key-0123456789"
+OPEN = Settings(rate_limit=0)
+EVIL = "https://evil.example"
+ZEBRA = b"The Zebra Farm\n\nThe zebra farm near Oldbridge was opened by Paul Kim in 2003. It keeps 14 zebras.\n"
+
+
+@dataclass
+class Server:
+    url: str
+    client: httpx.Client
+    bot: Bot
+    corpus: Path
+    app: object
+
+
+class OverlapAnswerer:
+    """Quotes the sentence of the top passages sharing most words with the question."""
+
+    def warm_up(self) -> None:
+        pass
+
+    def answer(self, question, qvec, index, hits, top_k=3, **_):
+        words = set(question.lower().split())
+        found = []
+        for h in hits[:3]:
+            pos = index.doc_pos[h.doc]
+            first, end = index.doc_sentences(pos)
+            starts = index.sentences.start[first:end]
+            for row in range(first + int(np.searchsorted(starts, h.start)), end):
+                s, e = int(index.sentences.start[row]), int(index.sentences.end[row])
+                if s >= h.end:
+                    break
+                text = index.entries[pos].text[s:e]
+                found.append((len(words & set(text.lower().split())), -len(found), Citation(h.doc, index.entries[pos].meta.get("title") or "", text, s, e, 1.0)))
+        cites = [c for *_, c in sorted(found, key=lambda f: f[:2], reverse=True)[:top_k]]
+        order = list(range(len(hits)))
+        return (False, cites[0].text, 0.5, cites, order) if cites else (True, None, 0.0, [], order)
+
+
+@pytest.fixture(scope="module")
+def answerer():
+    return OverlapAnswerer()
+
+
+@pytest.fixture
+def start(embedder, answerer, tmp_path):
+    """Factory: a server over a fresh copy of the test corpus (``chat=True`` mounts the page)."""
+    with contextlib.ExitStack() as stack:
+        def _start(settings: Settings = OPEN, chat: bool = False, corpus: Path | None = None) -> Server:
+            n = len(list(tmp_path.glob("corpus*")))
+            if corpus is None:
+                corpus = tmp_path / f"corpus{n}"
+                shutil.copytree(DATA / "corpus", corpus)
+            bot = Bot(corpus, index_dir=tmp_path / f"index{n}", embedder=embedder, answerer=answerer)
+            app = create_app(bot, settings)
+            if chat:
+                from ui.chat import mount_chat
+
+                app = mount_chat(app, bot)
+            url = stack.enter_context(serving(app))
+            client = stack.enter_context(httpx.Client(base_url=url, timeout=60))
+            return Server(url, client, bot, corpus, app)
+
+        yield _start
+
+
+def upload(s: Server, name: str, data: bytes = ZEBRA, headers: dict | None = None, **params) -> httpx.Response:
+    return s.client.post("/api/documents", files={"files": (name, data)}, headers=headers or {}, params=params)
+
+
+def raw_upload(s: Server, name: str, data: bytes = ZEBRA) -> httpx.Response:
+    """A multipart upload with the file name's bytes as they are (httpx would escape some)."""
+    head = ('--b0undary\r\nContent-Disposition: form-data; name="files"; filename="' + name.replace('"', '\\"')
+            + '"\r\nContent-Type: text/plain\r\n\r\n').encode("utf-8", "surrogatepass")
+    body = head + data + b"\r\n--b0undary--\r\n"
+    return s.client.post("/api/documents", content=body, headers={"content-type": "multipart/form-data; boundary=b0undary"})
+
+
+def visible(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+
+class HealthPoller:
+    """Polls /healthz on its own connection every 10 ms, recording each latency."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.latencies, self.statuses = url, [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as c:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                self.statuses.append(c.get("/healthz").status_code)
+                self.latencies.append(time.perf_counter() - t0)
+                time.sleep(0.01)
+
+    def __enter__(self) -> "HealthPoller":
+        self._thread.start()
+        time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+# ----- one upload must not freeze the server -----------------------------------------------------
+@pytest.mark.parametrize("digits", [400_000, 1_000_000])
+def test_long_digit_date_line_is_answered_fast_and_health_stays_fast(start, digits):
+    s = start()
+    with HealthPoller(s.url) as health:
+        t0 = time.perf_counter()
+        r = upload(s, f"digits{digits}.txt", b"date " + b"1" * digits)
+        took = time.perf_counter() - t0
+    # Refused: a 400,000-character "word" is not text (and would hold the indexer for long).
+    assert r.status_code == 400 and "without a space" in r.json()["detail"], r.text
+    assert not (s.corpus / f"digits{digits}.txt").exists()
+    assert took < 1.0, f"the upload took {took:.2f} s"
+    assert health.statuses and set(health.statuses) == {200}
+    assert max(health.latencies) < 0.1, f"/healthz took up to {max(health.latencies) * 1000:.0f} ms"
+
+
+def test_a_long_date_line_of_words_is_read_fast_and_indexed(start):
+    """Many short digit groups after "date": only the first few are tried as a date."""
+    s = start()
+    t0 = time.perf_counter()
+    r = upload(s, "groups.txt", b"date " + b"1111 " * 100_000 + b"\n\nThe groups of ones end here.\n")
+    assert r.status_code == 201 and time.perf_counter() - t0 < 5, r.text
+    doc = r.json()["documents"][0]
+    assert len(doc["title"]) <= 301  # the title is cut short
+
+
+def test_a_parse_past_its_budget_is_refused_without_slowing_others(embedder, answerer, tmp_path):
+    """A parse that runs long (simulated: a bot whose check sleeps) gets a 422 at the budget."""
+
+    class SlowBot(Bot):
+        def check_upload(self, name, data, replace=False):
+            time.sleep(3)
+            return super().check_upload(name, data, replace)
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(DATA / "corpus", corpus)
+    bot = SlowBot(corpus, index_dir=tmp_path / "ix", embedder=embedder, answerer=answerer)
+    with serving(create_app(bot, Settings(rate_limit=0, parse_timeout_s=0.5))) as url, httpx.Client(base_url=url, timeout=30) as c:
+        with HealthPoller(url) as health:
+            t0 = time.perf_counter()
+            r = c.post("/api/documents", files={"files": ("slow.txt", ZEBRA)})
+            took = time.perf_counter() - t0
+        assert r.status_code == 422 and "longer than 0.5 s" in r.json()["detail"], r.text
+        assert took < 1.5 and max(health.latencies) < 0.1
+        assert not (corpus / "slow.txt").exists()
+
+
+def test_every_file_is_parsed_once_per_upload(start, monkeypatch):
+    import qa.bot
+
+    s = start()
+    calls = []
+    real = qa.bot.parse_document
+    monkeypatch.setattr(qa.bot, "parse_document", lambda data, doc_id: calls.append(doc_id) or real(data, doc_id))
+    r = s.client.post("/api/documents", files=[("files", ("zebra.txt", ZEBRA)), ("files", ("two.md", b"# Two\n\nA second file."))])
+    assert r.status_code == 201, r.text
+    assert calls == ["zebra.txt", "two.md"]
+
+
+# ----- no cross-site writes -----------------------------------------------------------------------
+def test_foreign_origins_and_hosts_cannot_write(start):
+    s = start(Settings(rate_limit=0, api_key=KEY))
+    key = {"X-API-Key": KEY}
+    before = visible(s.corpus)
+    refused = [
+        upload(s, "evil.txt", headers={**key, "Origin": EVIL}),
+        upload(s, "evil.txt", headers={**key, "Origin": "null"}),
+        upload(s, "evil.txt", headers={**key, "Origin": "http://localhost:9999"}),  # another local page
+        upload(s, "evil.txt", headers={**key, "Host": "evil.example"}),  # DNS rebinding
+        upload(s, "evil.txt", headers={**key, "Host": "evil.example:8000", "Origin": "http://evil.example:8000"}),
+        s.client.delete("/api/documents/lighthouse.md", headers={**key, "Origin": EVIL}),
+        s.client.post("/api/answer", json={"question": "Who built the lighthouse?"}, headers={"Origin": EVIL}),
+    ]
+    for r in refused:
+        assert r.status_code == 403, r.text
+        assert "QA_CORS_ORIGINS" in r.json()["detail"] or "QA_ALLOWED_HOSTS" in r.json()["detail"]
+    assert visible(s.corpus) == before
+    # Reads from any page still work, without CORS headers; the server's own pages may write.
+    r = s.client.get("/api/documents", headers={"Origin": EVIL})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    assert upload(s, "same.txt", headers={**key, "Origin": s.url}).status_code == 201
+    assert upload(s, "local.txt", headers={**key, "Host": "localhost"}).status_code == 201
+    assert s.client.delete("/api/documents/same.txt", headers={**key, "Origin": s.url}).status_code == 200
+
+
+def test_listed_origins_and_hosts_may_write(start):
+    s = start(Settings(rate_limit=0, cors_origins=("https://app.example",), allowed_hosts=("qa.example", ".corp.example")))
+    r = upload(s, "app.txt", headers={"Origin": "https://app.example"})
+    assert r.status_code == 201 and r.headers["access-control-allow-origin"] == "https://app.example"
+    assert upload(s, "named.txt", headers={"Host": "qa.example"}).status_code == 201
+    assert upload(s, "sub.txt", headers={"Host": "box.corp.example:8080"}).status_code == 201
+    assert upload(s, "evil.txt", headers={"Host": "corp.example.evil"}).status_code == 403
+    assert upload(s, "evil2.txt", headers={"Origin": EVIL}).status_code == 403
+
+
+def test_no_cors_for_unlisted_origins_on_any_route_gradio_included(start):
+    s = start(chat=True)
+    pre = {"Origin": EVIL, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    for path in ("/api/answer", "/api/documents", "/gradio_api/upload", "/gradio_api/queue/join", "/config", "/"):
+        r = s.client.options(path, headers=pre)
+        assert r.status_code < 500 and not any(k.lower().startswith("access-control-allow") for k in r.headers), (path, r.headers)
+        r = s.client.get(path, headers={"Origin": EVIL})
+        assert r.status_code < 500 and "access-control-allow-origin" not in r.headers, (path, r.headers)
+    r = s.client.post("/gradio_api/upload", files={"files": ("x.txt", b"x")}, headers={"Origin": EVIL})
+    assert r.status_code == 403
+    r = s.client.post("/gradio_api/upload", files={"files": ("x.txt", b"x")}, headers={"Host": "rebind.example"})
+    assert r.status_code == 403
+
+
+# ----- 4xx, never 5xx, for the audit's inputs ----------------------------------------------------
+def test_huge_confidence_in_history_is_a_4xx(start):
+    s = start()
+    first = s.client.post("/api/answer", json={"question": "Who built the harbour lighthouse?"}).json()
+    for bad in (1e308, -1.0, 1.5):
+        history = [{"question": "Who built the harbour lighthouse?", "answer": {**first, "confidence": bad}}]
+        r = s.client.post("/api/answer", json={"question": "How tall is it?", "history": history})
+        assert r.status_code == 422 and "confidence" in r.json()["detail"], r.text
+    r = s.client.post("/api/answer", json={"question": "How tall is it?", "history": [{"question": "x", "answer": {**first, "timings_ms": {"t": 1e308}}}]})
+    assert r.status_code == 422, r.text
+    history = [{"question": "Who built the harbour lighthouse?", "answer": first}]
+    assert s.client.post("/api/answer", json={"question": "How tall is it?", "history": history}).status_code == 200
+
+
+def test_names_are_checked_normalised_and_deletable(start):
+    s = start()
+    cases = [
+        ("a" * 300 + ".txt", 400, "bytes"),
+        ("\u20ac" * 130 + ".txt", 400, "bytes"),
+        ("evil\u202etxt.md", 400, "U+202E"),
+        ("tab\there.txt", 400, "U+0009"),
+        ("nul\x00.txt", 400, "U+0000"),
+        ("zero\u200bwidth.txt", 400, "U+200B"),
+        (" lead.txt", 400, "space"),
+    ]
+    for name, status, words in cases:
+        r = raw_upload(s, name)
+        assert r.status_code == status and words in r.json()["detail"], (name, r.text)
+    # The longest accepted names (255 bytes, ASCII and multi-byte) upload and delete.
+    for name in ("b" * (MAX_NAME_BYTES - 4) + ".txt", "\u00e9" * ((MAX_NAME_BYTES - 4) // 2) + ".txt"):
+        assert len(name.encode()) <= MAX_NAME_BYTES
+        r = upload(s, name)
+        assert r.status_code == 201, r.text
+        r = s.client.delete(f"/api/documents/{quote(name)}")
+        assert r.status_code == 200, r.text
+        assert not (s.corpus / name).exists()
+    assert not [p for p in s.corpus.iterdir() if p.name.startswith((".upload-", ".deleting-"))]
+
+
+def test_unicode_and_case_twins_conflict(start):
+    s = start()
+    nfd = unicodedata.normalize("NFD", "caf\u00e9.txt")
+    r = upload(s, nfd)
+    assert r.status_code == 201 and r.json()["documents"][0]["id"] == "caf\u00e9.txt"  # stored in NFC
+    assert (s.corpus / "caf\u00e9.txt").exists()
+    r = upload(s, "CAF\u00c9.txt", replace="true")
+    assert r.status_code == 409 and "letter case or Unicode" in r.json()["detail"]
+    r = upload(s, "Lighthouse.md")
+    assert r.status_code == 409 and "lighthouse.md" in r.json()["detail"]
+    r = s.client.post("/api/documents", files=[("files", ("Dup.txt", ZEBRA)), ("files", ("dup.txt", ZEBRA))])
+    assert r.status_code == 400 and "twice" in r.json()["detail"]
+    # The same name again in the other Unicode form replaces, and deletes, the NFC one.
+    assert upload(s, nfd, replace="true").status_code == 201
+    assert s.client.delete(f"/api/documents/{quote(nfd)}").status_code == 200
+    assert visible(s.corpus) == {"lighthouse.md", "volcano.txt", "notes/bees.txt"}
+
+
+def test_a_folder_in_the_way_is_a_conflict_and_the_index_stays_in_step(start):
+    s = start()
+    (s.corpus / "folder.txt").mkdir()
+    for params in ({}, {"replace": "true"}):
+        r = upload(s, "folder.txt", **params)
+        assert r.status_code == 409 and "folder" in r.json()["detail"], r.text
+    listed = {d["id"] for d in s.client.get("/api/documents").json()["documents"]}
+    assert listed == {"lighthouse.md", "volcano.txt", "notes/bees.txt"}
+    fresh = Bot(s.corpus, index_dir=s.bot.index_dir, embedder=s.bot.embedder, answerer=s.bot.answerer)
+    assert set(fresh.index.doc_ids) == listed and not fresh.sync().touched
+
+
+# ----- memory, bodies, slow clients -----------------------------------------------------------------
+def test_conversation_store_is_bounded_in_bytes():
+    conv = Conversations(max_conversations=1000, max_turns=20, ttl_s=60, max_bytes=10_000, size=lambda t: 1000)
+    for i in range(30):
+        conv.append(f"c{i}", i)
+    assert conv.bytes <= 10_000 and len(conv) == 10 and conv.history("c29") == [29] and conv.history("c0") == []
+    for t in range(15):
+        conv.append("one", t)
+    assert conv.bytes <= 10_000 and conv.history("one") == list(range(5, 15))
+
+
+def test_a_stored_turn_does_not_hold_the_quoted_sentence(start):
+    s = start()
+    sentence = "The giant ledger records that " + " and ".join(f"item {i} cost {i} crowns" for i in range(40_000)) + "."
+    data = ("Ledger\n\n" + sentence + "\n").encode()
+    assert len(data) > 1_000_000
+    assert upload(s, "ledger.txt", data).status_code == 201
+    store = s.app.state.conversations
+    for _ in range(3):
+        r = s.client.post("/api/answer", json={"question": "What did item 7 cost?", "conversation_id": "big", "docs": ["ledger.txt"]})
+        assert r.status_code == 200 and len(r.content) > 1_000_000  # the answer quotes the whole sentence
+    assert len(store.history("big")) == 3 and store.bytes < 3 * 20_000  # the store does not
+    # It keeps the place of the citation, which is what a follow-up reads, not its text.
+    full = Turn("What did item 7 cost?", s.bot.ask("What did item 7 cost?", docs=["ledger.txt"]))
+    slim = slim_turn(full)
+    assert len(full.answer.citations[0].text) > 1_000_000 and len(slim.answer.citations[0].text) <= 1000
+    assert slim.answer.citations[0].start == full.answer.citations[0].start and not slim.answer.passages
+
+
+def _partial_body(port: int, path: str, length: int, sent: int, extra_headers: str = "") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n{extra_headers}\r\n")
+    sock.sendall(head.encode() + b" " * sent)
+    return sock
+
+
+def _read_status(sock: socket.socket) -> int:
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1]) if data else 0
+
+
+def test_slow_clients_time_out_and_bodies_in_flight_are_bounded(start):
+    mib = 1024 * 1024
+    s = start(Settings(rate_limit=0, max_body_bytes=mib, max_upload_bytes=mib, max_inflight_bytes=2 * mib, body_timeout_s=3))
+    port = int(s.url.rsplit(":", 1)[1])
+    # Two half-sent bodies of 0.9 MB fill the in-flight budget: a third is refused at once.
+    held = [_partial_body(port, "/api/answer", mib - 1000, 900_000) for _ in range(2)]
+    time.sleep(0.2)
+    third = _partial_body(port, "/api/answer", mib - 1000, 400_000)
+    third.settimeout(5)
+    assert _read_status(third) == 503
+    third.close()
+    # The stalled ones are answered 408 and let go within the timeout.
+    t0 = time.perf_counter()
+    for sock in held:
+        sock.settimeout(5)
+        assert _read_status(sock) == 408
+        sock.close()
+    assert time.perf_counter() - t0 < 2.5
+    # The budget is free again.
+    r = s.client.post("/api/answer", json={"question": "Who built the harbour lighthouse?"})
+    assert r.status_code == 200
+
+
+# ----- the key, the docs pages, the chat page's upload route ------------------------------------------
+def test_key_required_covers_every_route_but_healthz(start):
+    s = start(Settings(rate_limit=0, api_key=KEY, api_key_required=True))
+    c = s.client
+    assert c.get("/healthz").status_code == 200
+    for path in ("/openapi.json", "/readyz", "/docs", "/redoc", "/api/documents", "/api/nothing"):
+        r = c.get(path)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", path
+    assert c.get("/openapi.json", headers={"X-API-Key": KEY}).status_code == 200
+    assert c.get("/readyz", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+
+
+def test_no_docs_pages_and_nothing_from_a_cdn(start):
+    s = start(chat=True)
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        r = s.client.get(path)
+        assert r.status_code == 404 and "cdn." not in r.text, path
+    spec = s.client.get("/openapi.json")
+    assert spec.status_code == 200 and "/api/answer" in spec.json()["paths"]
+    page = s.client.get("/")
+    assert page.status_code == 200 and "cdn.jsdelivr" not in page.text and "unpkg.com" not in page.text
+
+
+def test_chat_upload_route_needs_the_key_and_is_rate_limited(start):
+    s = start(Settings(rate_limit=3, api_key=KEY), chat=True)
+    files = {"files": ("kiln.txt", b"The kiln.")}
+    r = s.client.post("/gradio_api/upload", files=files)
+    assert r.status_code == 401 and "key" in r.json()["detail"]
+    r = s.client.post("/gradio_api/upload", files=files, headers={"Cookie": f"qa_api_key={quote(KEY)}"})
+    assert r.status_code == 200, r.text
+    r = s.client.post("/gradio_api/upload", files=files, headers={"X-API-Key": KEY})
+    assert r.status_code == 200, r.text
+    assert s.client.post("/gradio_api/upload", files=files, headers={"X-API-Key": KEY}).status_code == 200
+    r = s.client.post("/gradio_api/upload", files=files, headers={"X-API-Key": KEY})
+    assert r.status_code == 429
+    big = {"files": ("big.txt", b"x" * (17 * 1024 * 1024))}
+    s2 = start(Settings(rate_limit=0, api_key=KEY), chat=True)
+    assert s2.client.post("/gradio_api/upload", files=big, headers={"X-API-Key": KEY}).status_code == 413
+
+
+# ----- crash leftovers, file modes ------------------------------------------------------------------
+def test_crash_leftovers_are_cleaned_at_start_and_uploads_get_the_usual_mode(start, tmp_path):
+    corpus = tmp_path / "corpus-leftovers"
+    shutil.copytree(DATA / "corpus", corpus)
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead = child.pid  # a process that has exited
+    for name in (f".upload-{dead}-0a1b2c", f".deleting-{dead}-0a1b2c", f".deleting-{dead}-lighthouse.md"):
+        (corpus / name).write_bytes(b"half written")
+    old = corpus / ".upload-k3j4h5x8"  # mkstemp's names (before) carried no PID
+    old.write_bytes(b"old")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    live = corpus / f".upload-{os.getppid()}-ffff"  # a live process's upload is left alone
+    live.write_bytes(b"in progress")
+    s = start(corpus=corpus)
+    left = sorted(p.name for p in corpus.iterdir() if p.name.startswith("."))
+    assert left == [live.name]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert upload(s, "zebra.txt").status_code == 201
+    assert (corpus / "zebra.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(corpus / "zebra.txt", 0o640)
+    assert upload(s, "zebra.txt", ZEBRA + b"More.\n", replace="true").status_code == 201
+    assert (corpus / "zebra.txt").stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
+
+
+# ----- the load check, with a cross-origin client and an oversized-name client beside it ------------
+def test_load_check_with_hostile_clients(start):
+    from eval import loadcheck
+
+    s = start()
+    texts = loadcheck.read_texts(s.corpus)
+    conversations = loadcheck.load_conversations(None) + [["Who built the harbour lighthouse?", "How tall is it?"]]
+    codes: list[int] = []
+
+    async def hostile(deadline: float) -> None:
+        async with httpx.AsyncClient(base_url=s.url, timeout=60) as http:
+            n = 0
+            while time.monotonic() < deadline:
+                n += 1
+                for r in await asyncio.gather(
+                    http.post("/api/documents", files={"files": (f"x{n}.txt", ZEBRA)}, headers={"Origin": EVIL}),
+                    http.delete("/api/documents/lighthouse.md", headers={"Origin": EVIL}),
+                    http.post("/api/documents", files={"files": ("\u20ac" * 130 + ".txt", ZEBRA)}),
+                    http.post("/api/documents", files={"files": ("n" * 300 + ".txt", ZEBRA)}),
+                ):
+                    codes.append(r.status_code)
+                await asyncio.sleep(0.05)
+
+    async def main():
+        deadline = time.monotonic() + 6
+        return await asyncio.gather(loadcheck.run(s.url, "", 2, 6.0, conversations, texts), hostile(deadline))
+
+    rep, _ = asyncio.run(main())
+    assert rep["requests"] > 0 and rep["upload_delete_cycles"] >= 1, rep
+    assert rep["errors"] == 0 and rep["not_verbatim"] == 0, rep
+    assert codes and all(c in (400, 403) for c in codes), sorted(set(codes))
+    assert not [n for n in visible(s.corpus) if n.startswith(("x", "\u20ac", "nnn"))]
+    assert (s.corpus / "lighthouse.md").exists()
