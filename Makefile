@@ -36,9 +36,11 @@ run: $(STAMP)
 # QA_REQUIRE_BROWSER: the browser test fails, rather than skips, without chromium or playwright.
 test: $(STAMP) browser
 	QA_REQUIRE_BROWSER=1 $(PY) -m pytest
-	# Accuracy gate on the team's eval set (the index goes to a throw-away folder). Issue 3 asks
-	# for 0.9; the answerer measures 0.87 today, so the gate guards against regressions below 0.8.
-	$(VENV)/bin/qa eval eval/seeds.jsonl --docs documents --index "$$(mktemp -d)" --details none --min-sentence-accuracy 0.8
+	# Accuracy gates on the team's eval set (the index goes to a throw-away folder), just below
+	# what the shipped answerer measures (sentence 0.836, answered and right 0.754): they catch
+	# regressions, not the issue targets (0.9 answered and right), which are not reached yet.
+	$(VENV)/bin/qa eval eval/seeds.jsonl --docs documents --index "$$(mktemp -d)" --details none \
+	  --min-sentence-accuracy 0.8 --min-answered-accuracy 0.72
 
 clean:
 	rm -rf $(VENV) documents/.qa-index

@@ -25,15 +25,18 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from eval import splits
 from qa.answerer import CONFIDENCE_FEATURES, FEATURES, Answerer, Model
 from qa.bot import Bot, Turn
 from index.store import LEGS
 from qa.types import Answer
 
 METRIC_NAMES = (
-    "sentence_accuracy", "sentence_recall@3", "mrr@10", "passage_recall@5", "answer_em", "answer_f1",
-    "abstain_precision", "abstain_recall", "latency_ms_p50", "latency_ms_p95", "n_turns",
+    "answered_accuracy", "declined_answerable", "sentence_accuracy", "sentence_recall@3", "mrr@10", "passage_recall@5", "answer_em", "answer_f1",
+    "abstain_precision", "abstain_recall", "calibration_error", "latency_ms_p50", "latency_ms_p95", "n_turns",
 )
+# Confidence bins of the expected calibration error (equal widths over 0-1).
+CALIBRATION_BINS = 10
 
 
 class EvalSetError(ValueError):
@@ -114,21 +117,27 @@ def load_set(path: str | Path) -> list[Conversation]:
     return out
 
 
-def squad_corpus(path: str | Path, cache: Path) -> Path:
-    """Write one document per SQuAD paragraph (text = the context, verbatim) under ``cache``."""
+def _corpus(path: str | Path, cache: Path, kind: str, documents: Callable[[dict[str, Any]], Iterable[tuple[str, str]]]) -> Path:
+    """Write ``documents(data)`` (``(id, text)`` pairs, text verbatim) of a benchmark file once,
+    under ``cache/KIND-SHA/docs``."""
     raw = Path(path).read_bytes()
-    folder = cache / f"squad-{hashlib.sha256(raw).hexdigest()[:12]}" / "docs"
+    folder = cache / f"{kind}-{hashlib.sha256(raw).hexdigest()[:12]}" / "docs"
     done = folder / ".complete"
     if done.exists():
         return folder
-    data = json.loads(raw)
-    for ai, article in enumerate(data["data"]):
-        for pi, para in enumerate(article["paragraphs"]):
-            f = folder / squad_doc(ai, pi)
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_text(para["context"], encoding="utf-8")
+    for doc, text in documents(json.loads(raw)):
+        f = folder / doc
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text, encoding="utf-8")
     done.write_text("", encoding="utf-8")
     return folder
+
+
+def squad_corpus(path: str | Path, cache: Path) -> Path:
+    """Write one document per SQuAD paragraph (text = the context, verbatim) under ``cache``."""
+    return _corpus(path, cache, "squad", lambda data: (
+        (squad_doc(ai, pi), para["context"]) for ai, article in enumerate(data["data"])
+        for pi, para in enumerate(article["paragraphs"])))
 
 
 def squad_doc(ai: int, pi: int) -> str:
@@ -150,12 +159,50 @@ def squad_questions(path: str | Path) -> list[tuple[str, str, list[str], list[di
     return out
 
 
-def squad_set(path: str | Path, sample: int | None, seed: int) -> list[Conversation]:
-    """The standard SQuAD set: ``random.Random(seed).sample`` of the answerable questions."""
+def squad_set(path: str | Path, sample: int | None, seed: int, split: str | None = None) -> list[Conversation]:
+    """The standard SQuAD set: ``random.Random(seed).sample`` of the answerable questions
+    (of one :mod:`eval.splits` split of the file when ``split`` is given)."""
     qs = squad_questions(path)
+    if split is not None:
+        which = splits.squad_split(path)
+        qs = [q for q in qs if which[q[0]] == split]
     if sample is not None and sample < len(qs):
         qs = random.Random(seed).sample(qs, sample)
     return [Conversation(qid, (GoldTurn(q, tuple(a), tuple(sp), True),)) for qid, q, a, sp in qs]
+
+
+def coqa_doc(story_id: str) -> str:
+    return f"stories/{story_id}.txt"
+
+
+def coqa_corpus(path: str | Path, cache: Path) -> Path:
+    """Write one document per CoQA story (text = the story, verbatim) under ``cache``."""
+    return _corpus(path, cache, "coqa", lambda data: ((coqa_doc(s["id"]), s["story"]) for s in data["data"]))
+
+
+def coqa_set(path: str | Path, stories: int | None, seed: int, split: str | None = None) -> list[Conversation]:
+    """One conversation per CoQA story (``random.Random(seed).sample`` of ``stories`` of them, of
+    one :mod:`eval.splits` split when ``split`` is given), limited to its story's document. A
+    turn's evidence is its rationale's span; a turn answered "unknown" is unanswerable."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    if split is not None:
+        which = splits.coqa_split(path)
+        data = [s for s in data if which[s["id"]] == split]
+    if stories is not None and stories < len(data):
+        data = random.Random(seed).sample(data, stories)
+    out = []
+    for story in data:
+        doc = coqa_doc(story["id"])
+        turns = []
+        for q, a in zip(story["questions"], story["answers"]):
+            answer = a["input_text"].strip()
+            if answer.lower().rstrip(".") == "unknown" or a.get("span_start", -1) < 0:
+                turns.append(GoldTurn(q["input_text"], (), (), False))
+                continue
+            span = {"doc": doc, "start": a["span_start"], "end": a["span_end"]}
+            turns.append(GoldTurn(q["input_text"], (answer,), (span,), True))
+        out.append(Conversation(story["id"], tuple(turns), (doc,)))
+    return out
 
 
 # ----- scoring -----------------------------------------------------------------------
@@ -244,6 +291,20 @@ def percentile(xs: list[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def calibration_error(results: list[TurnResult]) -> float | None:
+    """Expected calibration error of the shown confidence: over :data:`CALIBRATION_BINS` equal
+    bins, the turns' share in each bin times the gap between their mean confidence and their
+    share right (answerable and the top citation hits)."""
+    if not results:
+        return None
+    conf = np.array([min(max(r.answer.confidence, 0.0), 1.0) for r in results])
+    right = np.array([float(r.gold.answerable and r.rank == 1) for r in results])
+    bins = np.minimum((conf * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    gap = sum(abs(conf[bins == b].mean() - right[bins == b].mean()) * (bins == b).sum()
+              for b in range(CALIBRATION_BINS) if (bins == b).any())
+    return round(float(gap) / len(results), 4)
+
+
 def metrics(results: list[TurnResult]) -> dict[str, Any]:
     ans = [r for r in results if r.gold.answerable]
     unans = [r for r in results if not r.gold.answerable]
@@ -255,6 +316,8 @@ def metrics(results: list[TurnResult]) -> dict[str, Any]:
     ems, f1s = zip(*[answer_scores(None if r.answer.abstained else r.answer.answer, r.gold.answers) for r in ans]) if ans else ((), ())
     lat = [r.answer.timings_ms.get("total", 0.0) for r in results]
     return {
+        "answered_accuracy": mean([float(r.hit and not r.answer.abstained) for r in ans]),
+        "declined_answerable": mean([float(r.answer.abstained) for r in ans]),
         "sentence_accuracy": mean([float(r.hit) for r in ans]),
         "sentence_recall@3": mean([float(r.rank is not None and r.rank <= 3) for r in ans]),
         "mrr@10": mean([1.0 / r.rank if r.rank else 0.0 for r in ans]),
@@ -263,6 +326,7 @@ def metrics(results: list[TurnResult]) -> dict[str, Any]:
         "answer_f1": mean(list(f1s)),
         "abstain_precision": mean([float(not r.gold.answerable) for r in abstained]),
         "abstain_recall": mean([float(r.answer.abstained) for r in unans]),
+        "calibration_error": calibration_error(results),
         "latency_ms_p50": round(percentile(lat, 0.5) or 0.0, 2),
         "latency_ms_p95": round(percentile(lat, 0.95) or 0.0, 2),
         "n_turns": len(results),

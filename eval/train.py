@@ -1,43 +1,44 @@
-"""Learn the answerer's ranker, reader weight, confidence model and abstention threshold from SQuAD.
+"""Fit the answerer's reader weight, confidence model, abstention threshold and short-answer
+source on the ``calib`` splits of every public training file (:mod:`eval.splits`).
 
-Usage: ``python -m eval.train ../shared/benchmarks/squad-dev-v1.1.json [--n 6000]``
+Usage: ``python -m eval.train ../shared/benchmarks/*.json [--fit-ranker]``
 
-Held out: the standard report sample (``--sample 1000 --seed 0``) is removed before anything
-is drawn, so reported figures are on questions the models never saw. Of the remaining
-questions ``--n`` are drawn (seed 1), the *ranker set* (the reader's adapter,
-``eval/train_reader.py``, is learned on the same draw); the rest are the *calibration set*.
-Each question is asked twice over the whole corpus:
+The calibration questions were kept from the reader's training (``eval/train_reader.py``), so
+its scores on them are what it gives on text it never saw. Each file's calibration units (their
+paragraphs, or CoQA stories, one document each) form a corpus of their own, and each question
+is asked in it twice:
 
 * as it is: candidate sentences overlapping a gold answer span are right, the others wrong;
-* over every paragraph but its own: the topic is still there (the rest of the article) but the
-  answer usually is not, the near miss a bot must decline ("What did Milley say to Putin?").
-  A candidate that still contains a gold answer string is labelled right, and such asks are
-  not counted as ones to decline.
+* over every document but its own: the topic may still be there but the answer usually is not,
+  the near miss a bot must decline. A candidate that still contains a gold answer string is
+  labelled right, and such asks are not counted as ones to decline.
 
-The calibration set is asked twice more in *small corpora*, the size of the few documents a
-user chats with: each article is split into two corpora of its own (its even and its odd
-paragraphs), and each question is asked over the half that holds its paragraph and over the
-other half. There the near miss is real: the missing paragraph's words are missing from the
-corpus and its statistics, as they are when the user's documents do not answer a question.
-(Taking the paragraph out of the hits alone leaves its words in the index, which taught the
-confidence model that a question's unknown words raise confidence.)
+SQuAD-format calibration questions are asked twice more in *small corpora*, the size of the few
+documents a user chats with: each article split into two corpora of its own (its even and its
+odd paragraphs), each question asked over the half that holds its paragraph and over the other
+half. There the missing paragraph's words are missing from the corpus and its statistics, as
+they are when the user's documents do not answer a question. A CoQA turn is asked as the bot
+searches a follow-up (resolved against the gold history by :func:`qa.conversation.resolve`),
+within its story; a turn CoQA answers "unknown" is one to decline.
 
-The ranker is a logistic regression on differences of feature vectors (right minus wrong
-sentence of the same question, and the reverse), fit on the ranker set, so it learns to order
-sentences within a question. On the calibration set, which neither the ranker nor the reader
-saw, the reader scores the ranker's top candidates; its weight is the one that puts a right
-sentence first most often over the whole corpus. The confidence model is a logistic regression
-on the final top sentence's features, lead and reader score, labelled 1 when that sentence is
-right, fit on the calibration asks of both sizes (fit on the small corpora alone, it scored the
-same on held-out articles' small-corpus asks and worse on their whole-corpus ones). The
-threshold on its probability maximises the expected share of good outcomes when an
-``--unanswerable-share`` of questions (default 0.2) have no answer in the documents: right top
-sentence on the others, abstention on those.
+The reader weight is the one that puts a right sentence first most often. The confidence model
+is a logistic regression on the final top sentence's features, lead and reader score, labelled 1
+when that sentence is right, with the asks to decline weighted to ``--unanswerable-share`` of
+the whole, so its probability is calibrated for that mix. The threshold maximises the expected
+share of good outcomes at that mix: right top sentence answered, or abstention when there is
+nothing to find. Short answers come from the reader's span head except for the question types
+(:func:`qa.answertype.question_type`) where the hand-written patterns scored a higher F1 on the
+calibration questions whose top sentence is right.
+
+The ranker is kept from ``qa/weights.json`` unless ``--fit-ranker``: then it is refit as a
+logistic regression on differences of feature vectors (right minus wrong sentence of the same
+question) over SQuAD ``train``-split questions (``--n`` of them, seed 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pickle
 import random
@@ -49,16 +50,20 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from eval import harness
+from eval import harness, splits
 from qa.answerer import CONFIDENCE_FEATURES, FEATURES, WEIGHTS_FILE, Answerer, Question
+from qa.answertype import find_answer, question_type
 from qa.bot import Bot
+from qa.conversation import resolve
+from index.embedder import file_sha256
+from qa.reader import READER_FILE, Reading, scores_of
 from index.config import cache_dir
 from index.store import HybridIndex
 from qa.cli import quiet_libraries
 
 MAX_PAIRS = 30
-# Reader weights tried (the reader's logits span a few units; the ranker's scores about ten).
-READER_WEIGHTS = np.round(np.arange(0.0, 3.01, 0.1), 2)
+# Reader weights tried (the reader's logits span about ten units, as the ranker's scores do).
+READER_WEIGHTS = np.round(np.arange(0.0, 8.01, 0.1), 2)
 
 
 @dataclass
@@ -70,16 +75,23 @@ class Ask:
     texts: list[str]
     before: list[str]  # the sentence before each candidate in its document ("" at the start)
     labels: np.ndarray
-    near_miss: bool  # asked without the answer's own paragraph
-    declined: bool  # a near-miss ask with no right candidate: the bot should abstain
+    near_miss: bool  # asked without the answer's own document
+    declined: bool  # an ask with no right candidate to find: the bot should abstain
+    answers: tuple[str, ...] = ()  # the gold short answers
+    domain: str = ""  # the training file's domain (eval.splits.FILES)
+
+
+# One question to ask: (id, question, gold answers, gold spans, documents it is limited to or None).
+Asked = tuple[str, str, list[str], list[dict], "list[str] | None"]
 
 
 def make_ask(index: HybridIndex, answerer: Answerer, question: str, qvec: np.ndarray, hits: list, answers: list[str],
-             spans: list[dict], near_miss: bool) -> Ask | None:
+             spans: list[dict], near_miss: bool, domain: str = "") -> Ask | None:
     """One ask: the candidates of ``hits`` with their features and labels (None without any).
 
     A candidate is right when it overlaps a gold span or, in a ``near_miss`` ask (the answer's
-    own paragraph is not among the hits), when it still contains a gold answer string.
+    own document is not among the hits), when it still contains a gold answer string. An ask
+    with no gold span to find (a CoQA "unknown" turn) is one to decline.
     """
     rows, feats = answerer.features(Question(question, index), qvec, index, hits)
     if not rows:
@@ -96,23 +108,30 @@ def make_ask(index: HybridIndex, answerer: Answerer, question: str, qvec: np.nda
             right = harness.matches(spans, doc, a, b, "")
         labels.append(int(right))
     right_ones = np.array(labels)
-    return Ask(question, feats, texts, before, right_ones, near_miss, near_miss and right_ones.sum() == 0)
+    to_decline = (near_miss or not spans) and right_ones.sum() == 0
+    return Ask(question, feats, texts, before, right_ones, near_miss, to_decline, tuple(answers), domain)
 
 
-def collect(bot: Bot, questions: list) -> list[Ask]:
-    """The two asks of each question over the whole corpus (see the module docstring)."""
+def collect(bot: Bot, questions: list[Asked], domain: str = "") -> list[Ask]:
+    """The two asks of each question (see the module docstring); a question with no gold span
+    is asked once, within the documents it is limited to, as one to decline."""
     from tqdm import tqdm
 
     answerer = Answerer()
     asks = []
-    for _, question, answers, spans in tqdm(questions, desc="features", file=sys.stderr):
+    for _, question, answers, spans, limit in tqdm(questions, desc=f"features {domain}".strip(), file=sys.stderr):
         qvec = bot.embedder.embed([question])[0]
+        if not spans:
+            ask = make_ask(bot.index, answerer, question, qvec, bot.index.search(question, qvec, k=10, docs=limit),
+                           answers, spans, True, domain)
+            asks += [ask] if ask is not None else []
+            continue
         gold = spans[0]["doc"]
-        everywhere = bot.index.search(question, qvec, k=30)
-        # The near miss: the same search with the answer's own paragraph taken out.
-        elsewhere = [h for h in everywhere if h.doc != gold][:10]
+        everywhere = bot.index.search(question, qvec, k=10, docs=limit) if limit else bot.index.search(question, qvec, k=30)
+        # The near miss: the search with the answer's own document taken out.
+        elsewhere = [h for h in bot.index.search(question, qvec, k=30) if h.doc != gold][:10]
         for near_miss, hits in ((False, everywhere[:10]), (True, elsewhere)):
-            ask = make_ask(bot.index, answerer, question, qvec, hits, answers, spans, near_miss)
+            ask = make_ask(bot.index, answerer, question, qvec, hits, answers, spans, near_miss, domain)
             if ask is not None:
                 asks.append(ask)
     return asks
@@ -125,14 +144,14 @@ def _half(doc: str) -> tuple[str, int]:
     return article, int(paragraph[1:4]) % 2
 
 
-def collect_small(bot: Bot, questions: list) -> list[Ask]:
+def collect_small(bot: Bot, questions: list[Asked], domain: str = "") -> list[Ask]:
     """The two asks of each question in small corpora (see the module docstring): one over the
     half of its article that holds its paragraph, one over the other half.
 
-    Each half is a corpus of its own (documents copied under the SQuAD cache, next to the
-    whole corpus's index), so its BM25 statistics are a small corpus's and the answer's
-    paragraph is truly absent from the other half: its words are missing, as they are for a
-    question the user's documents do not answer.
+    Each half is a corpus of its own (documents copied next to the whole corpus's index), so its
+    BM25 statistics are a small corpus's and the answer's paragraph is truly absent from the
+    other half: its words are missing, as they are for a question the user's documents do not
+    answer.
     """
     from tqdm import tqdm
 
@@ -142,7 +161,7 @@ def collect_small(bot: Bot, questions: list) -> list[Ask]:
     root = bot.docs.parent / "halves"
     answerer = Answerer()
     asks = []
-    for article, qs in tqdm(sorted(by_article.items()), desc="small corpora", unit="article", file=sys.stderr):
+    for article, qs in tqdm(sorted(by_article.items()), desc=f"small corpora {domain}".strip(), unit="article", file=sys.stderr):
         halves: list[Bot | None] = []
         for h in (0, 1):
             folder = root / f"{article}-{h}"
@@ -158,7 +177,7 @@ def collect_small(bot: Bot, questions: list) -> list[Ask]:
                 half = Bot(folder / "docs", index_dir=folder / "index", embedder=bot.embedder)
                 half.sync()
             halves.append(half)
-        for _, question, answers, spans in qs:
+        for _, question, answers, spans, _ in qs:
             own = _half(spans[0]["doc"])[1]
             qvec = bot.embedder.embed([question])[0]
             for near_miss in (False, True):
@@ -166,7 +185,7 @@ def collect_small(bot: Bot, questions: list) -> list[Ask]:
                 if half is None:
                     continue
                 hits = half.index.search(question, qvec, k=10)
-                ask = make_ask(half.index, answerer, question, qvec, hits, answers, spans, near_miss)
+                ask = make_ask(half.index, answerer, question, qvec, hits, answers, spans, near_miss, domain)
                 if ask is not None:
                     asks.append(ask)
     return asks
@@ -176,9 +195,9 @@ Collected = TypeVar("Collected")
 
 
 def cached_asks(cache: str | None, part: str, make: Callable[[], list[Collected]]) -> list[Collected]:
-    """The asks ``part`` (``ranker``, ``calibration`` or ``small``; ``eval.train_locality``
-    keeps its question pairs as ``locality``) from ``cache`` (a pickle of all parts collected
-    so far), else ``make()``, saved there for the next run (this script's or another's)."""
+    """The asks ``part`` (``ranker``, ``calib-<file>``, the readings ``reads-<key>``; ``eval.train_locality`` keeps its
+    question pairs as ``locality``) from ``cache`` (a pickle of all parts collected so far), else
+    ``make()``, saved there for the next run (this script's or another's)."""
     path = Path(cache) if cache else None
     stored = pickle.loads(path.read_bytes()) if path and path.exists() else {}
     if part not in stored:
@@ -206,8 +225,11 @@ def fit_ranker(asks: list[Ask], rng: random.Random) -> np.ndarray:
     return clf.coef_[0]
 
 
-def read_asks(asks: list[Ask], rank_w: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per ask: the positions of the ranker's top candidates and the reader's scores for them."""
+Read = tuple[np.ndarray, list[Reading]]
+
+
+def read_asks(asks: list[Ask], rank_w: np.ndarray) -> list[Read]:
+    """Per ask: the positions of the ranker's top candidates and the reader's readings of them."""
     from tqdm import tqdm
 
     answerer = Answerer()
@@ -215,30 +237,40 @@ def read_asks(asks: list[Ask], rank_w: np.ndarray) -> list[tuple[np.ndarray, np.
             for ask in tqdm(asks, desc="reader", file=sys.stderr)]
 
 
-def fit_reader_weight(asks: list[Ask], rank_w: np.ndarray, reads) -> tuple[float, dict]:
+def fit_reader_weight(asks: list[Ask], rank_w: np.ndarray, reads: list[Read]) -> tuple[float, dict]:
     """The reader weight that puts a right sentence first most often on answerable asks."""
     accuracy = {}
     for w in READER_WEIGHTS:
-        right = [ask.labels[Answerer.final(ask.feats @ rank_w, top, r, w)[1][0]]
+        right = [ask.labels[Answerer.final(ask.feats @ rank_w, top, scores_of(r), w)[1][0]]
                  for ask, (top, r) in zip(asks, reads) if not ask.declined]
         accuracy[float(w)] = float(np.mean(right))
     best = max(accuracy, key=lambda w: (accuracy[w], -w))
     return best, {"top1_without_reader": round(accuracy[0.0], 4), "top1_with_reader": round(accuracy[best], 4)}
 
 
-def fit_confidence(asks: list[Ask], rank_w: np.ndarray, reads, reader_w: float, unanswerable_share: float):
+Top = tuple[int, np.ndarray, dict[int, Reading]]
+
+
+def final_tops(asks: list[Ask], rank_w: np.ndarray, reads: list[Read], reader_w: float) -> list[Top]:
+    """Per ask: the final top candidate, the final scores and the readings by candidate."""
+    out = []
+    for ask, (top_rows, r) in zip(asks, reads):
+        scores, order = Answerer.final(ask.feats @ rank_w, top_rows, scores_of(r), reader_w)
+        out.append((int(order[0]), scores, dict(zip(map(int, top_rows), r))))
+    return out
+
+
+def fit_confidence(asks: list[Ask], tops: list[Top], unanswerable_share: float):
+    """The confidence model, its threshold and the fit's figures (see the module docstring)."""
     from sklearn.linear_model import LogisticRegression
 
-    X, y, declined = [], [], []
-    for ask, (read_rows, r) in zip(asks, reads):
-        scores, order, read = Answerer.final(ask.feats @ rank_w, read_rows, r, reader_w)
-        top = int(order[0])
-        X.append(Answerer.confidence_features(ask.feats, scores, top, float(read[top])))
-        y.append(int(ask.labels[top] == 1))
-        declined.append(ask.declined)
-    X, y, declined = np.array(X), np.array(y), np.array(declined)
+    X = np.array([Answerer.confidence_features(ask.feats, scores, top, readings) for ask, (top, scores, readings) in zip(asks, tops)])
+    y = np.array([int(ask.labels[top] == 1) for ask, (top, *_) in zip(asks, tops)])
+    declined = np.array([ask.declined for ask in asks])
+    # The asks to decline weigh unanswerable_share of the whole, the others the rest.
+    weight = np.where(declined, unanswerable_share / max(declined.sum(), 1), (1 - unanswerable_share) / max((~declined).sum(), 1))
     clf = LogisticRegression(C=1.0, max_iter=5000)
-    clf.fit(X, y)
+    clf.fit(X, y, sample_weight=weight * len(y))
     p = clf.predict_proba(X)[:, 1]
     best = (0.0, -1.0, {})
     for t in np.linspace(0.01, 0.9, 90):
@@ -250,6 +282,26 @@ def fit_confidence(asks: list[Ask], rank_w: np.ndarray, reads, reader_w: float, 
                                       "declined_abstained": round(float(abstained), 4),
                                       "top1_right_if_always_answering": round(float(np.mean(y[~declined])), 4)})
     return clf.coef_[0], float(clf.intercept_[0]), best[0], best[2]
+
+
+def pattern_kinds(asks: list[Ask], tops: list[Top]) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """The question types whose short answers the patterns give with a higher F1 than the
+    reader's span, on answerable asks whose final top sentence is right, and the figures."""
+    by_kind: dict[str, list[tuple[float, float]]] = {}
+    for ask, (top, _, readings) in zip(asks, tops):
+        reading = readings.get(top)
+        if ask.declined or not ask.labels[top] or not ask.answers or reading is None:
+            continue
+        sentence = ask.texts[top]
+        kind = question_type(ask.question)
+        found = find_answer(ask.question, sentence, kind)
+        pattern = sentence[found[0].start:found[0].end] if found else sentence
+        reader = sentence[reading.span[0]:reading.span[1]] if reading.span else sentence
+        by_kind.setdefault(kind, []).append((harness.answer_scores(reader, ask.answers)[1],
+                                             harness.answer_scores(pattern, ask.answers)[1]))
+    figures = {k: {"n": len(v), "reader_f1": round(float(np.mean([r for r, _ in v])), 4),
+                   "pattern_f1": round(float(np.mean([p for _, p in v])), 4)} for k, v in sorted(by_kind.items())}
+    return [k for k, f in figures.items() if f["pattern_f1"] > f["reader_f1"]], figures
 
 
 def draw(squad: str, n: int) -> tuple[list, list]:
@@ -269,39 +321,121 @@ def squad_bot(squad: str) -> Bot:
     return bot
 
 
+def calib_corpus(path: Path) -> tuple[Bot, list[Asked], bool]:
+    """A bot over the calibration units of a training file (one document per paragraph or
+    story, named as ``qa eval`` names them), its calibration questions, and whether they are
+    conversations (CoQA)."""
+    data = json.loads(path.read_bytes())
+    folder = cache_dir() / f"calib-{splits.file_sha256(path)[:12]}"
+    docs = folder / "docs"
+    questions: list[Asked] = []
+    texts: dict[str, str] = {}
+    coqa = splits.is_coqa(data)
+    if coqa:
+        stories = {s["id"]: s["story"] for s in data["data"]}
+        for conv in harness.coqa_set(path, None, 0, "calib"):
+            texts[harness.coqa_doc(conv.id)] = stories[conv.id]
+            history: list[tuple[str, str, str | None]] = []
+            for i, turn in enumerate(conv.turns):
+                asked = resolve(turn.question, history).searched_for
+                history.append((turn.question, asked, turn.answers[0] if turn.answers else None))
+                questions.append((f"{conv.id}#{i}", asked, list(turn.answers), list(turn.evidence), list(conv.docs or ())))
+    else:
+        which = splits.squad_split(path)
+        for ai, article in enumerate(data["data"]):
+            if any(which.get(qa["id"]) == "calib" for p in article["paragraphs"] for qa in p["qas"]):
+                for pi, para in enumerate(article["paragraphs"]):
+                    texts[harness.squad_doc(ai, pi)] = para["context"]
+        questions = [(qid, q, a, sp, None) for qid, q, a, sp in harness.squad_questions(path) if which[qid] == "calib"]
+    if not (docs / ".complete").exists():
+        for name, text in texts.items():
+            (docs / name).parent.mkdir(parents=True, exist_ok=True)
+            (docs / name).write_text(text, encoding="utf-8")
+        (docs / ".complete").write_text("", encoding="utf-8")
+    bot = Bot(docs, index_dir=folder / "index")
+    bot.sync()
+    return bot, questions, coqa
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("squad", help="SQuAD-format JSON file")
-    ap.add_argument("--n", type=int, default=6000, help="ranker-set questions (default 6000); the rest calibrate")
+    ap.add_argument("files", nargs="+", type=Path, help="the public training files (../shared/benchmarks/*.json)")
+    ap.add_argument("--fit-ranker", action="store_true", help="refit the ranker too (on SQuAD train-split questions)")
+    ap.add_argument("--n", type=int, default=6000, help="with --fit-ranker: ranker questions (default 6000)")
     ap.add_argument("--unanswerable-share", type=float, default=0.2,
                     help="expected share of questions the documents do not answer (sets the threshold; default 0.2)")
     ap.add_argument("--features-cache", metavar="FILE", help="reuse (or save) the collected features here (pickle)")
+    ap.add_argument("--collect-only", action="store_true",
+                    help="only collect the features into --features-cache (they do not depend on the reader)")
     ap.add_argument("--out", default=str(WEIGHTS_FILE), help="weights file to write")
     args = ap.parse_args(argv)
+    if args.collect_only and not args.features_cache:
+        ap.error("--collect-only needs --features-cache")
+    for f in args.files:
+        if f.name not in splits.FILES:
+            ap.error(f"{f}: not one of the public training files {sorted(splits.FILES)}")
     quiet_libraries()
-    bot = squad_bot(args.squad)
-    ranker_set, calibration_set = draw(args.squad, args.n)
-    asks = cached_asks(args.features_cache, "ranker", lambda: collect(bot, ranker_set))
-    calibration = cached_asks(args.features_cache, "calibration", lambda: collect(bot, calibration_set))
-    small = cached_asks(args.features_cache, "small", lambda: collect_small(bot, calibration_set))
-    rank_w = fit_ranker(asks, random.Random(1))
-    reads = read_asks(calibration, rank_w)
+    files = sorted(args.files, key=lambda f: list(splits.FILES).index(f.name))
+    previous = json.loads(Path(WEIGHTS_FILE).read_text(encoding="utf-8"))
+    ranker_note = previous.get("ranker_source", previous.get("source", ""))
+    if args.fit_ranker:
+        squad = next((f for f in files if splits.FILES[f.name] == "squad"), None)
+        if squad is None:
+            ap.error("--fit-ranker needs the SQuAD file")
+        which = splits.squad_split(squad)
+        pool = [q for q in harness.squad_questions(squad) if which[q[0]] == "train"]
+        ranker_set = random.Random(1).sample(pool, min(args.n, len(pool)))
+        bot = squad_bot(str(squad))
+        asks = cached_asks(args.features_cache, "ranker",
+                           lambda: collect(bot, [(*q, None) for q in ranker_set], "squad"))
+        rank_w = fit_ranker(asks, random.Random(1))
+        ranker_note = f"fit on {len(ranker_set)} SQuAD train-split questions (seed 1)"
+    else:
+        rank_w = np.array([previous["rank"][f] for f in FEATURES])
+    calibration: list[Ask] = []
+    reads: list[Read] = []
+    counts = {}
+    # The readings depend on the reader's weights and the ranker's order: cached under both.
+    key = hashlib.sha256(file_sha256(READER_FILE).encode() + rank_w.tobytes()).hexdigest()[:16]
+    for f in files:
+        domain = splits.FILES[f.name]
+        if domain in splits.NOISY_SENTENCE_LABELS:
+            continue
+
+        def make(f: Path = f, domain: str = domain) -> list[Ask]:
+            bot, questions, coqa = calib_corpus(f)
+            made = collect(bot, questions, domain)
+            if not coqa:
+                made += collect_small(bot, questions, domain)
+            return made
+
+        made = cached_asks(args.features_cache, f"calib-{f.name}", make)
+        counts[domain] = len(made)
+        calibration += made
+        if not args.collect_only:
+            reads += cached_asks(args.features_cache, f"reads-{f.name}-{key}", lambda made=made: read_asks(made, rank_w))
+    if args.collect_only:
+        print(f"collected {counts} into {args.features_cache}", file=sys.stderr)
+        return 0
     reader_w, reader_fit = fit_reader_weight(calibration, rank_w, reads)
-    conf_w, bias, threshold, fit = fit_confidence(calibration + small, rank_w, reads + read_asks(small, rank_w),
-                                                  reader_w, args.unanswerable_share)
+    tops = final_tops(calibration, rank_w, reads, reader_w)
+    conf_w, bias, threshold, fit = fit_confidence(calibration, tops, args.unanswerable_share)
+    kinds, span_fit = pattern_kinds(calibration, tops)
     out = {
-        "source": (f"python -m eval.train {Path(args.squad).name} --n {args.n}: ranker fit on {len(ranker_set)} "
-                   "questions outside the --sample 1000 --seed 0 report sample (drawn with seed 1); reader weight "
-                   f"on the other {len(calibration_set)}, confidence and threshold on these asked over the whole corpus "
-                   "and in small corpora (each article's even or odd paragraphs); each question also asked without its "
-                   "own paragraph as a question to decline"),
+        "source": (f"python -m eval.train {' '.join(f.name for f in files)}{' --fit-ranker' if args.fit_ranker else ''}: "
+                   "reader weight, confidence, threshold and short-answer source on the calib splits (eval/splits.py; "
+                   "not Quoref's, whose answers sit at their first occurrence, not in the answering sentence), "
+                   "each question also asked without its own document as one to decline"),
+        "ranker_source": ranker_note,
         "rank": {f: round(float(w), 5) for f, w in zip(FEATURES, rank_w)},
         "reader": reader_w,
         "confidence": {f: round(float(w), 5) for f, w in zip(CONFIDENCE_FEATURES, conf_w)},
         "bias": round(bias, 5),
         "threshold": round(threshold, 4),
-        "training": {"ranker_asks": len(asks), "calibration_asks": len(calibration), "small_corpus_asks": len(small),
-                     "unanswerable_share": args.unanswerable_share, **reader_fit, **fit},
+        "pattern_kinds": kinds,
+        "training": {"calibration_asks": counts, "unanswerable_share": args.unanswerable_share,
+                     "data_sha256": {f.name: splits.file_sha256(f) for f in files},
+                     **reader_fit, **fit, "short_answers": span_fit},
     }
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))
@@ -309,8 +443,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as the importable module, so the cached asks pickle as eval.train.Ask (not __main__.Ask)
-    # and eval.train_reader can read the cache this run writes.
+    # Run as the importable module, so the cached asks pickle as eval.train.Ask (not __main__.Ask).
     from eval import train
 
     sys.exit(train.main())

@@ -1,185 +1,344 @@
-"""Learn the reader's adapter (``qa/reader.safetensors``) from SQuAD questions outside the report sample.
+"""Train the reader (``qa/reader.safetensors``) on every public training file's ``train`` split.
 
-Usage: ``python -m eval.train_reader ../shared/benchmarks/squad-dev-v1.1.json --n 6000 --epochs 2``
-(the shipped recipe: about 45 minutes on 2 CPU cores; 22 for one epoch).
+Usage (the shipped recipe; about 100 minutes on 2 CPU cores)::
 
-The questions are the ranker set of ``eval/train.py`` (``--n`` drawn with seed 1 after removing
-the ``--sample 1000 --seed 0`` report sample), asked over the whole corpus. Each becomes a group: the best
-right sentence among the candidates, and the ``--negatives`` wrong sentences the current
-ranker (``qa/weights.json``) puts highest, the near misses the reader must tell apart, each
-read after the end of the sentence before it (``--context-words``). The
-loss is the cross-entropy of the right sentence against its group (a softmax over the
-reader's scores), so the reader learns to order sentences for a question, as it is used.
+    python -m eval.train_reader ../shared/benchmarks/*.json
 
-Only the adapter is learned (see :mod:`qa.reader`): the base MiniLM stays frozen, which keeps
-the file small and the model close to what it was, a guard against memorising the articles.
-Afterwards run ``python -m eval.train`` to refit the reader weight and the confidence model.
+Each question becomes a group of sentences cut by the product's own segmenter
+(:func:`index.segment.split_sentences`), each read as the reader reads it at run time (the
+question, the end of the sentence before, the sentence; see :func:`qa.reader.reader_pair`):
+
+* the sentence holding the gold answer's start (right; its short answer marked by character
+  offsets, cut at the sentence's end when the answer runs on);
+* ``--negatives`` wrong sentences: one from the same paragraph (a near miss on the same topic)
+  and the sentence of another paragraph of the same unit that shares most of the question's
+  words (the near miss of a question asked without its own paragraph).
+
+A CoQA turn is read as the bot reads a follow-up: resolved against the gold history with
+:func:`qa.conversation.resolve` (its carried words in brackets); its right sentence is the one
+holding the rationale's start, and its short answer the free-form answer where the sentence
+holds it verbatim (no span otherwise: "yes", "no" and paraphrases train only the sentence
+score). An "unknown" turn gives a group of wrong sentences only: a question to decline.
+
+The loss adds, per sentence, the binary cross-entropy of "answers the question" (so the score
+means the same across questions, which the confidence model uses), per group with a right
+sentence the cross-entropy of that sentence against the group (the order), and per right
+sentence with a span the start and end cross-entropies over its tokens (the short answer).
+The whole encoder is fine-tuned except the word embeddings, which stay the verified base's and
+are not shipped (see :mod:`qa.reader`). The files' sha256 and this recipe go in the weights'
+metadata. Afterwards run ``python -m eval.train`` to refit the ranker's reader weight and the
+confidence model on the ``calib`` splits.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import math
+import json
 import random
+import re
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
-from eval.train import Ask, cached_asks, collect, draw, squad_bot
-from qa.answerer import Model
-from qa.cli import quiet_libraries
-from qa.reader import (
-    ADAPTED, CONTEXT_WORDS, RANK, READER_FILE, SCALE, adapter_key, encode_pairs, mean_pool, pair_tokenizer, reader_pair,
-)
+from eval import splits
+from index.segment import split_sentences
+from qa.conversation import resolve
+from qa.reader import CONTEXT_WORDS, READER_FILE, SHIPPED_PREFIXES, encode_pairs, pair_tokenizer, reader_pair
 
-NEGATIVES = 3
-# Wrong sentences are taken from the ranker's best this many.
-NEAR = 12
+NEGATIVES = 2
+_WORD = re.compile(r"\w+")
 
 
-Group = tuple[str, list[tuple[str, str]]]
+@dataclass(frozen=True)
+class Item:
+    """One sentence to read: the question as read, the sentence before, the sentence, whether it
+    answers, and the short answer's character span inside it (None: no span to learn)."""
+
+    question: str
+    before: str
+    sentence: str
+    right: bool
+    span: tuple[int, int] | None = None
 
 
-def groups(asks: list[Ask], rank_w: np.ndarray, rng: random.Random, negatives: int = NEGATIVES) -> list[Group]:
-    """``(question, [right sentence, wrong sentences…])`` per ask over the whole corpus that has
-    both kinds, each sentence with the one before it (near-miss asks are left out: their
-    "right" sentences only contain the answer's words)."""
-    out = []
-    for ask in asks:
-        if ask.near_miss or not ask.labels.any():
+Group = list[Item]
+
+
+def _content(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text) if len(w) > 2}
+
+
+class Paragraphs:
+    """The sentences of each paragraph of one unit, with the content words of each sentence."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.spans = [split_sentences(t) for t in texts]
+        self.words = [[_content(t[s.start:s.end]) for s in spans] for t, spans in zip(texts, self.spans)]
+
+    def sentence(self, p: int, i: int) -> tuple[str, str]:
+        """``(sentence before or "", sentence)`` of sentence ``i`` of paragraph ``p``."""
+        t, spans = self.texts[p], self.spans[p]
+        before = t[spans[i - 1].start:spans[i - 1].end] if i > 0 else ""
+        return before, t[spans[i].start:spans[i].end]
+
+    def at(self, p: int, char: int) -> int | None:
+        """The sentence of paragraph ``p`` holding character ``char``."""
+        for i, s in enumerate(self.spans[p]):
+            if s.start <= char < s.end:
+                return i
+        return None
+
+    def negatives(self, p: int, own: int | None, question: str, rng: random.Random, n: int) -> list[tuple[int, int]]:
+        """``n`` wrong sentences: one of paragraph ``p`` other than ``own`` and the others from
+        other paragraphs, the ones sharing most of the question's words first."""
+        out = []
+        same = [i for i in range(len(self.spans[p])) if i != own]
+        if same:
+            out.append((p, rng.choice(same)))
+        q = _content(question)
+        others = [(len(q & w), rng.random(), pp, i) for pp in range(len(self.texts)) if pp != p
+                  for i, w in enumerate(self.words[pp])]
+        others.sort(reverse=True)
+        out += [(pp, i) for _, _, pp, i in others[: n - len(out)]]
+        while len(out) < n and same:
+            out.append((p, rng.choice(same)))
+        return out
+
+
+def _item(paras: Paragraphs, p: int, i: int, question: str, right: bool, span: tuple[int, int] | None = None) -> Item:
+    before, sentence = paras.sentence(p, i)
+    return Item(question, before, sentence, right, span)
+
+
+def squad_groups(path: Path, split: splits.Split, rng: random.Random, negatives: int) -> Iterator[Group]:
+    """The groups of a SQuAD-format file's questions in ``split``."""
+    which = splits.squad_split(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for article in data["data"]:
+        qas = [(pi, qa) for pi, para in enumerate(article["paragraphs"]) for qa in para["qas"]
+               if which.get(qa["id"]) == split and qa["answers"]]
+        if not qas:
             continue
-        order = np.argsort(-(ask.feats @ rank_w), kind="stable")
-        right = [i for i in order if ask.labels[i]]
-        wrong = [i for i in order[:NEAR] if not ask.labels[i]]
-        if not wrong:
+        paras = Paragraphs([para["context"] for para in article["paragraphs"]])
+        for pi, qa in qas:
+            ans = qa["answers"][0]
+            start, end = ans["answer_start"], ans["answer_start"] + len(ans["text"])
+            i = paras.at(pi, start)
+            if i is None:
+                continue
+            s = paras.spans[pi][i]
+            span = (start - s.start, min(end, s.end) - s.start)
+            group = [_item(paras, pi, i, qa["question"], True, span)]
+            group += [_item(paras, pp, j, qa["question"], False) for pp, j in paras.negatives(pi, i, qa["question"], rng, negatives)]
+            yield group
+
+
+def coqa_groups(path: Path, split: splits.Split, rng: random.Random, negatives: int) -> Iterator[Group]:
+    """The groups of a CoQA-format file's turns in ``split`` (see the module docstring)."""
+    which = splits.coqa_split(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    stories = [s for s in data["data"] if which[s["id"]] == split]
+    # Another story stands in for "the rest of the documents" of a question to decline.
+    for n, story in enumerate(stories):
+        other = stories[(n + 1) % len(stories)]["story"] if len(stories) > 1 else ""
+        paras = Paragraphs([story["story"], other] if other else [story["story"]])
+        history: list[tuple[str, str, str | None]] = []
+        for q, a in zip(story["questions"], story["answers"]):
+            asked = resolve(q["input_text"], history).searched_for
+            answer = a["input_text"].strip()
+            unknown = answer.lower().rstrip(".") == "unknown" or a.get("span_start", -1) < 0
+            history.append((q["input_text"], asked, None if unknown else answer))
+            if unknown:
+                picks = paras.negatives(0, None, asked, rng, negatives + 1)
+                yield [_item(paras, pp, j, asked, False) for pp, j in picks]
+                continue
+            rationale_start = a["span_start"] + len(a["span_text"]) - len(a["span_text"].lstrip())
+            i = paras.at(0, rationale_start)
+            if i is None:
+                continue
+            s = paras.spans[0][i]
+            sentence = story["story"][s.start:s.end]
+            at = sentence.lower().find(answer.lower()) if answer else -1
+            span = (at, at + len(answer)) if at >= 0 and answer.lower() not in ("yes", "no") else None
+            group = [_item(paras, 0, i, asked, True, span)]
+            group += [_item(paras, pp, j, asked, False) for pp, j in paras.negatives(0, i, asked, rng, negatives)]
+            yield group
+
+
+def load_groups(files: list[Path], split: splits.Split, seed: int, negatives: int) -> tuple[list[Group], dict[str, int]]:
+    """All groups of ``split`` from ``files``, and how many each file gave."""
+    rng = random.Random(seed)
+    out: list[Group] = []
+    counts: dict[str, int] = {}
+    for path in files:
+        data_kind = splits.is_coqa(json.loads(path.read_text(encoding="utf-8")))
+        made = list((coqa_groups if data_kind else squad_groups)(path, split, rng, negatives))
+        counts[path.name] = len(made)
+        out += made
+    return out, counts
+
+
+def token_span(encoding: Any, span: tuple[int, int]) -> tuple[int, int] | None:
+    """The first and last token of the sentence segment covering character ``span`` of it."""
+    first = last = None
+    for t, (seq, (a, b)) in enumerate(zip(encoding.sequence_ids, encoding.offsets)):
+        if seq != 1 or b <= a:
             continue
-        while len(wrong) < negatives:
-            wrong.append(rng.choice(wrong))
-        out.append((ask.question, [(ask.texts[i], ask.before[i]) for i in [right[0], *wrong[:negatives]]]))
-    return out
+        if first is None and b > span[0]:
+            first = t
+        if a < span[1]:
+            last = t
+    if first is None or last is None or last < first:
+        return None
+    return first, last
 
 
 def build(location: Path):  # type: ignore[no-untyped-def]
-    """The base encoder, frozen, with trainable low-rank updates, segment embeddings and head."""
-    import torch
+    """The base encoder with every weight but the word embeddings trainable, and the two heads."""
     from torch import nn
     from transformers import AutoModel
 
-    class LowRank(nn.Module):
-        def __init__(self, base: nn.Linear) -> None:
-            super().__init__()
-            self.base = base
-            self.a = nn.Parameter(torch.randn(RANK, base.in_features) / math.sqrt(base.in_features))
-            self.b = nn.Parameter(torch.zeros(base.out_features, RANK))  # starts as the base model
-
-        def forward(self, x):  # type: ignore[no-untyped-def]
-            return self.base(x) + SCALE * (x @ self.a.T @ self.b.T)
-
     encoder = AutoModel.from_pretrained(str(location))
-    for p in encoder.parameters():
-        p.requires_grad_(False)
-    for layer in encoder.encoder.layer:
-        for module in ADAPTED:
-            parent, _, name = module.rpartition(".")
-            holder = layer.get_submodule(parent)
-            setattr(holder, name, LowRank(getattr(holder, name)))
-    encoder.embeddings.token_type_embeddings.weight.requires_grad_(True)
-    head = nn.Linear(encoder.config.hidden_size, 1)
-    return encoder, head
+    encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    hidden = encoder.config.hidden_size
+    return encoder, nn.Linear(hidden, 1), nn.Linear(hidden, 2)
 
 
-def train(location: Path, data: list[Group], batch: int, lr: float, seed: int, context_words: int, epochs: int = 1):  # type: ignore[no-untyped-def]
+def batches(groups: list[Group], batch: int, rng: random.Random) -> list[list[Group]]:
+    """Groups in batches of similar length (less padding), the batches in random order."""
+    order = sorted(groups, key=lambda g: len(g[0].question) + max(len(i.sentence) + len(i.before) for i in g) + rng.random())
+    out = [order[i:i + batch] for i in range(0, len(order), batch)]
+    rng.shuffle(out)
+    return out
+
+
+def train(location: Path, data: list[Group], args: argparse.Namespace, log: Any) -> tuple[Any, Any, Any]:
     import torch
+    import torch.nn.functional as F
     from tqdm import tqdm
 
-    torch.manual_seed(seed)
-    encoder, head = build(location)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    encoder, rel, span_head = build(location)
     tokenizer = pair_tokenizer(location)
-    params = [p for p in list(encoder.parameters()) + list(head.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    per_epoch = math.ceil(len(data) / batch)
-    steps = epochs * per_epoch
+    params = [p for p in list(encoder.parameters()) + list(rel.parameters()) + list(span_head.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    rng = random.Random(args.seed)
+    plan = [b for _ in range(args.epochs) for b in batches(data, args.batch, rng)]
+    if args.max_steps:
+        plan = plan[: args.max_steps]
+    steps = len(plan)
     warm = max(1, int(0.06 * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm))))
-    rng = random.Random(seed)
-    order: list[Group] = []
-    for _ in range(epochs):  # each epoch in its own order
-        epoch = list(data)
-        rng.shuffle(epoch)
-        order += epoch
     encoder.train()
-    bar = tqdm(range(0, len(order), batch), desc="reader", file=sys.stderr)
-    smooth = None
-    for i in bar:
-        chunk = order[i:i + batch]
-        pairs = [reader_pair(q, s, b, context_words) for q, sents in chunk for s, b in sents]
-        ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(tokenizer, pairs))
+    smooth: dict[str, float] = {}
+    started = time.time()
+    for step, chunk in enumerate(tqdm(plan, desc="reader", file=sys.stderr, mininterval=10)):
+        items = [it for g in chunk for it in g]
+        pairs = [reader_pair(it.question, it.sentence, it.before, args.context_words) for it in items]
+        encodings = tokenizer.encode_batch(pairs)
+        ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(tokenizer, pairs, encodings))
         hidden = encoder(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
-        scores = head(mean_pool(hidden, mask.float())).view(len(chunk), -1)
-        loss = torch.nn.functional.cross_entropy(scores, torch.zeros(len(chunk), dtype=torch.long))
+        maskf = mask.float()
+        pooled = (hidden * maskf[..., None]).sum(1) / maskf.sum(1)[..., None]
+        score = rel(pooled).squeeze(-1)
+        labels = torch.tensor([float(it.right) for it in items])
+        loss_rel = F.binary_cross_entropy_with_logits(score, labels)
+        # Order: the right sentence against its group (groups are the same size within a batch).
+        sizes = [len(g) for g in chunk]
+        grouped = [j for j, g in enumerate(chunk) if g[0].right]
+        loss_rank = torch.tensor(0.0)
+        if grouped and len(set(sizes)) == 1:
+            s = score.view(len(chunk), sizes[0])[grouped]
+            loss_rank = F.cross_entropy(s, torch.zeros(len(grouped), dtype=torch.long))
+        # Span: start/end over the sentence's tokens of each right sentence with a short answer.
+        logits = span_head(hidden)
+        outside = (types == 0) | (mask == 0)
+        starts, ends, rows = [], [], []
+        for j, (it, enc) in enumerate(zip(items, encodings)):
+            if it.right and it.span:
+                ts = token_span(enc, it.span)
+                if ts:
+                    rows.append(j)
+                    starts.append(ts[0])
+                    ends.append(ts[1])
+        loss_span = torch.tensor(0.0)
+        if rows:
+            sl = logits[rows, :, 0].masked_fill(outside[rows], -1e4)
+            el = logits[rows, :, 1].masked_fill(outside[rows], -1e4)
+            loss_span = (F.cross_entropy(sl, torch.tensor(starts)) + F.cross_entropy(el, torch.tensor(ends))) / 2
+        loss = loss_rel + loss_rank + loss_span
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{smooth:.3f}")
-    return encoder, head
+        for k, v in (("rel", loss_rel), ("rank", loss_rank), ("span", loss_span)):
+            smooth[k] = v.item() if k not in smooth else 0.98 * smooth[k] + 0.02 * v.item()
+        if step % 50 == 0:
+            log(f"step {step}/{steps} {time.time() - started:.0f}s " + " ".join(f"{k}={v:.3f}" for k, v in smooth.items()))
+    return encoder, rel, span_head
 
 
-def save(encoder, head, path: Path, meta: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def save(encoder: Any, rel: Any, span_head: Any, path: Path, meta: dict[str, str]) -> None:
+    """The fine-tuned weights (float16) but the word embeddings, and the heads, with ``meta``."""
     from safetensors.numpy import save_file
 
-    tensors = {}
-    for i, layer in enumerate(encoder.encoder.layer):
-        for module in ADAPTED:
-            low = layer.get_submodule(module)
-            tensors[adapter_key(i, module, "a")] = low.a.detach().numpy().astype(np.float32)
-            tensors[adapter_key(i, module, "b")] = low.b.detach().numpy().astype(np.float32)
-    tensors["token_type"] = encoder.embeddings.token_type_embeddings.weight.detach().numpy().astype(np.float32)
-    tensors["head.weight"] = head.weight.detach().numpy().astype(np.float32)
-    tensors["head.bias"] = head.bias.detach().numpy().astype(np.float32)
+    tensors = {f"encoder.{k}": v.detach().numpy().astype(np.float16)
+               for k, v in encoder.state_dict().items() if k.startswith(SHIPPED_PREFIXES)}
+    tensors["rel.weight"] = rel.weight.detach().numpy().astype(np.float32)
+    tensors["rel.bias"] = rel.bias.detach().numpy().astype(np.float32)
+    tensors["span.weight"] = span_head.weight.detach().numpy().astype(np.float32)
+    tensors["span.bias"] = span_head.bias.detach().numpy().astype(np.float32)
     save_file(tensors, str(path), metadata=meta)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    from index.embedder import DEFAULT_MODEL, resolve_model, verified_sha256
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("squad", help="SQuAD-format JSON file")
-    ap.add_argument("--n", type=int, default=6000, help="training questions, the ranker set of eval.train (default 6000)")
-    ap.add_argument("--batch", type=int, default=8, help="questions per step (default 8)")
-    ap.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
-    ap.add_argument("--seed", type=int, default=0, help="initialisation and order (default 0)")
-    ap.add_argument("--epochs", type=int, default=1, help="passes over the questions (default 1)")
+    ap.add_argument("files", nargs="+", type=Path, help="SQuAD- or CoQA-format files (../shared/benchmarks/*.json)")
+    ap.add_argument("--epochs", type=int, default=1, help="passes over the training groups (default 1)")
+    ap.add_argument("--batch", type=int, default=16, help="questions per step (default 16)")
+    ap.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
     ap.add_argument("--negatives", type=int, default=NEGATIVES, help=f"wrong sentences per question (default {NEGATIVES})")
     ap.add_argument("--context-words", type=int, default=CONTEXT_WORDS,
-                    help=f"words of the sentence before each candidate read with it (default {CONTEXT_WORDS}; 0: none)")
-    ap.add_argument("--features-cache", metavar="FILE",
-                    help="the features pickle of `eval.train --features-cache` (reused, or written for it)")
-    ap.add_argument("--out", default=str(READER_FILE), help="adapter file to write")
+                    help=f"words of the sentence before each candidate read with it (default {CONTEXT_WORDS})")
+    ap.add_argument("--seed", type=int, default=0, help="initialisation, negatives and order (default 0)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all; for trials)")
+    ap.add_argument("--out", type=Path, default=READER_FILE, help="weights file to write")
     args = ap.parse_args(argv)
-    quiet_libraries()
-    from index.embedder import DEFAULT_MODEL, resolve_model, verified_sha256
+    for f in args.files:
+        if f.name not in splits.FILES:
+            ap.error(f"{f}: not one of the public training files {sorted(splits.FILES)}")
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
 
     _, location, expected = resolve_model(DEFAULT_MODEL)
     assert isinstance(location, Path)
     base = verified_sha256(location, expected)
-    bot = squad_bot(args.squad)
-    ranker_set, _ = draw(args.squad, args.n)
-    asks = cached_asks(args.features_cache, "ranker", lambda: collect(bot, ranker_set))
-    data = groups(asks, Model.load().rank, random.Random(args.seed), args.negatives)
-    print(f"{len(data)} groups of 1 right + {args.negatives} wrong sentences", file=sys.stderr)
-    encoder, head = train(location, data, args.batch, args.lr, args.seed, args.context_words, args.epochs)
-    squad_sha = hashlib.sha256(Path(args.squad).read_bytes()).hexdigest()
-    save(encoder, head, Path(args.out), {
-        "base_sha256": base,
-        "context_words": str(args.context_words),
-        "source": (f"python -m eval.train_reader {Path(args.squad).name} --n {args.n} --batch {args.batch} "
-                   f"--lr {args.lr} --seed {args.seed} --negatives {args.negatives} --context-words {args.context_words} --epochs {args.epochs}: {len(data)} questions outside the --sample 1000 --seed 0 "
-                   "report sample"),
-        "squad_sha256": squad_sha,
-    })
-    print(f"wrote {args.out}", file=sys.stderr)
+    files = sorted(args.files, key=lambda f: list(splits.FILES).index(f.name))
+    data, counts = load_groups(files, "train", args.seed, args.negatives)
+    log(f"{len(data)} training groups: {counts}")
+    encoder, rel, span_head = train(location, data, args, log)
+    recipe = " ".join(["python -m eval.train_reader", *(f.name for f in files)] + [
+        f"--epochs {args.epochs} --batch {args.batch} --lr {args.lr} --negatives {args.negatives}",
+        f"--context-words {args.context_words} --seed {args.seed}" + (f" --max-steps {args.max_steps}" if args.max_steps else ""),
+    ])
+    meta = {
+        "base_sha256": base, "context_words": str(args.context_words), "recipe": recipe,
+        "data_sha256": json.dumps({f.name: splits.file_sha256(f) for f in files}),
+        "groups": json.dumps(counts),
+    }
+    save(encoder, rel, span_head, args.out, meta)
+    log(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

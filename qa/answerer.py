@@ -1,25 +1,29 @@
-"""The extractive answerer: rank the sentences of the top passages, pick a short span, or abstain.
-
-Three stages, all learned from the public benchmark on questions outside the report sample:
+"""The extractive answerer: rank the sentences of the top passages, read the best, pick the short
+answer, or abstain.
 
 * the ranker scores each candidate sentence from question-aware features (:data:`FEATURES`);
-  it is trained pairwise (right sentence against wrong ones of the same question);
-* the reader (:mod:`qa.reader`, MiniLM reading question and sentence together) scores the
-  ranker's top :data:`READ_TOP`; their order is the ranker's score plus the reader's times a
-  learned weight (for a follow-up, the ranker's score also holds the locality prior: where the
-  candidate sits against the sentence the last turn cited, :data:`LOCALITY`);
-* the confidence model turns the top sentence's features, its lead over the runner-up and its
-  reader score (:data:`CONFIDENCE_FEATURES`) into the probability that it answers the question.
-  Below the calibrated threshold the bot abstains and lists the nearest misses.
+  it is trained pairwise (right sentence against wrong ones of the same question) on SQuAD;
+* the reader (:mod:`qa.reader`, MiniLM fine-tuned to read question and sentence together) reads
+  the ranker's top :data:`READ_TOP`; their order is the ranker's score plus the reader's
+  "answers" logit times a learned weight (for a follow-up, the ranker's score also holds the
+  locality prior: where the candidate sits against the sentence the last turn cited,
+  :data:`LOCALITY`). The reader also points at the short answer inside the top sentence, except
+  for the question types where the hand-written patterns (:mod:`qa.answertype`) measured better;
+* the confidence model turns the top sentence's features, its lead over the runner-up and the
+  reader's signals (:data:`CONFIDENCE_FEATURES`) into the probability that it answers the
+  question, calibrated across domains. Below the threshold the bot abstains and lists the
+  nearest misses.
 
-The ranker, reader weight, confidence model and threshold are in ``qa/weights.json``
-(``eval/train.py``); the reader's adapter in ``qa/reader.safetensors`` (``eval/train_reader.py``);
-the locality prior in ``qa/locality.json`` (``eval/train_locality.py``).
+The ranker, reader weight, confidence model, threshold and the pattern question types are in
+``qa/weights.json`` (``eval/train.py``, on the ``calib`` splits of every public training file);
+the reader's weights in ``qa/reader.safetensors`` (``eval/train_reader.py``); the locality prior
+in ``qa/locality.json`` (``eval/train_locality.py``).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -36,7 +40,7 @@ from index.text import STOPWORDS, normalise, terms, words
 
 from .answertype import NONE, Span, find_answer, question_type
 from .conversation import search_text
-from .reader import Reader
+from .reader import Reader, Reading, scores_of
 from .types import Citation
 
 FEATURES = (
@@ -76,7 +80,11 @@ FEATURES = (
 # (how much of the question it covers, how close in meaning, whether the expected answer type
 # is there) and its lead over the runner-up; a short list keeps it reviewable and general.
 CONFIDENCE_FROM = ("cos", "pcos", "cov", "cov_ctx", "lcov", "bigram", "type_match", "typed_q", "miss_max", "oov")
-CONFIDENCE_FEATURES = CONFIDENCE_FROM + ("margin", "rank_score", "reader")
+# From the reader: the top sentence's "answers" logit, its lead over the next read sentence's, and
+# the logit sum of its best short-answer span (0 when it was not read).
+CONFIDENCE_FEATURES = CONFIDENCE_FROM + ("margin", "rank_score", "reader", "reader_lead", "span_score")
+# The span score is clipped to this range: a sentence with no token to point at has none.
+_SPAN_SCORE = (-10.0, 30.0)
 _CONF = [FEATURES.index(f) for f in CONFIDENCE_FROM]
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 # Where a follow-up's candidate sits against the sentence the previous turn cited: that very
@@ -119,6 +127,9 @@ class Model:
     threshold: float
     reader: float = 0.0
     locality: np.ndarray = field(default_factory=_no_prior)
+    # Question types (:func:`qa.answertype.question_type`) whose short answer the hand-written
+    # patterns pick better than the reader's span head (measured on the calibration questions).
+    pattern_kinds: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path | None = LOCALITY_FILE) -> "Model":
@@ -142,6 +153,7 @@ class Model:
             np.array([data["rank"][f] for f in FEATURES]),
             np.array([data["confidence"][f] for f in CONFIDENCE_FEATURES]),
             float(data["bias"]), float(data["threshold"]), float(data["reader"]), locality,
+            frozenset(data.get("pattern_kinds", ())),
         )
 
 
@@ -231,15 +243,24 @@ class Answerer:
     def warm_up(self) -> None:
         """Load the weights and the reader (if the weights use it) now, not on the first question."""
         if self.model.reader:
-            self.reader.score("warm-up", ["warm-up"])
+            self.reader.read("warm-up", ["warm-up"])
 
     def read(
         self, question: str, scores: np.ndarray, text: Callable[[int], str], before: Callable[[int], str],
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The positions of the ranker's top :data:`READ_TOP` candidates and their reader scores
-        (``text(i)``: the text of candidate ``i``; ``before(i)``: the sentence before it)."""
+    ) -> tuple[np.ndarray, list[Reading]]:
+        """The positions of the ranker's top :data:`READ_TOP` candidates and the reader's
+        readings of them (``text(i)``: the text of candidate ``i``; ``before(i)``: the sentence
+        before it)."""
         top = self.to_read(scores)
-        return top, self.reader.score(question, [text(int(i)) for i in top], [before(int(i)) for i in top])
+        return top, self.reader.read(question, [text(int(i)) for i in top], [before(int(i)) for i in top])
+
+    def short_span(self, q: Question, sentence: str, reading: Reading | None) -> tuple[int, int] | None:
+        """The short answer's span in ``sentence``: the reader's, unless the question's type is
+        one the patterns answer better or the sentence was not read; else the patterns'."""
+        if reading is not None and reading.span is not None and q.kind not in self.model.pattern_kinds:
+            return reading.span
+        found = q.answer_span(sentence)
+        return (found[0].start, found[0].end) if found else None
 
     @staticmethod
     def to_read(scores: np.ndarray, n: int = READ_TOP) -> np.ndarray:
@@ -249,21 +270,18 @@ class Answerer:
     @staticmethod
     def final(
         ranked: np.ndarray, top: np.ndarray | None = None, read: np.ndarray | None = None, weight: float = 0.0,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(scores, order, reader scores)`` of the candidates, ``order`` best first.
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, order)`` of the candidates, ``order`` best first.
 
         Without ``top`` (nothing read) the ranker's scores ``ranked`` are final. Otherwise the
         read candidates ``top`` score ranker plus ``weight`` times their reader score ``read``
         and come first; the others (never read) score -inf and follow in the ranker's order.
-        The reader scores are 0 where nothing was read.
         """
-        reader = np.zeros(len(ranked))
         scores = ranked
         if top is not None:
-            reader[top] = read
             scores = np.full(len(ranked), -np.inf)
             scores[top] = ranked[top] + weight * read
-        return scores, np.lexsort((-ranked, -scores)), reader
+        return scores, np.lexsort((-ranked, -scores))
 
     def features(self, q: Question, qvec: np.ndarray, index: HybridIndex, hits: list[Hit]) -> tuple[list[int], np.ndarray]:
         """Candidate sentence rows (from the top passages) and their feature matrix."""
@@ -379,11 +397,18 @@ class Answerer:
         return near @ (weights[0] + confidence * weights[1])
 
     @staticmethod
-    def confidence_features(feats: np.ndarray, scores: np.ndarray, top: int, read: float) -> np.ndarray:
-        """The top sentence's features, its lead over the runner-up, its own score and its
-        reader score (``read``; 0 without a reader)."""
+    def confidence_features(feats: np.ndarray, scores: np.ndarray, top: int, readings: dict[int, Reading]) -> np.ndarray:
+        """The top sentence's features, its lead over the runner-up and its own score, and the
+        reader's signals (:data:`CONFIDENCE_FEATURES`; ``readings`` by candidate position)."""
         runner = np.max(np.delete(scores, top)) if len(scores) > 1 else scores[top] - 1.0
-        return np.concatenate([feats[top, _CONF], [scores[top] - runner, scores[top], read]])
+        reading = readings.get(top)
+        read = lead = span = 0.0
+        if reading is not None:
+            read = reading.score
+            others = [r.score for i, r in readings.items() if i != top]
+            lead = read - max(others) if others else 0.0
+            span = float(np.clip(reading.span_score, *_SPAN_SCORE)) if reading.span is not None else _SPAN_SCORE[0]
+        return np.concatenate([feats[top, _CONF], [scores[top] - runner, scores[top], read, lead, span]])
 
     def answer(
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3,
@@ -404,20 +429,22 @@ class Answerer:
         model = self.model
         prior = self.prior(self.locality(index, rows, previous), previous_confidence, model.locality)
         ranked = feats @ model.rank + prior
+        readings: dict[int, Reading] = {}
         if model.reader:
             # A follow-up is read as it was searched for: with the words it carried.
             top, top_read = self.read(search_text(q.text, context), ranked, lambda i: index.sentence_text(rows[i]),
                                       lambda i: index.sentence_before(rows[i]))
-            scores, order, read = self.final(ranked, top, top_read, model.reader)
+            readings = {int(i): r for i, r in zip(top, top_read)}
+            scores, order = self.final(ranked, top, scores_of(top_read), model.reader)
         else:
-            scores, order, read = self.final(ranked)
+            scores, order = self.final(ranked)
         conf_feats = feats
         if context:
             # The confidence model learned from questions that stand alone; a follow-up is judged
             # as the question it was resolved to, its carried words counting in full.
             conf_feats = self.features(q.counting_context(1.0), qvec, index, hits)[1]
         # The sentence is judged on its own merits, as in training: the prior only chose it.
-        conf_x = self.confidence_features(conf_feats, scores - prior, int(order[0]), float(read[order[0]]))
+        conf_x = self.confidence_features(conf_feats, scores - prior, int(order[0]), readings)
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
         if q.unknown_specifics:
             confidence *= UNKNOWN_SPECIFIC_FACTOR
@@ -425,10 +452,11 @@ class Answerer:
         # A citation's score: its share of the ranker's preference among the candidates.
         share = np.exp(scores - scores.max())
         share /= share.sum()
-        citations = [
-            self._cite(index, rows[i], float(share[i]), q if (n == 0 and not abstained) else None)
-            for n, i in enumerate(order[:top_k])
-        ]
+        citations = [self._cite(index, rows[i], float(share[i])) for i in order[:top_k]]
+        if not abstained and citations:
+            span = self.short_span(q, citations[0].text, readings.get(int(order[0])))
+            if span is not None:
+                citations[0] = dataclasses.replace(citations[0], answer_start=span[0], answer_end=span[1])
         answer = None
         if not abstained:
             top = citations[0]
@@ -456,13 +484,8 @@ class Answerer:
         return sorted(range(n), key=best) + list(range(n, len(hits)))
 
     @staticmethod
-    def _cite(index: HybridIndex, row: int, score: float, q: Question | None) -> Citation:
+    def _cite(index: HybridIndex, row: int, score: float) -> Citation:
         sents = index.sentences
         d, a, b = int(sents.doc[row]), int(sents.start[row]), int(sents.end[row])
         entry = index.entries[d]
-        text = entry.text[a:b]
-        found = q.answer_span(text) if q is not None else None
-        return Citation(
-            doc=entry.id, title=entry.meta.get("title", ""), text=text, start=a, end=b, score=score,
-            answer_start=found[0].start if found else None, answer_end=found[0].end if found else None,
-        )
+        return Citation(doc=entry.id, title=entry.meta.get("title", ""), text=entry.text[a:b], start=a, end=b, score=score)

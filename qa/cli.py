@@ -199,7 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
     app = mount_chat(create_app(bot, settings), bot)
     print(f"Chat over the {len(bot.index.entries)} documents in {args.docs}: {url}/\n"
-          f"Answer API: {url}/api/answer (OpenAPI: {url}/docs); Ctrl-C stops", flush=True)
+          f"Answer API: {url}/api/answer (OpenAPI: {url}/openapi.json); Ctrl-C stops", flush=True)
     # proxy_headers off: the rate limit keys on the peer address, which a client must not forge.
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                 proxy_headers=False, server_header=False)
@@ -207,21 +207,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    if bool(args.set) == bool(args.squad):
-        raise CLIError("give either an eval set (SET.jsonl) or --squad FILE.json")
+    if sum(map(bool, (args.set, args.squad, args.coqa))) != 1:
+        raise CLIError("give one of: an eval set (SET.jsonl), --squad FILE.json or --coqa FILE.json")
     quiet_libraries()
     from tqdm import tqdm
 
     from eval import harness
 
     try:
-        if args.squad:
-            if not Path(args.squad).is_file():
-                raise CLIError(f"SQuAD file {args.squad!r} not found")
-            args.docs = str(harness.squad_corpus(args.squad, cache_dir()))
+        source = args.squad or args.coqa
+        if source:
+            if not Path(source).is_file():
+                raise CLIError(f"{'SQuAD' if args.squad else 'CoQA'} file {source!r} not found")
+            args.docs = str((harness.squad_corpus if args.squad else harness.coqa_corpus)(source, cache_dir()))
             if args.index is None:
                 args.index = str(Path(args.docs).parent / "index")
-            conversations = harness.squad_set(args.squad, args.sample, args.seed)
+            conversations = (harness.squad_set(source, args.sample, args.seed, args.split) if args.squad
+                             else harness.coqa_set(source, args.stories, args.seed, args.split))
         else:
             if not Path(args.set).is_file():
                 raise CLIError(f"eval set {args.set!r} not found")
@@ -265,11 +267,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.curve:
         harness.plot_risk_coverage(results, args.curve, bot.answerer.model.threshold)
         print(f"risk-coverage curve written to {args.curve}", file=sys.stderr)
-    acc = rep["metrics"]["sentence_accuracy"]
-    if args.min_sentence_accuracy is not None and (acc is None or acc < args.min_sentence_accuracy):
-        print(f"qa: sentence_accuracy {acc} is below --min-sentence-accuracy {args.min_sentence_accuracy}", file=sys.stderr)
-        return 1
-    return 0
+    failed = False
+    for metric, floor in (("sentence_accuracy", args.min_sentence_accuracy), ("answered_accuracy", args.min_answered_accuracy)):
+        value = rep["metrics"][metric]
+        if floor is not None and (value is None or value < floor):
+            print(f"qa: {metric} {value} is below --min-{metric.replace('_', '-')} {floor}", file=sys.stderr)
+            failed = True
+    return int(failed)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -332,14 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print the Answer JSON")
     sp.set_defaults(func=cmd_ask)
 
-    sp = sub.add_parser("eval", help="score the bot on an eval set (JSONL) or a SQuAD-format file")
+    sp = sub.add_parser("eval", help="score the bot on an eval set (JSONL), a SQuAD-format or a CoQA-format file")
     sp.add_argument("set", nargs="?", metavar="SET.jsonl", help="eval set: one conversation per line (see GUIDE.md)")
     corpus_args(sp)
     sp.add_argument("--squad", metavar="FILE.json", help="score a SQuAD-format file instead (one document per paragraph)")
+    sp.add_argument("--coqa", metavar="FILE.json", help="score a CoQA-format file instead (one document per story, each conversation limited to its story)")
+    sp.add_argument("--split", choices=["dev", "calib", "train"], default=None,
+                    help="with --squad/--coqa: only the questions of this split of a public training file (eval/splits.py)")
     sp.add_argument("--sample", type=int, default=None, metavar="N", help="with --squad: score N questions sampled with --seed")
+    sp.add_argument("--stories", type=int, default=None, metavar="N", help="with --coqa: score N stories sampled with --seed")
     sp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     sp.add_argument("--json-out", metavar="FILE", help="write the JSON report (metrics and every turn's Answer)")
     sp.add_argument("--min-sentence-accuracy", type=float, metavar="X", help="exit 1 when sentence_accuracy is below X")
+    sp.add_argument("--min-answered-accuracy", type=float, metavar="X", help="exit 1 when answered_accuracy is below X")
     sp.add_argument("--compare", action="store_true", help="also run the ablations (BM25 only, dense only, hybrid top sentence, ranker without the reader) side by side")
     sp.add_argument("--curve", metavar="FILE.png", help="draw the risk-coverage curve (accuracy against share answered)")
     sp.add_argument("--details", choices=["misses", "all", "none"], default="misses", help="per-turn lines to print (default: misses)")
@@ -362,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_args(sp)
     sp.set_defaults(func=cmd_chat)
 
-    sp = sub.add_parser("serve", help="run the chat page (at /) and the answer API (under /api; OpenAPI at /docs)")
+    sp = sub.add_parser("serve", help="run the chat page (at /) and the answer API (under /api; OpenAPI at /openapi.json)")
     corpus_args(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sp.add_argument("--port", type=int, default=7860, help="port (default 7860)")

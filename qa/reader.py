@@ -1,21 +1,28 @@
-"""The reader: MiniLM reading a question and a sentence together, scoring how well one answers the other.
+"""The reader: MiniLM reading a question and a candidate sentence together, in one pass saying
+whether the sentence answers the question and where its short answer starts and ends.
 
 The embeddings compare a question and a sentence encoded apart; the reader encodes the pair as
 one input (``[CLS] question [SEP] end of the sentence before [SEP] sentence [SEP]``), so attention
-can line up the question's words with the sentence's, which settles paraphrases that word
-overlap and cosine miss, and can see what a pronoun opening the sentence stands for.
+lines up the question's words with the sentence's and can see what a pronoun opening the
+sentence stands for. Two heads sit on its output:
 
-It is the packaged all-MiniLM-L6-v2 (verified by sha256, like the embedder's) plus a small
-adapter learned by ``eval/train_reader.py`` on SQuAD questions outside the report sample and kept
-in ``qa/reader.safetensors``: rank-:data:`RANK` updates ``B @ A`` of the six weight matrices of
-each layer, the two segment embeddings, and a linear head over the mean of the output tokens.
-The adapter records the sha256 of the base weights it was trained on and is refused on any
-other. At load the updates are merged into the weights, and the merged encoder is exported to
-ONNX and quantised to int8 once (cached like the embedder's), so answering needs no torch.
+* ``rel``: a logit over the mean of the output tokens, "this sentence answers the question",
+  trained as a probability across domains (so it also tells whether the question is answered);
+* ``span``: start and end logits per token of the sentence; the short answer is the best
+  ``start <= end`` pair within :data:`MAX_ANSWER_TOKENS`, mapped back to character offsets in
+  the sentence through the tokenizer's offsets (never searched for by its text).
+
+The weights are the packaged all-MiniLM-L6-v2 (verified by sha256, like the embedder's) with
+every tensor but the word embeddings replaced by the fine-tuned ones in
+``qa/reader.safetensors`` (float16, written by ``eval/train_reader.py``, which records the base's
+sha256, the training files' sha256 and its recipe). The file's own sha256 is checked against
+:data:`READER_SHA256` at load. The merged encoder is exported to ONNX and quantised to int8 once
+(cached like the embedder's), so answering needs no torch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,42 +31,38 @@ import numpy as np
 from index.embedder import DEFAULT_MODEL, ModelError, file_sha256, onnx_file, onnx_session, resolve_model, verified_sha256
 
 READER_FILE = Path(__file__).with_name("reader.safetensors")
-# The weight matrices of a BERT layer that the adapter updates (module paths inside the layer).
-ADAPTED = (
-    "attention.self.query", "attention.self.key", "attention.self.value",
-    "attention.output.dense", "intermediate.dense", "output.dense",
-)
-RANK = 8
-# The update added to a weight is SCALE * B @ A (LoRA's alpha / rank, with alpha = 2 * rank).
-SCALE = 2.0
+# sha256 of the shipped weights file; a reader file with another digest is refused.
+READER_SHA256 = "f51cb4169d6b2c6f2d2b1e0f8e2a78ed42ade82699a625c8de2a32d9aeb1777c"
+# The encoder tensors the weights file replaces (all but the word embeddings and the unused pooler).
+SHIPPED_PREFIXES = ("embeddings.position_embeddings", "embeddings.token_type_embeddings", "embeddings.LayerNorm", "encoder.")
 # The reader also sees the end of the sentence before the candidate (at most this many words),
-# where a pronoun's antecedent usually is ("It was built in 1990."). An adapter records the
-# number it was trained with (0 for one trained on the sentence alone).
+# where a pronoun's antecedent usually is ("It was built in 1990.").
 CONTEXT_WORDS = 24
 # Question and sentence tokens read together; past it the longer of the two is cut, which is
 # the sentence unless the question is very long (a 2,000-character question still gets read).
 MAX_TOKENS = 128
+# The longest short answer, in tokens (a clause of a "Why?" fits; a whole sentence does not).
+MAX_ANSWER_TOKENS = 30
 
 
-def adapter_key(layer: int, module: str, part: str) -> str:
-    """The name of one adapter tensor in the file (``part`` is ``a`` or ``b``)."""
-    return f"layer.{layer}.{module}.{part}"
+class ReaderError(ModelError):
+    """The reader's weights file is missing, altered, or was trained on other base weights."""
 
 
-def merged_encoder(location: Path, tensors: dict[str, Any]) -> Any:
-    """The base transformers encoder at ``location`` with the adapter's updates merged in."""
-    import torch
-    from transformers import AutoModel
+@dataclass(frozen=True)
+class Reading:
+    """The reader's verdict on one sentence: the ``score`` (a logit: the sentence answers the
+    question), and the short answer's character span in the sentence with its logit score
+    (``span`` None when the sentence has no token to point at)."""
 
-    model = AutoModel.from_pretrained(str(location))
-    with torch.no_grad():
-        for i, layer in enumerate(model.encoder.layer):
-            for module in ADAPTED:
-                a = torch.as_tensor(tensors[adapter_key(i, module, "a")], dtype=torch.float32)
-                b = torch.as_tensor(tensors[adapter_key(i, module, "b")], dtype=torch.float32)
-                layer.get_submodule(module).weight += SCALE * (b @ a)
-        model.embeddings.token_type_embeddings.weight.copy_(torch.as_tensor(tensors["token_type"], dtype=torch.float32))
-    return model
+    score: float
+    span: tuple[int, int] | None
+    span_score: float
+
+
+def scores_of(readings: Sequence[Reading]) -> np.ndarray:
+    """The ``rel`` logits of ``readings``, as an array."""
+    return np.array([r.score for r in readings], dtype=np.float32)
 
 
 def pair_tokenizer(location: Path) -> Any:
@@ -79,9 +82,11 @@ def reader_pair(question: str, sentence: str, before: str = "", context_words: i
     return (f"{question} [SEP] {tail}" if tail else question), sentence
 
 
-def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Token ids, segment ids and attention mask of (question, sentence) pairs, padded to the longest."""
-    encodings = tokenizer.encode_batch(list(pairs))
+def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], encodings: Sequence[Any] | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids, segment ids and attention mask of (question, sentence) pairs, padded to the
+    longest (``encodings``: the pairs already encoded)."""
+    encodings = encodings if encodings is not None else tokenizer.encode_batch(list(pairs))
     width = max(len(e.ids) for e in encodings)
     ids = np.zeros((len(encodings), width), dtype=np.int64)
     types = np.zeros_like(ids)
@@ -92,54 +97,121 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> tuple[np.n
     return ids, types, mask
 
 
-def mean_pool(hidden: Any, mask: Any) -> Any:
-    """Mean of the output vectors over the real tokens (numpy arrays or torch tensors)."""
-    return (hidden * mask[..., None]).sum(1) / mask.sum(1)[..., None]
+def best_span(start: np.ndarray, end: np.ndarray, offsets: Sequence[tuple[int, int]], inside: Sequence[bool],
+              ) -> tuple[tuple[int, int], float] | None:
+    """The character span and logit sum of the best token pair ``start <= end`` (at most
+    :data:`MAX_ANSWER_TOKENS` apart) among the tokens marked ``inside`` (the sentence's)."""
+    idx = [t for t, ok in enumerate(inside) if ok and offsets[t][1] > offsets[t][0]]
+    if not idx:
+        return None
+    s = np.array([start[t] for t in idx])
+    e = np.array([end[t] for t in idx])
+    total = s[:, None] + e[None, :]
+    pos = np.arange(len(idx))
+    gap = pos[None, :] - pos[:, None]
+    total[(gap < 0) | (gap >= MAX_ANSWER_TOKENS)] = -np.inf
+    i, j = np.unravel_index(int(np.argmax(total)), total.shape)
+    return (offsets[idx[i]][0], offsets[idx[j]][1]), float(total[i, j])
+
+
+def load_weights(path: Path, base_sha256: str, expected_sha256: str | None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors and metadata of a reader weights file, refused when its sha256 is not
+    ``expected_sha256`` (None: any) or it was trained on other base weights."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise ReaderError(f"the reader's weights {path} are missing: train them with `python -m eval.train_reader`")
+    if expected_sha256 is not None:
+        actual = file_sha256(path)
+        if actual != expected_sha256:
+            raise ReaderError(
+                f"the reader's weights {path} have sha256 {actual}, not the shipped {expected_sha256}: restore the file "
+                "(git checkout qa/reader.safetensors) or, for weights you trained, update qa.reader.READER_SHA256"
+            )
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ReaderError(f"the reader's weights {path} cannot be read ({exc}): restore or retrain them") from None
+    if meta.get("base_sha256") != base_sha256:
+        raise ReaderError(
+            f"{path} was trained on base weights {meta.get('base_sha256')!r}, not the installed MiniLM ({base_sha256}): "
+            "retrain it with `python -m eval.train_reader`"
+        )
+    needed = {"rel.weight", "rel.bias", "span.weight", "span.bias"}
+    if not needed <= set(tensors) or not any(k.startswith("encoder.") for k in tensors):
+        raise ReaderError(f"{path} is not a reader weights file (it lacks {sorted(needed - set(tensors)) or 'encoder tensors'})")
+    return tensors, meta
+
+
+def merged_encoder(location: Path, tensors: dict[str, np.ndarray]) -> Any:
+    """The base transformers encoder at ``location`` with the fine-tuned tensors put in."""
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(location))
+    state = model.state_dict()
+    for key, value in tensors.items():
+        if key.startswith("encoder."):
+            name = key[len("encoder."):]
+            if name not in state or tuple(state[name].shape) != value.shape:
+                raise ReaderError(f"the reader's tensor {name} does not fit the base model")
+            state[name] = torch.as_tensor(value.astype(np.float32))
+    model.load_state_dict(state)
+    return model
 
 
 class Reader:
-    """Scores (question, sentence) pairs; higher means the sentence more likely answers it.
+    """Reads (question, sentence) pairs: whether each sentence answers, and its short answer.
 
     Args:
-        adapter: the adapter file (default ``qa/reader.safetensors``).
-        quantize: run the merged encoder with int8 weights (default) or float32.
+        weights: the weights file (default ``qa/reader.safetensors``).
+        quantize: run the encoder with int8 weights (default) or float32.
+        expected_sha256: the sha256 the weights file must have (default: :data:`READER_SHA256`
+            for the shipped file; another file, such as weights just trained, is checked only
+            against the base weights its metadata names).
     """
 
-    def __init__(self, adapter: Path = READER_FILE, quantize: bool = True) -> None:
-        from safetensors import safe_open
-
+    def __init__(self, weights: Path = READER_FILE, quantize: bool = True, expected_sha256: str | None = None) -> None:
         _, location, expected = resolve_model(DEFAULT_MODEL)
         assert isinstance(location, Path)
         base = verified_sha256(location, expected)
-        if not adapter.is_file():
-            raise ModelError(f"the reader's adapter {adapter} is missing: train it with `python -m eval.train_reader`")
-        with safe_open(str(adapter), "np") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        if meta.get("base_sha256") != base:
-            raise ModelError(
-                f"{adapter} was trained on base weights {meta.get('base_sha256')!r}, not the installed MiniLM ({base}): "
-                "retrain it with `python -m eval.train_reader`"
-            )
-        self._context_words = int(meta.get("context_words", "0"))
-        self._head_w = tensors["head.weight"].reshape(-1).astype(np.float32)
-        self._head_b = float(tensors["head.bias"].reshape(-1)[0])
+        if expected_sha256 is None and weights == READER_FILE:
+            expected_sha256 = READER_SHA256
+        tensors, meta = load_weights(weights, base, expected_sha256)
+        self.meta = meta
+        self._context_words = int(meta.get("context_words", str(CONTEXT_WORDS)))
+        self._rel_w = tensors["rel.weight"].reshape(-1).astype(np.float32)
+        self._rel_b = float(tensors["rel.bias"].reshape(-1)[0])
+        self._span_w = tensors["span.weight"].astype(np.float32).T  # (hidden, 2)
+        self._span_b = tensors["span.bias"].astype(np.float32)
         self._tokenizer = pair_tokenizer(location)
-        key = "reader-" + file_sha256(adapter)[:12] + "-" + base[:12]
+        key = "reader2-" + file_sha256(weights)[:12] + "-" + base[:12]
         # Idle threads sleep rather than spin: answering alternates this session with the
         # embedder's, and spinning threads of one would hold the cores the other needs.
         self._session = onnx_session(onnx_file(key, lambda: merged_encoder(location, tensors), quantize), spinning=False)
 
-    def score(self, question: str, sentences: Sequence[str], before: Sequence[str] | None = None) -> np.ndarray:
-        """One score per sentence (a logit: only differences between sentences matter).
-
-        ``before``: the sentence before each one in its document ("" at the start), read as
-        context when the adapter was trained with it.
-        """
+    def read(self, question: str, sentences: Sequence[str], before: Sequence[str] | None = None) -> list[Reading]:
+        """One :class:`Reading` per sentence; ``before``: the sentence before each one in its
+        document ("" at the start), read as context."""
         if not sentences:
-            return np.zeros(0, dtype=np.float32)
+            return []
         before = before if before is not None else [""] * len(sentences)
         pairs = [reader_pair(question, s, b, self._context_words) for s, b in zip(sentences, before)]
-        ids, types, mask = encode_pairs(self._tokenizer, pairs)
+        encodings = self._tokenizer.encode_batch(pairs)
+        ids, types, mask = encode_pairs(self._tokenizer, pairs, encodings)
         hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-        return mean_pool(hidden, mask.astype(np.float32)) @ self._head_w + self._head_b
+        m = mask.astype(np.float32)
+        scores = ((hidden * m[..., None]).sum(1) / m.sum(1)[..., None]) @ self._rel_w + self._rel_b
+        logits = hidden @ self._span_w + self._span_b
+        out = []
+        for j, enc in enumerate(encodings):
+            inside = [seq == 1 for seq in enc.sequence_ids]
+            found = best_span(logits[j, :, 0], logits[j, :, 1], enc.offsets, inside)
+            out.append(Reading(float(scores[j]), found[0] if found else None, found[1] if found else float("-inf")))
+        return out
+
+    def score(self, question: str, sentences: Sequence[str], before: Sequence[str] | None = None) -> np.ndarray:
+        """The ``rel`` logit of each sentence (see :meth:`read`)."""
+        return scores_of(self.read(question, sentences, before))

@@ -69,6 +69,17 @@ def test_stories_set_points_into_its_own_corpus():
             assert all(ev in text for ev in t.evidence), t.question
 
 
+def test_manuals_set_points_into_its_own_corpus():
+    """The team's non-news set (a manual, terms of service, a forum thread): every excerpt is in
+    one of its documents, and near misses make up a fair share of the turns."""
+    convs = harness.load_set(ROOT / "eval" / "manuals.jsonl")
+    texts = [" ".join(p.read_text(encoding="utf-8").split()) for p in (ROOT / "eval" / "manuals").iterdir()]
+    turns = [t for c in convs for t in c.turns]
+    assert len(turns) >= 50 and sum(not t.answerable for t in turns) >= 12
+    for t in turns:
+        assert all(any(" ".join(ev.split()) in text for text in texts) for ev in t.evidence), t.question
+
+
 def test_squad_conversion_and_sampling(tmp_path: Path):
     docs = harness.squad_corpus(DATA / "tiny-squad.json", tmp_path)
     assert sorted(p.relative_to(docs).as_posix() for p in docs.rglob("*.txt")) == ["a000/p000.txt", "a000/p001.txt", "a001/p000.txt"]
@@ -121,7 +132,7 @@ def test_small_corpus_asks_leave_the_answer_out_of_the_other_half(tmp_path: Path
     docs = harness.squad_corpus(DATA / "tiny-squad.json", tmp_path)
     bot = Bot(docs, index_dir=tmp_path / "index", embedder=embedder)
     qs = harness.squad_questions(DATA / "tiny-squad.json")
-    asks = collect_small(bot, qs)
+    asks = collect_small(bot, [(*q, None) for q in qs])
     by_question = {}
     for ask in asks:
         by_question.setdefault(ask.question, []).append(ask)
@@ -159,3 +170,69 @@ def test_cached_asks_collects_each_part_once(tmp_path: Path):
     assert cached_asks(str(cache), "ranker", make("ranker")) == ["ranker"]  # read back, not collected
     assert cached_asks(None, "small", make("small")) == ["small"]  # no cache: always collected
     assert calls == ["ranker", "small", "small"]
+
+
+def test_splits_are_fixed_disjoint_and_sized():
+    from eval import splits
+
+    units = [f"article {i}" for i in range(50)]
+    which = splits.unit_splits(units)
+    assert which == splits.unit_splits(list(reversed(units)))  # by the sorted list, not the order given
+    assert sorted(which.values()).count("dev") == 5 and sorted(which.values()).count("calib") == 5
+    assert splits.unit_splits(units, seed=1) != which
+    # A small file still gets a unit of each held-out kind; every question of a unit shares its split.
+    by_question = splits.squad_split(DATA / "tiny-squad.json")
+    assert set(by_question.values()) <= {"dev", "calib", "train"} and len(by_question) == 4
+    assert len({by_question[q] for q in ("q1", "q2", "q3")}) == 1
+
+
+def test_coqa_conversion_limits_each_story_and_marks_unknown_turns(tmp_path: Path):
+    docs = harness.coqa_corpus(DATA / "tiny-coqa.json", tmp_path)
+    convs = harness.coqa_set(DATA / "tiny-coqa.json", None, 0)
+    assert [c.id for c in convs] == ["lighthouse", "beehives"]
+    lighthouse = convs[0]
+    assert lighthouse.docs == ("stories/lighthouse.txt",)
+    assert [t.answerable for t in lighthouse.turns] == [True, True, True, False]
+    text = (docs / lighthouse.docs[0]).read_text(encoding="utf-8")
+    span = lighthouse.turns[0].evidence[0]
+    assert text[span["start"]:span["end"]] == "in 1871 by the engineer Margaret Hale"
+    assert lighthouse.turns[1].answers == ("1871",)
+    import random
+
+    sampled = harness.coqa_set(DATA / "tiny-coqa.json", 1, 3)
+    assert [c.id for c in sampled] == [random.Random(3).sample(["lighthouse", "beehives"], 1)[0]]
+
+
+def test_answered_accuracy_counts_declined_turns_as_misses_and_calibration_error_is_measured():
+    from qa.types import Answer, Citation
+
+    def result(answerable: bool, hit_top: bool, abstained: bool, confidence: float) -> harness.TurnResult:
+        cite = Citation(doc="a.txt", title="", text="x", start=0, end=1, score=1.0)
+        answer = Answer(question="q", searched_for="q", abstained=abstained, answer=None if abstained else "x",
+                        confidence=confidence, citations=(cite,), timings_ms={"total": 1.0})
+        gold = harness.GoldTurn("q", ("x",), ("x",) if answerable else (), answerable)
+        hit = (hit_top if answerable else abstained)
+        return harness.TurnResult("c", 0, gold, answer, hit, 1 if (answerable and hit_top) else None, True, "")
+
+    results = [result(True, True, False, 0.9), result(True, True, True, 0.1), result(True, False, False, 0.6),
+               result(False, False, True, 0.05)]
+    m = harness.metrics(results)
+    assert m["sentence_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["answered_accuracy"] == pytest.approx(1 / 3, abs=1e-4)  # the right but declined turn is a miss
+    assert m["declined_answerable"] == pytest.approx(1 / 3, abs=1e-4)
+    # bins: 0.9 right (gap 0.1), 0.1 right (gap 0.9), 0.6 wrong (0.6), 0.05 "wrong" (0.05).
+    assert m["calibration_error"] == pytest.approx((0.1 + 0.9 + 0.6 + 0.05) / 4, abs=1e-4)
+
+
+def test_cli_eval_coqa_and_answered_gate(tmp_path: Path):
+    out = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "qa.cli", "eval", "--coqa", str(DATA / "tiny-coqa.json"), "--json-out", str(out),
+           "--min-answered-accuracy", "1.01", "--details", "none"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert r.returncode == 1, r.stderr
+    assert "below --min-answered-accuracy" in r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["metrics"]["n_turns"] == 6 and rep["metrics_follow_ups"]["n_turns"] == 4
+    assert all(t["answer"]["citations"][0]["doc"].startswith("stories/lighthouse") for t in rep["turns"][:4]
+               if t["answer"]["citations"])
+    assert "answered_accuracy" in r.stdout

@@ -1,4 +1,4 @@
-"""The reader: the shipped adapter on the real MiniLM, as the answerer runs it (ONNX int8)."""
+"""The reader: the shipped weights on the real MiniLM, as the answerer runs it (ONNX int8)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import numpy as np
 import pytest
 
 from index.embedder import ModelError
-from qa.reader import READER_FILE, Reader
+from qa.reader import MAX_ANSWER_TOKENS, READER_FILE, READER_SHA256, Reader, best_span
 
-QUESTION = "Who did Milley call in China?"
+QUESTION = "When was the harbour lighthouse built?"
 SENTENCES = [
-    "The book is set for release in September.",
-    "Milley called General Li Zuocheng of the People's Liberation Army twice.",
-    "Senator Marco Rubio urged President Biden to fire Milley.",
+    "The library keeps twelve beehives on its roof.",
+    "The harbour lighthouse was built in 1871 by the engineer Margaret Hale.",
+    "Its lamp was converted to electricity in 1952.",
 ]
-
 # The sentence before each one in its document ("" where it opens the document).
-BEFORE = ["A new book describes the calls.", "", "Milley called Li twice."]
+BEFORE = ["The city has a library.", "", "The lighthouse stands 31 metres tall."]
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +24,21 @@ def reader():
 
 
 def test_reader_prefers_the_sentence_that_answers(reader):
-    scores = reader.score(QUESTION, SENTENCES)
+    scores = reader.score(QUESTION, SENTENCES, BEFORE)
     assert scores.shape == (3,) and np.all(np.isfinite(scores))
     assert int(np.argmax(scores)) == 1
     assert reader.score(QUESTION, []).shape == (0,)
+
+
+def test_short_answer_is_read_as_offsets_into_the_sentence(reader):
+    readings = reader.read(QUESTION, SENTENCES, BEFORE)
+    right = readings[1]
+    assert right.span is not None
+    a, b = right.span
+    assert 0 <= a < b <= len(SENTENCES[1])
+    assert SENTENCES[1][a:b] == "1871"
+    who = reader.read("Who built the harbour lighthouse?", SENTENCES[1:2])[0]
+    assert "Margaret Hale" in SENTENCES[1][who.span[0]:who.span[1]]
 
 
 def test_the_sentence_before_tells_what_a_pronoun_stands_for(reader):
@@ -43,41 +53,79 @@ def test_the_sentence_before_tells_what_a_pronoun_stands_for(reader):
 def test_a_question_longer_than_the_reader_input_is_cut_not_refused(reader):
     """The bot accepts 2,000-character questions; the reader reads its first MAX_TOKENS tokens
     (the longer of question and sentence is cut), where cutting only the sentence failed."""
-    long_question = QUESTION + " And what did the general say about the relations between the two countries?" * 25
-    scores = reader.score(long_question, SENTENCES)
-    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    long_question = QUESTION + " And what did the engineer say about the stone it was built of?" * 30
+    readings = reader.read(long_question, SENTENCES)
+    assert len(readings) == 3 and all(np.isfinite(r.score) for r in readings)
 
 
-def test_onnx_reader_matches_the_adapter_as_trained():
-    """The merged, exported float32 graph scores as the training-time model with the file's
-    tensors loaded into its low-rank modules does (same names, scale, tokens and pooling)."""
+def test_best_span_keeps_start_before_end_within_the_sentence_and_the_length_cap():
+    offsets = [(0, 0)] + [(i * 2, i * 2 + 1) for i in range(40)]
+    inside = [False] + [True] * 40
+    start = np.zeros(41)
+    end = np.zeros(41)
+    start[30], end[5] = 9.0, 8.0  # the best pair points backwards: refused
+    start[10], end[12] = 5.0, 5.0
+    (a, b), score = best_span(start, end, offsets, inside)
+    assert (a, b) == (offsets[10][0], offsets[12][1]) and score == 10.0
+    start[:], end[:] = 0.0, 0.0
+    start[1], end[1 + MAX_ANSWER_TOKENS] = 9.0, 9.0  # one token too long
+    (a, b), _ = best_span(start, end, offsets, inside)
+    assert b - a <= 2 * MAX_ANSWER_TOKENS
+    assert best_span(start, end, offsets, [False] * 41) is None
+
+
+def base_sha256() -> str:
+    """The verified MiniLM's sha256."""
+    from index.embedder import DEFAULT_MODEL, resolve_model, verified_sha256
+
+    _, location, expected = resolve_model(DEFAULT_MODEL)
+    return verified_sha256(location, expected)
+
+
+def test_onnx_reader_matches_the_model_as_trained():
+    """The merged, exported float32 graph reads as the training-time model with the file's
+    tensors loaded does (same names, tokens, pooling and heads)."""
     import torch
-    from safetensors.numpy import load_file
 
     from eval.train_reader import build
     from index.embedder import DEFAULT_MODEL, resolve_model
-    from qa.reader import ADAPTED, adapter_key, encode_pairs, mean_pool, pair_tokenizer, reader_pair
+    from qa.reader import encode_pairs, load_weights, pair_tokenizer, reader_pair
 
     _, location, _ = resolve_model(DEFAULT_MODEL)
-    tensors = load_file(str(READER_FILE))
-    encoder, head = build(location)
+    tensors, meta = load_weights(READER_FILE, base_sha256(), None)
+    encoder, rel, span_head = build(location)
+    state = encoder.state_dict()
+    for k, v in tensors.items():
+        if k.startswith("encoder."):
+            state[k[len("encoder."):]] = torch.from_numpy(v.astype(np.float32))
+    encoder.load_state_dict(state)
     with torch.no_grad():
-        for i, layer in enumerate(encoder.encoder.layer):
-            for module in ADAPTED:
-                low = layer.get_submodule(module)
-                low.a.copy_(torch.from_numpy(tensors[adapter_key(i, module, "a")]))
-                low.b.copy_(torch.from_numpy(tensors[adapter_key(i, module, "b")]))
-        encoder.embeddings.token_type_embeddings.weight.copy_(torch.from_numpy(tensors["token_type"]))
-        head.weight.copy_(torch.from_numpy(tensors["head.weight"]))
-        head.bias.copy_(torch.from_numpy(tensors["head.bias"]))
-        pairs = [reader_pair(QUESTION, s, b) for s, b in zip(SENTENCES, BEFORE)]
+        rel.weight.copy_(torch.from_numpy(tensors["rel.weight"]))
+        rel.bias.copy_(torch.from_numpy(tensors["rel.bias"]))
+        span_head.weight.copy_(torch.from_numpy(tensors["span.weight"]))
+        span_head.bias.copy_(torch.from_numpy(tensors["span.bias"]))
+        pairs = [reader_pair(QUESTION, s, b, int(meta["context_words"])) for s, b in zip(SENTENCES, BEFORE)]
         ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(pair_tokenizer(location), pairs))
         hidden = encoder.eval()(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
-        expected = head(mean_pool(hidden, mask.float())).view(-1).numpy()
+        m = mask.float()
+        expected = rel((hidden * m[..., None]).sum(1) / m.sum(1)[..., None]).view(-1).numpy()
     np.testing.assert_allclose(Reader(quantize=False).score(QUESTION, SENTENCES, BEFORE), expected, atol=1e-3)
 
 
-def test_adapter_for_other_base_weights_is_refused(tmp_path):
+def test_shipped_weights_are_the_recorded_ones_and_say_how_they_were_made():
+    from index.embedder import file_sha256
+
+    assert file_sha256(READER_FILE) == READER_SHA256
+    from safetensors import safe_open
+
+    with safe_open(str(READER_FILE), "np") as f:
+        meta = f.metadata()
+    assert meta["recipe"].startswith("python -m eval.train_reader")
+    assert set(meta["data_sha256"]) and meta["base_sha256"] == base_sha256()
+    assert READER_FILE.stat().st_size < 30e6
+
+
+def test_altered_unknown_or_foreign_weights_are_refused(tmp_path):
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
@@ -89,5 +137,11 @@ def test_adapter_for_other_base_weights_is_refused(tmp_path):
     save_file(tensors, str(other), metadata=meta)
     with pytest.raises(ModelError, match="trained on base weights"):
         Reader(other)
+    with pytest.raises(ModelError, match="not the shipped"):
+        Reader(other, expected_sha256=READER_SHA256)
     with pytest.raises(ModelError, match="missing"):
         Reader(tmp_path / "absent.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="cannot be read"):
+        Reader(corrupt)
