@@ -127,9 +127,10 @@ def collect(bot: Bot, questions: list[Asked], domain: str = "") -> list[Ask]:
             asks += [ask] if ask is not None else []
             continue
         gold = spans[0]["doc"]
-        everywhere = bot.index.search(question, qvec, k=10, docs=limit) if limit else bot.index.search(question, qvec, k=30)
+        wide = bot.index.search(question, qvec, k=30)
+        everywhere = bot.index.search(question, qvec, k=10, docs=limit) if limit else wide
         # The near miss: the search with the answer's own document taken out.
-        elsewhere = [h for h in bot.index.search(question, qvec, k=30) if h.doc != gold][:10]
+        elsewhere = [h for h in wide if h.doc != gold][:10]
         for near_miss, hits in ((False, everywhere[:10]), (True, elsewhere)):
             ask = make_ask(bot.index, answerer, question, qvec, hits, answers, spans, near_miss, domain)
             if ask is not None:
