@@ -16,7 +16,6 @@ set, and of the other questions :data:`SQUAD_CALIB` (drawn with seed 1) calibrat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -43,10 +42,6 @@ FILES = {
 # their first occurrence in the passage, usually a sentence that only names the person. Their
 # sentence labels would teach the confidence model that a well-matched sentence is often wrong.
 NOISY_SENTENCE_LABELS = frozenset({"quoref"})
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def is_coqa(data: dict[str, Any]) -> bool:

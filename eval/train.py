@@ -327,7 +327,7 @@ def calib_corpus(path: Path) -> tuple[Bot, list[Asked], bool]:
     story, named as ``qa eval`` names them), its calibration questions, and whether they are
     conversations (CoQA)."""
     data = json.loads(path.read_bytes())
-    folder = cache_dir() / f"calib-{splits.file_sha256(path)[:12]}"
+    folder = cache_dir() / f"calib-{file_sha256(path)[:12]}"
     docs = folder / "docs"
     questions: list[Asked] = []
     texts: dict[str, str] = {}
@@ -435,7 +435,7 @@ def main(argv=None) -> int:
         "threshold": round(threshold, 4),
         "pattern_kinds": kinds,
         "training": {"calibration_asks": counts, "unanswerable_share": args.unanswerable_share,
-                     "data_sha256": {f.name: splits.file_sha256(f) for f in files},
+                     "data_sha256": {f.name: file_sha256(f) for f in files},
                      **reader_fit, **fit, "short_answers": span_fit},
     }
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

@@ -47,7 +47,7 @@ import numpy as np
 from eval import splits
 from index.segment import split_sentences
 from qa.conversation import resolve
-from qa.reader import CONTEXT_WORDS, READER_FILE, SHIPPED_PREFIXES, encode_pairs, pair_tokenizer, reader_pair
+from qa.reader import CONTEXT_WORDS, READER_FILE, SHIPPED_PREFIXES, encode_pairs, mean_pool, pair_tokenizer, reader_pair
 
 NEGATIVES = 2
 _WORD = re.compile(r"\w+")
@@ -242,11 +242,9 @@ def train(location: Path, data: list[Group], args: argparse.Namespace, log: Any)
         items = [it for g in chunk for it in g]
         pairs = [reader_pair(it.question, it.sentence, it.before, args.context_words) for it in items]
         encodings = tokenizer.encode_batch(pairs)
-        ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(tokenizer, pairs, encodings))
+        ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(encodings))
         hidden = encoder(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
-        maskf = mask.float()
-        pooled = (hidden * maskf[..., None]).sum(1) / maskf.sum(1)[..., None]
-        score = rel(pooled).squeeze(-1)
+        score = rel(mean_pool(hidden, mask.float())).squeeze(-1)
         labels = torch.tensor([float(it.right) for it in items])
         loss_rel = F.binary_cross_entropy_with_logits(score, labels)
         # Order: the right sentence against its group (groups are the same size within a batch).
@@ -299,7 +297,7 @@ def save(encoder: Any, rel: Any, span_head: Any, path: Path, meta: dict[str, str
 
 
 def main(argv: list[str] | None = None) -> int:
-    from index.embedder import DEFAULT_MODEL, resolve_model, verified_sha256
+    from index.embedder import DEFAULT_MODEL, file_sha256, resolve_model, verified_sha256
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", type=Path, help="SQuAD- or CoQA-format files (../shared/benchmarks/*.json)")
@@ -334,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ])
     meta = {
         "base_sha256": base, "context_words": str(args.context_words), "recipe": recipe,
-        "data_sha256": json.dumps({f.name: splits.file_sha256(f) for f in files}),
+        "data_sha256": json.dumps({f.name: file_sha256(f) for f in files}),
         "groups": json.dumps(counts),
     }
     save(encoder, rel, span_head, args.out, meta)

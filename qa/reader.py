@@ -82,11 +82,8 @@ def reader_pair(question: str, sentence: str, before: str = "", context_words: i
     return (f"{question} [SEP] {tail}" if tail else question), sentence
 
 
-def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], encodings: Sequence[Any] | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Token ids, segment ids and attention mask of (question, sentence) pairs, padded to the
-    longest (``encodings``: the pairs already encoded)."""
-    encodings = encodings if encodings is not None else tokenizer.encode_batch(list(pairs))
+def encode_pairs(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids, segment ids and attention mask of encoded (question, sentence) pairs, padded to the longest."""
     width = max(len(e.ids) for e in encodings)
     ids = np.zeros((len(encodings), width), dtype=np.int64)
     types = np.zeros_like(ids)
@@ -95,6 +92,11 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]], encodings: Se
         n = len(e.ids)
         ids[j, :n], types[j, :n], mask[j, :n] = e.ids, e.type_ids, 1
     return ids, types, mask
+
+
+def mean_pool(hidden: Any, mask: Any) -> Any:
+    """Mean of the output vectors over the real tokens (numpy arrays or torch tensors)."""
+    return (hidden * mask[..., None]).sum(1) / mask.sum(1)[..., None]
 
 
 def best_span(start: np.ndarray, end: np.ndarray, offsets: Sequence[tuple[int, int]], inside: Sequence[bool],
@@ -114,20 +116,19 @@ def best_span(start: np.ndarray, end: np.ndarray, offsets: Sequence[tuple[int, i
     return (offsets[idx[i]][0], offsets[idx[j]][1]), float(total[i, j])
 
 
-def load_weights(path: Path, base_sha256: str, expected_sha256: str | None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The tensors and metadata of a reader weights file, refused when its sha256 is not
+def load_weights(path: Path, base_sha256: str, expected_sha256: str | None) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
+    """The tensors, metadata and sha256 of a reader weights file, refused when its sha256 is not
     ``expected_sha256`` (None: any) or it was trained on other base weights."""
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         raise ReaderError(f"the reader's weights {path} are missing: train them with `python -m eval.train_reader`")
-    if expected_sha256 is not None:
-        actual = file_sha256(path)
-        if actual != expected_sha256:
-            raise ReaderError(
-                f"the reader's weights {path} have sha256 {actual}, not the shipped {expected_sha256}: restore the file "
-                "(git checkout qa/reader.safetensors) or, for weights you trained, update qa.reader.READER_SHA256"
-            )
+    actual = file_sha256(path)
+    if expected_sha256 is not None and actual != expected_sha256:
+        raise ReaderError(
+            f"the reader's weights {path} have sha256 {actual}, not the shipped {expected_sha256}: restore the file "
+            "(git checkout qa/reader.safetensors) or, for weights you trained, update qa.reader.READER_SHA256"
+        )
     try:
         with safe_open(str(path), "np") as f:
             meta = f.metadata() or {}
@@ -142,7 +143,7 @@ def load_weights(path: Path, base_sha256: str, expected_sha256: str | None) -> t
     needed = {"rel.weight", "rel.bias", "span.weight", "span.bias"}
     if not needed <= set(tensors) or not any(k.startswith("encoder.") for k in tensors):
         raise ReaderError(f"{path} is not a reader weights file (it lacks {sorted(needed - set(tensors)) or 'encoder tensors'})")
-    return tensors, meta
+    return tensors, meta, actual
 
 
 def merged_encoder(location: Path, tensors: dict[str, np.ndarray]) -> Any:
@@ -179,15 +180,14 @@ class Reader:
         base = verified_sha256(location, expected)
         if expected_sha256 is None and weights == READER_FILE:
             expected_sha256 = READER_SHA256
-        tensors, meta = load_weights(weights, base, expected_sha256)
-        self.meta = meta
+        tensors, meta, digest = load_weights(weights, base, expected_sha256)
         self._context_words = int(meta.get("context_words", str(CONTEXT_WORDS)))
         self._rel_w = tensors["rel.weight"].reshape(-1).astype(np.float32)
         self._rel_b = float(tensors["rel.bias"].reshape(-1)[0])
         self._span_w = tensors["span.weight"].astype(np.float32).T  # (hidden, 2)
         self._span_b = tensors["span.bias"].astype(np.float32)
         self._tokenizer = pair_tokenizer(location)
-        key = "reader2-" + file_sha256(weights)[:12] + "-" + base[:12]
+        key = "reader2-" + digest[:12] + "-" + base[:12]
         # Idle threads sleep rather than spin: answering alternates this session with the
         # embedder's, and spinning threads of one would hold the cores the other needs.
         self._session = onnx_session(onnx_file(key, lambda: merged_encoder(location, tensors), quantize), spinning=False)
@@ -200,10 +200,9 @@ class Reader:
         before = before if before is not None else [""] * len(sentences)
         pairs = [reader_pair(question, s, b, self._context_words) for s, b in zip(sentences, before)]
         encodings = self._tokenizer.encode_batch(pairs)
-        ids, types, mask = encode_pairs(self._tokenizer, pairs, encodings)
+        ids, types, mask = encode_pairs(encodings)
         hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-        m = mask.astype(np.float32)
-        scores = ((hidden * m[..., None]).sum(1) / m.sum(1)[..., None]) @ self._rel_w + self._rel_b
+        scores = mean_pool(hidden, mask.astype(np.float32)) @ self._rel_w + self._rel_b
         logits = hidden @ self._span_w + self._span_b
         out = []
         for j, enc in enumerate(encodings):

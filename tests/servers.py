@@ -6,9 +6,25 @@ import contextlib
 import socket
 import threading
 import time
-from typing import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
 
 import httpx
+
+KEY = "test-key-0123456789"
+ZEBRA = b"The Zebra Farm\n\nThe zebra farm near Oldbridge was opened by Paul Kim in 2003. It keeps 14 zebras.\n"
+
+
+@dataclass
+class Server:
+    """A started server: its address, a client on it, the bot behind it, its documents folder and app."""
+
+    url: str
+    client: httpx.Client
+    bot: Any
+    corpus: Path
+    app: object = None
 
 
 def wait_ready(url: str, headers: dict[str, str] | None = None, timeout: float = 60.0) -> None:

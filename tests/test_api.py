@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,24 +20,14 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from hypothesis.errors import Unsatisfiable
 
 from conftest import DATA, ROOT
-from servers import serving
+from servers import KEY, ZEBRA, Server, serving
 
 from eval.loadcheck import free_port, wait_ready
 from qa.api import Conversations, RateLimiter, Settings, create_app
 from qa.bot import MAX_DOCUMENT_BYTES, Bot
 
-KEY = "test-key-0123456789"
 OPEN = Settings(rate_limit=0)
 ANSWER_KEYS = {"question", "searched_for", "abstained", "answer", "confidence", "citations", "timings_ms"}
-ZEBRA = b"The Zebra Farm\n\nThe zebra farm near Oldbridge was opened by Paul Kim in 2003. It keeps 14 zebras.\n"
-
-
-@dataclass
-class Server:
-    url: str
-    client: httpx.Client
-    bot: Bot
-    corpus: Path
 
 
 @pytest.fixture

@@ -89,10 +89,10 @@ def test_onnx_reader_matches_the_model_as_trained():
 
     from eval.train_reader import build
     from index.embedder import DEFAULT_MODEL, resolve_model
-    from qa.reader import encode_pairs, load_weights, pair_tokenizer, reader_pair
+    from qa.reader import encode_pairs, load_weights, mean_pool, pair_tokenizer, reader_pair
 
     _, location, _ = resolve_model(DEFAULT_MODEL)
-    tensors, meta = load_weights(READER_FILE, base_sha256(), None)
+    tensors, meta, _ = load_weights(READER_FILE, base_sha256(), None)
     encoder, rel, span_head = build(location)
     state = encoder.state_dict()
     for k, v in tensors.items():
@@ -105,10 +105,9 @@ def test_onnx_reader_matches_the_model_as_trained():
         span_head.weight.copy_(torch.from_numpy(tensors["span.weight"]))
         span_head.bias.copy_(torch.from_numpy(tensors["span.bias"]))
         pairs = [reader_pair(QUESTION, s, b, int(meta["context_words"])) for s, b in zip(SENTENCES, BEFORE)]
-        ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(pair_tokenizer(location), pairs))
+        ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(pair_tokenizer(location).encode_batch(pairs)))
         hidden = encoder.eval()(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
-        m = mask.float()
-        expected = rel((hidden * m[..., None]).sum(1) / m.sum(1)[..., None]).view(-1).numpy()
+        expected = rel(mean_pool(hidden, mask.float())).view(-1).numpy()
     np.testing.assert_allclose(Reader(quantize=False).score(QUESTION, SENTENCES, BEFORE), expected, atol=1e-3)
 
 

@@ -16,7 +16,6 @@ import subprocess
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,25 +24,14 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from servers import serving
+from servers import KEY, ZEBRA, Server, serving
 
 from qa.api import Conversations, Settings, create_app, slim_turn
 from qa.bot import MAX_NAME_BYTES, Bot, Turn
 from qa.types import Citation
 
-KEY = "test-key-0123456789"
 OPEN = Settings(rate_limit=0)
 EVIL = "https://evil.example"
-ZEBRA = b"The Zebra Farm\n\nThe zebra farm near Oldbridge was opened by Paul Kim in 2003. It keeps 14 zebras.\n"
-
-
-@dataclass
-class Server:
-    url: str
-    client: httpx.Client
-    bot: Bot
-    corpus: Path
-    app: object
 
 
 class OverlapAnswerer:
