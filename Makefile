@@ -11,10 +11,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test sysdeps browser clean
 
-# System packages: Python's venv module (Debian splits it out).
+# System packages: Python's venv module (Debian splits it out) and Tesseract, which reads
+# scanned PDF pages.
 sysdeps:
-	@python3 -c "import venv, ensurepip" 2>/dev/null || { \
-	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends python3-venv python3-pip; }
+	@python3 -c "import venv, ensurepip" 2>/dev/null && command -v tesseract >/dev/null || { \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends python3-venv python3-pip \
+	    tesseract-ocr tesseract-ocr-eng; }
 
 # The browser test drives Debian's chromium with Python playwright (no browser download).
 browser:

@@ -397,17 +397,38 @@ def plot_risk_coverage(results: list[TurnResult], path: str | Path, threshold: f
 
 
 # ----- running -----------------------------------------------------------------------
+def same_documents(wanted: Iterable[str], corpus: Iterable[str]) -> dict[str, str]:
+    """Each wanted document id, or the corpus's only id with the same path but another suffix
+    (``a.txt`` -> ``a.pdf``), so one set scores the same documents in any format; :class:`EvalSetError`
+    naming those that have neither."""
+    corpus = list(corpus)
+    by_stem: dict[str, list[str]] = {}
+    for d in corpus:
+        by_stem.setdefault(str(Path(d).with_suffix("")), []).append(d)
+    known, out, missing = set(corpus), {}, []
+    for d in wanted:
+        twins = by_stem.get(str(Path(d).with_suffix("")), [])
+        if d in known:
+            out[d] = d
+        elif len(twins) == 1:
+            out[d] = twins[0]
+        else:
+            missing.append(d)
+    if missing:
+        raise EvalSetError(f"the set limits conversations to documents the corpus lacks: {sorted(missing)[:5]}")
+    return out
+
+
 def run(bot: Bot, conversations: list[Conversation], progress: Callable[[int], None] | None = None) -> list[TurnResult]:
     """Ask every turn, each conversation with its own history of the bot's own answers."""
     texts = {e.id: e.text for e in bot.index.entries}
-    missing = sorted({d for c in conversations for d in (c.docs or ()) if d not in texts})
-    if missing:
-        raise EvalSetError(f"the set limits conversations to documents the corpus lacks: {missing[:5]}")
+    docs_of = same_documents({d for c in conversations for d in (c.docs or ())}, texts)
     out: list[TurnResult] = []
     for conv in conversations:
         history: list[Turn] = []
+        docs = None if conv.docs is None else [docs_of[d] for d in conv.docs]
         for i, gold in enumerate(conv.turns):
-            answer = bot.ask(gold.question, history=history, docs=conv.docs, top_k=10)
+            answer = bot.ask(gold.question, history=history, docs=docs, top_k=10)
             out.append(score_turn(conv.id, i, gold, answer, texts.__getitem__))
             history.append(Turn(gold.question, answer))
             if progress:

@@ -7,10 +7,15 @@ on a free loopback port (rate limit off, a random API key for the writes), so th
 never touched. ``--clients`` clients then replay the conversations of ``--set`` (follow-ups go
 through ``conversation_id``, so the server keeps their history) for ``--seconds`` seconds, while a
 writer uploads a document, asks about it, deletes it and checks it is gone, over and over.
+Beside them two hostile clients upload, with the right key, what must always be refused: a
+cross-origin one (``Origin: https://evil.example``, as any web page the user visits could) and an
+oversized-name one (names of 300 characters, and 130 x "€": 390 bytes).
 
 Every answer is checked: status 200, the Answer JSON's keys, and each citation verbatim
 (``text == document_text[start:end]``, with the text read from the files). It prints throughput,
-p50/p95/p99 latency and the error count, and exits 1 on any error or non-verbatim citation.
+p50/p95/p99 latency, the error count, the 5xx count over every client, and what the hostile
+clients got; it exits 1 on any error, non-verbatim citation, 5xx, or hostile upload accepted or
+stored.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,6 +49,9 @@ UPLOAD_TEXT = (
 )
 UPLOAD_QUESTION = "Who founded the Loadcheck Observatory?"
 UPLOAD_ANSWER = "Irene Vasquez"
+HOSTILE_ORIGIN = "https://evil.example"
+CROSS_ORIGIN_PREFIX = "loadcheck-evil-"
+LONG_NAMES = ("n" * 300 + ".txt", "\u20ac" * 130 + ".txt")
 FALLBACK_QUESTIONS = ["What is this document about?", "When did it happen?", "Who was involved?", "Where did it take place?"]
 
 
@@ -53,10 +62,34 @@ class Stats:
     citations_checked: int = 0
     not_verbatim: list[str] = field(default_factory=list)
     abstained: int = 0
+    status_5xx: int = 0
 
     def error(self, msg: str) -> None:
         if len(self.errors) < 1000:
             self.errors.append(msg)
+
+    def answered(self, status: int) -> None:
+        self.status_5xx += status >= 500
+
+
+@dataclass
+class Hostile:
+    """What one hostile client sent and got: every request must be refused with a 4xx."""
+
+    codes: Counter[int] = field(default_factory=Counter)
+    transport_errors: int = 0
+
+    @property
+    def sent(self) -> int:
+        return sum(self.codes.values())
+
+    @property
+    def refused(self) -> int:
+        return sum(n for code, n in self.codes.items() if 400 <= code < 500)
+
+    @property
+    def status_5xx(self) -> int:
+        return sum(n for code, n in self.codes.items() if code >= 500)
 
 
 def load_conversations(path: Path | None) -> list[list[str]]:
@@ -110,6 +143,7 @@ async def client_loop(i: int, http, conversations: list[list[str]], texts: dict[
                 stats.error(f"client {i}: {type(exc).__name__}: {exc}")
                 continue
             stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            stats.answered(r.status_code)
             if r.status_code != 200:
                 stats.error(f"client {i}: {question!r} -> {r.status_code} {r.text[:200]}")
                 continue
@@ -123,20 +157,24 @@ async def writer_loop(http, key: str, texts: dict[str, str], deadline: float, st
     while time.monotonic() < deadline:
         try:
             r = await http.post("/api/documents", files={"files": (UPLOAD_NAME, UPLOAD_TEXT.encode("utf-8"), "text/plain")}, headers=headers)
+            stats.answered(r.status_code)
             if r.status_code != 201:
                 stats.error(f"writer upload -> {r.status_code} {r.text[:200]}")
                 await asyncio.sleep(0.5)
                 continue
             r = await http.post("/api/answer", json={"question": UPLOAD_QUESTION})
+            stats.answered(r.status_code)
             a = r.json()
             if r.status_code != 200 or not a.get("citations") or a["citations"][0]["doc"] != UPLOAD_NAME or UPLOAD_ANSWER not in (a.get("answer") or ""):
                 stats.error(f"writer: the uploaded document was not the answer: {r.status_code} {r.text[:300]}")
             else:
                 check_answer(a, texts, stats, "writer after upload")
             r = await http.delete(f"/api/documents/{UPLOAD_NAME}", headers=headers)
+            stats.answered(r.status_code)
             if r.status_code != 200:
                 stats.error(f"writer delete -> {r.status_code} {r.text[:200]}")
             r = await http.post("/api/answer", json={"question": UPLOAD_QUESTION})
+            stats.answered(r.status_code)
             if r.status_code != 200 or any(c["doc"] == UPLOAD_NAME for c in r.json().get("citations", [])):
                 stats.error(f"writer: the deleted document is still answered: {r.status_code} {r.text[:300]}")
             else:
@@ -148,19 +186,45 @@ async def writer_loop(http, key: str, texts: dict[str, str], deadline: float, st
     return cycles
 
 
+async def hostile_loop(kind: str, http, key: str, deadline: float, stats: Hostile) -> None:
+    """Uploads that must be refused, sent with the right key so only their flaw can refuse them:
+    ``cross_origin`` from a foreign web page, ``long_name`` with a name over the limit."""
+    headers = {"X-API-Key": key} if key else {}
+    if kind == "cross_origin":
+        headers["Origin"] = HOSTILE_ORIGIN
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        name = f"{CROSS_ORIGIN_PREFIX}{n}.txt" if kind == "cross_origin" else LONG_NAMES[n % len(LONG_NAMES)]
+        try:
+            r = await http.post("/api/documents", files={"files": (name, UPLOAD_TEXT.encode("utf-8"), "text/plain")}, headers=headers)
+            stats.codes[r.status_code] += 1
+        except Exception:  # counted; the check goes on
+            stats.transport_errors += 1
+        await asyncio.sleep(0.05)  # a steady trickle beside the load, not a flood
+
+
+def hostile_report(kind: str, h: Hostile) -> dict[str, Any]:
+    return {f"{kind}_sent": h.sent, f"{kind}_refused": h.refused, f"{kind}_codes": dict(sorted(h.codes.items())),
+            f"{kind}_transport_errors": h.transport_errors}
+
+
 async def run(url: str, key: str, clients: int, seconds: float, conversations: list[list[str]], texts: dict[str, str]) -> dict[str, Any]:
     import httpx
 
     texts = {**texts, UPLOAD_NAME: UPLOAD_TEXT}
-    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    limits = httpx.Limits(max_connections=clients + 6, max_keepalive_connections=clients + 6)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
         # A leftover from an interrupted run would make the first upload a 409.
         await http.delete(f"/api/documents/{UPLOAD_NAME}", headers={"X-API-Key": key} if key else {})
         stats, wstats = Stats(), Stats()
+        cross, long_names = Hostile(), Hostile()
         t0 = time.monotonic()
         deadline = t0 + seconds
         tasks = [client_loop(i, http, conversations, texts, deadline, stats) for i in range(clients)]
-        results = await asyncio.gather(writer_loop(http, key, texts, deadline, wstats), *tasks)
+        results = await asyncio.gather(writer_loop(http, key, texts, deadline, wstats),
+                                       hostile_loop("cross_origin", http, key, deadline, cross),
+                                       hostile_loop("long_name", http, key, deadline, long_names), *tasks)
         elapsed = time.monotonic() - t0
         docs_left = [d["id"] for d in (await http.get("/api/documents", headers={"X-API-Key": key} if key else {})).json()["documents"]]
     lat = stats.latencies_ms
@@ -176,6 +240,11 @@ async def run(url: str, key: str, clients: int, seconds: float, conversations: l
         "abstained": stats.abstained,
         "upload_delete_cycles": results[0],
         "upload_left_behind": UPLOAD_NAME in docs_left,
+        "status_5xx": stats.status_5xx + wstats.status_5xx + cross.status_5xx + long_names.status_5xx,
+        **hostile_report("cross_origin", cross),
+        "cross_origin_writes_stored": sum(d.startswith(CROSS_ORIGIN_PREFIX) for d in docs_left),
+        **hostile_report("long_name", long_names),
+        "long_names_stored": sum(d in LONG_NAMES for d in docs_left),
         "error_samples": (stats.errors + wstats.errors)[:10],
         "not_verbatim_samples": (stats.not_verbatim + wstats.not_verbatim)[:10],
     }
@@ -227,6 +296,12 @@ def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = 
     raise ServerNotReady(f"{url} was not ready after {timeout} s")
 
 
+def hostile_failed(rep: dict[str, Any]) -> bool:
+    """Whether a hostile upload got anything but a 4xx (or none was sent), or was stored."""
+    return any(rep[f"{k}_sent"] == 0 or rep[f"{k}_refused"] != rep[f"{k}_sent"] or rep[f"{k}_transport_errors"]
+               for k in ("cross_origin", "long_name")) or bool(rep["cross_origin_writes_stored"] or rep["long_names_stored"])
+
+
 def format_report(rep: dict[str, Any]) -> str:
     lines = [
         f"{rep['clients']} clients for {rep['seconds']} s against {rep['url']}",
@@ -234,7 +309,11 @@ def format_report(rep: dict[str, Any]) -> str:
         f"  latency ms: p50 {rep['latency_ms_p50']}  p95 {rep['latency_ms_p95']}  p99 {rep['latency_ms_p99']}",
         f"  upload/ask/delete cycles: {rep['upload_delete_cycles']}",
         f"  citations checked verbatim: {rep['citations_checked']}  not verbatim: {rep['not_verbatim']}",
-        f"  errors: {rep['errors']}",
+        f"  errors: {rep['errors']}  5xx responses: {rep['status_5xx']}",
+        (f"  cross-origin uploads: {rep['cross_origin_sent']} sent, {rep['cross_origin_refused']} refused "
+         f"{rep['cross_origin_codes']}, {rep['cross_origin_writes_stored']} stored"),
+        (f"  oversized-name uploads: {rep['long_name_sent']} sent, {rep['long_name_refused']} refused "
+         f"{rep['long_name_codes']}, {rep['long_names_stored']} stored"),
     ]
     lines += [f"    {e}" for e in rep["error_samples"] + rep["not_verbatim_samples"]]
     return "\n".join(lines)
@@ -284,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_report(rep))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(rep, indent=1), encoding="utf-8")
-    failed = rep["errors"] or rep["not_verbatim"] or rep["upload_left_behind"] or not rep["requests"]
+    failed = (rep["errors"] or rep["not_verbatim"] or rep["upload_left_behind"] or not rep["requests"] or rep["status_5xx"]
+              or hostile_failed(rep))
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ from syntok import segmenter as _syntok
 # A line this long is not hard-wrapped prose: each line of its paragraph is its own block.
 _LONG_LINE = 100
 _LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d+[.)]\s|>)")
+_HEADING = re.compile(r"^\s*#{1,6}\s")
 # ".If" glued: a word (two lowercase letters or a closing bracket) then terminal punctuation,
 # then a capitalised word with no space between them.
 _GLUED = re.compile(r"(?<=[a-z\]\)]{1}[a-z\]\)\"”’])[.!?][\"”’]?(?=[A-Z][a-z])")
@@ -50,7 +51,9 @@ def _blocks(text: str) -> list[Span]:
             s, e = para.start() + m.start(), para.start() + m.end()
             if current is None:
                 current = Span(s, e)
-            elif unwrapped or _LIST_OR_HEADING.match(m.group()) or _LIST_OR_HEADING.match(text[current.start:current.end]):
+            # A list item or heading starts a block; a wrapped item's next lines continue it
+            # ("3. You may opt to apply the terms of the ordinary GNU General Public\nLicense…").
+            elif unwrapped or _LIST_OR_HEADING.match(m.group()) or _HEADING.match(text[current.start:current.end]):
                 blocks.append(current)
                 current = Span(s, e)
             else:

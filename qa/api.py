@@ -32,16 +32,17 @@ from functools import partial
 from typing import Annotated, Any, Callable
 
 import anyio
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
-from .bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, check_question, name_key
+from .bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, check_question, name_key
 from .guard import GuardMiddleware, ParseBudget, RateLimiter
-from .ingest import SUPPORTED_SUFFIXES
+from .ingest import SUPPORTED_SUFFIXES, max_bytes
+from .pages import PageError
 from .settings import MiB, Settings
 from .types import Answer, Document
 
@@ -141,9 +142,15 @@ class DocumentInfo(BaseModel):
     id: str = Field(description="path relative to the corpus folder")
     title: str
     date: str | None = Field(description="publication date (ISO), when the document gives one")
+    kind: str = Field(description="what it was read from: text, markdown, pdf, docx or html")
+    pages: int | None = Field(None, description="a PDF's page count")
     size: int = Field(description="length of the text in UTF-8 bytes")
     chars: int = Field(description="length of the text in characters")
     sentences: int
+
+
+class DocumentText(DocumentInfo):
+    text: str = Field(description="the extracted text every citation's start/end point into")
 
 
 class DocumentList(BaseModel):
@@ -306,6 +313,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
     app.state.bot = bot
     app.state.settings = settings
     app.state.conversations = conversations
+    app.state.parse_budget = parse_budget  # the chat page's uploads share it
 
     # ----- access ----------------------------------------------------------------------------
     # (Dependencies as defaults, not Annotated: these objects are local to create_app.)
@@ -420,6 +428,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
             e = idx.entries[i]
             a, b = idx.doc_sentences(i)
             out.append(DocumentInfo(id=e.id, title=e.meta.get("title") or "", date=e.meta.get("date"),
+                                    kind=e.meta.get("kind") or "text", pages=e.meta.get("pages"),
                                     size=len(e.text.encode("utf-8")), chars=len(e.text), sentences=b - a))
         return out
 
@@ -432,7 +441,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
               summary="Upload documents (.txt, .md); each is stored and indexed, all or nothing",
               responses=_ERRORS, dependencies=[Depends(write_access), Depends(ready)])
     async def upload_documents(
-        files: Annotated[list[UploadFile], File(description=f"one or more UTF-8 {'/'.join(SUPPORTED_SUFFIXES)} files (field `files`)")],
+        files: Annotated[list[UploadFile], File(description=f"one or more {'/'.join(SUPPORTED_SUFFIXES)} files (field `files`)")],
         replace: Annotated[bool, Form(description="replace documents of the same name")] = False,
         replace_query: Annotated[bool, Query(alias="replace", description="same as the form field")] = False,
     ) -> UploadResult:
@@ -444,7 +453,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
         for f in files:
             name = f.filename or ""
             # Read at most one byte past the limit: the check below refuses it, unread.
-            data = await f.read(MAX_DOCUMENT_BYTES + 1)
+            data = await f.read(max_bytes(name) + 1)
             try:
                 # Every file is checked (parsed, off the event loop) before any is stored.
                 doc = await parse_budget.run(partial(bot.check_upload, name, data, replace=replace))
@@ -469,6 +478,40 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
                 raise
             raise HTTPException(status, f"the file could not be stored: {exc.strerror}") from None
         return UploadResult(documents=describe(stored), replaced=replaced)
+
+    # Declared before the document route: its {doc:path} would take the page's path too.
+    @app.get("/api/documents/{doc:path}/pages/{page}.png", tags=["documents"], response_class=Response,
+             summary="A PDF page as an image, with a sentence and its short answer highlighted",
+             responses={200: {"content": {"image/png": {}}}, **_ERRORS},
+             dependencies=[Depends(read_access), Depends(ready)])
+    async def page_image(
+        doc: str, page: Annotated[int, Path(ge=1, description="1-based page number")],
+        start: Annotated[int | None, Query(ge=0, description="the sentence's start (a citation's `start`)")] = None,
+        end: Annotated[int | None, Query(ge=0, description="the sentence's end")] = None,
+        answer_start: Annotated[int | None, Query(ge=0, description="the short answer's start, inside the sentence")] = None,
+        answer_end: Annotated[int | None, Query(ge=0, description="the short answer's end, inside the sentence")] = None,
+    ) -> Response:
+        sentence = (start, end) if start is not None and end is not None else None
+        answer = None
+        if sentence is not None and answer_start is not None and answer_end is not None:
+            answer = (start + answer_start, start + answer_end)
+        try:
+            png = await parse_budget.run(partial(bot.page_png, doc, page, sentence, answer))
+        except (DocumentError, PageError) as exc:
+            raise HTTPException(409 if exc.kind == "changed" else 404, str(exc)) from None
+        except TimeoutError:
+            raise HTTPException(503, f"drawing page {page} took longer than {settings.parse_timeout_s:g} s") from None
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+    @app.get("/api/documents/{doc:path}", tags=["documents"], response_model=DocumentText,
+             summary="One document: its metadata and the extracted text citations point into",
+             responses=_ERRORS, dependencies=[Depends(read_access), Depends(ready)])
+    async def get_document(doc: str) -> DocumentText:
+        idx = bot.index
+        if doc not in idx.doc_pos:
+            raise HTTPException(404, f"no document {doc!r}; GET /api/documents lists them")
+        info = describe([doc])[0]
+        return DocumentText(**info.model_dump(), text=idx.entries[idx.doc_pos[doc]].text)
 
     @app.delete("/api/documents/{doc:path}", tags=["documents"], response_model=Deleted,
                 summary="Delete a document from the folder and the index",

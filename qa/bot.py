@@ -10,7 +10,8 @@ import stat
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
@@ -20,8 +21,9 @@ from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing
 
 from .answerer import Answerer
 from .conversation import resolve
-from .ingest import MAX_DOCUMENT_BYTES, SUPPORTED_SUFFIXES, IngestError, load_folder, parse_document
-from .types import Answer, Document, Retrieved
+from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, max_bytes, parse_document
+from .layout import Layout, load_layout, save_layout
+from .types import Answer, Citation, Document, Retrieved
 
 if TYPE_CHECKING:
     from index.milvus import MilvusPassages
@@ -32,6 +34,10 @@ INDEX_DIRNAME = ".qa-index"
 # In the index folder: size, modification time and hash of each file as last read, so a sync
 # reads only files whose size or time changed (like git's index).
 FILE_STATS = "files.json"
+# In the index folder: each PDF's layout (see qa.layout), named by layout_key.
+LAYOUTS = "layouts"
+# Layouts kept in memory for placing citations and drawing pages.
+LAYOUT_CACHE = 32
 MAX_QUESTION_CHARS = 2000
 
 
@@ -145,6 +151,13 @@ def default_index_dir(docs: str | Path) -> Path:
     return Path(docs) / INDEX_DIRNAME
 
 
+def layout_key(doc_id: str, text_sha256: str) -> str:
+    """The layout file's name for a document's id and text: a new version gets a new file."""
+    import hashlib
+
+    return hashlib.sha256(f"{doc_id}\0{text_sha256}".encode()).hexdigest()[:32]
+
+
 def cited_sentence(index: HybridIndex, answer: Answer | None) -> int | None:
     """The sentence row of ``index`` that ``answer``'s top citation quotes (found from its
     document and start offset), None without an answer, a citation or that sentence."""
@@ -171,6 +184,7 @@ class Bot:
         milvus_uri: with ``milvus``, a Milvus Lite file or a server URI (``http://host:19530``);
             default a Milvus Lite file inside the index folder.
         milvus_collection: with ``milvus``, the collection's name.
+        max_pdf_pages: the most pages a PDF may have (default ``qa.formats.pdf.MAX_PAGES``).
     """
 
     def __init__(
@@ -184,8 +198,10 @@ class Bot:
         backend: str = "faiss",
         milvus_uri: str | None = None,
         milvus_collection: str | None = None,
+        max_pdf_pages: int | None = None,
     ) -> None:
         self.docs = Path(docs)
+        self.max_pdf_pages = max_pdf_pages
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
         if backend not in RETRIEVAL_BACKENDS:
             raise ValueError(f"backend {backend!r}: choose one of {', '.join(RETRIEVAL_BACKENDS)}")
@@ -196,6 +212,7 @@ class Bot:
         self.legs: tuple[str, ...] = LEGS
         self._index: HybridIndex | None = None
         self._lock = threading.Lock()  # one writer at a time; readers use the current snapshot
+        self._layouts: OrderedDict[str, Layout] = OrderedDict()
 
     @property
     def index(self) -> HybridIndex:
@@ -204,10 +221,13 @@ class Bot:
         assert self._index is not None
         return self._index
 
-    def sync(self, progress: Callable[[int, int], None] | None = None) -> SyncReport:
+    def sync(
+        self, progress: Callable[[int, int], None] | None = None, read_progress: Callable[[int, int], None] | None = None,
+    ) -> SyncReport:
         """Bring the index in step with the folder: add, re-embed changed, drop removed.
 
-        ``progress(done, total)`` reports embedding progress over the texts to embed.
+        ``progress(done, total)`` reports embedding progress over the texts to embed,
+        ``read_progress(done, total)`` reading progress over the files.
         """
         with self._lock:
             report = SyncReport()
@@ -217,17 +237,22 @@ class Bot:
             known = {e.id: e.sha256 for e in current.entries}
             seen = self._read_file_stats()
 
-            def unchanged(doc_id: str, sig: tuple[int, int]) -> bool:
-                # Same size and modification time (ns) as when its indexed text was read.
-                last = seen.get(doc_id)
-                return last is not None and (last[0], last[1]) == sig and known.get(doc_id) == last[2]
+            placed = {e.id for e in current.entries if e.meta.get("kind") == "pdf"}
 
-            result = load_folder(self.docs, unchanged)
+            def unchanged(doc_id: str, sig: tuple[int, int]) -> bool:
+                # Same size and modification time (ns) as when its indexed text was read (and,
+                # for a PDF, its layout is there: an index from before layouts reads it again).
+                last = seen.get(doc_id)
+                return (last is not None and (last[0], last[1]) == sig and known.get(doc_id) == last[2]
+                        and (doc_id not in placed or self._layout_path(doc_id, last[2]).exists()))
+
+            result = load_folder(self.docs, unchanged, self.max_pdf_pages, read_progress)
             report.errors, report.warnings = result.errors, result.warnings
             on_disk = {d.id: d for d in result.documents}
             upserts = []
             for doc_id, doc in on_disk.items():
                 entry = Entry(doc.id, doc.text, doc.meta)
+                self._save_layout(doc, entry.sha256)
                 if doc_id not in known:
                     report.added.append(doc_id)
                 elif known[doc_id] != entry.sha256:
@@ -243,6 +268,7 @@ class Bot:
                 current.save(self.index_dir)
             self._sync_milvus(current)
             self._index = current
+            self._drop_stale_layouts(current)
             stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries if e.id in result.stats and e.id in present}
             if stats != seen:
                 self._write_file_stats(stats)
@@ -299,7 +325,9 @@ class Bot:
                     os.fsync(f.fileno())
                 if target.is_file():
                     os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-                updated = current.updated([Entry(doc.id, doc.text, doc.meta)], [], self.embedder)
+                entry = Entry(doc.id, doc.text, doc.meta)
+                self._save_layout(doc, entry.sha256)
+                updated = current.updated([entry], [], self.embedder)
                 updated.save(self.index_dir)
                 saved = True
                 self._sync_milvus(updated)
@@ -351,10 +379,10 @@ class Bot:
         name = clean_name(name)
         if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
             raise DocumentError("unsupported", f"{name}: only {', '.join(SUPPORTED_SUFFIXES)} files are supported")
-        if len(data) > MAX_DOCUMENT_BYTES:
-            raise DocumentError("too_large", f"{name}: {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
+        if len(data) > max_bytes(name):
+            raise DocumentError("too_large", f"{name}: {len(data)} bytes; the limit for this kind of file is {max_bytes(name)}")
         try:
-            doc = parse_document(data, name)
+            doc = parse_document(data, name, self.max_pdf_pages)
         except IngestError as exc:
             raise DocumentError("invalid", str(exc)) from None
         if not doc.text.strip():
@@ -408,6 +436,72 @@ class Bot:
             log.warning("removed %d temporary file(s) left by an interrupted upload or deletion: %s",
                         len(removed), ", ".join(removed[:5]))
         return removed
+
+    def _layout_path(self, doc_id: str, text_sha256: str) -> Path:
+        return self.index_dir / LAYOUTS / f"{layout_key(doc_id, text_sha256)}.npz"
+
+    def _save_layout(self, doc: Document, text_sha256: str) -> None:
+        if doc.layout is not None:
+            save_layout(self.index_dir / LAYOUTS, layout_key(doc.id, text_sha256), doc.layout)
+            self._layouts.pop(layout_key(doc.id, text_sha256), None)
+
+    def _drop_stale_layouts(self, index: HybridIndex) -> None:
+        """Remove the layout files of documents (or versions) the index no longer holds."""
+        keep = {f"{layout_key(e.id, e.sha256)}.npz" for e in index.entries}
+        folder = self.index_dir / LAYOUTS
+        for path in folder.glob("*.npz") if folder.is_dir() else ():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    def layout(self, doc_id: str, index: HybridIndex | None = None) -> Layout | None:
+        """The layout of ``doc_id`` as indexed (a PDF's), or None."""
+        index = index or self.index
+        row = index.doc_pos.get(doc_id)
+        if row is None or index.entries[row].meta.get("kind") != "pdf":
+            return None
+        key = layout_key(doc_id, index.entries[row].sha256)
+        layout = self._layouts.get(key)
+        if layout is None:
+            try:
+                layout = load_layout(self.index_dir / LAYOUTS, key)
+            except ValueError as exc:
+                log.warning("layout of %s unreadable (%s); sync the folder to read it again", doc_id, exc)
+                return None
+            if layout is None:
+                return None
+            self._layouts[key] = layout
+            while len(self._layouts) > LAYOUT_CACHE:
+                self._layouts.popitem(last=False)
+        return layout
+
+    def place(self, citation: Citation, index: HybridIndex | None = None) -> Citation:
+        """``citation`` with its page and boxes when its document is a PDF."""
+        layout = self.layout(citation.doc, index)
+        if layout is None:
+            return citation
+        page = layout.page_of(citation.start, citation.end)
+        boxes = tuple(tuple(b) for b in layout.boxes(citation.start, citation.end))
+        return replace(citation, page=page, boxes=boxes, ocr=layout.is_ocr(page))
+
+    def page_png(
+        self, doc_id: str, page: int, sentence: tuple[int, int] | None = None, answer: tuple[int, int] | None = None,
+    ) -> bytes:
+        """PNG of a PDF's page with the characters ``sentence`` and ``answer`` (offsets into the
+        document's text) highlighted; :class:`DocumentError` (``missing``) for an unknown
+        document, one that is not a PDF or offsets outside its text, :class:`~qa.pages.PageError`
+        for a page it lacks or a file changed since it was indexed."""
+        from .pages import render_page
+
+        index = self.index
+        layout = self.layout(doc_id, index)
+        if layout is None:
+            known = doc_id in index.doc_pos
+            raise DocumentError("missing", f"{doc_id!r} is not a PDF in the index" if known else f"no document {doc_id!r}")
+        size = len(index.entries[index.doc_pos[doc_id]].text)
+        for span in (sentence, answer):
+            if span is not None and not 0 <= span[0] <= span[1] <= size:
+                raise DocumentError("missing", f"characters {span[0]}-{span[1]} are outside {doc_id} ({size} characters)")
+        return render_page(self.docs / doc_id, layout, page, sentence, answer)
 
     def _connect_milvus(self, uri: str | None, collection: str | None) -> "MilvusPassages":
         from index.milvus import MilvusPassages, default_uri
@@ -483,7 +577,7 @@ class Bot:
         t2 = time.perf_counter()
         return Answer(
             question=question, searched_for=searched_for, abstained=abstained, answer=answer,
-            confidence=confidence, citations=tuple(citations),
+            confidence=confidence, citations=tuple(self.place(c, index) for c in citations),
             timings_ms={"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
             passages=tuple(Retrieved(h.doc, h.start, h.end, h.score, h.legs) for h in (hits[j] for j in passage_order)),
         )

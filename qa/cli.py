@@ -39,9 +39,13 @@ def _make_bot(args: argparse.Namespace) -> "Bot":
 
     if not Path(args.docs).is_dir():
         raise CLIError(f"documents folder {args.docs!r} does not exist (pass --docs DIR)")
+    from .settings import Settings
+
     try:
-        return Bot(args.docs, index_dir=args.index, model=args.model, embedding=args.embedding, **_backend_options(args))
-    except ModelError as exc:
+        max_pdf_pages = Settings.from_env().max_pdf_pages
+        return Bot(args.docs, index_dir=args.index, model=args.model, embedding=args.embedding,
+                   max_pdf_pages=max_pdf_pages, **_backend_options(args))
+    except (ModelError, ValueError) as exc:
         raise CLIError(str(exc)) from None
 
 
@@ -66,7 +70,7 @@ def backend_args(sp: argparse.ArgumentParser, collection_default: str = DEFAULT_
 
 
 @contextlib.contextmanager
-def embedding_progress(show: bool = True) -> Iterator[Callable[[int, int], None]]:
+def embedding_progress(show: bool = True, desc: str = "embedding", unit: str = "text") -> Iterator[Callable[[int, int], None]]:
     """A ``progress(done, total)`` callback drawing a bar on stderr, closed on exit."""
     from tqdm import tqdm
 
@@ -75,7 +79,7 @@ def embedding_progress(show: bool = True) -> Iterator[Callable[[int, int], None]
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="text", desc="embedding", disable=not show, file=sys.stderr)
+            bar = tqdm(total=total, unit=unit, desc=desc, disable=not show, file=sys.stderr)
         bar.update(done - bar.n)
 
     try:
@@ -86,8 +90,8 @@ def embedding_progress(show: bool = True) -> Iterator[Callable[[int, int], None]
 
 
 def _sync(bot: "Bot", show_progress: bool) -> "SyncReport":
-    with embedding_progress(show_progress) as progress:
-        report = bot.sync(progress)
+    with embedding_progress(show_progress, "reading", "file") as reading, embedding_progress(show_progress) as progress:
+        report = bot.sync(progress, reading)
     for msg in list(report.errors.values()) + list(report.warnings.values()):
         print(f"warning: {msg}", file=sys.stderr)
     if report.rebuilt:
@@ -185,6 +189,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ui.chat import mount_chat  # the page depends on qa, never the reverse: imported here only
 
     from .api import Settings, create_app
+    from .guard import uvicorn_options
 
     try:
         settings = Settings.from_env()
@@ -200,9 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = mount_chat(create_app(bot, settings), bot)
     print(f"Chat over the {len(bot.index.entries)} documents in {args.docs}: {url}/\n"
           f"Answer API: {url}/api/answer (OpenAPI: {url}/openapi.json); Ctrl-C stops", flush=True)
-    # proxy_headers off: the rate limit keys on the peer address, which a client must not forge.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                proxy_headers=False, server_header=False)
+    # Slow clients are bounded below the app too: see qa.guard.uvicorn_options.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **uvicorn_options(settings))
     return 0
 
 
@@ -318,9 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def corpus_args(sp: argparse.ArgumentParser, positional_docs: bool = False) -> None:
         if positional_docs:
-            sp.add_argument("docs", metavar="DOCS", help="folder of .txt/.md documents (searched recursively)")
+            sp.add_argument("docs", metavar="DOCS", help="folder of documents: .pdf .docx .html .txt .md (searched recursively)")
         else:
-            sp.add_argument("--docs", default="documents", help="folder of .txt/.md documents (default: documents)")
+            sp.add_argument("--docs", default="documents", help="folder of documents: .pdf .docx .html .txt .md (default: documents)")
         sp.add_argument("--index", default=None, help="index folder (default: DOCS/.qa-index)")
         model_args(sp)
         backend_args(sp)

@@ -2,18 +2,21 @@
 
 :class:`GuardMiddleware` wraps the whole app, the chat page mounted on it included, so every
 route gets the same rules; :class:`ParseBudget` runs the parsing of uploaded files off the
-event loop within a time budget.
+event loop within a time budget; :func:`uvicorn_options` bounds slow clients below the app
+(a request head that trickles in, idle connections, connections per client).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import math
 import threading
 import time
+from concurrent.futures import Future
 from http.cookies import SimpleCookie
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -63,38 +66,48 @@ class RateLimiter:
 
 
 class ParseBudget:
-    """Run parsing in worker threads: at most ``workers`` at once (abandoned ones included),
-    each answered within ``timeout_s`` (``TimeoutError`` past it, the event loop never waits)."""
+    """Run parsing in worker threads: at most ``workers`` at once, each answered within
+    ``timeout_s`` (``TimeoutError`` past it). A parse past its time runs on to its end in its
+    own thread and holds its slot until then; the caller stops waiting at the deadline.
+
+    :meth:`run` awaits it from the event loop (the API's upload); :meth:`call` blocks a worker
+    thread (the chat page's upload). Both share the same slots and time limit.
+    """
 
     def __init__(self, workers: int, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self._slots = threading.BoundedSemaphore(workers)
 
+    def _start(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
+        """Run ``fn(*args)`` in a thread of its own, which releases the slot the caller took."""
+        future: Future[T] = Future()
+
+        def work() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, whatever it is
+                future.set_exception(exc)
+            finally:
+                self._slots.release()  # only when the work really ends
+
+        threading.Thread(target=work, name="qa-parse", daemon=True).start()
+        return future
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         with anyio.fail_after(self.timeout_s):
             while not self._slots.acquire(blocking=False):
                 await anyio.sleep(0.01)
-            lock = threading.Lock()
-            state = {"started": False, "abandoned": False}
+            future = self._start(fn, args)
+            # Polled: the event loop never blocks, and no pool thread waits on the future.
+            while not future.done():
+                await anyio.sleep(0.005)
+        return future.result()
 
-            def work() -> T | None:
-                with lock:
-                    if state["abandoned"]:
-                        return None
-                    state["started"] = True
-                try:
-                    return fn(*args)
-                finally:
-                    self._slots.release()  # only when the work really ends
-
-            try:
-                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)  # type: ignore[return-value]
-            except BaseException:
-                with lock:
-                    if not state["started"]:
-                        state["abandoned"] = True
-                        self._slots.release()
-                raise
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        deadline = time.monotonic() + self.timeout_s
+        if not self._slots.acquire(timeout=self.timeout_s):
+            raise TimeoutError(f"no parse slot was free within {self.timeout_s:g} s")
+        return self._start(fn, args).result(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def host_name(host: str) -> str:
@@ -122,6 +135,111 @@ def host_allowed(name: str, allowed: tuple[str, ...]) -> bool:
         if a == "*" or a == name or (a.startswith(".") and (name.endswith(a) or name == a[1:])):
             return True
     return False
+
+
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address in ``1.2.3.4``, ``1.2.3.4:80``, ``::1`` or ``[::1]:80`` (an IPv4-mapped
+    IPv6 address as its IPv4 one), or None."""
+    for candidate in (text.strip(), host_name(text)):
+        try:
+            ip = ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+        return (ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
+    return None
+
+
+class TrustedProxies:
+    """The reverse proxies whose ``X-Forwarded-For`` names the client (``QA_TRUSTED_PROXIES``)."""
+
+    def __init__(self, proxies: Iterable[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+    def trusts(self, address: str) -> bool:
+        ip = parse_ip(address) if self.networks else None
+        return ip is not None and any(ip in net for net in self.networks)
+
+    def client(self, peer: str, forwarded_for: list[str]) -> str:
+        """The client behind ``peer``: the peer itself unless it is a trusted proxy; then the
+        rightmost ``X-Forwarded-For`` hop that is not one (hops left of it are the client's
+        word, which anyone can forge), or the leftmost hop when all are trusted."""
+        if not self.trusts(peer):
+            return peer
+        hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
+        chosen = next((h for h in reversed(hops) if not self.trusts(h)), hops[0] if hops else peer)
+        ip = parse_ip(chosen)
+        return str(ip) if ip is not None else chosen[:100]  # one key per address, whatever the port
+
+
+def guarded_protocol(settings: Settings) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol with two more bounds. A request's head must arrive within
+    ``header_timeout_s`` of connecting or of the previous response: uvicorn times out neither
+    a new connection that trickles its headers (slowloris) nor a keep-alive one that sends a
+    byte now and then. And one peer address (trusted proxies aside) may hold at most
+    ``max_connections_per_client`` connections; past it a new one is closed at once."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    proxies = TrustedProxies(settings.trusted_proxies)
+    header_timeout, per_client = settings.header_timeout_s, settings.max_connections_per_client
+
+    class GuardedProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+        _head_timer: asyncio.TimerHandle | None = None
+        _waiting_after: Any = None  # the request cycle before the head awaited (None: the first)
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            peer = self.client[0] if self.client else None
+            if peer is not None and not proxies.trusts(peer):
+                held = sum(1 for c in self.connections if getattr(c, "client", None) and c.client[0] == peer)
+                if held > per_client:
+                    transport.close()
+                    return
+            self._await_head()
+
+        def _await_head(self) -> None:
+            self._cancel_head_timer()
+            self._waiting_after = self.cycle
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            # A connection upgraded to a WebSocket has another protocol: not ours to close.
+            if self.transport.get_protocol() is self and not self.transport.is_closing():
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._head_timer is not None and self.cycle is not self._waiting_after:
+                self._cancel_head_timer()  # the head is in; the body has its own limit (the guard's)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # Unless a pipelined request has already started the next cycle.
+            if not self.transport.is_closing() and self.cycle is not None and self.cycle.response_complete:
+                self._await_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+    return GuardedProtocol
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn settings for serving the app (``uvicorn.run(app, **uvicorn_options(s))``)."""
+    return {
+        "http": guarded_protocol(settings),
+        "timeout_keep_alive": settings.keep_alive_s,
+        # Off: uvicorn would trust X-Forwarded-For from loopback; the guard reads it itself,
+        # from QA_TRUSTED_PROXIES only.
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 def _origin_key(url: str, default_scheme: str = "http") -> tuple[str, str, int] | None:
@@ -153,6 +271,7 @@ class GuardMiddleware:
         self.settings = settings
         self.limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
         self.cors = {o.rstrip("/").lower() for o in settings.cors_origins}
+        self.proxies = TrustedProxies(settings.trusted_proxies)
         self.inflight = 0  # body bytes held by requests in progress (one event loop: no lock)
 
     # ----- who may do what --------------------------------------------------------------------
@@ -213,8 +332,9 @@ class GuardMiddleware:
                                         "(or send X-API-Key)", {"WWW-Authenticate": "Bearer"})
             return
         if self.limiter is not None and (is_api or gradio_write) and method != "OPTIONS":
-            client = scope.get("client")
-            wait = self.limiter.hit(client[0] if client else "unknown")
+            peer = scope.get("client")
+            client = self.proxies.client(peer[0] if peer else "unknown", headers.getlist("x-forwarded-for"))
+            wait = self.limiter.hit(client)
             if wait:
                 seconds = max(1, math.ceil(wait))
                 await send_error(send, 429, f"too many requests: the limit is {s.rate_limit} a minute per client; "

@@ -14,14 +14,16 @@ from typing import Callable
 
 from dateutil import parser as dateparser
 
-from .types import Document
+from .types import KINDS, Document
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md")
+SUPPORTED_SUFFIXES = tuple(KINDS)
 # The largest file read as a document (an upload or a file in the folder): parsing and
-# indexing time grow with it.
+# indexing time grow with it. PDF, Word and web pages carry markup, fonts and images besides
+# their text, so they may be larger; the text extracted from any file is held to the first.
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+MAX_PACKED_BYTES = 16 * 1024 * 1024
 # A date is a few short tokens ("Wednesday, September 15, 2021 10:30 AM"); dateutil's parser is
 # quadratic in its input, so a longer candidate is not a date and is never handed to it.
 MAX_DATE_TOKENS = 6
@@ -88,39 +90,86 @@ def long_word_at(text: str) -> int | None:
     return None
 
 
-def read_document(path: Path, doc_id: str) -> Document:
+def max_bytes(doc_id: str) -> int:
+    """The largest file of ``doc_id``'s kind that is read."""
+    return MAX_DOCUMENT_BYTES if KINDS.get(Path(doc_id).suffix.lower()) in ("text", "markdown") else MAX_PACKED_BYTES
+
+
+def read_document(path: Path, doc_id: str, max_pages: int | None = None) -> Document:
     """Read one file as a document (see :func:`parse_document`); refuse one over the size limit."""
     with path.open("rb") as f:
-        data = f.read(MAX_DOCUMENT_BYTES + 1)  # never more than the limit in memory; parse_document refuses it
-    return parse_document(data, doc_id)
+        data = f.read(max_bytes(doc_id) + 1)  # never more than the limit in memory; parse_document refuses it
+    return parse_document(data, doc_id, max_pages)
 
 
-def _short_title(line: str) -> str:
+def short_title(line: str) -> str:
+    """A title for listings: the line, cut at a word after :data:`MAX_TITLE_CHARS`."""
     if len(line) <= MAX_TITLE_CHARS:
         return line
     cut = line[:MAX_TITLE_CHARS]
     return (cut.rsplit(" ", 1)[0] if " " in cut[MAX_TITLE_CHARS // 2:] else cut).rstrip() + "\u2026"
 
 
-def parse_document(data: bytes, doc_id: str) -> Document:
-    """Decode a file's bytes (UTF-8) and read its title and publication date.
+def parse_document(data: bytes, doc_id: str, max_pages: int | None = None) -> Document:
+    """Read a file's bytes as a document of the kind its suffix names (see :data:`KINDS`).
+
+    ``max_pages`` bounds a PDF's pages (default :data:`qa.formats.pdf.MAX_PAGES`). Whatever the
+    format, the extracted text is held to the text limits (size, no endless word).
+    """
+    limit = max_bytes(doc_id)
+    if len(data) > limit:
+        raise IngestError(f"{doc_id}: over the limit of {limit} bytes a document of this kind; split it into smaller files")
+    kind = KINDS.get(Path(doc_id).suffix.lower(), "text")
+    if kind in ("text", "markdown"):
+        return parse_text(data, doc_id, kind)
+    try:
+        if kind == "pdf":
+            from .formats.pdf import parse_pdf
+
+            doc = parse_pdf(data, doc_id, max_pages=max_pages)
+        elif kind == "docx":
+            from .formats.docx import parse_docx
+
+            doc = parse_docx(data, doc_id)
+        else:
+            from .formats.html import parse_html
+
+            doc = parse_html(data, doc_id)
+    except IngestError:
+        raise
+    except Exception as exc:
+        # Whatever a third-party reader raises on a file it cannot handle is that file's problem:
+        # it is refused by name (the traceback goes to the log), and the other files are read.
+        log.warning("reading %s failed", doc_id, exc_info=True)
+        raise IngestError(f"{doc_id}: could not be read as {kind} ({type(exc).__name__}: {str(exc)[:200]})") from None
+    check_text(doc.text, doc_id)
+    return doc
+
+
+def check_text(text: str, doc_id: str) -> None:
+    """Refuse extracted text that is too large or holds an endless word (see the limits above)."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise IngestError(f"{doc_id}: {len(text)} characters of text; the limit is {MAX_DOCUMENT_BYTES}: split it into smaller files")
+    at = long_word_at(text)
+    if at is not None:
+        raise IngestError(f"{doc_id}: a run of over {MAX_WORD_CHARS} characters without a space starts at character {at}; "
+                          "that is not text (a blob of digits or encoded data?): remove it")
+
+
+def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
+    """Decode a plain-text file's bytes (UTF-8) and read its title and publication date.
 
     The time it takes is linear in the size: the title and date come from the first lines only.
     """
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise IngestError(f"{doc_id}: over the limit of {MAX_DOCUMENT_BYTES} bytes a document; split it into smaller files")
     if b"\x00" in data:
-        raise IngestError(f"{doc_id}: looks binary (contains NUL bytes); only UTF-8 text .txt/.md files are supported")
+        raise IngestError(f"{doc_id}: looks binary (contains NUL bytes); a .txt/.md file must be UTF-8 text")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise IngestError(f"{doc_id}: not valid UTF-8 at byte {exc.start}; re-save it as UTF-8") from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    at = long_word_at(text)
-    if at is not None:
-        raise IngestError(f"{doc_id}: a run of over {MAX_WORD_CHARS} characters without a space starts at character {at}; "
-                          "that is not text (a blob of digits or encoded data?): remove it")
+    check_text(text, doc_id)
     title, date = "", None
     head = itertools.islice((ln for ln in text.splitlines() if ln.strip()), _HEAD_LINES)
     for line in head:
@@ -130,11 +179,11 @@ def parse_document(data: bytes, doc_id: str) -> Document:
             date = parsed[0].date().isoformat()
             rest = m.group("rest")[parsed[1]:].strip()
             if not title and rest:
-                title = _short_title(rest)  # "date 2021-09-17 Headline…": the headline follows the date
+                title = short_title(rest)  # "date 2021-09-17 Headline…": the headline follows the date
             continue
         if not title:
-            title = _short_title(line.strip().lstrip("#").strip())
-    return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text)
+            title = short_title(line.strip().lstrip("#").strip())
+    return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text, kind=kind)
 
 
 def iter_files(folder: Path) -> list[tuple[Path, str, os.stat_result]]:
@@ -159,28 +208,37 @@ def iter_files(folder: Path) -> list[tuple[Path, str, os.stat_result]]:
     return out
 
 
-def load_folder(folder: str | Path, skip: Callable[[str, tuple[int, int]], bool] | None = None) -> IngestResult:
+def load_folder(
+    folder: str | Path, skip: Callable[[str, tuple[int, int]], bool] | None = None, max_pages: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
     """Read every supported file under ``folder``; a bad file is reported, not fatal.
 
     ``skip(doc_id, (size, mtime_ns))`` may say a file is unchanged since it was last read;
-    it is then listed in ``unchanged`` and not read.
+    it is then listed in ``unchanged`` and not read. ``max_pages`` bounds a PDF's pages;
+    ``progress(done, total)`` is called after each file.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise IngestError(f"documents folder {folder} does not exist or is not a folder")
     result = IngestResult()
-    for path, doc_id, st in iter_files(folder):
+    files = iter_files(folder)
+    for done, (path, doc_id, st) in enumerate(files, 1):
+        if progress is not None:
+            progress(done, len(files))
         sig = (st.st_size, st.st_mtime_ns)
         result.stats[doc_id] = sig
         if skip is not None and skip(doc_id, sig):
             result.unchanged.append(doc_id)
             continue
         try:
-            doc = read_document(path, doc_id)
+            doc = read_document(path, doc_id, max_pages)
         except (IngestError, OSError) as exc:
             result.errors[doc_id] = str(exc)
             continue
         if not doc.text.strip():
             result.warnings[doc_id] = f"{doc_id}: empty file, nothing to index"
+        elif doc.warnings:
+            result.warnings[doc_id] = "; ".join(doc.warnings)
         result.documents.append(doc)
     return result

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .layout import Layout
+
+# What a document was read from (``Document.kind``), by file suffix.
+KINDS = {".txt": "text", ".md": "markdown", ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html"}
 
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One ingested file. ``id`` is its path relative to the corpus folder."""
+    """One ingested file. ``id`` is its path relative to the corpus folder; ``text`` is the
+    extracted text every citation's offsets point into. A PDF's ``layout`` places each
+    character of ``text`` on its page."""
 
     id: str
     title: str
     date: str | None
     text: str
+    kind: str = "text"
+    layout: "Layout | None" = field(default=None, compare=False, repr=False)
+    # What the reader could not read but did not refuse (a scanned page without OCR).
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def meta(self) -> dict[str, Any]:
-        return {"title": self.title, "date": self.date}
+        meta: dict[str, Any] = {"title": self.title, "date": self.date, "kind": self.kind}
+        if self.layout is not None:
+            meta["pages"] = self.layout.pages
+        return meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +40,9 @@ class Citation:
     """A verbatim sentence: ``document.text[start:end] == text``.
 
     ``answer_start``/``answer_end`` locate the short answer inside ``text`` when there is one.
+    In a PDF, ``page`` is the (1-based) page where the sentence starts and ``boxes`` holds
+    ``(page, x0, y0, x1, y1)`` in PDF points for each line it covers; ``ocr`` says the page
+    was read from its image.
     """
 
     doc: str
@@ -35,12 +53,16 @@ class Citation:
     score: float
     answer_start: int | None = None
     answer_end: int | None = None
+    page: int | None = None
+    boxes: tuple[tuple[float, ...], ...] = ()
+    ocr: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Citation":
         return cls(
             doc=d["doc"], title=d.get("title", ""), text=d["text"], start=int(d["start"]), end=int(d["end"]),
             score=float(d.get("score", 0.0)), answer_start=d.get("answer_start"), answer_end=d.get("answer_end"),
+            page=d.get("page"), boxes=tuple(tuple(b) for b in d.get("boxes") or ()), ocr=bool(d.get("ocr", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,6 +73,10 @@ class Citation:
         if self.answer_start is not None and self.answer_end is not None:
             d["answer_start"], d["answer_end"] = self.answer_start, self.answer_end
         d["score"] = round(self.score, 4)
+        if self.page is not None:
+            d["page"], d["boxes"] = self.page, [list(b) for b in self.boxes]
+            if self.ocr:
+                d["ocr"] = True
         return d
 
 

@@ -53,9 +53,14 @@ def serving(app, wait: bool = True) -> Iterator[str]:
     """Run ``app`` with uvicorn in a background thread on a free loopback port; yields its URL."""
     import uvicorn
 
+    from qa.guard import uvicorn_options
+    from qa.settings import Settings
+
     sock = _bound_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
+    # The same protocol and timeouts as `qa serve`, from the app's settings.
+    settings = getattr(getattr(app, "state", None), "settings", None) or Settings()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options(settings)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -24,7 +24,8 @@ from servers import KEY, ZEBRA, Server, serving
 
 from eval.loadcheck import free_port, wait_ready
 from qa.api import Conversations, RateLimiter, Settings, create_app
-from qa.bot import MAX_DOCUMENT_BYTES, Bot
+from qa.bot import Bot
+from qa.ingest import MAX_DOCUMENT_BYTES
 
 OPEN = Settings(rate_limit=0)
 ANSWER_KEYS = {"question", "searched_for", "abstained", "answer", "confidence", "citations", "timings_ms"}
@@ -187,7 +188,8 @@ def test_upload_refusals_leave_the_folder_and_index_alone(start):
 
     cases = [
         (up(("big.txt", b"word " * (MAX_DOCUMENT_BYTES // 5 + 1))), 413),
-        (up(("paper.pdf", b"%PDF-1.4")), 415),
+        (up(("paper.pdf", b"%PDF-1.4")), 400),  # a damaged PDF
+        (up(("slides.pptx", b"PK\x03\x04")), 415),
         (up(("noext", b"text")), 415),
         (up(("../escape.txt", b"Escape.")), 400),
         (up(("sub/inner.txt", b"Inner.")), 400),
@@ -200,7 +202,7 @@ def test_upload_refusals_leave_the_folder_and_index_alone(start):
         (up(("empty.txt", b"  \n")), 400),
         (up(("twice.txt", b"One."), ("twice.txt", b"Two.")), 400),
         # All or nothing: a good file beside a bad one is not stored either.
-        (up(("good.txt", b"Good file.\n\nA fine sentence."), ("bad.pdf", b"x")), 415),
+        (up(("good.txt", b"Good file.\n\nA fine sentence."), ("bad.pdf", b"x")), 400),
         (s.client.post("/api/documents", data={"replace": "true"}), 422),
         (s.client.post("/api/documents", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=xx"}), 400),
     ]

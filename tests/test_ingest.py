@@ -77,3 +77,18 @@ def test_a_run_without_spaces_is_refused_upload_and_folder(tmp_path: Path):
     result = load_folder(tmp_path)
     assert [d.id for d in result.documents] == ["fine.txt"]
     assert "without a space" in result.errors["digits.txt"] and "limit" in result.errors["huge.txt"]
+
+
+def test_a_reader_crash_is_the_files_error_not_the_folders(tmp_path, monkeypatch):
+    import qa.formats.docx
+    from qa.ingest import load_folder
+
+    def crash(data, doc_id):
+        raise KeyError("word/document.xml")
+
+    monkeypatch.setattr(qa.formats.docx, "parse_docx", crash)
+    (tmp_path / "a.docx").write_bytes(b"PK")
+    (tmp_path / "b.txt").write_text("Fine text.\n", encoding="utf-8")
+    result = load_folder(tmp_path)
+    assert [d.id for d in result.documents] == ["b.txt"]
+    assert result.errors["a.docx"].startswith("a.docx: could not be read as docx (KeyError")

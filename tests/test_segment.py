@@ -42,6 +42,19 @@ def test_hard_wrapped_prose_is_one_block():
     assert _sentences(text) == ["This sentence is wrapped\nacross two lines.", "And a second one."]
 
 
+def test_wrapped_numbered_clause_is_one_sentence_and_items_stay_apart():
+    text = ("  3. You may opt to apply the terms of the ordinary GNU General Public\n"
+            "License instead of this License to a given copy of the Library.\n"
+            "  4. You may copy the Library (or a portion or\nderivative of it) in object code.\n"
+            "# Heading\nText after it.\n- an item that wraps\n  onto a second line\n- another item")
+    assert _sentences(text) == [
+        "3. You may opt to apply the terms of the ordinary GNU General Public\n"
+        "License instead of this License to a given copy of the Library.",
+        "4. You may copy the Library (or a portion or\nderivative of it) in object code.",
+        "# Heading", "Text after it.", "- an item that wraps\n  onto a second line", "- another item",
+    ]
+
+
 @pytest.mark.parametrize("path", sorted(DOCUMENTS.glob("*.txt")))
 def test_offsets_are_exact_and_trimmed(path):
     text = path.read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ import pytest
 # Gradio's queue trips pandas deprecation warnings that are none of this project's business.
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 
-from conftest import ROOT
+from conftest import DATA, ROOT
 from servers import serving
 
 from eval.loadcheck import free_port, wait_ready
@@ -243,14 +243,19 @@ def _browser_ready() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def live(embedder, tmp_path_factory):
-    """A real uvicorn server on a free loopback port: the API plus the chat at /."""
+def _require_browser() -> None:
+    """Skip without chromium and playwright, or fail when QA_REQUIRE_BROWSER=1 (``make test``)."""
     problem = _browser_ready()
     if problem:
         if os.environ.get("QA_REQUIRE_BROWSER") == "1":
             pytest.fail(f"browser test required but {problem}")
         pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def live(embedder, tmp_path_factory):
+    """A real uvicorn server on a free loopback port: the API plus the chat at /."""
+    _require_browser()
 
     from qa.api import Settings, create_app
     from qa.bot import Bot
@@ -387,11 +392,7 @@ def test_chat_in_a_real_browser(live, tmp_path):
 def test_upload_with_the_key_in_a_real_browser(embedder, tmp_path):
     """With QA_API_KEY set, the key typed in the page lets its uploads through Gradio's upload
     route (which the API's guard holds to the same key)."""
-    problem = _browser_ready()
-    if problem:
-        if os.environ.get("QA_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"browser test required but {problem}")
-        pytest.skip(problem)
+    _require_browser()
     from playwright.sync_api import expect, sync_playwright
 
     from qa.api import Settings, create_app
@@ -421,3 +422,59 @@ def test_upload_with_the_key_in_a_real_browser(embedder, tmp_path):
         finally:
             browser.close()
     assert (docs / UPLOAD_NAME).read_text(encoding="utf-8") == UPLOAD_TEXT
+
+
+def test_pdf_citation_shows_its_page_highlighted_in_a_real_browser(embedder, tmp_path):
+    """A question over a PDF: the sources panel shows the cited page as an image, and the
+    highlight is drawn on it where the sentence's boxes are, at desktop and phone width."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    from qa.api import Settings, create_app
+    from qa.bot import Bot
+    from ui.chat import mount_chat
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    shutil.copyfile(DATA / "report.pdf", docs / "report.pdf")
+    for f in sorted((ROOT / "documents").glob("*.txt")):
+        shutil.copyfile(f, docs / f.name)
+    bot = Bot(docs, index_dir=tmp_path / "index", embedder=embedder)
+    question = "Who built the lighthouse of Port Ellis?"
+    with serving(mount_chat(create_app(bot, Settings(rate_limit=0)), bot)) as url, sync_playwright() as pw:
+        top = bot.ask(question).citations[0]
+        assert top.doc == "report.pdf" and top.page == 1
+        height = float(bot.layout("report.pdf").sizes[0][1])
+        _, x0, y0, x1, y1 = top.boxes[0]
+        at = ((x0 + x1) / 2 * 2, (height - y0 - 1) * 2)  # low in the first line, in image pixels (scale 2)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+                page = browser.new_page(viewport=viewport)
+                page.set_default_timeout(20_000)
+                page.goto(url + "/", wait_until="load")
+                box = page.locator("#qa-question textarea")
+                box.wait_for()
+                box.fill(question)
+                box.press("Enter")
+                figure = page.locator("#qa-sources-panel .qa-page").first
+                expect(figure).to_contain_text("page 1")
+                img = figure.locator("img")
+                img.scroll_into_view_if_needed()
+                page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+                shown = img.bounding_box()
+                assert shown and 0 < shown["width"] <= viewport["width"]
+                rgb = page.evaluate(
+                    """([img, x, y]) => { const c = document.createElement('canvas');
+                        c.width = img.naturalWidth; c.height = img.naturalHeight;
+                        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+                        return Array.from(g.getImageData(Math.round(x), Math.round(y), 1, 1).data).slice(0, 3); }""",
+                    [img.element_handle(), *at])
+                assert rgb[0] >= 190 and rgb[2] < 170, rgb  # a highlight (the sentence's yellow or the answer's orange), not white paper or black ink
+                assert figure.locator("a", has_text="full size").get_attribute("href") == img.get_attribute("src")
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"chat-pdf-{name}.png"), full_page=True)
+                assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
+                page.close()
+        finally:
+            browser.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -22,16 +23,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from qa.bot import MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn  # noqa: E402
-from qa.guard import KEY_COOKIE  # noqa: E402
+from qa.api import PARSE_WORKERS  # noqa: E402
+from qa.bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn  # noqa: E402
+from qa.guard import KEY_COOKIE, ParseBudget  # noqa: E402
+from qa.ingest import MAX_DOCUMENT_BYTES, MAX_PACKED_BYTES, SUPPORTED_SUFFIXES, max_bytes  # noqa: E402
+from qa.settings import Settings  # noqa: E402
 from qa.types import Answer, Document  # noqa: E402
 
 from .render import esc, pretty_date, render_error, render_reply, render_sources, short  # noqa: E402
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from qa.api import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,9 @@ mark.qa-sentence { background: #dbeafe; color: #111827; padding: .05em 0; border
 .qa-meta code { font-size: .95em; }
 .qa-para { white-space: pre-line; font-size: .9em; line-height: 1.5; margin: .45em 0 0; overflow-wrap: anywhere; }
 .qa-miss mark.qa-sentence { background: #f3f4f6; }
+.qa-page { margin: .5em 0 0; }
+.qa-page img { display: block; width: 100%; height: auto; border: 1px solid var(--border-color-primary); border-radius: 4px; background: #fff; }
+.qa-page figcaption { font-size: .78em; color: var(--body-text-color-subdued); margin-top: .2em; }
 .dark mark.qa-answer { background: #a16207; color: #fff; }
 .dark mark.qa-sentence { background: #1e3a5f; color: inherit; }
 .dark .qa-miss mark.qa-sentence { background: #374151; }
@@ -156,11 +161,14 @@ class ChatPage:
         bot: answers the questions and stores uploaded documents (``Bot.add_document``: the same
             ingestion path and limits as the API's upload).
         upload_key: when set (the API's ``QA_API_KEY``), adding documents needs it.
+        parse_budget: the API's (``app.state.parse_budget``), so the page's uploads are parsed
+            in the same threads and time limit as the API's; default: one of the default size.
     """
 
-    def __init__(self, bot: Bot, upload_key: str | None = None) -> None:
+    def __init__(self, bot: Bot, upload_key: str | None = None, parse_budget: ParseBudget | None = None) -> None:
         self.bot = bot
         self.upload_key = upload_key
+        self.parse_budget = parse_budget or ParseBudget(PARSE_WORKERS, Settings().parse_timeout_s)
 
     def documents_update(self, picked: Sequence[str] | None = None) -> Any:
         """The picker's choices (every indexed document), keeping the ticks still valid."""
@@ -222,12 +230,18 @@ class ChatPage:
         for p in paths:
             name = Path(p).name
             try:
-                if os.path.getsize(p) > MAX_DOCUMENT_BYTES:
-                    raise DocumentError("too_large", f"{name} is over the limit of {MAX_DOCUMENT_BYTES} bytes a document")
-                doc = self.bot.add_document(name, Path(p).read_bytes(), replace=bool(replace))
+                if os.path.getsize(p) > max_bytes(name):
+                    raise DocumentError("too_large", f"{name} is over the limit of {max_bytes(name)} bytes a file of its kind")
+                data = Path(p).read_bytes()
+                # Parsed once, within the API's budget (a hostile file cannot hold a thread for long).
+                parsed = self.parse_budget.call(partial(self.bot.check_upload, name, data, replace=bool(replace)))
+                doc = self.bot.add_document(name, data, replace=bool(replace), parsed=parsed)
             except DocumentError as exc:
                 hint = " (tick \u201creplace\u201d to overwrite it)" if exc.kind == "exists" else ""
                 lines.append(f'<p class="qa-error">Not added: {esc(str(exc))}{esc(hint)}</p>')
+            except TimeoutError:
+                lines.append(f'<p class="qa-error">Not added: reading {esc(name)} took longer than '
+                             f'{self.parse_budget.timeout_s:g} s; split it into smaller files.</p>')
             except Exception:
                 log.exception("could not add %s", name)
                 lines.append(f'<p class="qa-error">Not added: {esc(name)} could not be stored; the server log has the details.</p>')
@@ -242,6 +256,7 @@ def build_chat(
     examples: Sequence[str] = DEFAULT_EXAMPLES,
     upload_key: str | None = None,
     workers: int = 4,
+    parse_budget: ParseBudget | None = None,
 ) -> gr.Blocks:
     """The chat page over ``bot``.
 
@@ -250,8 +265,9 @@ def build_chat(
         examples: example questions shown in the empty chat.
         upload_key: when set (the API's ``QA_API_KEY``), uploading from the page asks for it.
         workers: questions answered at the same time; more wait in Gradio's queue.
+        parse_budget: threads and time limit for parsing uploads (see :class:`ChatPage`).
     """
-    page = ChatPage(bot, upload_key)
+    page = ChatPage(bot, upload_key, parse_budget)
 
     def ask_example(entries: list[tuple], picked: list[str] | None, evt: gr.SelectData):
         value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
@@ -289,13 +305,14 @@ def build_chat(
                                      visible=bool(upload_key), elem_id="qa-key")
                     with gr.Row(equal_height=True):
                         upload = gr.UploadButton(
-                            "Add documents", file_types=[".txt", ".md"], file_count="multiple",
+                            "Add documents", file_types=list(SUPPORTED_SUFFIXES), file_count="multiple",
                             elem_id="qa-upload", size="sm", variant="secondary", scale=1, min_width=130,
                         )
                         replace = gr.Checkbox(label="Replace same name", value=False, elem_id="qa-replace",
                                               scale=1, min_width=130, container=False)
                     status = gr.HTML(
-                        f'<p class="qa-hint">.txt or .md, up to {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB each.</p>',
+                        f'<p class="qa-hint">PDF, Word (.docx), web pages (.html), .txt or .md; up to '
+                        f'{MAX_PACKED_BYTES >> 20} MB each ({MAX_DOCUMENT_BYTES >> 20} MB for text).</p>',
                         elem_id="qa-status", padding=False,
                     )
 
@@ -335,7 +352,8 @@ def mount_chat(
     """
     settings = settings if settings is not None else getattr(app.state, "settings", None)
     api_key = getattr(settings, "api_key", None)
-    blocks = build_chat(bot, examples=examples, upload_key=api_key, workers=getattr(settings, "workers", 4))
+    blocks = build_chat(bot, examples=examples, upload_key=api_key, workers=getattr(settings, "workers", 4),
+                        parse_budget=getattr(app.state, "parse_budget", None))
     auth = None
     if api_key and getattr(settings, "api_key_required", False):
         def auth(_user: str, password: str) -> bool:
@@ -343,6 +361,6 @@ def mount_chat(
 
     return gr.mount_gradio_app(
         app, blocks, path=path, theme=theme(), css=CSS, footer_links=[], run_history=False,
-        max_file_size=MAX_DOCUMENT_BYTES, ssr_mode=False, pwa=False, mcp_server=False,
+        max_file_size=MAX_PACKED_BYTES, ssr_mode=False, pwa=False, mcp_server=False,
         auth=auth, auth_message="Type the QA_API_KEY as the password (any user name)." if auth else None,
     )

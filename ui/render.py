@@ -9,8 +9,10 @@ sentence text.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from typing import Callable
+from urllib.parse import quote, urlencode
 
 from qa.types import Answer, Citation, Document
 
@@ -135,13 +137,46 @@ def _window(text: str, a: int, b: int, start: int, end: int) -> tuple[int, int]:
     return lo, hi
 
 
+def page_url(c: Citation, page: int | None = None, api: str = "/api") -> str | None:
+    """The API's image of the citation's page (or ``page``) with the sentence and its short
+    answer highlighted; None for a citation without a page (not from a PDF)."""
+    page = page or c.page
+    if page is None:
+        return None
+    query = {"start": c.start, "end": c.end}
+    span = _answer_span(c)
+    if span is not None:
+        query["answer_start"], query["answer_end"] = span
+    return f"{api}/documents/{quote(c.doc)}/pages/{page}.png?{urlencode(query)}"
+
+
+def _page_figure(c: Citation, miss: bool) -> str:
+    """The cited page as an image (the sentence's boxes highlighted, the short answer more
+    strongly), a link to it full size, and links to the other pages the sentence runs onto."""
+    if miss:  # a closest match has no short answer to show
+        c = replace(c, answer_start=None, answer_end=None)
+    url = page_url(c) or ""
+    links = [f'<a href="{esc(url)}" target="_blank" rel="noopener">open page {c.page} full size</a>']
+    for p in sorted({int(b[0]) for b in c.boxes} - {c.page}):
+        other = page_url(c, p) or ""
+        links.append(f'<a href="{esc(other)}" target="_blank" rel="noopener">continues on page {p}</a>')
+    note = " (read by OCR)" if c.ocr else ""
+    dot = " \u00b7 "
+    return (f'<figure class="qa-page"><a href="{esc(url)}" target="_blank" rel="noopener">'
+            f'<img src="{esc(url)}" alt="page {c.page} of {esc(c.doc)}, the cited sentence highlighted" loading="lazy"></a>'
+            f'<figcaption>page {c.page}{note}{dot}{dot.join(links)}</figcaption></figure>')
+
+
 def render_source(i: int, c: Citation, doc: Document | None, miss: bool = False) -> str:
-    """One source card: title, date and id, then the sentence highlighted in its paragraph."""
+    """One source card: title, date and id, then the sentence highlighted in its paragraph (and,
+    from a PDF, on an image of its page)."""
     head = [f'<span class="qa-n">[{i}]</span> <span class="qa-title">{esc(doc.title if doc and doc.title else c.title or c.doc)}</span>']
     meta = []
     if doc and doc.date:
         meta.append(esc(pretty_date(doc.date)))
     meta.append(f'<code>{esc(c.doc)}</code>')
+    if c.page is not None:
+        meta.append(f"page {c.page}")
     meta.append(f"characters {c.start}\u2013{c.end}")
     cls = "qa-source qa-miss" if miss else "qa-source"
     dot = " \u00b7 "
@@ -158,6 +193,8 @@ def render_source(i: int, c: Citation, doc: Document | None, miss: bool = False)
         before = ("\u2026 " if a > pa else "") + esc(text[a:c.start])
         after = esc(text[c.end:b]) + (" \u2026" if b < pb else "")
         out.append(f'<p class="qa-para">{before}<mark class="qa-sentence">{_sentence_html(c, inline=False, highlight=not miss)}</mark>{after}</p>')
+        if c.page is not None:
+            out.append(_page_figure(c, miss))
     out.append("</div>")
     return "".join(out)
 

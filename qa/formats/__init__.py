@@ -1,0 +1,1 @@
+"""Readers for packed formats (PDF, Word, web pages): bytes in, a :class:`~qa.types.Document` out."""

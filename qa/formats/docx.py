@@ -1,0 +1,115 @@
+"""Word (.docx) reader: paragraphs, headings, list items and table rows, in document order.
+
+The file is checked as a zip before python-docx opens it (a corrupt file, an encrypted or
+old binary Word file, a macro-enabled one, or one that would unpack to an absurd size each get
+a clear error). Each paragraph and each table row is a block of the text (see
+:mod:`qa.formats.text`); headers, footers, footnotes and comments are not read. Title and date
+come from the file's core properties when it has them.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import docx
+from docx.document import Document as WordDocument
+from docx.opc.exceptions import PackageNotFoundError
+from docx.table import Table
+from lxml import etree
+
+from ..ingest import IngestError, short_title
+from ..types import Document
+from .text import join_blocks, table_row
+
+# What a .docx may unpack to, and how many files it may hold; more is refused as a possible
+# zip bomb (a few KB that unpack to gigabytes). Real documents, images included, stay far below.
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_ZIP_ENTRIES = 10_000
+# python-docx's own blank template carries this creation date (and author "python-docx"), so a
+# file made from it without setting ``created`` says nothing about its date.
+_TEMPLATE_CREATED = datetime(2013, 12, 23, 23, 15, tzinfo=timezone.utc)
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")  # a stream name in an encrypted OOXML file
+
+
+def parse_docx(data: bytes, doc_id: str) -> Document:
+    """Read a Word .docx file's bytes as a document (kind ``"docx"``)."""
+    _check_package(data, doc_id)
+    try:
+        word = docx.Document(io.BytesIO(data))
+        blocks = list(_blocks(word))
+        props = word.core_properties
+        title, created = (props.title or "").strip(), props.created
+    except (PackageNotFoundError, KeyError, ValueError, etree.LxmlError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise IngestError(f"{doc_id}: not a readable Word .docx file ({exc}); open it in Word and save it again as .docx") from None
+    text = join_blocks(blocks)
+    title = title or text.split("\n", 1)[0] or Path(doc_id).stem
+    return Document(id=doc_id, title=short_title(title), date=_created_date(created), text=text, kind="docx")
+
+
+def _check_package(data: bytes, doc_id: str) -> None:
+    """Refuse what is not a .docx zip, or a zip that would unpack to too much, before parsing."""
+    if data.startswith(_OLE_MAGIC):
+        if _ENCRYPTION_INFO in data:
+            raise IngestError(f"{doc_id}: a password-protected Word file; open it in Word, remove the password "
+                              "(File › Info › Protect Document) and save it again")
+        raise IngestError(f"{doc_id}: an old binary Word file (.doc) named .docx; open it in Word and save it as .docx")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+        raise IngestError(f"{doc_id}: not a Word .docx file ({exc}); open it in Word and save it again as .docx") from None
+    unpacked = sum(info.file_size for info in infos)
+    if len(infos) > MAX_ZIP_ENTRIES or unpacked > MAX_UNPACKED_BYTES:
+        raise IngestError(f"{doc_id}: unpacks to {unpacked} bytes in {len(infos)} files (the limits are "
+                          f"{MAX_UNPACKED_BYTES} bytes and {MAX_ZIP_ENTRIES} files); refused as a possible zip bomb: "
+                          "if it is a real document, remove large embedded objects or split it")
+    if any(info.filename == "word/vbaProject.bin" for info in infos):
+        raise IngestError(f"{doc_id}: a macro-enabled Word file (it holds word/vbaProject.bin); macros are never run, "
+                          "but such a file is not read: save it in Word as a plain .docx (Word Document)")
+
+
+def _created_date(created: datetime | None) -> str | None:
+    """The creation date (ISO, UTC) unless absent or python-docx's template's."""
+    if created is None:
+        return None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)  # core properties are written in UTC
+    return None if created == _TEMPLATE_CREATED else created.astimezone(timezone.utc).date().isoformat()
+
+
+def _blocks(word: WordDocument) -> Iterator[str]:
+    """The body's text blocks in order: one per paragraph, one per table row."""
+    for item in word.iter_inner_content():
+        if isinstance(item, Table):
+            yield from _table_blocks(item)
+        else:
+            yield item.text
+
+
+def _table_blocks(table: Table) -> Iterator[str]:
+    """One block per row, then the rows of any table nested in that row's cells."""
+    # python-docx repeats a merged cell at every grid position it spans (across and down);
+    # its <w:tc> element is the same, so each is read once, where it first appears.
+    seen: set = set()
+    for row in table.rows:
+        cells, nested = [], []
+        for cell in row.cells:
+            if cell._tc in seen:
+                continue
+            seen.add(cell._tc)
+            parts = []
+            for item in cell.iter_inner_content():
+                if isinstance(item, Table):
+                    nested.append(item)
+                else:
+                    parts.append(item.text)
+            cells.append(" ".join(parts))
+        yield table_row(cells)
+        for inner in nested:
+            yield from _table_blocks(inner)

@@ -1,0 +1,180 @@
+"""Web page (.html/.htm) reader: the main content, without navigation, banners and footers.
+
+trafilatura finds the main content and the page's title and date (from its metadata: og:title,
+article:published_time, JSON-LD and the like). It parses the markup and never runs scripts.
+Each paragraph, heading, list item, quote and table row of the content it keeps is a block of
+the text (see :mod:`qa.formats.text`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from pathlib import Path
+
+import lxml.html
+import trafilatura
+from lxml import etree
+from trafilatura.settings import set_date_params
+
+from ..ingest import IngestError, short_title
+from ..types import Document
+from .text import clean_block, join_blocks, table_row
+
+# The charset a page declares (<meta charset> or http-equiv Content-Type), looked for where the
+# HTML standard's prescan looks: the first 1024 bytes (a few more, for pages with long heads).
+_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_PRESCAN_BYTES = 4096
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# Characters an XML tree cannot hold (trafilatura's output is one); no text has them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Browsers read these labels as windows-1252 (the WHATWG Encoding standard); Python's codecs
+# of the same name lack its characters 0x80-0x9f (curly quotes, dashes).
+_AS_CP1252 = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "cp819", "ibm819"}
+# trafilatura's search for the main content grows faster than linearly with the number of
+# elements, and quadratically with the pieces of text in one paragraph (an XPath over every
+# paragraph's text): past these a page takes minutes. Measured here: 100,000 tiny paragraphs
+# ~19 s; a 16 MiB page of real paragraphs has ~52,000 elements and reads in ~8 s; a real
+# paragraph has tens of pieces, 5,000 of them take ~0.3 s.
+MAX_ELEMENTS = 100_000
+MAX_PARAGRAPH_PIECES = 5_000
+# Elements of trafilatura's output that sit inside a block's text; any other one is a block of
+# its own (or holds blocks), so its text never runs on into a neighbour's sentence.
+_INLINE = frozenset({"hi", "ref", "del", "span", "lb"})
+
+
+def parse_html(data: bytes, doc_id: str) -> Document:
+    """Read a web page's bytes as a document (kind ``"html"``)."""
+    tree = parse_tree(decode(data))
+    if tree is None:
+        raise IngestError(f"{doc_id}: an empty web page (no markup, no text); nothing to read")
+    _check_size(tree, doc_id)
+    try:
+        found = trafilatura.bare_extraction(
+            tree, with_metadata=True, include_comments=False, include_tables=True,
+            date_extraction_params=set_date_params(extensive=False),
+        )
+    except RecursionError:  # trafilatura walks nested lists recursively
+        raise IngestError(f"{doc_id}: its markup nests too deeply to read (hundreds of lists or sections inside "
+                          "each other); save the page as text (.txt)") from None
+    blocks = _blocks(found.body) if found is not None and found.body is not None else []
+    headline = _headline(tree, found.title if found is not None else None)
+    if headline and headline not in map(clean_block, blocks):
+        # trafilatura keeps the article's body container, which often leaves out the <h1> above
+        # it; the headline is the article's first block, as in a .txt or .docx of it.
+        blocks.insert(0, headline)
+    text = join_blocks(blocks)
+    if not text:
+        # trafilatura has already fallen back to its baseline extraction (all paragraphs, then
+        # the whole body) by then, so nothing would find text (a page built by scripts).
+        raise IngestError(f"{doc_id}: no main text found in this web page (if its text is filled in by scripts, "
+                          "which are never run, save the page from the browser as 'Web Page, Complete' or as text)")
+    title = (found.title or "").strip() or text.split("\n", 1)[0] or Path(doc_id).stem
+    return Document(id=doc_id, title=short_title(title), date=found.date or None, text=text, kind="html")
+
+
+def parse_tree(page: str) -> lxml.html.HtmlElement | None:
+    """The page's element tree (None when it is empty), parsed as trafilatura does but from text
+    decoded here, so trafilatura neither guesses the encoding again nor unpacks gzip'd bytes."""
+    # Without huge_tree, libxml2 stops reading after ~10 MB of text (one long inline script
+    # suffices) and silently drops the rest of the page; ingest already holds pages to 16 MiB.
+    parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True, remove_comments=True, remove_pis=True,
+                                  collect_ids=False, default_doctype=False)
+    try:
+        return lxml.html.fromstring(_NOT_XML.sub("", page).encode("utf-8"), parser=parser)
+    except etree.ParserError:  # "Document is empty"
+        return None
+
+
+def _check_size(tree: etree._Element, doc_id: str) -> None:
+    """Refuse a page too fragmented to read in bounded time (see :data:`MAX_ELEMENTS`)."""
+    elements = sum(1 for _ in tree.iter())
+    if elements > MAX_ELEMENTS:
+        raise IngestError(f"{doc_id}: {elements} HTML elements (the limit is {MAX_ELEMENTS}); reading it would take "
+                          "minutes: split the page, or save it as text (.txt)")
+    for p in tree.iter("p"):
+        pieces = sum(1 for _ in p.itertext())
+        if pieces > MAX_PARAGRAPH_PIECES:
+            raise IngestError(f"{doc_id}: a paragraph made of {pieces} pieces of markup (the limit is "
+                              f"{MAX_PARAGRAPH_PIECES}); reading it would take minutes: save the page as text (.txt)")
+
+
+def _headline(tree: etree._Element, title: str | None) -> str | None:
+    """The page's <h1> that shows its title (from its metadata), whitespace collapsed; None when
+    no <h1> does (a site's logo in an <h1> is not the headline)."""
+    if not title:
+        return None
+    want = " ".join(title.split()).casefold()
+    for h1 in tree.iter("h1"):
+        text = " ".join(h1.text_content().split())
+        if text.casefold() == want:
+            return text
+    return None
+
+
+def decode(data: bytes) -> str:
+    """The page's text: by its byte-order mark, else by the charset it declares, else UTF-8
+    when it is valid UTF-8, else windows-1252 (what browsers assume for an undeclared page)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom):].decode(encoding, errors="replace")
+    m = _CHARSET.search(data, 0, _PRESCAN_BYTES)
+    if m:
+        label = m.group(1).decode("ascii").lower()
+        try:
+            encoding = "cp1252" if label in _AS_CP1252 else codecs.lookup(label).name
+        except LookupError:
+            encoding = None  # an unknown label: decide as for an undeclared page
+        if encoding is not None and not encoding.startswith("utf-16"):  # a meta tag readable as ASCII is not UTF-16
+            return data.decode(encoding, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _blocks(body: etree._Element) -> list[str]:
+    """The blocks of trafilatura's output in document order: each block element's own inline
+    text, split where a block inside it starts and ends; one per table row. Walked without
+    recursion, as lists may nest deeper than Python's stack."""
+    out: list[str] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        if buf:
+            out.append("".join(buf))
+            buf.clear()
+
+    walker = etree.iterwalk(body, events=("start", "end"))
+    for event, e in walker:
+        if event == "start":
+            if e.tag == "row":
+                flush()
+                out.append(table_row(_flat(cell) for cell in e))
+                walker.skip_subtree()
+            elif e.tag == "lb":
+                buf.append("\n")
+            else:
+                if e.tag not in _INLINE:
+                    flush()
+                buf.append(e.text or "")
+        else:
+            if e.tag not in _INLINE:
+                flush()
+            if e is not body:
+                buf.append(e.tail or "")
+    flush()
+    return out
+
+
+def _flat(cell: etree._Element) -> str:
+    """A table cell's text on one line: its blocks (a nested table's cells too) and line breaks
+    become spaces."""
+    parts: list[str] = []
+    for event, e in etree.iterwalk(cell, events=("start", "end")):
+        block = e.tag not in _INLINE or e.tag == "lb"
+        if event == "start":
+            parts += [" " if block else "", e.text or ""]
+        else:
+            parts += [" " if block else "", "" if e is cell else e.tail or ""]
+    return "".join(parts)

@@ -1,0 +1,315 @@
+"""PDF reader: the text of each page in reading order, with every character's box.
+
+pypdfium2 gives the characters of a page's text layer with their boxes and the line breaks it
+infers. Lines are joined into paragraphs by their spacing; a word hyphenated at a line end is
+joined; lines repeated at the top or bottom of most pages (running headers, footers, page
+numbers) are dropped. A page without a text layer is read from its image by Tesseract, when it
+is installed. The result is a :class:`~qa.types.Document` whose :class:`~qa.layout.Layout`
+places each character of the text on its page.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import math
+import re
+import shutil
+import subprocess
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..layout import LayoutBuilder
+from ..types import Document
+
+log = logging.getLogger(__name__)
+
+# PDFium is not thread-safe: every call into it, from any thread (reading files, drawing page
+# images for citations), holds this lock.
+PDFIUM = threading.RLock()
+
+# The most pages a PDF may have (QA_MAX_PDF_PAGES overrides it for the server and the CLI).
+MAX_PAGES = 2000
+# Scanned pages are rendered at this resolution for OCR (Tesseract reads 300 dpi best).
+OCR_DPI = 300
+OCR_TIMEOUT_S = 120
+# A line ends its paragraph when the next line is further below than this many times the usual
+# line pitch, or changes height (a heading) by more than this share.
+PARAGRAPH_GAP = 1.35
+HEIGHT_CHANGE = 0.2
+# How many lines at each end of a page may be a running header or footer, and on what share of
+# the pages a line must repeat to be one.
+EDGE_LINES = 2
+REPEAT_SHARE = 0.5
+_PAGE_NUMBER = re.compile(r"^\s*(page\s*)?[-\u2013]?\s*\d{1,5}\s*[-\u2013]?(\s*(of|/)\s*\d{1,5})?\s*$", re.IGNORECASE)
+_TERMINAL = tuple(".!?:;\"”’)")
+_SOFT_HYPHENS = ("\u00ad", "\x02")  # pdfium reports a soft hyphen as U+0002
+_LINE_END_HYPHEN = "\ufffe"  # and a hyphen that ends a line it runs into the next as U+FFFE
+
+
+@dataclass
+class _Line:
+    page: int  # 1-based
+    text: str
+    boxes: np.ndarray  # (len(text), 4): x0, y0, x1, y1
+    new_paragraph: bool
+
+    @property
+    def height(self) -> float:
+        return float(np.median(self.boxes[:, 3] - self.boxes[:, 1]))
+
+
+def tesseract() -> str | None:
+    """The Tesseract executable, or None when it is not installed."""
+    return shutil.which("tesseract")
+
+
+def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Document:
+    """Read a PDF's bytes (see the module's docstring); :class:`~qa.ingest.IngestError` when it
+    is encrypted, damaged, longer than ``max_pages`` or holds no text."""
+    import pypdfium2 as pdfium
+
+    from ..ingest import IngestError, short_title
+
+    max_pages = MAX_PAGES if max_pages is None else max_pages
+    try:
+        with PDFIUM:
+            pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise IngestError(f"{doc_id}: the PDF is encrypted (password protected); save a copy without the password "
+                              "and add that") from None
+        raise IngestError(f"{doc_id}: not a readable PDF ({exc}); the file is damaged or not a PDF") from None
+    warnings: list[str] = []
+    lines, sizes, ocr = [], [], []
+    try:
+        with PDFIUM:
+            pages = len(pdf)
+            meta = pdf.get_metadata_dict(skip_empty=True)
+        if pages > max_pages:
+            raise IngestError(f"{doc_id}: {pages} pages; the limit is {max_pages} (QA_MAX_PDF_PAGES): "
+                              "split the PDF into smaller files")
+        for number in range(1, pages + 1):
+            exe, image = tesseract(), None
+            with PDFIUM:  # one page at a time, so page images for citations are drawn in between
+                page = pdf[number - 1]
+                try:
+                    sizes.append(page.get_size())
+                    page_lines = _text_lines(page, number)
+                    if not page_lines and exe is not None:
+                        image = page.render(scale=OCR_DPI / 72, grayscale=True).to_pil()
+                finally:
+                    page.close()
+            if not page_lines and exe is None:
+                warnings.append(f"{doc_id}: page {number} has no text layer and Tesseract (tesseract-ocr) "
+                                "is not installed, so it was not read")
+            elif image is not None:  # OCR runs outside the lock: it is a process of its own
+                page_lines = _ocr_lines(image, sizes[-1][1], number, exe, doc_id)
+            ocr.append(image is not None and bool(page_lines))
+            lines.extend(page_lines)
+    except pdfium.PdfiumError as exc:
+        raise IngestError(f"{doc_id}: the PDF cannot be read ({exc}); the file is damaged") from None
+    finally:
+        with PDFIUM:
+            pdf.close()
+    lines = _drop_running_lines(lines, len(sizes))
+    text, layout = _assemble(lines, sizes, ocr, hashlib.sha256(data).hexdigest())
+    if not text.strip():
+        raise IngestError(f"{doc_id}: no text found in the PDF" + (f" ({'; '.join(warnings)})" if warnings else ""))
+    title = _meta_title(meta.get("Title", "")) or short_title(text.split("\n\n", 1)[0].strip())
+    return Document(id=doc_id, title=title or Path(doc_id).stem, date=_meta_date(meta.get("CreationDate", "")),
+                    text=text, kind="pdf", layout=layout, warnings=tuple(warnings))
+
+
+def _text_lines(page, number: int) -> list[_Line]:
+    """The lines of ``page``'s text layer, trimmed, with their characters' boxes."""
+    import pypdfium2.raw as raw
+
+    tp = page.get_textpage()
+    try:
+        n = tp.count_chars()
+        if n <= 0:
+            return []
+        text = tp.get_text_range(0, n)
+        if len(text) != n:  # characters outside the BMP: one per index, read one at a time
+            text = "".join(chr(raw.FPDFText_GetUnicode(tp, i)) for i in range(n))
+        if not text.strip():
+            return []
+        rect = raw.FS_RECTF()
+        boxes = np.empty((n, 4), np.float32)
+        for i in range(n):
+            # Loose boxes span the font's ascent to descent: one height per line, as a reader highlights.
+            raw.FPDFText_GetLooseCharBox(tp, i, rect)
+            boxes[i] = (rect.left, rect.bottom, rect.right, rect.top)
+    finally:
+        tp.close()
+    lines: list[_Line] = []
+    for a, b in _line_spans(text, boxes):
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            lines.append(_Line(number, text[a:b].replace(_LINE_END_HYPHEN, "-"), boxes[a:b], False))
+    _mark_paragraphs(lines)
+    return lines
+
+
+def _line_spans(text: str, boxes: np.ndarray) -> list[tuple[int, int]]:
+    """Where the visual lines of a page's text start and end. pdfium breaks lines with CR LF but
+    runs a line that ends in a hyphen into the next (writing the hyphen as U+FFFE); such a line
+    ends after its hyphen, and wherever the text drops to a lower baseline."""
+    spans, start, prev = [], 0, -1  # prev: the last character with a box on the current line
+    for i, ch in enumerate(text):
+        if ch in "\r\n":
+            if start < i:
+                spans.append((start, i))
+            start, prev = i + 1, -1
+            continue
+        if ch.isspace():
+            continue
+        if prev >= 0 and (text[prev] == _LINE_END_HYPHEN or _lower_line(boxes[prev], boxes[i])):
+            spans.append((start, i))
+            start = i
+        prev = i
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def _lower_line(before: np.ndarray, after: np.ndarray) -> bool:
+    """Does the box ``after`` sit on a line below ``before`` (its top under their middle)?"""
+    return bool(after[3] < (before[1] + before[3]) / 2)
+
+
+def _mark_paragraphs(lines: list[_Line]) -> None:
+    """Set ``new_paragraph`` on the lines of one page from their spacing and heights: the usual
+    pitch is taken among lines of about the same height, so a title's wider leading is not a gap."""
+    if not lines:
+        return
+    bottoms = [float(np.median(ln.boxes[:, 1])) for ln in lines]
+    heights = [ln.height for ln in lines]
+    pitches = [a - b for a, b in zip(bottoms, bottoms[1:])]
+
+    def similar(h1: float, h2: float) -> bool:
+        return abs(h1 - h2) <= HEIGHT_CHANGE * max(h1, h2, 1e-3)
+
+    lines[0].new_paragraph = True
+    for i, pitch in enumerate(pitches):
+        h = heights[i + 1]
+        same = [q for j, q in enumerate(pitches)
+                if j != i and q > 0 and similar(heights[j], h) and similar(heights[j + 1], h)]
+        usual = float(np.median(same)) if same else 1.2 * h
+        lines[i + 1].new_paragraph = (
+            pitch <= 0  # back up the page: a new column or a box placed out of order
+            or pitch > PARAGRAPH_GAP * min(usual, 2 * h)
+            or not similar(heights[i], h)  # a heading begins or ends
+        )
+
+
+def _ocr_lines(image, height: float, number: int, exe: str, doc_id: str) -> list[_Line]:
+    """Read a page without a text layer from its image (rendered at :data:`OCR_DPI`) with
+    Tesseract; each word's box is spread over its characters."""
+    from ..ingest import IngestError
+
+    scale = OCR_DPI / 72
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    try:
+        done = subprocess.run([exe, "stdin", "stdout", "--psm", "3", "-l", "eng", "tsv"], input=png.getvalue(),
+                              capture_output=True, timeout=OCR_TIMEOUT_S, check=True)
+    except subprocess.TimeoutExpired:
+        raise IngestError(f"{doc_id}: OCR of page {number} took over {OCR_TIMEOUT_S} s") from None
+    except subprocess.CalledProcessError as exc:
+        raise IngestError(f"{doc_id}: OCR of page {number} failed: {exc.stderr.decode(errors='replace')[-300:]}") from None
+    words: dict[tuple[int, int, int], list[tuple[str, list[float]]]] = {}
+    for row in csv.DictReader(io.StringIO(done.stdout.decode("utf-8", errors="replace")), delimiter="\t", quoting=csv.QUOTE_NONE):
+        word = (row.get("text") or "").strip()
+        if row.get("level") != "5" or not word:
+            continue
+        left, top, w, h = (int(row[k]) / scale for k in ("left", "top", "width", "height"))
+        key = (int(row["block_num"]), int(row["par_num"]), int(row["line_num"]))
+        words.setdefault(key, []).append((word, [left, height - top - h, left + w, height - top]))
+    lines, last_par = [], None
+    for (block, par, _), items in words.items():
+        text, boxes = "", []
+        for word, (x0, y0, x1, y1) in items:
+            if text:
+                text += " "
+                boxes.append([boxes[-1][2], y0, x0, y1])  # the gap between the words
+            edges = np.linspace(x0, x1, len(word) + 1)
+            text += word
+            boxes.extend([edges[i], y0, edges[i + 1], y1] for i in range(len(word)))
+        lines.append(_Line(number, text, np.asarray(boxes, np.float32), (block, par) != last_par))
+        last_par = (block, par)
+    return lines
+
+
+def _drop_running_lines(lines: list[_Line], pages: int) -> list[_Line]:
+    """Without the lines near the top or bottom of a page that are a page number ("7", "Page 3
+    of 9") or that repeat there on most pages (digits ignored, so "Page 3" matches "Page 4")."""
+    by_page: dict[int, list[int]] = {}
+    for i, line in enumerate(lines):
+        by_page.setdefault(line.page, []).append(i)
+
+    def key(line: _Line) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.text.lower().split()))
+
+    edges = {p: set(rows[:EDGE_LINES] + rows[-EDGE_LINES:]) for p, rows in by_page.items()}
+    seen = Counter(k for rows in edges.values() for k in {key(lines[i]) for i in rows})
+    need = max(2, math.ceil(REPEAT_SHARE * pages))
+    running = {k for k, count in seen.items() if count >= need and pages >= 2}
+    drop = {i for rows in edges.values() for i in rows if key(lines[i]) in running or _PAGE_NUMBER.match(lines[i].text)}
+    return [line for i, line in enumerate(lines) if i not in drop]
+
+
+def _assemble(lines: list[_Line], sizes: list[tuple[float, float]], ocr: list[bool], source_sha256: str):
+    """Join the lines into the document's text: paragraphs apart by a blank line, the lines of
+    one paragraph by a space. A hyphen at a line end joins the next line directly, and is left
+    out when it only split a word ("exam-" + "ple"; kept in "China-" + "US"), as is a soft
+    hyphen. A page's first line continues the paragraph before it unless that one ended a
+    sentence."""
+    joins: list[tuple[str, bool]] = [("", False)]  # between line n-1 and line n: separator, drop n-1's last character
+    for prev, line in zip(lines, lines[1:]):
+        if line.new_paragraph if line.page == prev.page else prev.text.endswith(_TERMINAL):
+            joins.append(("\n\n", False))
+        elif prev.text.endswith(_SOFT_HYPHENS):
+            joins.append(("", True))
+        elif re.search(r"[^\W\d_]-$", prev.text):
+            joins.append(("", line.text[:1].islower()))
+        else:
+            joins.append((" ", False))
+    out = LayoutBuilder()
+    for n, line in enumerate(lines):
+        out.text(joins[n][0])
+        drop = joins[n + 1][1] if n + 1 < len(lines) else line.text.endswith(_SOFT_HYPHENS)
+        end = len(line.text) - 1 if drop else len(line.text)
+        out.placed(line.text[:end], line.page, n, line.boxes[:end])
+    return out.build(sizes, ocr, source_sha256)
+
+
+def _meta_title(title: str) -> str:
+    """The metadata title, unless it is a placeholder a tool wrote."""
+    from ..ingest import short_title
+
+    title = re.sub(r"^Microsoft (Word|PowerPoint) - ", "", title.strip())
+    if not title or title.lower() in {"untitled", "(anonymous)", "(unspecified)"} or re.fullmatch(r"[\w-]+\.(docx?|pdf|txt)", title):
+        return ""
+    return short_title(title)
+
+
+def _meta_date(value: str) -> str | None:
+    """``D:YYYYMMDD...`` (the PDF date format) as an ISO date."""
+    m = re.match(r"D:(\d{4})(\d{2})(\d{2})", value.strip())
+    if not m:
+        return None
+    y, mo, d = (int(g) for g in m.groups())
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and 1000 < y < 3000):
+        return None
+    return f"{y:04d}-{mo:02d}-{d:02d}"

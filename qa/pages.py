@@ -1,0 +1,67 @@
+"""Page images of PDFs with the cited sentence (and its short answer) highlighted.
+
+The boxes come from the document's :class:`~qa.layout.Layout` by character offsets; the page is
+rendered from the file itself by pypdfium2, after checking the file is the version indexed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+from .formats.pdf import PDFIUM
+from .layout import Layout
+
+# Pixels per PDF point: 2 gives a letter page 1224 px wide, sharp at full size and on phones.
+SCALE = 2.0
+# Highlight colours (RGBA): the sentence, and more strongly the short answer inside it.
+SENTENCE_FILL = (255, 214, 0, 90)
+ANSWER_FILL = (255, 140, 0, 150)
+ANSWER_EDGE = (200, 80, 0, 255)
+
+
+class PageError(ValueError):
+    """The page cannot be drawn: ``kind`` is ``missing`` (no such page) or ``changed``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def render_page(
+    path: Path, layout: Layout, page: int, sentence: tuple[int, int] | None = None,
+    answer: tuple[int, int] | None = None, scale: float = SCALE,
+) -> bytes:
+    """PNG of ``page`` (1-based) of the PDF at ``path``, with the characters ``sentence`` and
+    ``answer`` (offsets into the document's text) highlighted where they fall on this page."""
+    import pypdfium2 as pdfium
+    from PIL import Image, ImageDraw
+
+    if not 1 <= page <= layout.pages:
+        raise PageError("missing", f"page {page} does not exist; the document has {layout.pages}")
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise PageError("changed", f"{path.name} is no longer in the documents folder") from None
+    if hashlib.sha256(data).hexdigest() != layout.source_sha256:
+        raise PageError("changed", f"{path.name} has changed since it was indexed; the index catches up at the next sync")
+    with PDFIUM:
+        pdf = pdfium.PdfDocument(data)
+        try:
+            image = pdf[page - 1].render(scale=scale).to_pil().convert("RGBA")
+        finally:
+            pdf.close()
+    height = float(layout.sizes[page - 1][1])
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for span, fill, edge in ((sentence, SENTENCE_FILL, None), (answer, ANSWER_FILL, ANSWER_EDGE)):
+        if span is None:
+            continue
+        for p, x0, y0, x1, y1 in layout.boxes(*span):
+            if p == page:  # PDF y grows upwards from the page's bottom; image rows grow downwards
+                draw.rectangle([x0 * scale, (height - y1) * scale, x1 * scale, (height - y0) * scale],
+                               fill=fill, outline=edge, width=2 if edge else 0)
+    out = io.BytesIO()
+    Image.alpha_composite(image, overlay).convert("RGB").save(out, format="PNG", optimize=False)
+    return out.getvalue()

@@ -1,0 +1,288 @@
+"""Word (.docx) and web page (.html) ingest: text blocks in order, metadata, refusals.
+
+DOCX files are built with python-docx, zips with zipfile; web pages are hand-written with the
+boilerplate real pages carry.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import docx
+import pytest
+
+from conftest import DATA, DOCUMENTS
+from eval.formats import article, convert
+from index.segment import split_sentences
+from qa.formats.docx import MAX_UNPACKED_BYTES, MAX_ZIP_ENTRIES, parse_docx
+from qa.formats.html import MAX_ELEMENTS, MAX_PARAGRAPH_PIECES, parse_html
+from qa.ingest import IngestError, load_folder, parse_document, parse_text
+
+
+def _save(word) -> bytes:
+    out = io.BytesIO()
+    word.save(out)
+    return out.getvalue()
+
+
+def _structured_docx() -> bytes:
+    word = docx.Document()
+    word.add_heading("Annual report of the harbour", level=1)
+    word.add_paragraph("The harbour  handled\t\tmore ships than ever")  # no final period: must not join the next block
+    word.add_paragraph("Cargo grew by a fifth.")
+    word.add_heading("Highlights", level=2)
+    word.add_paragraph("A new crane was installed", style="List Bullet")
+    word.add_paragraph("The pier was repaired", style="List Number")
+    table = word.add_table(rows=3, cols=3)
+    for r, row in enumerate([("Month", "Ships", "Tonnes"), ("May", "40", "9000"), ("June", "45", "9900")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "Month and ships"  # across: read once
+    table.cell(1, 2).merge(table.cell(2, 2)).text = "about 9000"  # down: read in its first row only
+    inner = table.cell(2, 0).add_table(rows=1, cols=2)
+    inner.cell(0, 0).text, inner.cell(0, 1).text = "nested A", "nested B"
+    word.add_paragraph("")
+    word.add_paragraph("Line one of an address\nline two of it")
+    word.add_paragraph("The report ends here.")
+    return _save(word)
+
+
+def test_docx_blocks_in_document_order():
+    doc = parse_docx(_structured_docx(), "report.docx")
+    assert doc.kind == "docx"
+    assert doc.text.split("\n\n") == [
+        "Annual report of the harbour",
+        "The harbour handled more ships than ever",
+        "Cargo grew by a fifth.",
+        "Highlights",
+        "A new crane was installed",
+        "The pier was repaired",
+        "Month and ships | Tonnes",
+        "May | 40 | about 9000",
+        "June | 45",
+        "nested A | nested B",
+        "Line one of an address\nline two of it",
+        "The report ends here.",
+    ]
+    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    assert "The harbour handled more ships than ever" in sentences  # the segmenter never crosses a block
+    assert "A new crane was installed" in sentences
+
+
+def test_docx_title_and_date_from_core_properties():
+    word = docx.Document()
+    word.core_properties.title = "  Quarterly notes  "
+    word.core_properties.created = datetime(2022, 3, 31, 23, 30, tzinfo=timezone.utc)
+    word.add_paragraph("First paragraph, not the title.")
+    doc = parse_docx(_save(word), "notes.docx")
+    assert (doc.title, doc.date) == ("Quarterly notes", "2022-03-31")
+
+
+def test_docx_fallbacks_ignore_the_template_date():
+    word = docx.Document()  # python-docx's template: created 2013-12-23, no title
+    word.add_paragraph("   ")
+    word.add_paragraph("Minutes of the board meeting\nheld in Lisbon")
+    word.add_paragraph("Present: all members.")
+    doc = parse_docx(_save(word), "minutes.docx")
+    assert doc.date is None
+    assert doc.title == "Minutes of the board meeting"
+    empty = parse_docx(_save(docx.Document()), "folder/blank.docx")
+    assert (empty.title, empty.text) == ("blank", "")
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def test_docx_zip_bomb_is_refused_before_unpacking():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(io.BytesIO(_structured_docx())) as real:
+            for info in real.infolist():
+                zf.writestr(info, real.read(info))
+        with zf.open("word/media/padding.bin", "w") as member:
+            chunk = bytes(1 << 20)
+            for _ in range(MAX_UNPACKED_BYTES // len(chunk) + 1):
+                member.write(chunk)
+    data = out.getvalue()
+    assert len(data) < 1_000_000  # a small file...
+    t = time.perf_counter()
+    with pytest.raises(IngestError) as err:
+        parse_document(data, "bomb.docx")
+    assert time.perf_counter() - t < 2  # ...refused from the zip's directory, not by unpacking it
+    msg = str(err.value)
+    assert msg.startswith("bomb.docx: unpacks to ") and "zip bomb" in msg
+
+    many = _zip({f"x/{i}.xml": b"" for i in range(MAX_ZIP_ENTRIES + 1)})
+    with pytest.raises(IngestError, match="many.docx: .*zip bomb"):
+        parse_docx(many, "many.docx")
+
+
+def test_docx_corrupt_and_unreadable_files():
+    real = _structured_docx()
+    for data in (b"", b"plain text renamed to .docx", real[: len(real) // 2]):
+        with pytest.raises(IngestError, match=r"^bad\.docx: not a Word \.docx file"):
+            parse_docx(data, "bad.docx")
+    # A zip, but not a Word document (no [Content_Types].xml, no main part).
+    with pytest.raises(IngestError, match=r"^other\.docx: not a readable Word \.docx file"):
+        parse_docx(_zip({"readme.txt": b"hello"}), "other.docx")
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512)
+    with pytest.raises(IngestError, match=r"^old\.docx: an old binary Word file \(\.doc\)"):
+        parse_docx(ole, "old.docx")
+    with pytest.raises(IngestError, match=r"^locked\.docx: a password-protected Word file"):
+        parse_docx(ole + "EncryptionInfo".encode("utf-16-le") + bytes(64), "locked.docx")
+    with zipfile.ZipFile(io.BytesIO(real)) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    members["word/vbaProject.bin"] = b"\x00" * 64
+    with pytest.raises(IngestError, match=r"^macro\.docx: a macro-enabled Word file"):
+        parse_docx(_zip(members), "macro.docx")
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Harbour expands its north pier | Coast News</title>
+<meta property="og:title" content="Harbour expands its north pier">
+<meta property="article:published_time" content="2021-06-04T18:20:00+00:00">
+<script>document.title = "Changed by a script";</script>
+</head>
+<body>
+<nav class="menu"><ul><li><a href="/">Home</a></li><li><a href="/sport">Sport</a></li><li><a href="/weather">Weather</a></li></ul></nav>
+<div id="cookie-banner" class="cookie-consent">We use cookies to improve your experience. <button>Accept all cookies</button></div>
+<main><article>
+<h1>Harbour expands its north pier</h1>
+<div class="article-body">
+<p>The harbour authority   approved the extension of the north pier on Friday, after a year of studies.</p>
+<p>The pier will be 120 metres longer<br>and open to cruise ships.</p>
+<h2>What changes for fishermen</h2>
+<ul><li>Fishing boats keep their berths on the south side.</li><li>The fish market moves to the old customs house.</li></ul>
+<table>
+<tr><th>Phase</th><th>Start</th></tr>
+<tr><td>Dredging</td><td>September 2021</td></tr>
+<tr><td>Construction</td><td>March 2022</td></tr>
+</table>
+<p>Works should end in the summer of 2023, the authority said.</p>
+</div>
+</article></main>
+<footer><p>Copyright 2021 Coast News. All rights reserved.</p><a href="/privacy">Privacy policy</a></footer>
+<script>document.querySelector(".article-body").innerHTML = "<p>INJECTED BY SCRIPT</p>";</script>
+</body>
+</html>
+"""
+
+
+def test_html_main_content_in_order_without_boilerplate():
+    doc = parse_html(PAGE.encode(), "pier.html")
+    assert doc.kind == "html"
+    assert doc.text.split("\n\n") == [
+        "Harbour expands its north pier",
+        "The harbour authority approved the extension of the north pier on Friday, after a year of studies.",
+        "The pier will be 120 metres longer\nand open to cruise ships.",
+        "What changes for fishermen",
+        "Fishing boats keep their berths on the south side.",
+        "The fish market moves to the old customs house.",
+        "Phase | Start",
+        "Dredging | September 2021",
+        "Construction | March 2022",
+        "Works should end in the summer of 2023, the authority said.",
+    ]
+    for boilerplate in ("Home", "Weather", "cookies", "All rights reserved", "Privacy", "INJECTED", "Changed by"):
+        assert boilerplate not in doc.text
+    assert (doc.title, doc.date) == ("Harbour expands its north pier", "2021-06-04")
+
+
+def test_html_fallbacks_without_metadata():
+    page = ("<html><body><div><p>Notes from the volunteer meeting about the beach cleaning in spring.</p>"
+            "<p>Twelve people came and collected forty bags of litter along the shore.</p></div></body></html>")
+    doc = parse_html(page.encode(), "notes/meeting.htm")
+    assert doc.date is None
+    assert doc.title == "Notes from the volunteer meeting about the beach cleaning in spring."
+    assert doc.text.endswith("forty bags of litter along the shore.")
+
+
+def test_html_decodes_by_the_declared_charset():
+    page = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">'
+            "<title>Caf\u00e9 news</title></head><body><article><p>The caf\u00e9 on the quay serves "
+            "\u201cthe best\u201d coffee in town, according to its regulars and to the harbour master.</p>"
+            "</article></body></html>")
+    doc = parse_html(page.encode("cp1252"), "cafe.html")  # browsers read "iso-8859-1" as windows-1252
+    assert "The caf\u00e9 on the quay serves \u201cthe best\u201d coffee" in doc.text
+    undeclared = page.replace("charset=iso-8859-1", "").encode("cp1252")
+    assert "caf\u00e9 on the quay" in parse_html(undeclared, "cafe2.html").text
+
+
+def test_html_without_main_text_is_refused():
+    page = '<html><head><title>App</title></head><body><div id="root"></div><script>render()</script></body></html>'
+    with pytest.raises(IngestError, match=r"^app\.html: no main text found .*scripts"):
+        parse_html(page.encode(), "app.html")
+
+
+def test_html_too_fragmented_is_refused_quickly():
+    pieces = "<p>" + "<b>x</b> " * MAX_PARAGRAPH_PIECES + "</p>"
+    elements = "<div>" + "<span>x</span>" * MAX_ELEMENTS + "</div>"
+    for body, reason in ((pieces, "a paragraph made of"), (elements, "HTML elements")):
+        t = time.perf_counter()
+        with pytest.raises(IngestError, match=f"^big.html: .*{reason}"):
+            parse_html(f"<html><body>{body}</body></html>".encode(), "big.html")
+        assert time.perf_counter() - t < 10
+
+
+def test_html_nesting_too_deep_is_an_ingest_error():
+    deep = "<ul><li>item" * 1500 + "</li></ul>" * 1500
+    with pytest.raises(IngestError, match=r"^deep\.html: its markup nests too deeply"):
+        parse_html(f"<html><body><article><p>{'A first paragraph. ' * 8}</p>{deep}</article></body></html>".encode(),
+                   "deep.html")
+
+
+def test_dispatch_by_suffix_and_folder_errors(tmp_path: Path):
+    data = _structured_docx()
+    assert parse_document(data, "x.docx").kind == "docx"
+    assert parse_document(PAGE.encode(), "x.htm").kind == "html"
+    assert parse_document(PAGE.encode(), "X.HTML").title == "Harbour expands its north pier"
+    (tmp_path / "report.docx").write_bytes(data)
+    (tmp_path / "pier.html").write_bytes(PAGE.encode())
+    (tmp_path / "broken.docx").write_bytes(b"PK\x03\x04 truncated")
+    result = load_folder(tmp_path)
+    assert sorted(d.id for d in result.documents) == ["pier.html", "report.docx"]
+    assert list(result.errors) == ["broken.docx"] and "not a Word .docx file" in result.errors["broken.docx"]
+
+
+def test_sample_files_in_tests_data():
+    sample = parse_document((DATA / "sample.docx").read_bytes(), "sample.docx")
+    assert (sample.title, sample.date) == ("Harbour Lighthouse: Visitor Notes", "2024-05-02")
+    assert sample.text.split("\n\n")[2:7] == [
+        "Opening hours", "The tower is open from April to October.", "Guided climbs start every hour from 10:00.",
+        "Ticket | Price", "Adult | 6 euros",
+    ]
+    page = parse_document((DATA / "sample.html").read_bytes(), "sample.html")
+    assert (page.title, page.date) == ("Volcano Observatory reopens its visitor centre", "2023-03-14")
+    blocks = page.text.split("\n\n")
+    assert blocks[0] == "Volcano Observatory reopens its visitor centre"
+    assert blocks[-1].startswith("The director said the renovation cost 1.2 million euros")
+    assert "Practical information" in blocks and "Rewritten by a script." not in page.text
+    assert "cookies" not in page.text and "All rights reserved" not in page.text
+
+
+@pytest.mark.parametrize("fmt", ["docx", "html"])  # the PDFs: tests/test_formats_pdf.py
+def test_converted_seed_articles_keep_every_paragraph(tmp_path: Path, fmt: str):
+    written = convert(DOCUMENTS, tmp_path, [fmt])
+    assert len(written) == len(list(DOCUMENTS.glob("*.txt")))
+    for path in written:
+        original = parse_text((DOCUMENTS / path.with_suffix(".txt").name).read_bytes(), path.stem + ".txt")
+        doc = parse_document(path.read_bytes(), path.name)
+        assert (doc.title, doc.date) == (original.title, original.date)
+        blocks = doc.text.split("\n\n")
+        assert blocks[0] == original.title
+        assert blocks[1:] == article(original).paragraphs
+        # Nothing of the text is lost or added: the same words (the headline moves before the date line).
+        assert sorted(re.findall(r"\S+", doc.text)) == sorted(re.findall(r"\S+", original.text))
