@@ -96,13 +96,13 @@ def _build(
     import resource
 
     from index.embedder import load_embedder
-    from qa.cli import embedding_progress, quiet_libraries
+    from qa.console import progress_bar, quiet_libraries
 
     quiet_libraries()
     timed = TimedEmbedder(load_embedder(model, embedding))
     bot = Bot(docs, index_dir=index_dir, embedder=timed, **options)
     t0 = time.perf_counter()
-    with embedding_progress(show_progress) as progress:
+    with progress_bar(show_progress) as progress:
         report = bot.sync(progress)
     return {
         "index_s": time.perf_counter() - t0, "built": bool(report.added), "sentences": len(bot.index.sentences),

@@ -26,7 +26,9 @@ is a logistic regression on the final top sentence's features, lead and reader s
 when that sentence is right, with the asks to decline weighted to ``--unanswerable-share`` of
 the whole, so its probability is calibrated for that mix. The threshold maximises the expected
 share of good outcomes at that mix: right top sentence answered, or abstention when there is
-nothing to find. Short answers come from the reader's span head except for the question types
+nothing to find. The follow-up threshold is the same search at the share of follow-ups that real
+dialogues leave unanswered (CoQA's train-split "unknown" follow-ups, 0.9%): it holds a follow-up
+in a conversation kept to a few documents that answered its last turn. Short answers come from the reader's span head except for the question types
 (:func:`qa.answertype.question_type`) where the hand-written patterns scored a higher F1 on the
 calibration questions whose top sentence is right.
 
@@ -59,7 +61,7 @@ from index.embedder import file_sha256
 from qa.reader import READER_FILE, Reading, scores_of
 from index.config import cache_dir
 from index.store import HybridIndex
-from qa.cli import quiet_libraries
+from qa.console import quiet_libraries
 
 MAX_PAIRS = 30
 # Reader weights tried (the reader's logits span about ten units, as the ranker's scores do).
@@ -261,8 +263,24 @@ def final_tops(asks: list[Ask], rank_w: np.ndarray, reads: list[Read], reader_w:
     return out
 
 
-def fit_confidence(asks: list[Ask], tops: list[Top], unanswerable_share: float):
-    """The confidence model, its threshold and the fit's figures (see the module docstring)."""
+def best_threshold(p: np.ndarray, y: np.ndarray, declined: np.ndarray, share: float) -> tuple[float, dict[str, float]]:
+    """The threshold with the most good outcomes when ``share`` of the questions are ones to
+    decline: right top sentence answered, or abstention when there is nothing to find."""
+    best = (0.0, -1.0, {})
+    for t in np.linspace(0.01, 0.9, 90):
+        answered_right = np.mean((y[~declined] == 1) & (p[~declined] >= t))
+        abstained = np.mean(p[declined] < t)
+        score = (1 - share) * answered_right + share * abstained
+        if score > best[1]:
+            best = (float(t), score, {"answerable_right": round(float(answered_right), 4),
+                                      "declined_abstained": round(float(abstained), 4),
+                                      "top1_right_if_always_answering": round(float(np.mean(y[~declined])), 4)})
+    return best[0], best[2]
+
+
+def fit_confidence(asks: list[Ask], tops: list[Top], unanswerable_share: float, follow_up_share: float):
+    """The confidence model, its threshold, the follow-up threshold (the same probabilities
+    with ``follow_up_share`` of the questions to decline) and the fit's figures."""
     from sklearn.linear_model import LogisticRegression
 
     X = np.array([Answerer.confidence_features(ask.feats, scores, top, readings) for ask, (top, scores, readings) in zip(asks, tops)])
@@ -273,16 +291,15 @@ def fit_confidence(asks: list[Ask], tops: list[Top], unanswerable_share: float):
     clf = LogisticRegression(C=1.0, max_iter=5000)
     clf.fit(X, y, sample_weight=weight * len(y))
     p = clf.predict_proba(X)[:, 1]
-    best = (0.0, -1.0, {})
-    for t in np.linspace(0.01, 0.9, 90):
-        answered_right = np.mean((y[~declined] == 1) & (p[~declined] >= t))
-        abstained = np.mean(p[declined] < t)
-        score = (1 - unanswerable_share) * answered_right + unanswerable_share * abstained
-        if score > best[1]:
-            best = (float(t), score, {"answerable_right": round(float(answered_right), 4),
-                                      "declined_abstained": round(float(abstained), 4),
-                                      "top1_right_if_always_answering": round(float(np.mean(y[~declined])), 4)})
-    return clf.coef_[0], float(clf.intercept_[0]), best[0], best[2]
+    threshold, fit = best_threshold(p, y, declined, unanswerable_share)
+    follow_up, follow_fit = best_threshold(p, y, declined, follow_up_share)
+    return clf.coef_[0], float(clf.intercept_[0]), threshold, follow_up, {**fit, "follow_up": follow_fit}
+
+
+def follow_up_unanswerable_share(path: Path) -> float:
+    """The share of follow-up turns of the CoQA file's train-split stories answered "unknown"."""
+    turns = [t for c in harness.coqa_set(path, None, 0, split="train") for t in c.turns[1:]]
+    return sum(not t.answerable for t in turns) / max(len(turns), 1)
 
 
 def pattern_kinds(asks: list[Ask], tops: list[Top]) -> tuple[list[str], dict[str, dict[str, float]]]:
@@ -365,6 +382,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=6000, help="with --fit-ranker: ranker questions (default 6000)")
     ap.add_argument("--unanswerable-share", type=float, default=0.2,
                     help="expected share of questions the documents do not answer (sets the threshold; default 0.2)")
+    ap.add_argument("--follow-up-unanswerable-share", type=float, default=None,
+                    help="share of follow-ups in a conversation kept to a few documents that those do not answer "
+                         "(sets the follow-up threshold; default: measured on the CoQA file's train-split follow-ups)")
     ap.add_argument("--features-cache", metavar="FILE", help="reuse (or save) the collected features here (pickle)")
     ap.add_argument("--collect-only", action="store_true",
                     help="only collect the features into --features-cache (they do not depend on the reader)")
@@ -420,7 +440,13 @@ def main(argv=None) -> int:
         return 0
     reader_w, reader_fit = fit_reader_weight(calibration, rank_w, reads)
     tops = final_tops(calibration, rank_w, reads, reader_w)
-    conf_w, bias, threshold, fit = fit_confidence(calibration, tops, args.unanswerable_share)
+    follow_share = args.follow_up_unanswerable_share
+    if follow_share is None:
+        coqa = next((f for f in files if splits.FILES[f.name] == "coqa"), None)
+        if coqa is None:
+            ap.error("without the CoQA file, pass --follow-up-unanswerable-share")
+        follow_share = follow_up_unanswerable_share(coqa)
+    conf_w, bias, threshold, follow_up, fit = fit_confidence(calibration, tops, args.unanswerable_share, follow_share)
     kinds, span_fit = pattern_kinds(calibration, tops)
     out = {
         "source": (f"python -m eval.train {' '.join(f.name for f in files)}{' --fit-ranker' if args.fit_ranker else ''}: "
@@ -433,8 +459,10 @@ def main(argv=None) -> int:
         "confidence": {f: round(float(w), 5) for f, w in zip(CONFIDENCE_FEATURES, conf_w)},
         "bias": round(bias, 5),
         "threshold": round(threshold, 4),
+        "follow_up_threshold": round(follow_up, 4),
         "pattern_kinds": kinds,
         "training": {"calibration_asks": counts, "unanswerable_share": args.unanswerable_share,
+                     "follow_up_unanswerable_share": round(follow_share, 4),
                      "data_sha256": {f.name: file_sha256(f) for f in files},
                      **reader_fit, **fit, "short_answers": span_fit},
     }

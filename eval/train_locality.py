@@ -45,7 +45,7 @@ from eval.train import cached_asks, draw
 from index.config import cache_dir
 from qa.bot import Bot, cited_sentence
 from qa.answerer import LOCALITY, LOCALITY_FILE, READ_TOP, Answerer, Model, Question
-from qa.cli import quiet_libraries
+from qa.console import quiet_libraries
 
 # The reader also scores this many of the ranker's best candidates beyond those it would read,
 # so a prior that lifts a candidate into the read set finds its reader score here.

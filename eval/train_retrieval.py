@@ -24,7 +24,7 @@ from eval import harness
 from eval.train import draw, squad_bot
 from index.store import RESCORE_FEATURES, RESCORE_FILE, rescore_weights
 from qa.bot import Bot
-from qa.cli import quiet_libraries
+from qa.console import quiet_libraries
 
 L2 = 1e-3
 

@@ -130,6 +130,9 @@ class Model:
     # Question types (:func:`qa.answertype.question_type`) whose short answer the hand-written
     # patterns pick better than the reader's span head (measured on the calibration questions).
     pattern_kinds: frozenset[str] = frozenset()
+    # The threshold for a follow-up in a conversation kept to a few documents that answered its
+    # last turn: fit at the share of such turns real dialogues leave unanswered (CoQA's).
+    follow_up_threshold: float | None = None
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path | None = LOCALITY_FILE) -> "Model":
@@ -153,7 +156,7 @@ class Model:
             np.array([data["rank"][f] for f in FEATURES]),
             np.array([data["confidence"][f] for f in CONFIDENCE_FEATURES]),
             float(data["bias"]), float(data["threshold"]), float(data["reader"]), locality,
-            frozenset(data.get("pattern_kinds", ())),
+            frozenset(data.get("pattern_kinds", ())), data.get("follow_up_threshold"),
         )
 
 
@@ -413,6 +416,7 @@ class Answerer:
     def answer(
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3,
         context: Sequence[str] = (), previous: int | None = None, previous_confidence: float = 0.0,
+        settled: bool = False,
     ) -> tuple[bool, str | None, float, list[Citation], list[int]]:
         """``(abstained, short answer, confidence, citations, passage order)`` for one question.
 
@@ -420,7 +424,9 @@ class Answerer:
         :meth:`passage_order`). ``context``: words a follow-up carries from earlier turns (see
         :class:`Question`); ``previous``: the sentence row the previous turn cited, for a
         follow-up, and ``previous_confidence`` that answer's confidence (candidates near it
-        gain the learned :data:`LOCALITY` weights).
+        gain the learned :data:`LOCALITY` weights). ``settled``: a follow-up in a conversation
+        kept to a few documents that answered its last turn (held to
+        :attr:`Model.follow_up_threshold`).
         """
         q = Question(question, index, context)
         rows, feats = self.features(q, qvec, index, hits)
@@ -448,7 +454,8 @@ class Answerer:
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
         if q.unknown_specifics:
             confidence *= UNKNOWN_SPECIFIC_FACTOR
-        abstained = confidence < model.threshold
+        threshold = model.follow_up_threshold if settled and model.follow_up_threshold is not None else model.threshold
+        abstained = confidence < threshold
         # A citation's score: its share of the ranker's preference among the candidates.
         share = np.exp(scores - scores.max())
         share /= share.sum()

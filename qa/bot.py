@@ -39,6 +39,9 @@ LAYOUTS = "layouts"
 # Layouts kept in memory for placing citations and drawing pages.
 LAYOUT_CACHE = 32
 MAX_QUESTION_CHARS = 2000
+# A conversation limited to at most this many documents is "kept to a few documents": a
+# follow-up there whose last turn was answered is held to the follow-up threshold.
+FEW_DOCUMENTS = 3
 
 
 class QuestionError(ValueError):
@@ -570,9 +573,10 @@ class Bot:
         last = history[-1].answer if resolved.follow_up else None
         previous = cited_sentence(index, last)
         t1 = time.perf_counter()
+        settled = last is not None and not last.abstained and docs is not None and len(docs) <= FEW_DOCUMENTS
         abstained, answer, confidence, citations, passage_order = self.answerer.answer(
             resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried,
-            previous=previous, previous_confidence=last.confidence if last else 0.0,
+            previous=previous, previous_confidence=last.confidence if last else 0.0, settled=settled,
         )
         t2 = time.perf_counter()
         return Answer(

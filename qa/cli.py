@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from index.config import DEFAULT_MILVUS_COLLECTION, EMBEDDING_BACKENDS, RETRIEVAL_BACKENDS, cache_dir
+
+from .console import progress_bar, quiet_libraries
 
 if TYPE_CHECKING:
     from .bot import Bot, SyncReport
@@ -20,16 +21,6 @@ if TYPE_CHECKING:
 
 class CLIError(Exception):
     """An error to show the user as one line, with exit status 2."""
-
-
-def quiet_libraries() -> None:
-    """Silence the ML libraries' own progress bars and deprecation chatter on the terminal."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def _make_bot(args: argparse.Namespace) -> "Bot":
@@ -69,28 +60,8 @@ def backend_args(sp: argparse.ArgumentParser, collection_default: str = DEFAULT_
                     help=f"with --backend milvus: the collection (default {collection_default})")
 
 
-@contextlib.contextmanager
-def embedding_progress(show: bool = True, desc: str = "embedding", unit: str = "text") -> Iterator[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callback drawing a bar on stderr, closed on exit."""
-    from tqdm import tqdm
-
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit=unit, desc=desc, disable=not show, file=sys.stderr)
-        bar.update(done - bar.n)
-
-    try:
-        yield progress
-    finally:
-        if bar is not None:
-            bar.close()
-
-
 def _sync(bot: "Bot", show_progress: bool) -> "SyncReport":
-    with embedding_progress(show_progress, "reading", "file") as reading, embedding_progress(show_progress) as progress:
+    with progress_bar(show_progress, "reading", "file") as reading, progress_bar(show_progress) as progress:
         report = bot.sync(progress, reading)
     for msg in list(report.errors.values()) + list(report.warnings.values()):
         print(f"warning: {msg}", file=sys.stderr)

@@ -51,3 +51,19 @@ def test_chat_keeps_going_until_eof(tmp_path: Path):
     )
     assert r.returncode == 0, r.stderr
     assert "January 8" in r.stdout and "(new conversation)" in r.stdout
+
+
+def test_nothing_below_the_command_line_imports_it():
+    """The flow runs one way: the library, the training and eval scripts never import the CLI
+    (eval.bench did, and the CLI imports eval.bench: a circle)."""
+    import ast
+
+    offenders = []
+    for path in sorted([*ROOT.glob("index/*.py"), *ROOT.glob("qa/**/*.py"), *ROOT.glob("eval/*.py")]):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n == "qa.cli" or n.startswith("qa.cli.") or n == "cli" and getattr(node, "level", 0) for n in names):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, offenders

@@ -139,3 +139,25 @@ def test_locality_prior_moves_follow_ups_only(seeds_bot, monkeypatch):
     assert (top.doc, top.start) == (first.citations[0].doc, int(index.sentences.start[row + 1]))
     alone = "Which senator wrote to Biden about Milley?"
     assert seeds_bot.ask(alone, history).citations == seeds_bot.ask(alone).citations
+
+
+def test_follow_up_threshold_holds_only_settled_conversations(seeds_bot, monkeypatch):
+    """A follow-up in a conversation kept to a few documents, whose last turn was answered, is
+    held to the follow-up threshold; without the documents filter or after a declined turn it
+    is held to the usual one."""
+    import dataclasses
+
+    first_q = "Which senator wrote to Biden about Milley?"
+    first = seeds_bot.ask(first_q)
+    doc = first.citations[0].doc
+    assert not first.abstained
+    # The usual threshold declines everything; the follow-up one declines nothing.
+    model = dataclasses.replace(seeds_bot.answerer.model, threshold=1.01, follow_up_threshold=0.0)
+    monkeypatch.setattr(seeds_bot.answerer, "model", model)
+    follow_q = "What did he want the president to do?"
+    answered = [Turn(first_q, first)]
+    declined = [Turn(first_q, dataclasses.replace(first, abstained=True, answer=None))]
+    assert not seeds_bot.ask(follow_q, answered, docs=[doc]).abstained
+    assert seeds_bot.ask(follow_q, answered).abstained  # not kept to documents
+    assert seeds_bot.ask(follow_q, declined, docs=[doc]).abstained  # the last turn was declined
+    assert seeds_bot.ask(follow_q, [], docs=[doc]).abstained  # not a follow-up
