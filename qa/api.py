@@ -29,7 +29,7 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import replace as _replace
 from functools import partial
-from typing import Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import anyio
 from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
@@ -45,6 +45,9 @@ from .ingest import SUPPORTED_SUFFIXES, max_bytes
 from .pages import PageError
 from .settings import MiB, Settings
 from .types import Answer, Document
+
+if TYPE_CHECKING:
+    from index.store import HybridIndex
 
 __all__ = ["Conversations", "GuardMiddleware", "MiB", "RateLimiter", "Settings", "create_app"]
 
@@ -420,8 +423,8 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
         return JSONResponse(result.to_dict(), headers=headers)
 
     # ----- documents ------------------------------------------------------------------------
-    def describe(doc_ids: list[str] | None = None) -> list[DocumentInfo]:
-        idx = bot.index  # one snapshot for the whole listing
+    def describe(doc_ids: list[str] | None = None, idx: HybridIndex | None = None) -> list[DocumentInfo]:
+        idx = idx or bot.index  # one snapshot for the whole listing
         rows = range(len(idx.entries)) if doc_ids is None else [idx.doc_pos[d] for d in doc_ids if d in idx.doc_pos]
         out = []
         for i in rows:
@@ -510,7 +513,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
         idx = bot.index
         if doc not in idx.doc_pos:
             raise HTTPException(404, f"no document {doc!r}; GET /api/documents lists them")
-        info = describe([doc])[0]
+        info = describe([doc], idx)[0]  # the same snapshot: the document cannot vanish in between
         return DocumentText(**info.model_dump(), text=idx.entries[idx.doc_pos[doc]].text)
 
     @app.delete("/api/documents/{doc:path}", tags=["documents"], response_model=Deleted,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from index.config import DEFAULT_MILVUS_COLLECTION, RETRIEVAL_BACKENDS
 from index.embedder import Embedder, load_embedder
-from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing
+from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing, content_hash
 
 from .answerer import Answerer
 from .conversation import resolve
@@ -156,9 +156,7 @@ def default_index_dir(docs: str | Path) -> Path:
 
 def layout_key(doc_id: str, text_sha256: str) -> str:
     """The layout file's name for a document's id and text: a new version gets a new file."""
-    import hashlib
-
-    return hashlib.sha256(f"{doc_id}\0{text_sha256}".encode()).hexdigest()[:32]
+    return content_hash(f"{doc_id}\0{text_sha256}")[:32]
 
 
 def cited_sentence(index: HybridIndex, answer: Answer | None) -> int | None:

@@ -103,7 +103,6 @@ class LayoutBuilder:
         self.page: list[np.ndarray] = []
         self.line: list[np.ndarray] = []
         self.box: list[np.ndarray] = []
-        self.length = 0
 
     def text(self, s: str) -> None:
         """Append characters the reader inserted (no box)."""
@@ -112,7 +111,6 @@ class LayoutBuilder:
             self.page.append(np.zeros(len(s), np.int32))
             self.line.append(np.full(len(s), -1, np.int32))
             self.box.append(np.zeros((len(s), 4), np.float32))
-            self.length += len(s)
 
     def placed(self, s: str, page: int, line: int, boxes: np.ndarray) -> None:
         """Append characters read from ``page``'s line ``line`` with one box each."""
@@ -123,7 +121,6 @@ class LayoutBuilder:
             self.page.append(np.full(len(s), page, np.int32))
             self.line.append(np.full(len(s), line, np.int32))
             self.box.append(np.asarray(boxes, np.float32))
-            self.length += len(s)
 
     def build(self, sizes: list[tuple[float, float]], ocr: list[bool], source_sha256: str) -> tuple[str, Layout]:
         def cat(arrays: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
@@ -137,14 +134,13 @@ class LayoutBuilder:
         return "".join(self.parts), layout
 
 
-def save_layout(folder: Path, key: str, layout: Layout) -> Path:
+def save_layout(folder: Path, key: str, layout: Layout) -> None:
     """Write ``layout`` as ``folder/key.npz`` (atomically: a reader never sees half a file)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}.npz"
     tmp = folder / f".{key}.{os.getpid()}.tmp"
     tmp.write_bytes(layout.to_bytes())
     os.replace(tmp, path)
-    return path
 
 
 def load_layout(folder: Path, key: str) -> Layout | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import logging
 import math
 import re
 import shutil
@@ -27,8 +26,6 @@ import numpy as np
 
 from ..layout import LayoutBuilder
 from ..types import Document
-
-log = logging.getLogger(__name__)
 
 # PDFium is not thread-safe: every call into it, from any thread (reading files, drawing page
 # images for citations), holds this lock.
@@ -88,6 +85,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
         raise IngestError(f"{doc_id}: not a readable PDF ({exc}); the file is damaged or not a PDF") from None
     warnings: list[str] = []
     lines, sizes, ocr = [], [], []
+    exe = tesseract()
     try:
         with PDFIUM:
             pages = len(pdf)
@@ -96,7 +94,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
             raise IngestError(f"{doc_id}: {pages} pages; the limit is {max_pages} (QA_MAX_PDF_PAGES): "
                               "split the PDF into smaller files")
         for number in range(1, pages + 1):
-            exe, image = tesseract(), None
+            image = None
             with PDFIUM:  # one page at a time, so page images for citations are drawn in between
                 page = pdf[number - 1]
                 try:
