@@ -5,7 +5,8 @@ matches one of its evidence alternatives (a verbatim excerpt, or a span in a doc
 measures the ranking whether or not the bot then chose to abstain, and abstention is scored on
 its own by ``abstain_precision`` (abstentions that were right to abstain) and
 ``abstain_recall`` (unanswerable turns abstained on). An unanswerable turn is a hit when the bot
-abstains. ``answer_em``/``answer_f1`` count an abstention as an empty answer. Multi-turn
+abstains. ``answer_em``/``answer_f1`` count an abstention as an empty answer, over the
+answerable turns that give gold short answers. Multi-turn
 conversations feed the bot its own earlier answers, never the gold ones.
 """
 
@@ -49,6 +50,9 @@ class GoldTurn:
     answers: tuple[str, ...]
     evidence: tuple[str | dict[str, Any], ...]
     answerable: bool
+    # False: the turn is asked, to rebuild the conversation, but not scored (a feedback
+    # record's earlier turns, whose right answers nobody marked).
+    scored: bool = True
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,19 @@ def load_set(path: str | Path) -> list[Conversation]:
         for i, t in enumerate(obj["turns"]):
             if not isinstance(t, dict) or not isinstance(t.get("question"), str):
                 raise EvalSetError(f"{where}: turn {i} needs a string 'question'")
-            answerable = t.get("answerable", True)
+            scored = t.get("scored", True)
+            if not isinstance(scored, bool):
+                raise EvalSetError(f"{where}: turn {i} 'scored' must be true or false")
+            answerable = t.get("answerable", True) if scored else False
             evidence = t.get("evidence", [])
             for ev in evidence:
                 if not (isinstance(ev, str) or (isinstance(ev, dict) and {"doc", "start", "end"} <= set(ev))):
                     raise EvalSetError(f"{where}: turn {i} evidence {ev!r} is neither an excerpt nor a {{doc, start, end}} span")
             if answerable and not evidence:
                 raise EvalSetError(f"{where}: turn {i} is answerable but lists no evidence")
-            turns.append(GoldTurn(t["question"], tuple(t.get("answers", [])), tuple(evidence), bool(answerable)))
+            turns.append(GoldTurn(t["question"], tuple(t.get("answers", [])), tuple(evidence), bool(answerable), scored))
+        if not any(t.scored for t in turns):
+            raise EvalSetError(f"{where}: no turn is scored")
         out.append(Conversation(obj["id"], tuple(turns), tuple(docs) if docs is not None else None))
     if not out:
         raise EvalSetError(f"{path}: no conversations")
@@ -313,7 +322,9 @@ def metrics(results: list[TurnResult]) -> dict[str, Any]:
     def mean(xs: list[float]) -> float | None:
         return round(sum(xs) / len(xs), 4) if xs else None
 
-    ems, f1s = zip(*[answer_scores(None if r.answer.abstained else r.answer.answer, r.gold.answers) for r in ans]) if ans else ((), ())
+    # A turn without a gold short answer (a feedback mark that picked only a sentence) has no F1.
+    short = [r for r in ans if r.gold.answers]
+    ems, f1s = zip(*[answer_scores(None if r.answer.abstained else r.answer.answer, r.gold.answers) for r in short]) if short else ((), ())
     lat = [r.answer.timings_ms.get("total", 0.0) for r in results]
     return {
         "answered_accuracy": mean([float(r.hit and not r.answer.abstained) for r in ans]),
@@ -429,7 +440,8 @@ def run(bot: Bot, conversations: list[Conversation], progress: Callable[[int], N
         docs = None if conv.docs is None else [docs_of[d] for d in conv.docs]
         for i, gold in enumerate(conv.turns):
             answer = bot.ask(gold.question, history=history, docs=docs, top_k=10)
-            out.append(score_turn(conv.id, i, gold, answer, texts.__getitem__))
+            if gold.scored:
+                out.append(score_turn(conv.id, i, gold, answer, texts.__getitem__))
             history.append(Turn(gold.question, answer))
             if progress:
                 progress(1)

@@ -324,6 +324,7 @@ class MilvusPassages:
     def search(
         self, query: str, qvec: Any, k: int = 10, docs: Iterable[str] | None = None,
         legs: tuple[str, ...] = LEGS, index: HybridIndex | None = None, context: str = "",
+        exclude: Iterable[str] = (),
     ) -> list[Hit]:
         """Hybrid search in Milvus; best ``k`` first, as :meth:`HybridIndex.search` returns them.
 
@@ -333,7 +334,7 @@ class MilvusPassages:
         last synced); a passage Milvus returns that the snapshot lacks (the collection is being
         updated) is skipped. ``context``: a follow-up's carried words; Milvus's BM25 cannot
         weigh query terms, so they join its query in full, and count :data:`CONTEXT_WEIGHT` in
-        the re-scoring.
+        the re-scoring. ``exclude``: document ids left out.
         """
         snap = index if index is not None else self._index
         if snap is None:
@@ -348,6 +349,10 @@ class MilvusPassages:
             if not docs:
                 return []
             expr = f"doc in [{', '.join(string_literal(d) for d in docs)}]"
+        exclude = list(dict.fromkeys(exclude))
+        if exclude:
+            left_out = f"doc not in [{', '.join(string_literal(d) for d in exclude)}]"
+            expr = f"({expr}) and {left_out}" if expr else left_out
         _, rows = self._keys(snap)
         fetch = min(n, max(k * OVERFETCH, 40))
         from pymilvus import AnnSearchRequest, RRFRanker

@@ -319,7 +319,7 @@ class HybridIndex:
 
     def search(
         self, query: str, qvec: np.ndarray, k: int = 10, docs: Iterable[str] | None = None,
-        legs: tuple[str, ...] = LEGS, context: str = "",
+        legs: tuple[str, ...] = LEGS, context: str = "", exclude: Iterable[str] = (),
     ) -> list[Hit]:
         """Hybrid search: each leg over-fetched, fused by RRF, re-scored; best ``k`` first.
 
@@ -328,15 +328,16 @@ class HybridIndex:
         picks a subset (for ablations); with both ``bm25`` and ``dense`` the candidates are
         re-scored (:meth:`rescore`). ``context``: words a follow-up carries from earlier
         turns; the lexical legs count them :data:`CONTEXT_WEIGHT` of a question word.
+        ``exclude``: document ids left out (of ``docs``, or of all).
         """
-        fused, lexical = self.candidates(query, qvec, k, docs, legs, context)
+        fused, lexical = self.candidates(query, qvec, k, docs, legs, context, exclude)
         if lexical is not None and "bm25" in legs and "dense" in legs:
             fused = self.rescore(lexical, qvec, fused)
         return self.hits(fused[:k])
 
     def candidates(
         self, query: str, qvec: np.ndarray, k: int = 10, docs: Iterable[str] | None = None,
-        legs: tuple[str, ...] = LEGS, context: str = "",
+        legs: tuple[str, ...] = LEGS, context: str = "", exclude: Iterable[str] = (),
     ) -> tuple[list[Fused], tuple[Scored, Scored] | None]:
         """The legs' passages fused by RRF, best first, and the query's BM25 (None when no
         lexical leg ran); :meth:`search` before re-scoring."""
@@ -344,6 +345,10 @@ class HybridIndex:
         if n == 0:
             return [], None
         doc_rows = self._doc_rows(docs)
+        left_out = self._doc_rows(exclude)
+        if left_out is not None and len(left_out):
+            every = np.arange(len(self.entries), dtype=np.int32) if doc_rows is None else doc_rows
+            doc_rows = every[~np.isin(every, left_out)]
         allowed = None if doc_rows is None else np.isin(self.passages.doc, doc_rows)
         fetch = min(n, max(k * OVERFETCH, 40))
         ranked = {}

@@ -105,6 +105,10 @@ CANDIDATE_PASSAGES = 8
 # top 5 for 0.939 of the SQuAD sample (0.955 for the top 10), and reading the top 3, 5 or 10
 # gave the same accuracy on held-out articles.
 READ_TOP = 5
+# Sentences of the other documents read to corroborate an answer (one reader batch, besides
+# those the answer itself read): the ranker's best, wherever they are. Three cost more for the same
+# verdicts (docs/agreement.md).
+CORROBORATION_READS = 2
 _F = {f: i for i, f in enumerate(FEATURES)}
 # BM25 parameters of the sentence-level score (the usual defaults).
 _K1, _B = 1.2, 0.75
@@ -133,6 +137,9 @@ class Model:
     # The threshold for a follow-up in a conversation kept to a few documents that answered its
     # last turn: fit at the share of such turns real dialogues leave unanswered (CoQA's).
     follow_up_threshold: float | None = None
+    # The confidence at which another document's sentence counts as answering a question the
+    # corpus has answered (``eval/corroboration.py`` measures it).
+    corroboration_threshold: float = 0.33
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path | None = LOCALITY_FILE) -> "Model":
@@ -157,7 +164,22 @@ class Model:
             np.array([data["confidence"][f] for f in CONFIDENCE_FEATURES]),
             float(data["bias"]), float(data["threshold"]), float(data["reader"]), locality,
             frozenset(data.get("pattern_kinds", ())), data.get("follow_up_threshold"),
+            float(data.get("corroboration_threshold", data["threshold"])),
         )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What :meth:`Answerer.answer` decided: abstain or not, the short answer, the confidence,
+    the citations, the passage order (positions of the hits, best first) and the reader's
+    readings by sentence row (what was read, for :meth:`Answerer.corroborate` to reuse)."""
+
+    abstained: bool
+    answer: str | None
+    confidence: float
+    citations: list[Citation]
+    passage_order: list[int]
+    read: dict[int, Reading] = field(default_factory=dict)
 
 
 def _sigmoid(x: float) -> float:
@@ -417,10 +439,10 @@ class Answerer:
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3,
         context: Sequence[str] = (), previous: int | None = None, previous_confidence: float = 0.0,
         settled: bool = False,
-    ) -> tuple[bool, str | None, float, list[Citation], list[int]]:
-        """``(abstained, short answer, confidence, citations, passage order)`` for one question.
+    ) -> Decision:
+        """The :class:`Decision` on one question.
 
-        The passage order lists the positions of ``hits``, best first (see
+        Its passage order lists the positions of ``hits``, best first (see
         :meth:`passage_order`). ``context``: words a follow-up carries from earlier turns (see
         :class:`Question`); ``previous``: the sentence row the previous turn cited, for a
         follow-up, and ``previous_confidence`` that answer's confidence (candidates near it
@@ -431,7 +453,7 @@ class Answerer:
         q = Question(question, index, context)
         rows, feats = self.features(q, qvec, index, hits)
         if not rows:
-            return True, None, 0.0, [], list(range(len(hits)))
+            return Decision(True, None, 0.0, [], list(range(len(hits))))
         model = self.model
         prior = self.prior(self.locality(index, rows, previous), previous_confidence, model.locality)
         ranked = feats @ model.rank + prior
@@ -468,7 +490,58 @@ class Answerer:
         if not abstained:
             top = citations[0]
             answer = top.text[top.answer_start:top.answer_end] if top.answer_start is not None else top.text
-        return abstained, answer, confidence, citations, self.passage_order(index, hits, rows, order)
+        return Decision(abstained, answer, confidence, citations, self.passage_order(index, hits, rows, order),
+                        {rows[i]: r for i, r in readings.items()})
+
+    def corroborate(
+        self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], context: Sequence[str] = (),
+        read: dict[int, Reading] | None = None, reads: int = CORROBORATION_READS, threshold: float | None = None,
+    ) -> list[tuple[Citation, float]]:
+        """Sentences of other documents that answer ``question`` too, with their confidence.
+
+        ``hits`` come from a search that left out the answer's own document. The ranker's best
+        ``reads`` candidates are read in one batch (``read``: readings by sentence row already
+        made, reused); each document's best read sentence is then judged as if the question had
+        been asked of that document alone, by the same confidence model and threshold as an
+        answer. Those at or above ``threshold`` (default :attr:`Model.corroboration_threshold`)
+        that hold a short answer are returned, best first.
+        """
+        model = self.model
+        if not model.reader:
+            return []
+        q = Question(question, index, context)
+        rows, feats = self.features(q, qvec, index, hits)
+        if not rows:
+            return []
+        ranked = feats @ model.rank
+        known = dict(read or {})
+        todo = [int(i) for i in self.to_read(ranked, reads) if rows[int(i)] not in known]
+        if todo:
+            fresh = self.reader.read(search_text(q.text, context), [index.sentence_text(rows[i]) for i in todo],
+                                     [index.sentence_before(rows[i]) for i in todo])
+            known.update({rows[i]: r for i, r in zip(todo, fresh)})
+        by_doc: dict[int, list[int]] = {}
+        for i, r in enumerate(rows):
+            if r in known:
+                by_doc.setdefault(int(index.sentences.doc[r]), []).append(i)
+        found = []
+        for members in by_doc.values():
+            at = np.array(members)
+            scores = ranked[at] + model.reader * np.array([known[rows[i]].score for i in members])
+            best = int(np.argmax(scores))
+            readings = {j: known[rows[i]] for j, i in enumerate(members)}
+            x = self.confidence_features(feats[at], scores, best, readings)
+            confidence = _sigmoid(float(x @ model.confidence + model.bias))
+            if q.unknown_specifics:
+                confidence *= UNKNOWN_SPECIFIC_FACTOR
+            if confidence < (model.corroboration_threshold if threshold is None else threshold):
+                continue
+            row = rows[members[best]]
+            cite = self._cite(index, row, confidence)
+            span = self.short_span(q, cite.text, known[row])
+            if span is not None:
+                found.append((dataclasses.replace(cite, answer_start=span[0], answer_end=span[1]), confidence))
+        return sorted(found, key=lambda c: -c[1])
 
     @staticmethod
     def passage_order(index: HybridIndex, hits: list[Hit], rows: list[int], order: np.ndarray) -> list[int]:

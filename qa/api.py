@@ -29,17 +29,19 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import replace as _replace
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, Callable
+from datetime import date
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.exceptions import HTTPException
 
 from .bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, check_question, name_key
+from .feedback import FeedbackError
 from .guard import GuardMiddleware, ParseBudget, RateLimiter
 from .ingest import SUPPORTED_SUFFIXES, max_bytes
 from .pages import PageError
@@ -90,6 +92,25 @@ class CitationModel(BaseModel):
     score: float = Field(0.0, allow_inf_nan=False, ge=-1e6, le=1e6)
 
 
+class CorroborationModel(BaseModel):
+    """Another document's verbatim sentence answering the same question, and whether its short
+    answer agrees with the answer's."""
+
+    model_config = ConfigDict(extra="ignore")
+    doc: Text = Field(max_length=1024)
+    title: Text = Field("", max_length=10_000)
+    text: Text = Field(max_length=100_000, description="the sentence, verbatim")
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    answer: Text = Field(max_length=100_000, description="its short answer")
+    agrees: bool = Field(description="its short answer says the same as the answer (dates, numbers and names normalised)")
+    confidence: float = Field(0.0, ge=0.0, le=1.0)
+    answer_start: int | None = Field(None, ge=0)
+    answer_end: int | None = Field(None, ge=0)
+    date: Text | None = Field(None, max_length=64, description="its document's date")
+    answer_date: Text | None = Field(None, max_length=64)
+
+
 class AnswerModel(BaseModel):
     """The Answer JSON (see GUIDE.md), as returned by ``POST /api/answer``."""
 
@@ -101,6 +122,9 @@ class AnswerModel(BaseModel):
     confidence: float = Field(0.0, ge=0.0, le=1.0, description="from 0 to 1")
     citations: list[CitationModel] = Field(default_factory=list, max_length=20)
     timings_ms: dict[Text, Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e9)]] = Field(default_factory=dict, max_length=20)
+    answer_date: Text | None = Field(None, max_length=64, description="the short answer as an ISO 8601 date, when it is one")
+    corroboration: list[CorroborationModel] = Field(
+        default_factory=list, max_length=20, description="other documents' sentences answering the same question, newest first")
 
 
 class TurnModel(BaseModel):
@@ -133,12 +157,56 @@ class AnswerRequest(BaseModel):
         None, min_length=1, max_length=1000, description="limit the answer to these document ids",
     )
     top_k: int = Field(3, ge=1, le=10, description="citations to return (1 to 10)")
+    after: date | None = Field(None, description="only documents dated on or after this day (YYYY-MM-DD)")
+    before: date | None = Field(None, description="only documents dated on or before this day (YYYY-MM-DD)")
 
     @field_validator("question")
     @classmethod
     def _question(cls, value: str) -> str:
         check_question(value)  # its QuestionError is a ValueError: pydantic reports it as a 422
         return value
+
+
+class SpanModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    doc: Text = Field(min_length=1, max_length=1024)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class FeedbackRequest(BaseModel):
+    """A user's mark on an answer: right, or wrong with the sentence that answers instead
+    (``evidence``, a citation's or closest match's ``doc``/``start``/``end``) or
+    ``not_answered`` when the documents do not answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: Text = Field(description="the question that was answered")
+    answer: AnswerModel = Field(description="the Answer JSON being marked")
+    history: list[TurnModel] | None = Field(None, max_length=100, description="the turns before it, oldest first")
+    docs: list[Annotated[Text, Field(min_length=1, max_length=1024)]] | None = Field(
+        None, min_length=1, max_length=1000, description="the documents the conversation was limited to")
+    verdict: Literal["right", "wrong"]
+    evidence: SpanModel | None = Field(None, description="with `wrong`: the sentence that answers")
+    not_answered: bool = Field(False, description="with `wrong`: the documents do not answer the question")
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str) -> str:
+        check_question(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_correction(self) -> "FeedbackRequest":
+        if self.verdict == "wrong" and (self.evidence is None) == (not self.not_answered):
+            raise ValueError("a wrong answer needs either `evidence` (the sentence that answers) or `not_answered: true`")
+        if self.verdict == "right" and (self.evidence is not None or self.not_answered):
+            raise ValueError("a right answer takes no `evidence` or `not_answered`")
+        return self
+
+
+class FeedbackResult(BaseModel):
+    id: str = Field(description="the eval-set conversation the mark became")
+    turns: int = Field(description="its turns (the earlier ones replayed, the last scored)")
 
 
 class DocumentInfo(BaseModel):
@@ -174,6 +242,7 @@ class ErrorModel(BaseModel):
 
 
 _ERRORS = {code: {"model": ErrorModel} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)}
+FEEDBACK_ERROR_STATUS = {"invalid": 422, "missing": 404, "full": 507}
 
 
 # ----- conversation memory ---------------------------------------------------------------------
@@ -195,7 +264,7 @@ def slim_turn(turn: Turn) -> Turn:
     top = tuple(_replace(c, title="", text=c.text[:KEPT_CHARS]) for c in a.citations[:1])
     answer = a.answer[:KEPT_CHARS] if a.answer else a.answer
     return Turn(turn.question[:KEPT_CHARS * 4], _replace(a, question=a.question[:KEPT_CHARS * 4], searched_for=a.searched_for[:KEPT_CHARS * 4],
-                                                        answer=answer, citations=top, timings_ms={}, passages=()))
+                                                        answer=answer, citations=top, timings_ms={}, passages=(), corroboration=()))
 
 
 class Conversations:
@@ -406,9 +475,20 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
                 Turn(t.question, Answer.from_dict(t.answer.model_dump(exclude_none=True)))
                 for t in (req.history or [])[-settings.max_turns:]
             ]
+        docs = req.docs
+        if req.after or req.before:
+            unknown = [d for d in docs or () if d not in bot.index.doc_pos]
+            if unknown:
+                raise HTTPException(404, f"unknown document(s): {', '.join(map(repr, unknown[:10]))}; "
+                                    "GET /api/documents lists them")
+            docs = bot.dated(req.after.isoformat() if req.after else None,
+                             req.before.isoformat() if req.before else None, docs)
+            if not docs:
+                raise HTTPException(404, f"no document is dated between {req.after or 'any day'} and "
+                                    f"{req.before or 'any day'}; GET /api/documents lists their dates")
         try:
             result = await anyio.to_thread.run_sync(
-                partial(bot.ask, req.question, history, req.docs, req.top_k), limiter=ask_limiter
+                partial(bot.ask, req.question, history, docs, req.top_k), limiter=ask_limiter
             )
         except QuestionError as exc:
             # The bot checks the docs limit against the index it searches; an unknown one is a 404.
@@ -421,6 +501,22 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
             conversations.append(req.conversation_id, slim_turn(Turn(result.question, result)))
         headers = {"X-Conversation-Id": req.conversation_id} if req.conversation_id else None
         return JSONResponse(result.to_dict(), headers=headers)
+
+    @app.post("/api/feedback", tags=["answers"], status_code=201, response_model=FeedbackResult, responses=_ERRORS,
+              summary="Mark an answer right or wrong; the mark becomes an eval-set conversation",
+              dependencies=[Depends(write_access), Depends(ready)])
+    async def feedback(req: FeedbackRequest) -> FeedbackResult:
+        answer = Answer.from_dict(req.answer.model_dump(exclude_none=True))
+        evidence = (req.evidence.doc, req.evidence.start, req.evidence.end) if req.evidence else None
+        earlier = [t.question for t in (req.history or [])[-settings.max_turns:]]
+        try:
+            record = await anyio.to_thread.run_sync(
+                partial(bot.record_feedback, req.question, answer, req.verdict, earlier, evidence, req.docs),
+                limiter=write_limiter,
+            )
+        except FeedbackError as exc:
+            raise HTTPException(FEEDBACK_ERROR_STATUS[exc.kind], str(exc)) from None
+        return FeedbackResult(id=record["id"], turns=len(record["turns"]))
 
     # ----- documents ------------------------------------------------------------------------
     def describe(doc_ids: list[str] | None = None, idx: HybridIndex | None = None) -> list[DocumentInfo]:

@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from index.config import DEFAULT_MILVUS_COLLECTION, RETRIEVAL_BACKENDS
 from index.embedder import Embedder, load_embedder
-from index.store import LEGS, Entry, HybridIndex, IndexMismatch, IndexMissing, content_hash
+from index.store import LEGS, Entry, Hit, HybridIndex, IndexMismatch, IndexMissing, content_hash
 
+from .agreement import SAME_MATTER, Normal, agrees, normalise
 from .answerer import Answerer
 from .conversation import resolve
 from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, max_bytes, parse_document
 from .layout import Layout, load_layout, save_layout
-from .types import Answer, Citation, Document, Retrieved
+from .dates import answer_date
+from .feedback import FEEDBACK_FILE, FeedbackError, FeedbackStore, Span, conversation
+from .types import Answer, Citation, Corroboration, Document, Retrieved
 
 if TYPE_CHECKING:
     from index.milvus import MilvusPassages
@@ -186,6 +189,10 @@ class Bot:
             default a Milvus Lite file inside the index folder.
         milvus_collection: with ``milvus``, the collection's name.
         max_pdf_pages: the most pages a PDF may have (default ``qa.formats.pdf.MAX_PAGES``).
+        corroborate: after answering, look in the other documents (within the question's
+            documents filter) for sentences answering the same question and say whether they
+            agree (``Answer.corroboration``). A disagreeing sentence is listed only when it is
+            about the same matter as the answer's (embedding cosine >= ``same_matter``).
     """
 
     def __init__(
@@ -200,8 +207,12 @@ class Bot:
         milvus_uri: str | None = None,
         milvus_collection: str | None = None,
         max_pdf_pages: int | None = None,
+        corroborate: bool = True,
+        same_matter: float = SAME_MATTER,
     ) -> None:
         self.docs = Path(docs)
+        self.corroborate = corroborate
+        self.same_matter = same_matter
         self.max_pdf_pages = max_pdf_pages
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
         if backend not in RETRIEVAL_BACKENDS:
@@ -214,6 +225,7 @@ class Bot:
         self._index: HybridIndex | None = None
         self._lock = threading.Lock()  # one writer at a time; readers use the current snapshot
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
+        self.feedback = FeedbackStore(self.index_dir / FEEDBACK_FILE)
 
     @property
     def index(self) -> HybridIndex:
@@ -563,23 +575,115 @@ class Bot:
         # to the last answer.
         qvec = self.embedder.embed([resolved.question])[0]
         context = " ".join(resolved.carried)
-        if self._milvus is not None:
-            hits = self._milvus.search(resolved.question, qvec, k=10, docs=docs, legs=self.legs, index=index, context=context)
-        else:
-            hits = index.search(resolved.question, qvec, k=10, docs=docs, legs=self.legs, context=context)
+        hits = self._search(index, resolved.question, qvec, docs, context)
         # A follow-up's answer often sits at or just after the sentence the last turn cited.
         last = history[-1].answer if resolved.follow_up else None
         previous = cited_sentence(index, last)
         t1 = time.perf_counter()
         settled = last is not None and not last.abstained and docs is not None and len(docs) <= FEW_DOCUMENTS
-        abstained, answer, confidence, citations, passage_order = self.answerer.answer(
+        decision = self.answerer.answer(
             resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried,
             previous=previous, previous_confidence=last.confidence if last else 0.0, settled=settled,
         )
+        abstained, answer, citations = decision.abstained, decision.answer, decision.citations
         t2 = time.perf_counter()
+        top = citations[0] if citations else None
+        spanned = not abstained and top is not None and top.answer_start is not None
+        when = answer_date(answer, index.entries[index.doc_pos[top.doc]].meta.get("date")) if spanned else None
+        corroboration: tuple[Corroboration, ...] = ()
+        timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000}
+        if spanned and self.corroborate:
+            corroboration = self._corroborate(index, resolved.question, qvec, top, docs, resolved.carried, context,
+                                              decision.read)
+            timings["corroborate"] = (time.perf_counter() - t2) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
         return Answer(
             question=question, searched_for=searched_for, abstained=abstained, answer=answer,
-            confidence=confidence, citations=tuple(self.place(c, index) for c in citations),
-            timings_ms={"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
-            passages=tuple(Retrieved(h.doc, h.start, h.end, h.score, h.legs) for h in (hits[j] for j in passage_order)),
+            confidence=decision.confidence, citations=tuple(self.place(c, index) for c in citations), timings_ms=timings,
+            passages=tuple(Retrieved(h.doc, h.start, h.end, h.score, h.legs) for h in (hits[j] for j in decision.passage_order)),
+            answer_date=when, corroboration=corroboration,
         )
+
+    def dated(self, after: str | None = None, before: str | None = None, docs: Iterable[str] | None = None) -> list[str]:
+        """The documents (of ``docs``, default all) whose date is within ``after``..``before``
+        (ISO dates, both inclusive; a document without a date is left out)."""
+        index = self.index
+        out = []
+        for doc_id in (docs if docs is not None else index.doc_ids):
+            pos = index.doc_pos.get(doc_id)
+            date = index.entries[pos].meta.get("date") if pos is not None else None
+            if date and (after is None or date[:10] >= after) and (before is None or date[:10] <= before):
+                out.append(doc_id)
+        return out
+
+    def record_feedback(
+        self, question: str, answer: Answer, verdict: str, earlier: Sequence[str] = (),
+        evidence: tuple[str, int, int] | None = None, docs: Sequence[str] | None = None,
+    ) -> dict:
+        """Store a user's mark on ``answer`` as an eval-set conversation in :attr:`feedback`
+        (see :mod:`qa.feedback`) and return it. ``evidence``: ``(doc, start, end)`` of the
+        sentence that answers, for a wrong answer (None: the documents do not answer). Raises
+        :class:`~qa.feedback.FeedbackError` for evidence that is no span of an indexed document."""
+        index = self.index
+        span = None
+        if evidence is not None:
+            doc, start, end = evidence
+            pos = index.doc_pos.get(doc)
+            if pos is None:
+                raise FeedbackError("missing", f"unknown document {doc!r}")
+            if not 0 <= start < end <= len(index.entries[pos].text):
+                raise FeedbackError("invalid", f"characters {start}-{end} are not a span of {doc!r}")
+            span = Span(doc, start, end)
+        for d in docs or ():
+            if d not in index.doc_pos:
+                raise FeedbackError("missing", f"unknown document {d!r}")
+        record = conversation(question, answer, verdict, earlier, span, docs)
+        self.feedback.append(record)
+        return record
+
+    def _search(
+        self, index: HybridIndex, question: str, qvec, docs: list[str] | None, context: str, exclude: Sequence[str] = (),
+    ) -> list[Hit]:
+        """The best 10 passages for ``question`` from the configured backend (within ``docs``,
+        without ``exclude``)."""
+        if self._milvus is not None:
+            return self._milvus.search(question, qvec, k=10, docs=docs, legs=self.legs, index=index, context=context,
+                                       exclude=exclude)
+        return index.search(question, qvec, k=10, docs=docs, legs=self.legs, context=context, exclude=exclude)
+
+    def _corroborate(
+        self, index: HybridIndex, question: str, qvec, top: Citation, docs: list[str] | None,
+        carried: Sequence[str], context: str, read: dict,
+    ) -> tuple[Corroboration, ...]:
+        """Other documents' sentences answering ``question`` (within ``docs``), each with its
+        short answer compared with ``top``'s, newest document first."""
+        if len(docs if docs is not None else index.doc_ids) < 2:
+            return ()
+        hits = self._search(index, question, qvec, docs, context, exclude=[top.doc])
+        found = self.answerer.corroborate(question, qvec, index, hits, context=carried, read=read)
+        if not found:
+            return ()
+
+        def read(c: Citation) -> tuple[str, str | None, Normal]:
+            entry = index.entries[index.doc_pos[c.doc]]
+            short = c.text[c.answer_start:c.answer_end]
+            date = entry.meta.get("date")
+            return short, date, normalise(short, entry.text, date)
+
+        mine = read(top)[2]
+        vecs = index.sentences.vecs
+        top_vec = vecs[index.sentence_at(top.doc, top.start)]
+        out = []
+        for c, confidence in found:
+            short, date, theirs = read(c)
+            same = agrees(mine, theirs)
+            if not same and float(vecs[index.sentence_at(c.doc, c.start)] @ top_vec) < self.same_matter:
+                continue  # answers some other matter, not this one differently
+            out.append(Corroboration(
+                doc=c.doc, title=c.title, text=c.text, start=c.start, end=c.end, answer=short,
+                agrees=same, confidence=confidence, answer_start=c.answer_start, answer_end=c.answer_end,
+                date=date, answer_date=answer_date(short, date),
+            ))
+        # Newest document first; undated ones last, in the reader's order.
+        dated = sorted((c for c in out if c.date), key=lambda c: c.date or "", reverse=True)
+        return tuple(dated + [c for c in out if not c.date])

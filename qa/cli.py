@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from index.config import DEFAULT_MILVUS_COLLECTION, EMBEDDING_BACKENDS, RETRIEVAL_BACKENDS, cache_dir
 
@@ -35,7 +35,8 @@ def _make_bot(args: argparse.Namespace) -> "Bot":
     try:
         max_pdf_pages = Settings.from_env().max_pdf_pages
         return Bot(args.docs, index_dir=args.index, model=args.model, embedding=args.embedding,
-                   max_pdf_pages=max_pdf_pages, **_backend_options(args))
+                   max_pdf_pages=max_pdf_pages, corroborate=not getattr(args, "no_corroboration", False),
+                   **_backend_options(args))
     except (ModelError, ValueError) as exc:
         raise CLIError(str(exc)) from None
 
@@ -70,9 +71,19 @@ def _sync(bot: "Bot", show_progress: bool) -> "SyncReport":
     return report
 
 
-def format_answer(answer: "Answer", color: bool = False) -> str:
-    """A readable answer: the short answer, then numbered verbatim citations."""
+def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str], str | None] | None = None) -> str:
+    """A readable answer: the short answer (with its date, when it is one), numbered verbatim
+    citations, then the other documents that agree or disagree (``date_of``: a document's date)."""
+    from .agreement import ALSO_STATED, DISAGREE
+
     bold, off = ("\033[1m", "\033[0m") if color else ("**", "**")
+
+    def marked(text: str, a: int | None, b: int | None) -> str:
+        return text if a is None or b is None else text[:a] + bold + text[a:b] + off + text[b:]
+
+    def source(title: str, doc: str, date: str | None) -> str:
+        return f"{title or doc}" + (f", {date}" if date else "")
+
     lines = []
     if answer.searched_for != answer.question:
         lines.append(f"(searched for: {answer.searched_for})")
@@ -81,13 +92,26 @@ def format_answer(answer: "Answer", color: bool = False) -> str:
         if answer.citations:
             lines.append("Closest matches:")
     else:
-        lines.append(f"Answer: {bold}{answer.answer}{off}  (confidence {answer.confidence:.2f})")
+        when = f" [{answer.answer_date}]" if answer.answer_date else ""
+        lines.append(f"Answer: {bold}{answer.answer}{off}{when}  (confidence {answer.confidence:.2f})")
     for i, c in enumerate(answer.citations, start=1):
-        text = c.text
-        if c.answer_start is not None and c.answer_end is not None:
-            text = text[:c.answer_start] + bold + text[c.answer_start:c.answer_end] + off + text[c.answer_end:]
-        lines.append(f"[{i}] \u201c{text}\u201d")
+        lines.append(f"[{i}] \u201c{marked(c.text, c.answer_start, c.answer_end)}\u201d")
         lines.append(f"    \u2014 {c.title} ({c.doc}, characters {c.start}\u2013{c.end})")
+    if answer.corroboration:
+        top = answer.citations[0]
+        against = [c for c in answer.corroboration if not c.agrees]
+        if against:
+            lines.append(DISAGREE)
+            lines.append(f"  {bold}{answer.answer}{off} \u2014 {source(top.title, top.doc, date_of(top.doc) if date_of else None)}: "
+                         f"\u201c{marked(top.text, top.answer_start, top.answer_end)}\u201d")
+            for c in against:
+                lines.append(f"  {bold}{c.answer}{off} \u2014 {source(c.title, c.doc, c.date)}: "
+                             f"\u201c{marked(c.text, c.answer_start, c.answer_end)}\u201d")
+        agreeing = [c for c in answer.corroboration if c.agrees]
+        if agreeing:
+            lines.append(f"{ALSO_STATED}:")
+            for c in agreeing:
+                lines.append(f"  {source(c.title, c.doc, c.date)}: \u201c{marked(c.text, c.answer_start, c.answer_end)}\u201d")
     return "\n".join(lines)
 
 
@@ -114,7 +138,9 @@ def _ask_one(bot: "Bot", question: str, history: list, as_json: bool) -> "Answer
     if as_json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
-        print(format_answer(answer, color=sys.stdout.isatty()))
+        index = bot.index
+        print(format_answer(answer, color=sys.stdout.isatty(),
+                            date_of=lambda d: index.entries[index.doc_pos[d]].meta.get("date")))
     return answer
 
 
@@ -299,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--index", default=None, help="index folder (default: DOCS/.qa-index)")
         model_args(sp)
         backend_args(sp)
+        if not positional_docs:
+            sp.add_argument("--no-corroboration", action="store_true",
+                            help="do not look in the other documents for sentences that agree or disagree with the answer")
 
     sp = sub.add_parser("index", help="build or update the index of a documents folder")
     corpus_args(sp, positional_docs=True)

@@ -81,6 +81,46 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class Corroboration:
+    """Another document's verbatim sentence answering the same question, its short answer
+    (``text[answer_start:answer_end]``, offsets inside ``text`` as in a citation) and whether
+    it says the same as the answer (``agrees``), with the confidence that it answers the
+    question. ``date`` is its document's date."""
+
+    doc: str
+    title: str
+    text: str
+    start: int
+    end: int
+    answer: str
+    agrees: bool
+    confidence: float = 0.0
+    answer_start: int | None = None
+    answer_end: int | None = None
+    date: str | None = None
+    answer_date: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Corroboration":
+        return cls(
+            doc=d["doc"], title=d.get("title", ""), text=d["text"], start=int(d["start"]), end=int(d["end"]),
+            answer=d["answer"], agrees=bool(d["agrees"]), confidence=float(d.get("confidence", 0.0)),
+            answer_start=d.get("answer_start"),
+            answer_end=d.get("answer_end"), date=d.get("date"), answer_date=d.get("answer_date"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "doc": self.doc, "title": self.title, "text": self.text, "start": self.start, "end": self.end,
+            "answer": self.answer, "agrees": self.agrees, "confidence": round(self.confidence, 4),
+        }
+        for name in ("answer_start", "answer_end", "date", "answer_date"):
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
 class Retrieved:
     """A passage the search returned, with the rank each retrieval leg gave it."""
 
@@ -106,6 +146,10 @@ class Answer:
     citations: tuple[Citation, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
     passages: tuple[Retrieved, ...] = ()
+    # The short answer as an ISO 8601 date, when it is one (resolved against its document's date).
+    answer_date: str | None = None
+    # Other documents' sentences answering the same question, newest document first.
+    corroboration: tuple[Corroboration, ...] = ()
 
     @property
     def short_answer(self) -> str | None:
@@ -124,7 +168,8 @@ class Answer:
             abstained=bool(d.get("abstained", False)), answer=d.get("answer"),
             confidence=float(d.get("confidence", 0.0)),
             citations=tuple(Citation.from_dict(c) for c in d.get("citations", [])),
-            timings_ms=dict(d.get("timings_ms", {})),
+            timings_ms=dict(d.get("timings_ms", {})), answer_date=d.get("answer_date"),
+            corroboration=tuple(Corroboration.from_dict(c) for c in d.get("corroboration") or ()),
         )
 
     def to_dict(self, with_passages: bool = False) -> dict[str, Any]:
@@ -138,6 +183,10 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+        if self.answer_date is not None:
+            out["answer_date"] = self.answer_date
+        if self.corroboration:
+            out["corroboration"] = [c.to_dict() for c in self.corroboration]
         if with_passages:
             out["passages"] = [p.to_dict() for p in self.passages]
         return out

@@ -29,6 +29,8 @@ from qa.ingest import MAX_DOCUMENT_BYTES
 
 OPEN = Settings(rate_limit=0)
 ANSWER_KEYS = {"question", "searched_for", "abstained", "answer", "confidence", "citations", "timings_ms"}
+# Present when they apply (GUIDE.md): a date answer's ISO date, other documents' quotes.
+OPTIONAL_KEYS = {"answer_date", "corroboration"}
 
 
 @pytest.fixture
@@ -70,11 +72,15 @@ def visible_files(folder: Path) -> dict[str, bytes]:
 
 
 def assert_verbatim(answer: dict, texts: dict[str, str]) -> None:
-    assert set(answer) == ANSWER_KEYS
+    assert ANSWER_KEYS <= set(answer) <= ANSWER_KEYS | OPTIONAL_KEYS
     for c in answer["citations"]:
         assert texts[c["doc"]][c["start"]:c["end"]] == c["text"]
         if "answer_start" in c:
             assert 0 <= c["answer_start"] < c["answer_end"] <= len(c["text"])
+    for c in answer.get("corroboration", []):
+        assert texts[c["doc"]][c["start"]:c["end"]] == c["text"]
+        assert c["text"][c["answer_start"]:c["answer_end"]] == c["answer"]
+        assert c["doc"] != answer["citations"][0]["doc"]
 
 
 def corpus_texts(folder: Path) -> dict[str, str]:

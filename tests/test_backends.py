@@ -46,11 +46,11 @@ class Retriever:
         if self.milvus is not None:
             self.milvus.sync(index)
 
-    def search(self, query: str, k: int = 10, docs=None, legs: tuple[str, ...] = LEGS) -> list[Hit]:
+    def search(self, query: str, k: int = 10, docs=None, legs: tuple[str, ...] = LEGS, exclude=()) -> list[Hit]:
         qvec = self.embedder.embed([query])[0]
         if self.milvus is not None:
-            return self.milvus.search(query, qvec, k=k, docs=docs, legs=legs)
-        return self.index.search(query, qvec, k=k, docs=docs, legs=legs)
+            return self.milvus.search(query, qvec, k=k, docs=docs, legs=legs, exclude=exclude)
+        return self.index.search(query, qvec, k=k, docs=docs, legs=legs, exclude=exclude)
 
 
 @pytest.fixture(autouse=True)
@@ -120,6 +120,11 @@ def test_docs_limit(retriever: Retriever, base: HybridIndex):
     assert two and {h.doc for h in two} <= {"volcano.txt", ODD_ID} and {h.doc for h in two} == {"volcano.txt", ODD_ID}
     assert retriever.search(q, docs=[]) == []
     assert retriever.search(q, docs=["no-such-document.txt"]) == []
+    # Corroboration searches every document but the answer's.
+    others = retriever.search(q, exclude=["lighthouse.md"])
+    assert others and "lighthouse.md" not in {h.doc for h in others}
+    assert {h.doc for h in retriever.search(q, docs=["volcano.txt", ODD_ID], exclude=[ODD_ID])} == {"volcano.txt"}
+    assert retriever.search(q, docs=[ODD_ID], exclude=[ODD_ID]) == []
 
 
 def test_single_leg_reports_its_ranks(retriever: Retriever, base: HybridIndex):

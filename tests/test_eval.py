@@ -37,6 +37,8 @@ def test_evidence_matching_excerpt_and_span():
         ('{"id": "x", "turns": [{"question": "q", "answerable": true}]}', "no evidence"),
         ('{"id": "x", "turns": [{"question": "q", "evidence": [3]}]}', "neither an excerpt"),
         ('{"id": "x", "docs": "a.txt", "turns": [{"question": "q", "answerable": false}]}', "docs"),
+        ('{"id": "x", "turns": [{"question": "q", "scored": false}]}', "no turn is scored"),
+        ('{"id": "x", "turns": [{"question": "q", "scored": "no"}, {"question": "r", "answerable": false}]}', "'scored'"),
     ],
 )
 def test_bad_sets_name_the_line(tmp_path: Path, line: str, message: str):
@@ -108,6 +110,20 @@ def test_run_scores_a_conversation_with_own_history(corpus: Path, tmp_path: Path
     assert rep["metrics"]["n_turns"] == 3 and rep["metrics_follow_ups"]["n_turns"] == 2
     assert set(harness.METRIC_NAMES) <= set(rep["metrics"])
     assert rep["turns"][0]["answer"]["passages"]  # retrieved passages kept for re-scoring
+
+
+def test_unscored_turns_are_asked_but_not_scored(corpus: Path, tmp_path: Path, embedder):
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    f = tmp_path / "set.jsonl"
+    f.write_text(json.dumps({"id": "fb", "turns": [
+        {"question": "Who built the harbour lighthouse?", "scored": False},
+        # A follow-up: answered from the lighthouse only because the first turn was asked.
+        {"question": "When was its lamp converted to electricity?", "evidence": [{"doc": "lighthouse.md", "start": 0, "end": 10_000}]},
+    ]}) + "\n")
+    (result,) = harness.run(bot, harness.load_set(f))
+    assert result.turn == 1 and result.answer.searched_for != result.gold.question
+    metrics = harness.metrics([result])
+    assert metrics["n_turns"] == 1 and metrics["answer_f1"] is None  # no gold short answer to score
 
 
 def test_cli_eval_squad_gate_and_report(tmp_path: Path):

@@ -28,6 +28,7 @@ import pytest
 from conftest import DATA
 from servers import KEY, ZEBRA, Server, serving
 
+from qa.answerer import Decision
 from qa.api import Conversations, Settings, create_app, slim_turn
 from qa.bot import MAX_NAME_BYTES, Bot, Turn
 from qa.guard import ParseBudget, TrustedProxies
@@ -58,7 +59,7 @@ class OverlapAnswerer:
                 found.append((len(words & set(text.lower().split())), -len(found), Citation(h.doc, index.entries[pos].meta.get("title") or "", text, s, e, 1.0)))
         cites = [c for *_, c in sorted(found, key=lambda f: f[:2], reverse=True)[:top_k]]
         order = list(range(len(hits)))
-        return (False, cites[0].text, 0.5, cites, order) if cites else (True, None, 0.0, [], order)
+        return Decision(False, cites[0].text, 0.5, cites, order) if cites else Decision(True, None, 0.0, [], order)
 
 
 @pytest.fixture(scope="module")

@@ -389,6 +389,47 @@ def test_chat_in_a_real_browser(live, tmp_path):
     assert not away, f"requests left the machine: {away[:10]}"
 
 
+def test_feedback_in_a_real_browser(live):
+    """Mark an answer wrong, pick the sentence that answers; `qa eval` then scores that turn."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from eval import harness
+
+    url, bot = live
+    bot.feedback.path.unlink(missing_ok=True)
+    expected = bot.ask("When was the second call?")
+    picked = expected.citations[1]  # the user says the second quote answers, not the first
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(20_000)
+            page.goto(url + "/", wait_until="load")
+            box = page.locator("#qa-question textarea")
+            box.fill("When was the second call?")
+            box.press("Enter")
+            expect(page.locator("#qa-chat .qa-reply")).to_have_count(1)
+            page.locator("#qa-fb-wrong").click()
+            choices = page.locator("#qa-fb-pick label")
+            expect(choices.last).to_contain_text("The documents do not answer this")
+            expect(choices.nth(1)).to_contain_text(picked.text[:40])
+            choices.nth(1).click()
+            page.locator("#qa-fb-send").click()
+            expect(page.locator("#qa-fb-status")).to_contain_text("saved")
+            expect(page.locator("#qa-fb-send")).to_be_hidden()
+            page.screenshot(path=str(ARTIFACTS / "chat-feedback.png"), full_page=True)
+        finally:
+            browser.close()
+    (record,) = bot.feedback.records()
+    assert record["feedback"]["verdict"] == "wrong"
+    conversations = harness.load_set(bot.feedback.path)
+    (result,) = harness.run(bot, conversations)
+    assert result.gold.question == "When was the second call?"
+    assert result.gold.evidence == ({"doc": picked.doc, "start": picked.start, "end": picked.end},)
+    # The bot still quotes its first sentence first, which the user said is wrong: a miss.
+    assert result.answer.citations[0].start == expected.citations[0].start and not result.hit
+
+
 def test_upload_with_the_key_in_a_real_browser(embedder, tmp_path):
     """With QA_API_KEY set, the key typed in the page lets its uploads through Gradio's upload
     route (which the API's guard holds to the same key)."""

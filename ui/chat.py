@@ -30,6 +30,8 @@ from qa.ingest import MAX_DOCUMENT_BYTES, MAX_PACKED_BYTES, SUPPORTED_SUFFIXES, 
 from qa.settings import Settings  # noqa: E402
 from qa.types import Answer, Document  # noqa: E402
 
+from qa.feedback import FeedbackError  # noqa: E402
+
 from .render import esc, pretty_date, render_error, render_reply, render_sources, short  # noqa: E402
 
 if TYPE_CHECKING:
@@ -59,6 +61,14 @@ CSS = """
 .qa-nospan { font-size: .9em; color: var(--body-text-color-subdued); }
 .qa-conf { font-size: .72em; color: var(--body-text-color-subdued); margin-left: .5em; white-space: nowrap; }
 .qa-cite { margin: .35em 0 0; }
+.qa-date { font-size: .8em; margin-left: .4em; padding: 0 .35em; border-radius: 4px; background: var(--background-fill-secondary); }
+.qa-also, .qa-disagree { margin-top: .5em; font-size: .92em; }
+.qa-corro-head { font-weight: 600; margin-bottom: .2em; }
+.qa-disagree .qa-corro-head { color: #b45309; }
+.qa-sides { display: flex; flex-wrap: wrap; gap: .5em; }
+.qa-side { flex: 1 1 14em; border-left: 3px solid #d97706; padding-left: .5em; }
+.qa-also-item { border-left: 3px solid #16a34a; padding-left: .5em; margin-top: .2em; }
+.qa-fb-done { color: #15803d; }
 .qa-n { font-weight: 600; color: var(--color-accent); margin-right: .15em; }
 .qa-src { font-size: .8em; color: var(--body-text-color-subdued); }
 .qa-notfound { font-weight: 600; }
@@ -143,12 +153,35 @@ def _doc_label(e: Any) -> str:
     return f"{title} ({date})" if date else title
 
 
-def _messages(entries: Sequence[tuple]) -> list[dict[str, str]]:
+def _messages(entries: Sequence[tuple], bot: Bot) -> list[dict[str, str]]:
+    get = _document_lookup(bot)
+
+    def date_of(doc_id: str) -> str | None:
+        doc = get(doc_id)
+        return doc.date if doc else None
+
     out: list[dict[str, str]] = []
     for question, answer, error in entries:
         out.append({"role": "user", "content": esc(question)})
-        out.append({"role": "assistant", "content": render_reply(answer) if answer is not None else render_error(error)})
+        out.append({"role": "assistant", "content": render_reply(answer, date_of) if answer is not None else render_error(error)})
     return out
+
+
+NOT_ANSWERED = "none"  # the feedback choice "the documents do not answer this"
+
+
+def feedback_choices(answer: Answer | None) -> list[tuple[str, str]]:
+    """What a user may pick as the sentence that answers instead: the citations (or closest
+    matches), the other documents' quotes, or that the documents do not answer."""
+    if answer is None:
+        return []
+    seen, out = set(), []
+    for c in (*answer.citations, *answer.corroboration):
+        value = f"{c.start}:{c.end}:{c.doc}"
+        if value not in seen:
+            seen.add(value)
+            out.append((f"\u201c{short(c.text, 110)}\u201d \u2014 {short(c.title or c.doc, 40)}", value))
+    return out + [("The documents do not answer this", NOT_ANSWERED)]
 
 
 class ChatPage:
@@ -205,7 +238,7 @@ class ChatPage:
                 error = "Something went wrong while answering; the server log has the details."
         entries = (entries + [(question, answer, error)])[-MAX_SHOWN:]
         sources = render_sources(answer, _document_lookup(self.bot)) if answer is not None else gr.update()
-        return "", _messages(entries), entries, sources
+        return "", _messages(entries, self.bot), entries, sources
 
     def sources_of(self, entries: list[tuple], message_index: Any):
         """The sources panel for the exchange holding chatbot message ``message_index``."""
@@ -218,6 +251,42 @@ class ChatPage:
     @staticmethod
     def new_conversation():
         return "", [], [], render_sources(None, lambda _: None)
+
+    @staticmethod
+    def feedback_open(entries: list[tuple]):
+        """"Wrong" was pressed: offer the last answer's sentences to pick from."""
+        last = next((a for _, a, _ in reversed(entries or []) if a is not None), None)
+        if last is None:
+            return gr.update(visible=False, choices=[], value=None), gr.update(visible=False), \
+                '<p class="qa-hint">Ask a question first.</p>'
+        return (gr.update(visible=True, choices=feedback_choices(last), value=None), gr.update(visible=True),
+                '<p class="qa-hint">Pick the sentence that answers the question, then send.</p>')
+
+    def send_feedback(self, verdict: str, pick: str | None, entries: list[tuple], picked: list[str] | None,
+                      key: str | None):
+        """Store the mark on the last answer; return (status HTML, picker update, send button update)."""
+        asked = [(q, a) for q, a, _ in entries or [] if a is not None]
+        if not asked:
+            return '<p class="qa-hint">Ask a question first.</p>', gr.update(), gr.update()
+        if self.upload_key and not hmac.compare_digest((key or "").encode("utf-8"), self.upload_key.encode("utf-8")):
+            return ('<p class="qa-error">Marking answers needs the API key: type it in the Documents panel.</p>',
+                    gr.update(), gr.update())
+        question, answer = asked[-1]
+        evidence = None
+        if verdict == "wrong":
+            if not pick:
+                return '<p class="qa-error">Pick the sentence that answers, or \u201cThe documents do not answer this\u201d.</p>', \
+                    gr.update(), gr.update()
+            if pick != NOT_ANSWERED:
+                start, end, doc = pick.split(":", 2)
+                evidence = (doc, int(start), int(end))
+        docs = [d for d in picked or [] if d in self.bot.index.doc_pos] or None
+        try:
+            self.bot.record_feedback(question, answer, verdict, [q for q, _ in asked[:-1]][-MAX_TURNS:], evidence, docs)
+        except FeedbackError as exc:
+            return f'<p class="qa-error">Not saved: {esc(str(exc))}</p>', gr.update(), gr.update()
+        return ('<p class="qa-fb-done">Thank you: saved as a test question for the bot.</p>',
+                gr.update(visible=False, value=None), gr.update(visible=False))
 
     def add_files(self, paths: list[str] | str | None, replace: bool, key: str | None, picked: list[str] | None):
         """Store and index uploaded files one by one; return (status HTML, picker update)."""
@@ -296,7 +365,13 @@ def build_chat(
                     elem_id="qa-question", label="Your question", show_label=False, placeholder="Ask about the documents\u2026",
                     lines=1, max_lines=4, max_length=MAX_QUESTION_CHARS, submit_btn="Ask", autofocus=True,
                 )
-                new_btn = gr.Button("New conversation", elem_id="qa-new", size="sm", variant="secondary")
+                with gr.Row(equal_height=True, elem_id="qa-feedback"):
+                    new_btn = gr.Button("New conversation", elem_id="qa-new", size="sm", variant="secondary")
+                    right_btn = gr.Button("\u2713 Last answer right", elem_id="qa-fb-right", size="sm", variant="secondary")
+                    wrong_btn = gr.Button("\u2717 Last answer wrong", elem_id="qa-fb-wrong", size="sm", variant="secondary")
+                fb_pick = gr.Radio(label="Which sentence answers the question?", visible=False, elem_id="qa-fb-pick")
+                fb_send = gr.Button("Send", visible=False, elem_id="qa-fb-send", size="sm", variant="primary")
+                fb_status = gr.HTML("", elem_id="qa-fb-status", padding=False)
             with gr.Column(scale=2, min_width=300):
                 sources = gr.HTML(render_sources(None, lambda _: None), elem_id="qa-sources-panel", padding=False)
                 with gr.Accordion("Documents", open=True, elem_id="qa-documents"):
@@ -328,6 +403,9 @@ def build_chat(
             event.then(None, js=SCROLL_TO_LAST_QUESTION, **private)
         chatbot.select(show_sources, [entries], [sources], **private)
         new_btn.click(page.new_conversation, None, outputs, **private)
+        right_btn.click(partial(page.send_feedback, "right"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
+        wrong_btn.click(page.feedback_open, [entries], [fb_pick, fb_send, fb_status], **private)
+        fb_send.click(partial(page.send_feedback, "wrong"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
         chatbot.clear(page.new_conversation, None, outputs, **private)
         key.change(None, [key], None, js=SET_KEY_COOKIE, **private)
         upload.upload(page.add_files, [upload, replace, key, picker], [status, picker], concurrency_limit=1, **private)

@@ -14,7 +14,8 @@ from datetime import date
 from typing import Callable
 from urllib.parse import quote, urlencode
 
-from qa.types import Answer, Citation, Document
+from qa.agreement import ALSO_STATED, DISAGREE
+from qa.types import Answer, Citation, Corroboration, Document
 
 # Characters Markdown (or the chatbot's LaTeX/emoji handling) could act on, as numeric entities.
 _ESCAPES = str.maketrans({
@@ -56,14 +57,14 @@ def short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
 
-def _answer_span(c: Citation) -> tuple[int, int] | None:
+def _answer_span(c: Citation | Corroboration) -> tuple[int, int] | None:
     if c.answer_start is None or c.answer_end is None:
         return None
     a, b = int(c.answer_start), int(c.answer_end)
     return (a, b) if 0 <= a < b <= len(c.text) else None
 
 
-def _sentence_html(c: Citation, inline: bool, highlight: bool = True) -> str:
+def _sentence_html(c: Citation | Corroboration, inline: bool, highlight: bool = True) -> str:
     """The cited sentence, escaped, with the short answer (if any) in a ``<mark>``."""
     fmt = _inline if inline else esc
     span = _answer_span(c) if highlight else None
@@ -77,8 +78,38 @@ def _conf(answer: Answer) -> str:
     return f'<span class="qa-conf" title="how sure the answerer is">confidence {answer.confidence:.0%}</span>'
 
 
-def render_reply(answer: Answer) -> str:
-    """The chat reply: searched-for line, bold short answer, numbered quoted sentences.
+def _quote(c: Citation | Corroboration, title: str, date: str | None) -> str:
+    """A quoted sentence with its short answer marked, then its title and date."""
+    when = f", {esc(pretty_date(date))}" if date else ""
+    return (f'<span class="qa-quote">\u201c{_sentence_html(c, inline=True)}\u201d</span> '
+            f'<span class="qa-src">\u2014 {_inline(short(title, 70))}{when}</span>')
+
+
+def render_corroboration(answer: Answer, date_of: Callable[[str], str | None] = lambda _: None) -> str:
+    """What the other documents say: the disagreeing quotes beside the answer's, then the
+    agreeing ones (``date_of``: a document's date). Empty without corroboration."""
+    if answer.abstained or not answer.corroboration or not answer.citations:
+        return ""
+    top = answer.citations[0]
+    parts = []
+    against = [c for c in answer.corroboration if not c.agrees]
+    if against:
+        cells = [f'<div class="qa-side"><strong>{_inline(answer.answer or "")}</strong> '
+                 f'{_quote(top, top.title or top.doc, date_of(top.doc))}</div>']
+        cells += [f'<div class="qa-side"><strong>{_inline(c.answer)}</strong> {_quote(c, c.title or c.doc, c.date)}</div>'
+                  for c in against]
+        parts.append(f'<div class="qa-disagree"><div class="qa-corro-head">{esc(DISAGREE)}</div>'
+                     f'<div class="qa-sides">{"".join(cells)}</div></div>')
+    agreeing = [c for c in answer.corroboration if c.agrees]
+    if agreeing:
+        items = "".join(f'<div class="qa-also-item">{_quote(c, c.title or c.doc, c.date)}</div>' for c in agreeing)
+        parts.append(f'<div class="qa-also"><div class="qa-corro-head">{esc(ALSO_STATED)}:</div>{items}</div>')
+    return "".join(parts)
+
+
+def render_reply(answer: Answer, date_of: Callable[[str], str | None] = lambda _: None) -> str:
+    """The chat reply: searched-for line, bold short answer (with its date when it is one),
+    numbered quoted sentences, then what the other documents say (:func:`render_corroboration`).
 
     One HTML block without blank lines, so the chatbot's Markdown renderer leaves it alone.
     """
@@ -90,7 +121,8 @@ def render_reply(answer: Answer) -> str:
         if answer.citations:
             parts.append('<div class="qa-closest">Closest matches:</div>')
     elif answer.short_answer is not None:
-        parts.append(f'<div class="qa-short"><strong>{_inline(answer.answer or "")}</strong> {_conf(answer)}</div>')
+        when = f' <span class="qa-date" title="the date, placed in time">{esc(answer.answer_date)}</span>' if answer.answer_date else ""
+        parts.append(f'<div class="qa-short"><strong>{_inline(answer.answer or "")}</strong>{when} {_conf(answer)}</div>')
     else:
         parts.append(f'<div class="qa-short qa-nospan">From the documents: {_conf(answer)}</div>')
     for i, c in enumerate(answer.citations, start=1):
@@ -100,6 +132,7 @@ def render_reply(answer: Answer) -> str:
             f'<span class="qa-quote">\u201c{_sentence_html(c, inline=True, highlight=not answer.abstained)}\u201d</span> '
             f'<span class="qa-src">\u2014 {_inline(short(c.title or c.doc, 70))}</span></div>'
         )
+    parts.append(render_corroboration(answer, date_of))
     parts.append("</div>")
     return "".join(parts)
 

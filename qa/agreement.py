@@ -1,0 +1,140 @@
+"""Do two short answers say the same thing? Each is normalised in its own document first:
+a date to ISO against the document's date (:mod:`qa.dates`), a number to its value and unit,
+a name to its longest form in the document ("Milley" → "Mark A. Milley"), anything else to its
+words (SQuAD normalisation). Two answers agree when their normal forms match on what both say.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+from .dates import answer_date, same_date
+
+# Two sentences that disagree must be about the same matter: the cosine of their embeddings at
+# least this. On SQuAD's 1,000 calibration questions over 2,000 Wikipedia paragraphs (which hold
+# no real disagreements), 24.4% of answers listed a "disagreeing" sentence about something else
+# without it, 2.7% with it (`python -m eval.agreement calibrate ../shared/benchmarks/squad-dev-v1.1.json`).
+SAME_MATTER = 0.7
+# How the chat page and the CLI introduce corroborating quotes.
+ALSO_STATED = "Also stated in"
+DISAGREE = "The documents disagree:"
+
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split())
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+     "once": 1, "twice": 2, "thrice": 3, "single": 1, "double": 2, "dozen": 12, "a": 1, "an": 1}
+_SCALES = {"hundred": 1e2, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "m": 1e6, "bn": 1e9, "k": 1e3}
+_UNIT_ALIASES = {"%": "percent", "per": "percent", "pct": "percent", "times": "", "time": ""}
+_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|[A-Za-z]+|%")
+# A capitalised word or an initial ("A."), as names are written.
+_NAME_RUN = re.compile(r"(?:[A-Z][\w'’.-]*\s+)*[A-Z][\w'’-]*")
+_ARTICLES = {"a", "an", "the"}
+_CONNECTIVES = {"of", "the", "de", "van", "von", "and", "la", "del", "da", "bin", "al"}
+_TITLES = {"mr", "mrs", "ms", "dr", "gen", "general", "president", "sir", "prof", "professor", "former", "st"}
+
+
+def words(text: str) -> list[str]:
+    """SQuAD normalisation: lower case, no punctuation or articles, split on white space."""
+    text = "".join(" " if c in string.punctuation or c in "’‘“”" else c for c in text.lower())
+    return [w for w in text.split() if w not in _ARTICLES]
+
+
+@dataclass(frozen=True)
+class Normal:
+    """A short answer's normal form: ``kind`` is ``date``, ``number``, ``name`` or ``text``."""
+
+    kind: str
+    value: object
+    shown: str  # what a reader is shown for it ("2021-01-08", "Mark A. Milley", "2 calls")
+
+
+def number(text: str) -> tuple[float, str] | None:
+    """The first number in ``text`` (digits or words, with a scale: "1.5 million", "two dozen",
+    "twice") and the word after it as its unit ("" without one)."""
+    toks = _TOKEN.findall(text.lower())
+    for i, tok in enumerate(toks):
+        if tok[0].isdigit():
+            value = float(tok.replace(",", ""))
+        elif tok in _NUMBER_WORDS and (tok not in ("a", "an") or (i + 1 < len(toks) and toks[i + 1] in _SCALES)):
+            value = float(_NUMBER_WORDS[tok])
+            # "twenty five", "two hundred"
+            if value >= 20 and i + 1 < len(toks) and toks[i + 1] in _NUMBER_WORDS and _NUMBER_WORDS[toks[i + 1]] < 10:
+                value += _NUMBER_WORDS[toks[i + 1]]
+                i += 1
+        else:
+            continue
+        j = i + 1
+        while j < len(toks) and toks[j] in _SCALES:
+            value *= _SCALES[toks[j]]
+            j += 1
+        unit = toks[j] if j < len(toks) else ""
+        unit = _UNIT_ALIASES.get(unit, unit)
+        return value, unit.rstrip("s") if len(unit) > 3 else unit
+    return None
+
+
+def longest_name(answer: str, document: str) -> str:
+    """The longest run of capitalised words in ``document`` that holds every capitalised word
+    of ``answer`` in order ("Milley" → "Mark A. Milley"); ``answer`` itself when none does."""
+    caps = [w for w in re.findall(r"[\w'’.-]+", answer) if w[:1].isupper()]
+    if not caps:
+        return answer
+    best = answer
+    needle = re.compile(r"\b" + r"\b.*\b".join(re.escape(c) for c in caps) + r"\b")
+    for m in _NAME_RUN.finditer(document):
+        run = m.group()
+        if len(run) > len(best) and needle.search(run) and len(run.split()) <= 6:
+            best = run
+    return best.strip(" .")
+
+
+def is_name(answer: str) -> bool:
+    """A few words, each capitalised but for connectives ("Bank of England", "Li Zuocheng")."""
+    ws = answer.split()
+    return 0 < len(ws) <= 6 and ws[0][:1].isupper() and all(w[:1].isupper() or w.lower() in _CONNECTIVES for w in ws)
+
+
+def normalise(answer: str, document: str = "", doc_date: str | None = None) -> Normal:
+    """``answer``'s normal form, read in its ``document`` dated ``doc_date`` (ISO)."""
+    iso = answer_date(answer, doc_date)
+    if iso:
+        return Normal("date", iso, iso)
+    num = number(answer)
+    if num is not None:
+        value, unit = num
+        shown = f"{value:g} {unit}".strip()
+        return Normal("number", num, shown)
+    if is_name(answer):
+        full = longest_name(answer, document) if document else answer
+        toks = frozenset(w for w in words(full) if w not in _TITLES and len(w) > 1)
+        if toks:
+            return Normal("name", toks, full)
+    return Normal("text", frozenset(words(answer)), answer)
+
+
+def agrees(a: Normal, b: Normal) -> bool:
+    """Do two normalised answers say the same thing?
+
+    Dates agree on every part both give; numbers when their values match and so do their units
+    where both have one; names when one's words hold the other's; text when most words are
+    shared (token F1 >= 0.5, as a SQuAD answer counts as close).
+    """
+    if a.kind == b.kind == "date":
+        return same_date(str(a.value), str(b.value))
+    if a.kind == b.kind == "number":
+        (x, ux), (y, uy) = a.value, b.value  # type: ignore[misc]
+        return abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1.0) and (not ux or not uy or ux == uy)
+    if a.kind == b.kind == "name":
+        return a.value <= b.value or b.value <= a.value  # type: ignore[operator]
+    if {a.kind, b.kind} & {"date", "number"}:
+        return False  # a date or number against words: nothing to match
+    x, y = set(a.value), set(b.value)  # type: ignore[call-overload]
+    common = len(x & y)
+    if not common:
+        return False
+    precision, recall = common / len(x), common / len(y)
+    return 2 * precision * recall / (precision + recall) >= 0.5

@@ -1,0 +1,107 @@
+"""Short answers that are dates, placed in time against their document's own date.
+
+"January 8" in an article dated 2021-09-15 is 2021-01-08; "on Tuesday" is the Tuesday before
+it; "April 14" in an article dated 2023-03-02 is 2023-04-14. Parsing is dateparser's, with
+``RELATIVE_BASE`` set to the document's date. A document without a date keeps only what the text
+itself says: "January 8" is ``--01-08`` (ISO 8601 for a day of a year not given).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from functools import lru_cache
+
+from dateparser.date import DateDataParser
+
+# Only text that names a month, a weekday, a relative day or holds a year or a numeric date is
+# handed to the parser: on its own it reads "two" as February and "12" as December.
+_DATE_WORDS = {w.lower() for w in (*calendar.month_name[1:], *calendar.month_abbr[1:],
+                                   *calendar.day_name, *calendar.day_abbr)} | {"yesterday", "today", "tomorrow", "sept"}
+_YEAR_OR_NUMERIC = re.compile(r"\b(1[0-9]{3}|2[0-9]{3})\b|\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b")
+_WORD = re.compile(r"[A-Za-z]+")
+# Two unrelated bases: a part of the result that changes with the base was not in the text.
+_PROBES = (dt.datetime(2001, 2, 3), dt.datetime(2012, 11, 27))
+# ISO formats by the precision dateparser reports.
+_ISO = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+MAX_CHARS = 60  # longer text is a clause, not a date
+
+
+_MONTH_WORDS = {w.lower() for w in (*calendar.month_name[1:], *calendar.month_abbr[1:])} | {"sept"}
+
+
+@lru_cache(maxsize=256)
+def _parser(base: dt.datetime, prefer: str) -> DateDataParser:
+    return DateDataParser(languages=["en"], settings={
+        "RELATIVE_BASE": base, "PREFER_DATES_FROM": prefer, "RETURN_TIME_AS_PERIOD": True,
+    })
+
+
+def _prefer(text: str) -> str:
+    """A day named without its month ("on Tuesday") is the one before the document's date, as
+    news reports it; a month and day without a year are of the document's year ("January 8"
+    in September, "April 14" in March)."""
+    named = {w.group().lower() for w in _WORD.finditer(text)}
+    return "past" if not named & _MONTH_WORDS and not any(c.isdigit() for c in text) else "current_period"
+
+
+def looks_like_date(text: str) -> bool:
+    """Does ``text`` name a month, weekday or relative day, or hold a year or numeric date?"""
+    return bool(_YEAR_OR_NUMERIC.search(text)) or any(w.group().lower() in _DATE_WORDS for w in _WORD.finditer(text))
+
+
+def _parse(text: str, base: dt.datetime) -> tuple[dt.datetime, str] | None:
+    data = _parser(base, _prefer(text)).get_date_data(text)
+    if data.date_obj is None or data.period not in _ISO:
+        return None
+    return data.date_obj, data.period
+
+
+def document_date(date: str | None) -> dt.datetime | None:
+    """A document's ISO date (``Document.date``) as a datetime; None when absent or unreadable."""
+    if not date:
+        return None
+    try:
+        return dt.datetime.fromisoformat(date[:10])
+    except ValueError:
+        return None
+
+
+def answer_date(text: str, doc_date: str | None = None) -> str | None:
+    """The ISO 8601 date ``text`` names, resolved against ``doc_date`` (the document's ISO
+    date), as precise as the text: ``2021-01-08``, ``2020-10``, ``2020``; without a document
+    date, the parts the text gives (``--01-08`` for a day without its year). None when ``text``
+    is not a date (or only a relative one, "on Tuesday", with no document date to place it)."""
+    text = " ".join(text.split())
+    if not text or len(text) > MAX_CHARS or not looks_like_date(text):
+        return None
+    base = document_date(doc_date)
+    if base is not None:
+        parsed = _parse(text, base)
+        return parsed[0].strftime(_ISO[parsed[1]]) if parsed else None
+    probes = [_parse(text, b) for b in _PROBES]
+    if any(p is None for p in probes):
+        return None
+    (a, period), (b, _) = probes  # type: ignore[misc]
+    year, month, day = a.year == b.year, a.month == b.month, a.day == b.day
+    if period == "day" and month and day:
+        return a.strftime("%Y-%m-%d") if year else a.strftime("--%m-%d")
+    if period in ("day", "month") and year and month:
+        return a.strftime("%Y-%m")
+    if year and period in ("day", "month", "year"):
+        return a.strftime("%Y")
+    return None
+
+
+def same_date(a: str, b: str) -> bool:
+    """Do two ISO dates (as :func:`answer_date` gives them, possibly partial) agree on every
+    part both state? ``2021-01-08`` and ``--01-08`` agree; ``2021-01`` and ``2021-02-03`` do not."""
+    def parts(iso: str) -> tuple[str | None, str | None, str | None]:
+        if iso.startswith("--"):
+            month, day = iso[2:].split("-")
+            return None, month, day
+        bits = iso.split("-") + [None, None]  # type: ignore[list-item]
+        return bits[0], bits[1], bits[2]
+
+    return all(x is None or y is None or x == y for x, y in zip(parts(a), parts(b)))

@@ -1,0 +1,192 @@
+"""Users' marks on answers become eval-set conversations (``POST /api/feedback``), and the
+answer API's date filters (issue 26): a real uvicorn on loopback, the real model and bot."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from conftest import DATA, ROOT
+from servers import KEY, serving
+
+from eval import harness
+from eval.loadcheck import free_port, wait_ready
+from qa.api import Settings, create_app
+from qa.bot import Bot
+from qa.feedback import FeedbackStore, conversation
+from qa.types import Answer
+
+AUTH = {"X-API-Key": KEY}
+QUESTION = "Who built the harbour lighthouse?"
+
+
+@pytest.fixture(scope="module")
+def server(embedder, tmp_path_factory):
+    base = tmp_path_factory.mktemp("feedback")
+    corpus = base / "corpus"
+    shutil.copytree(DATA / "corpus", corpus)
+    bot = Bot(corpus, index_dir=base / "index", embedder=embedder)
+    bot.sync()
+    settings = Settings(rate_limit=0, api_key=KEY, max_body_bytes=64 * 1024)
+    with serving(create_app(bot, settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield bot, client
+
+
+def _answer(client, question=QUESTION, **extra):
+    r = client.post("/api/answer", json={"question": question, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_marks_become_conversations_that_qa_eval_scores(server):
+    bot, client = server
+    bot.feedback.path.unlink(missing_ok=True)
+    first = _answer(client)
+    assert not first["abstained"] and first["citations"][0]["doc"] == "lighthouse.md"
+    follow = _answer(client, "How tall is it?", history=[{"question": QUESTION, "answer": first}], top_k=3)
+    history = [{"question": QUESTION, "answer": first}]
+    right = {"question": QUESTION, "answer": first, "verdict": "right"}
+    # Wrong, and a closest match is the sentence that answers instead.
+    other = follow["citations"][-1]
+    wrong = {"question": "How tall is it?", "answer": follow, "history": history, "verdict": "wrong",
+             "evidence": {"doc": other["doc"], "start": other["start"], "end": other["end"]}}
+    unanswered = {"question": "How tall is it?", "answer": follow, "history": history, "verdict": "wrong",
+                  "not_answered": True, "docs": ["lighthouse.md"]}
+    ids = []
+    for body in (right, wrong, unanswered):
+        r = client.post("/api/feedback", json=body, headers=AUTH)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    records = bot.feedback.records()
+    assert [rec["id"] for rec in records] == ids
+    assert records[1]["turns"][0] == {"question": QUESTION, "scored": False}
+
+    # `qa eval` on the file: each conversation replays its earlier turns and scores the marked one.
+    conversations = harness.load_set(bot.feedback.path)
+    results = harness.run(bot, conversations)
+    assert [(r.id, r.turn) for r in results] == [(ids[0], 0), (ids[1], 1), (ids[2], 1)]
+    assert results[0].gold.answerable and results[0].hit  # marked right: the bot still answers it so
+    assert results[1].gold.evidence == ({"doc": other["doc"], "start": other["start"], "end": other["end"]},)
+    assert not results[2].gold.answerable
+    metrics = harness.metrics(results)
+    assert metrics["n_turns"] == 3
+    cli = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(bot.feedback.path), "--docs", str(bot.docs),
+                          "--index", str(bot.index_dir), "--details", "none"],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert cli.returncode == 0, cli.stderr
+    assert "n_turns" in cli.stdout and " 3" in cli.stdout.split("n_turns")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"verdict": "wrong"}, 422),                                              # wrong, but nothing picked
+    ({"verdict": "wrong", "not_answered": True, "evidence": {"doc": "lighthouse.md", "start": 0, "end": 5}}, 422),
+    ({"verdict": "right", "not_answered": True}, 422),
+    ({"verdict": "maybe"}, 422),
+    ({"verdict": "wrong", "evidence": {"doc": "lighthouse.md", "start": 5, "end": 5}}, 422),
+    ({"verdict": "wrong", "evidence": {"doc": "lighthouse.md", "start": 0, "end": 10 ** 7}}, 422),
+    ({"verdict": "wrong", "evidence": {"doc": "nowhere.txt", "start": 0, "end": 5}}, 404),
+    ({"verdict": "right", "docs": ["nowhere.txt"]}, 404),
+    ({"verdict": "right", "question": "   "}, 422),
+    ({"verdict": "right", "extra": 1}, 422),
+    ({"verdict": "right", "history": [{"question": "x" * 100, "answer": {"question": "y" * 3000}}] * 40}, 413),
+])
+def test_bad_marks_get_a_4xx_and_nothing_is_written(server, body, status):
+    bot, client = server
+    before = bot.feedback.path.read_bytes() if bot.feedback.path.exists() else b""
+    first = _answer(client)
+    r = client.post("/api/feedback", json={"question": QUESTION, "answer": first, **body}, headers=AUTH)
+    assert r.status_code == status, r.text
+    assert r.json()["detail"]
+    after = bot.feedback.path.read_bytes() if bot.feedback.path.exists() else b""
+    assert after == before
+
+
+def test_marks_need_the_write_key(server):
+    bot, client = server
+    first = _answer(client)
+    r = client.post("/api/feedback", json={"question": QUESTION, "answer": first, "verdict": "right"})
+    assert r.status_code == 401
+
+
+def test_date_filters_limit_the_documents(server):
+    _, client = server
+    # lighthouse.md is dated 2019-03-03, notes/... and volcano.txt 2020-11-05 (or undated).
+    a = _answer(client, before="2019-12-31")
+    assert not a["abstained"] and {c["doc"] for c in a["citations"]} == {"lighthouse.md"}
+    b = _answer(client, after="2020-01-01")
+    assert "lighthouse.md" not in {c["doc"] for c in b["citations"]}
+    r = client.post("/api/answer", json={"question": QUESTION, "after": "2030-01-01"})
+    assert r.status_code == 404 and "dated" in r.json()["detail"]
+    r = client.post("/api/answer", json={"question": QUESTION, "after": "March 3"})
+    assert r.status_code == 422
+
+
+def test_the_feedback_file_survives_a_kill_mid_write(corpus, tmp_path):
+    index_dir = tmp_path / "ix"
+    store = FeedbackStore(index_dir / "feedback.jsonl")
+    # A big file: each mark rewrites it whole, so a kill lands inside a write.
+    filler = conversation("Who built the harbour lighthouse?", Answer(QUESTION, QUESTION, True, None, 0.0, ()),
+                          "right")
+    filler["feedback"]["note"] = "x" * 4000
+    index_dir.mkdir()
+    store.path.write_text("".join(json.dumps({**filler, "id": f"filler-{i}"}) + "\n" for i in range(3000)), encoding="utf-8")
+    prefilled = len(store.records())
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_RATE_LIMIT": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("QA_API_KEY", None), env.pop("QA_API_KEY_REQUIRED", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--docs", str(corpus), "--index", str(index_dir), "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    acknowledged = []
+    stop = threading.Event()
+    try:
+        wait_ready(url, timeout=90, proc=proc)
+        first = httpx.post(f"{url}/api/answer", json={"question": QUESTION}, timeout=60).json()
+
+        def mark() -> None:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                while not stop.is_set():
+                    try:
+                        r = client.post("/api/feedback", json={"question": QUESTION, "answer": first, "verdict": "right"})
+                    except httpx.TransportError:
+                        return
+                    if r.status_code == 201:
+                        acknowledged.append(r.json()["id"])
+
+        workers = [threading.Thread(target=mark) for _ in range(2)]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 60
+        caught = False
+        while time.monotonic() < deadline and not caught:
+            caught = len(acknowledged) >= 2 and any(index_dir.glob(".feedback.jsonl.*.tmp"))
+            time.sleep(0.0005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        stop.set()
+        for w in workers:
+            w.join(30)
+        assert caught, "no write was caught in progress"
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    # Whole lines only: every record parses, none acknowledged is lost, the filler is intact.
+    records = store.records()
+    ids = [r["id"] for r in records]
+    assert len(records) >= prefilled + len(acknowledged)
+    assert set(acknowledged) <= set(ids)
+    assert sum(1 for r in records if r["feedback"].get("note")) == prefilled
+    assert harness.load_set(store.path)
