@@ -134,8 +134,8 @@ class Model:
     # Question types (:func:`qa.answertype.question_type`) whose short answer the hand-written
     # patterns pick better than the reader's span head (measured on the calibration questions).
     pattern_kinds: frozenset[str] = frozenset()
-    # The threshold for a follow-up in a conversation kept to a few documents that answered its
-    # last turn: fit at the share of such turns real dialogues leave unanswered (CoQA's).
+    # The threshold for a follow-up in a conversation kept to a few documents that answered an
+    # earlier turn: fit at the share of follow-ups real dialogues leave unanswered (CoQA's).
     follow_up_threshold: float | None = None
     # The confidence at which another document's sentence counts as answering a question the
     # corpus has answered (``eval/corroboration.py`` measures it).
@@ -447,7 +447,7 @@ class Answerer:
         :class:`Question`); ``previous``: the sentence row the previous turn cited, for a
         follow-up, and ``previous_confidence`` that answer's confidence (candidates near it
         gain the learned :data:`LOCALITY` weights). ``settled``: a follow-up in a conversation
-        kept to a few documents that answered its last turn (held to
+        kept to a few documents that answered an earlier turn (held to
         :attr:`Model.follow_up_threshold`).
         """
         q = Question(question, index, context)
@@ -550,7 +550,7 @@ class Answerer:
 
         The answerer sees each sentence with its question far more closely than the search's
         passage score does; on the SQuAD sample this put the gold passage among the top five
-        more often (see the README's retrieval figures).
+        more often (docs/history.md).
         """
         place = np.empty(len(rows), dtype=np.int64)
         place[order] = np.arange(len(rows))

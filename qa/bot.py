@@ -43,7 +43,7 @@ LAYOUTS = "layouts"
 LAYOUT_CACHE = 32
 MAX_QUESTION_CHARS = 2000
 # A conversation limited to at most this many documents is "kept to a few documents": a
-# follow-up there whose last turn was answered is held to the follow-up threshold.
+# follow-up there, once an earlier turn was answered, is held to the follow-up threshold.
 FEW_DOCUMENTS = 3
 
 
@@ -580,7 +580,8 @@ class Bot:
         last = history[-1].answer if resolved.follow_up else None
         previous = cited_sentence(index, last)
         t1 = time.perf_counter()
-        settled = last is not None and not last.abstained and docs is not None and len(docs) <= FEW_DOCUMENTS
+        settled = (resolved.follow_up and any(not t.answer.abstained for t in history)
+                   and docs is not None and len(docs) <= FEW_DOCUMENTS)
         decision = self.answerer.answer(
             resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried,
             previous=previous, previous_confidence=last.confidence if last else 0.0, settled=settled,

@@ -142,9 +142,9 @@ def test_locality_prior_moves_follow_ups_only(seeds_bot, monkeypatch):
 
 
 def test_follow_up_threshold_holds_only_settled_conversations(seeds_bot, monkeypatch):
-    """A follow-up in a conversation kept to a few documents, whose last turn was answered, is
-    held to the follow-up threshold; without the documents filter or after a declined turn it
-    is held to the usual one."""
+    """A follow-up in a conversation kept to a few documents, once an earlier turn was answered,
+    is held to the follow-up threshold (a decline in between does not undo that); without the
+    documents filter, or before any turn was answered, it is held to the usual one."""
     import dataclasses
 
     first_q = "Which senator wrote to Biden about Milley?"
@@ -159,5 +159,60 @@ def test_follow_up_threshold_holds_only_settled_conversations(seeds_bot, monkeyp
     declined = [Turn(first_q, dataclasses.replace(first, abstained=True, answer=None))]
     assert not seeds_bot.ask(follow_q, answered, docs=[doc]).abstained
     assert seeds_bot.ask(follow_q, answered).abstained  # not kept to documents
-    assert seeds_bot.ask(follow_q, declined, docs=[doc]).abstained  # the last turn was declined
+    assert seeds_bot.ask(follow_q, declined, docs=[doc]).abstained  # no turn was answered yet
+    assert not seeds_bot.ask(follow_q, answered + declined, docs=[doc]).abstained  # one was, before
     assert seeds_bot.ask(follow_q, [], docs=[doc]).abstained  # not a follow-up
+
+
+def test_api_history_conversation_id_and_cli_chat_give_the_same_answers(seeds_bot, tmp_path):
+    """The CLI chat, the API with `history` and the API with `conversation_id` run one
+    conversation code: the same turns get the same answers, citations and searches."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import httpx
+    from conftest import DOCUMENTS, ROOT
+    from servers import serving
+
+    from qa.api import Settings, create_app
+
+    questions = ["When did Milley make his first call to the Chinese general?", "And the second one?",
+                 "What had happened a couple of days before that?", "How long did that call last?"]
+    # What the chat page and `qa chat` do: the Bot with the full earlier Answers.
+    history: list[Turn] = []
+    direct = []
+    for q in questions:
+        a = seeds_bot.ask(q, history=history)
+        history.append(Turn(q, a))
+        direct.append((a.searched_for, a.abstained, a.answer, a.citations[0].doc, a.citations[0].start))
+
+    with serving(create_app(seeds_bot, Settings(rate_limit=0))) as url, httpx.Client(base_url=url, timeout=60) as client:
+        sent, by_history, by_id = [], [], []
+        for q in questions:
+            a = client.post("/api/answer", json={"question": q, "history": sent}).json()
+            sent.append({"question": q, "answer": a})
+            b = client.post("/api/answer", json={"question": q, "conversation_id": "parity-1"}).json()
+            for out, x in ((by_history, a), (by_id, b)):
+                top = x["citations"][0]
+                out.append((x["searched_for"], x["abstained"], x["answer"], top["doc"], top["start"]))
+    assert by_history == direct
+    assert by_id == direct
+
+    chat = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "chat", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")],
+        input="\n".join(questions) + "\n", capture_output=True, text=True, cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+    )
+    assert chat.returncode == 0, chat.stderr
+    replies = chat.stdout.split("you> ")[1:]  # the last prompt meets the end of input
+    assert len(replies) == len(questions) + 1
+    for q, reply, (searched_for, abstained, answer, _doc, _start) in zip(questions, replies, direct):
+        if abstained:
+            assert "I could not find this in the documents." in reply
+        else:
+            shown = re.search(r"^Answer: \*\*(.*?)\*\*", reply, re.MULTILINE)
+            assert shown and shown.group(1) == answer
+        if searched_for != q:
+            assert f"(searched for: {searched_for})" in reply
