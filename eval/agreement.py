@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from index.config import cache_dir
+from qa.agreement import DISAGREEING_KINDS, SAME_MATTER, normalise
 from qa.answerer import Answerer, Model
 from qa.bot import Bot
 from qa.console import progress_bar, quiet_libraries
@@ -120,7 +121,13 @@ def calibrate(path: str, split: str | None, sample: int | None, seed: int) -> tu
                 top = answer.citations[0]
                 similarity = float(index.sentences.vecs[index.sentence_at(top.doc, top.start)]
                                    @ index.sentences.vecs[index.sentence_at(c.doc, c.start)])
+                def kind(doc: str, short: str) -> str:
+                    entry = index.entries[index.doc_pos[doc]]
+                    return normalise(short, entry.text, entry.meta.get("date")).kind
+
+                kinds = {kind(top.doc, answer.answer or ""), kind(c.doc, c.answer)}
                 rows.append({"question": n, "confidence": c.confidence, "agrees": c.agrees, "similarity": similarity,
+                             "kinds": "+".join(sorted(kinds)),
                              "holds_answer": harness.contains_answer(c.text, gold.answers)})
     return answered, rows
 
@@ -195,6 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     for s in (0.0, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8):
         shown = {r["question"] for r in rows if r["confidence"] >= threshold and not r["agrees"] and r["similarity"] >= s}
         print(f"  similarity >= {s:.2f}: {len(shown) / max(answered, 1):.3f}")
+    shipped = {r["question"] for r in rows if r["confidence"] >= threshold and not r["agrees"]
+               and r["kinds"] in DISAGREEING_KINDS and r["similarity"] >= SAME_MATTER}
+    print(f"  the shipped rule (both a date, a number or a name; similarity >= {SAME_MATTER}): "
+          f"{len(shipped) / max(answered, 1):.3f}")
+    print("\nthe same, by the kinds of the two short answers (date, number, name, text)")
+    for kinds in sorted({r["kinds"] for r in rows}):
+        cells = []
+        for s in (0.0, 0.5, 0.6, 0.7):
+            shown = {r["question"] for r in rows if r["kinds"] == kinds and r["confidence"] >= threshold
+                     and not r["agrees"] and r["similarity"] >= s}
+            cells.append(f"{len(shown) / max(answered, 1):.3f}")
+        print(f"  {kinds:12s} " + "  ".join(cells))
     return 0
 
 

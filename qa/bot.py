@@ -19,7 +19,7 @@ from index.config import DEFAULT_MILVUS_COLLECTION, RETRIEVAL_BACKENDS
 from index.embedder import Embedder, load_embedder
 from index.store import LEGS, Entry, Hit, HybridIndex, IndexMismatch, IndexMissing, content_hash
 
-from .agreement import SAME_MATTER, Normal, agrees, normalise
+from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
 from .answerer import Answerer
 from .conversation import resolve
 from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, max_bytes, parse_document
@@ -191,8 +191,9 @@ class Bot:
         max_pdf_pages: the most pages a PDF may have (default ``qa.formats.pdf.MAX_PAGES``).
         corroborate: after answering, look in the other documents (within the question's
             documents filter) for sentences answering the same question and say whether they
-            agree (``Answer.corroboration``). A disagreeing sentence is listed only when it is
-            about the same matter as the answer's (embedding cosine >= ``same_matter``).
+            agree (``Answer.corroboration``). A disagreeing sentence is listed only when both
+            short answers are dates, numbers or names and it is about the same matter as the
+            answer's (embedding cosine >= ``same_matter``; see ``qa.agreement.may_disagree``).
     """
 
     def __init__(
@@ -678,8 +679,9 @@ class Bot:
         for c, confidence in found:
             short, date, theirs = read(c)
             same = agrees(mine, theirs)
-            if not same and float(vecs[index.sentence_at(c.doc, c.start)] @ top_vec) < self.same_matter:
-                continue  # answers some other matter, not this one differently
+            similarity = float(vecs[index.sentence_at(c.doc, c.start)] @ top_vec)
+            if not same and not may_disagree(mine, theirs, similarity, self.same_matter):
+                continue  # likely answers some other matter, not this one differently
             out.append(Corroboration(
                 doc=c.doc, title=c.title, text=c.text, start=c.start, end=c.end, answer=short,
                 agrees=same, confidence=confidence, answer_start=c.answer_start, answer_end=c.answer_end,
