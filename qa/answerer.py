@@ -446,7 +446,7 @@ class Answerer:
         :meth:`passage_order`). ``context``: words a follow-up carries from earlier turns (see
         :class:`Question`); ``previous``: the sentence row the previous turn cited, for a
         follow-up, and ``previous_confidence`` that answer's confidence (candidates near it
-        gain the learned :data:`LOCALITY` weights). ``settled``: a follow-up in a conversation
+        gain the learned :data:`LOCALITY` weights). ``settled``: a later turn in a conversation
         kept to a few documents that answered an earlier turn (held to
         :attr:`Model.follow_up_threshold`).
         """

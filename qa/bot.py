@@ -42,8 +42,9 @@ LAYOUTS = "layouts"
 # Layouts kept in memory for placing citations and drawing pages.
 LAYOUT_CACHE = 32
 MAX_QUESTION_CHARS = 2000
-# A conversation limited to at most this many documents is "kept to a few documents": a
-# follow-up there, once an earlier turn was answered, is held to the follow-up threshold.
+# A conversation limited to at most this many documents is "kept to a few documents": every
+# later turn there, once an earlier turn was answered, is held to the follow-up threshold
+# (fit on all of CoQA's later turns, whether or not they read as follow-ups).
 FEW_DOCUMENTS = 3
 
 
@@ -581,7 +582,7 @@ class Bot:
         last = history[-1].answer if resolved.follow_up else None
         previous = cited_sentence(index, last)
         t1 = time.perf_counter()
-        settled = (resolved.follow_up and any(not t.answer.abstained for t in history)
+        settled = (any(not t.answer.abstained for t in history)
                    and docs is not None and len(docs) <= FEW_DOCUMENTS)
         decision = self.answerer.answer(
             resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried,

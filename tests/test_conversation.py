@@ -142,7 +142,7 @@ def test_locality_prior_moves_follow_ups_only(seeds_bot, monkeypatch):
 
 
 def test_follow_up_threshold_holds_only_settled_conversations(seeds_bot, monkeypatch):
-    """A follow-up in a conversation kept to a few documents, once an earlier turn was answered,
+    """A later turn in a conversation kept to a few documents, once an earlier turn was answered,
     is held to the follow-up threshold (a decline in between does not undo that); without the
     documents filter, or before any turn was answered, it is held to the usual one."""
     import dataclasses
@@ -161,7 +161,9 @@ def test_follow_up_threshold_holds_only_settled_conversations(seeds_bot, monkeyp
     assert seeds_bot.ask(follow_q, answered).abstained  # not kept to documents
     assert seeds_bot.ask(follow_q, declined, docs=[doc]).abstained  # no turn was answered yet
     assert not seeds_bot.ask(follow_q, answered + declined, docs=[doc]).abstained  # one was, before
-    assert seeds_bot.ask(follow_q, [], docs=[doc]).abstained  # not a follow-up
+    assert seeds_bot.ask(follow_q, [], docs=[doc]).abstained  # the first turn
+    # A later question that stands on its own is held to it too: the conversation is settled.
+    assert not seeds_bot.ask("Who are the authors of Peril?", answered, docs=[doc]).abstained
 
 
 def test_api_history_conversation_id_and_cli_chat_give_the_same_answers(seeds_bot, tmp_path):
