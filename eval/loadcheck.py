@@ -40,6 +40,7 @@ from eval.harness import load_set, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWER_KEYS = {"question", "searched_for", "abstained", "answer", "confidence", "citations", "timings_ms"}
+OPTIONAL_KEYS = {"answer_date", "corroboration"}  # present when they apply
 UPLOAD_NAME = "loadcheck-observatory.txt"
 UPLOAD_TEXT = (
     "The Loadcheck Observatory\n\n"
@@ -107,11 +108,12 @@ def read_texts(folder: Path) -> dict[str, str]:
 
 
 def check_answer(answer: Any, texts: dict[str, str], stats: Stats, where: str) -> None:
-    if not isinstance(answer, dict) or set(answer) != ANSWER_KEYS:
+    if not isinstance(answer, dict) or not ANSWER_KEYS <= set(answer) <= ANSWER_KEYS | OPTIONAL_KEYS:
         stats.error(f"{where}: not an Answer JSON: {str(answer)[:200]}")
         return
     stats.abstained += bool(answer["abstained"])
-    for c in answer["citations"]:
+    # Corroborating quotes are verbatim like citations.
+    for c in [*answer["citations"], *answer.get("corroboration", [])]:
         stats.citations_checked += 1
         text = texts.get(c["doc"])
         ok = text is not None and text[c["start"]:c["end"]] == c["text"]

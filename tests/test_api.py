@@ -431,7 +431,9 @@ def test_loadcheck_smoke(start):
     from eval import loadcheck
 
     s = start()
-    conversations = loadcheck.load_conversations(None) + [["Who built the harbour lighthouse?", "How tall is it?"]]
+    # First (client 0 starts with it): a date answer, whose Answer JSON carries `answer_date`.
+    conversations = ([["When was the harbour lighthouse built?"]] + loadcheck.load_conversations(None)
+                     + [["Who built the harbour lighthouse?", "How tall is it?"]])
     rep = asyncio.run(loadcheck.run(s.url, "", 2, 2.0, conversations, loadcheck.read_texts(s.corpus)))
     assert rep["requests"] > 0 and rep["upload_delete_cycles"] >= 1, rep
     assert rep["errors"] == 0 and rep["not_verbatim"] == 0 and not rep["upload_left_behind"], rep
