@@ -129,6 +129,51 @@ def collect(bot: Bot, span: Callable[[dict], dict], chosen: list) -> list[Pair]:
     return out
 
 
+def coqa_collect(path: str, stories: int | None) -> list[Pair]:
+    """Pairs from real dialogues: every answerable later turn of the CoQA file's train-split
+    conversations (each limited to its story), resolved and searched as :meth:`Bot.ask` does,
+    against the sentence the bot cited for the turn before (its own answers, as in a chat)."""
+    from tqdm import tqdm
+
+    from qa.bot import Turn
+    from qa.conversation import resolve, search_text
+
+    corpus = harness.coqa_corpus(path, cache_dir())
+    # Learned without any prior, so the shipped one (or a stale file) plays no part.
+    bot = Bot(corpus, index_dir=corpus.parent / "index", answerer=Answerer(Model.load(locality_path=None)),
+              corroborate=False)
+    bot.sync()
+    answerer, index = bot.answerer, bot.index
+    conversations = harness.coqa_set(path, stories, 0, split="train")
+    out = []
+    for conv in tqdm(conversations, desc="conversations", file=sys.stderr):
+        docs = list(conv.docs or ())
+        history: list[Turn] = []
+        for gold in conv.turns:
+            if history and gold.answerable:
+                last = history[-1]
+                resolved = resolve(gold.question, [(last.question, last.answer.searched_for, last.answer.short_answer)])
+                qvec = bot.embedder.embed([resolved.question])[0]
+                hits = index.search(resolved.question, qvec, k=10, docs=docs, context=" ".join(resolved.carried))
+                q = Question(resolved.question, index, resolved.carried)
+                rows, feats = answerer.features(q, qvec, index, hits)
+                if rows:
+                    ranked = feats @ answerer.model.rank
+                    near = answerer.locality(index, rows, cited_sentence(index, last.answer))
+                    may_read = sorted(set(Answerer.to_read(ranked, READ_TOP + EXTRA_READ).tolist())
+                                      | set(np.nonzero(near.any(axis=1))[0].tolist()))
+                    scores = answerer.reader.score(search_text(q.text, resolved.carried),
+                                                   [index.sentence_text(rows[i]) for i in may_read],
+                                                   [index.sentence_before(rows[i]) for i in may_read])
+                    labels = np.array([harness.matches(gold.evidence, index.doc_ids[index.sentences.doc[r]],
+                                                       int(index.sentences.start[r]), int(index.sentences.end[r]), "")
+                                       for r in rows], dtype=int)
+                    out.append(Pair(conv.id, ranked, near, last.answer.confidence,
+                                    dict(zip(may_read, map(float, scores))), labels))
+            history.append(Turn(gold.question, bot.ask(gold.question, history=history, docs=docs)))
+    return out
+
+
 def design(near: np.ndarray, confidence: float) -> np.ndarray:
     """The prior's inputs for the fit: the indicators, then the indicators times the previous
     confidence, so the flattened 2 x len(LOCALITY) weights of :meth:`Answerer.prior` score them."""
@@ -171,7 +216,10 @@ def fit(chosen: list[Pair], reader_w: float) -> np.ndarray:
             grad -= (e[right] @ near[right]) / zr - (e @ near) / z
         return total / len(groups), grad / len(groups)
 
-    return minimize(loss, np.zeros(2 * len(LOCALITY)), jac=True, method="L-BFGS-B").x
+    # Non-negative: a prior only lifts candidates near the last citation, so whatever it puts
+    # in the read set was read when the pairs were collected (the ranker's best, or near ones).
+    return minimize(loss, np.zeros(2 * len(LOCALITY)), jac=True, method="L-BFGS-B",
+                    bounds=[(0.0, None)] * (2 * len(LOCALITY))).x
 
 
 def accuracy(chosen: list[Pair], w: np.ndarray, reader_w: float) -> float:
@@ -180,15 +228,20 @@ def accuracy(chosen: list[Pair], w: np.ndarray, reader_w: float) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("squad", help="SQuAD-format JSON file")
+    ap.add_argument("squad", help="SQuAD-format JSON file (or, with --coqa, a CoQA-format one)")
+    ap.add_argument("--coqa", action="store_true", help="learn from the real dialogues of a CoQA-format file's train split")
+    ap.add_argument("--stories", type=int, default=None, metavar="N", help="with --coqa: N train stories drawn with seed 0")
     ap.add_argument("--out", default=str(LOCALITY_FILE), help="weights file to write")
     ap.add_argument("--pairs-cache", metavar="FILE", help="reuse (or save) the collected pairs here (pickle)")
     args = ap.parse_args(argv)
     quiet_libraries()
-    bot, span = article_bot(args.squad)
-    _, calibration_set = draw(args.squad, 6000)
-    data = cached_asks(args.pairs_cache, "locality", lambda: collect(bot, span, pairs(calibration_set)))
-    reader_w = bot.answerer.model.reader
+    if args.coqa:
+        data = cached_asks(args.pairs_cache, "locality", lambda: coqa_collect(args.squad, args.stories))
+    else:
+        bot, span = article_bot(args.squad)
+        _, calibration_set = draw(args.squad, 6000)
+        data = cached_asks(args.pairs_cache, "locality", lambda: collect(bot, span, pairs(calibration_set)))
+    reader_w = Model.load(locality_path=None).reader
     none = np.zeros(2 * len(LOCALITY))
     articles = sorted({p.article for p in data})
     folds = [set(articles[0::2]), set(articles[1::2])]
@@ -201,10 +254,15 @@ def main(argv=None) -> int:
         held["with"].append(accuracy(test, w, reader_w) * len(test))
     w = fit(data, reader_w)
     report = {
-        "source": f"python -m eval.train_locality {Path(args.squad).name}: conditional logit over the second question's "
-                  "candidates, the answerer's score as offset, on consecutive questions of one article (one document per "
-                  "article) in the calibration set of eval.train (outside the --sample 1000 --seed 0 report sample and the "
-                  "ranker's draw)",
+        "source": (f"python -m eval.train_locality {Path(args.squad).name} --coqa"
+                   + (f" --stories {args.stories}" if args.stories else "")
+                   + ": conditional logit over each later turn's candidates, the answerer's score as offset, on the "
+                   "train-split CoQA conversations (each limited to its story), against the sentence the bot cited the "
+                   "turn before" if args.coqa else
+                   f"python -m eval.train_locality {Path(args.squad).name}: conditional logit over the second question's "
+                   "candidates, the answerer's score as offset, on consecutive questions of one article (one document per "
+                   "article) in the calibration set of eval.train (outside the --sample 1000 --seed 0 report sample and the "
+                   "ranker's draw)"),
         "weights": {f: round(float(v), 5) for f, v in zip(LOCALITY, w[:len(LOCALITY)])},
         "by_confidence": {f: round(float(v), 5) for f, v in zip(LOCALITY, w[len(LOCALITY):])},
         "training": {

@@ -134,11 +134,12 @@ class Model:
     # Question types (:func:`qa.answertype.question_type`) whose short answer the hand-written
     # patterns pick better than the reader's span head (measured on the calibration questions).
     pattern_kinds: frozenset[str] = frozenset()
-    # The threshold for a follow-up in a conversation kept to a few documents that answered an
-    # earlier turn: fit at the share of follow-ups real dialogues leave unanswered (CoQA's).
+    # The threshold for a later turn in a conversation kept to a few documents that answered an
+    # earlier turn: fit at the share of later turns real dialogues leave unanswered (CoQA's).
     follow_up_threshold: float | None = None
     # The confidence at which another document's sentence counts as answering a question the
-    # corpus has answered (``eval/corroboration.py`` measures it).
+    # corpus has answered: the answer threshold unless the weights say otherwise
+    # (``python -m eval.agreement calibrate`` measures what it lets through).
     corroboration_threshold: float = 0.33
 
     @classmethod
