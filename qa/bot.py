@@ -13,10 +13,10 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
-from index.config import DEFAULT_MILVUS_COLLECTION, RETRIEVAL_BACKENDS
 from index.embedder import Embedder, load_embedder
+from index.retriever import Retriever, open_retriever
 from index.store import LEGS, Entry, Hit, HybridIndex, IndexMismatch, IndexMissing, content_hash
 
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
@@ -27,9 +27,6 @@ from .layout import Layout, load_layout, save_layout
 from .dates import answer_date
 from .feedback import FEEDBACK_FILE, FeedbackError, FeedbackStore, Span, conversation
 from .types import Answer, Citation, Corroboration, Document, Retrieved
-
-if TYPE_CHECKING:
-    from index.milvus import MilvusPassages
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +214,8 @@ class Bot:
         self.same_matter = same_matter
         self.max_pdf_pages = max_pdf_pages
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
-        if backend not in RETRIEVAL_BACKENDS:
-            raise ValueError(f"backend {backend!r}: choose one of {', '.join(RETRIEVAL_BACKENDS)}")
+        self.retriever: Retriever = open_retriever(backend, self.index_dir, milvus_uri, milvus_collection)
         self.backend = backend
-        self._milvus = self._connect_milvus(milvus_uri, milvus_collection) if backend == "milvus" else None
         self.embedder = embedder or load_embedder(model, embedding)
         self.answerer = answerer or Answerer()
         self.legs: tuple[str, ...] = LEGS
@@ -281,7 +276,7 @@ class Bot:
             if report.touched or self._index is None and not self.index_dir.joinpath("CURRENT").exists():
                 current = current.updated(upserts, report.removed, self.embedder, progress)
                 current.save(self.index_dir)
-            self._sync_milvus(current)
+            self.retriever.sync(current)
             self._index = current
             self._drop_stale_layouts(current)
             stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries if e.id in result.stats and e.id in present}
@@ -345,7 +340,7 @@ class Bot:
                 updated = current.updated([entry], [], self.embedder)
                 updated.save(self.index_dir)
                 saved = True
-                self._sync_milvus(updated)
+                self.retriever.sync(updated)
                 os.replace(tmp, target)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -361,7 +356,7 @@ class Bot:
     def _restore(self, index: HybridIndex) -> None:
         try:
             index.save(self.index_dir)
-            self._sync_milvus(index)
+            self.retriever.sync(index)
         except Exception:  # pragma: no cover - the original error matters more; a sync repairs it
             log.exception("could not restore the index after a failed update")
 
@@ -382,7 +377,7 @@ class Bot:
             try:
                 updated = current.updated([], [doc_id], self.embedder)
                 updated.save(self.index_dir)
-                self._sync_milvus(updated)
+                self.retriever.sync(updated)
             except BaseException:
                 if parked.exists():
                     os.replace(parked, target)
@@ -518,26 +513,9 @@ class Bot:
                 raise DocumentError("missing", f"characters {span[0]}-{span[1]} are outside {doc_id} ({size} characters)")
         return render_page(self.docs / doc_id, layout, page, sentence, answer)
 
-    def _connect_milvus(self, uri: str | None, collection: str | None) -> "MilvusPassages":
-        from index.milvus import MilvusPassages, default_uri
-
-        if uri is None:
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            uri = default_uri(self.index_dir)
-        return MilvusPassages(uri, collection or DEFAULT_MILVUS_COLLECTION)
-
     def close(self) -> None:
         """Let go of outside resources (the Milvus connection, and a Milvus Lite file's server)."""
-        if self._milvus is not None:
-            self._milvus.close()
-            self._milvus = None
-
-    def _sync_milvus(self, index: HybridIndex) -> None:
-        """With the Milvus backend, make its collection hold the passages of ``index``."""
-        if self._milvus is not None:
-            stats = self._milvus.sync(index)
-            if stats.upserted or stats.deleted:
-                log.info("Milvus: %d passages upserted, %d deleted", stats.upserted, stats.deleted)
+        self.retriever.close()
 
     def _snapshot(self) -> HybridIndex:
         """The current index for a writer, opened (not synced with the folder) if need be."""
@@ -649,10 +627,8 @@ class Bot:
     ) -> list[Hit]:
         """The best 10 passages for ``question`` from the configured backend (within ``docs``,
         without ``exclude``)."""
-        if self._milvus is not None:
-            return self._milvus.search(question, qvec, k=10, docs=docs, legs=self.legs, index=index, context=context,
-                                       exclude=exclude)
-        return index.search(question, qvec, k=10, docs=docs, legs=self.legs, context=context, exclude=exclude)
+        return self.retriever.search(index, question, qvec, k=10, docs=docs, legs=self.legs, context=context,
+                                     exclude=exclude)
 
     def _corroborate(
         self, index: HybridIndex, question: str, qvec, top: Citation, docs: list[str] | None,

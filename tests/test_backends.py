@@ -17,6 +17,7 @@ from conftest import DATA, DOCUMENTS, ROOT
 
 from eval.loadcheck import free_port
 from index.milvus import MilvusError, MilvusPassages, passage_key, string_literal
+from index.retriever import MilvusRetriever, open_retriever
 from index.store import LEGS, Entry, Hit, HybridIndex
 from qa.bot import Bot
 
@@ -34,23 +35,21 @@ def corpus_entries() -> list[Entry]:
 
 
 class Retriever:
-    """A backend under test: ``load`` makes it serve a snapshot, ``search`` asks it."""
+    """A backend under test (``index.retriever.open_retriever``): ``load`` makes it serve a
+    snapshot, ``search`` asks it a question in words."""
 
     def __init__(self, name: str, embedder, tmp_path: Path) -> None:
         self.name, self.embedder = name, embedder
-        self.milvus = MilvusPassages(str(tmp_path / "milvus.db")) if name == "milvus" else None
+        self.backend = open_retriever(name, tmp_path, str(tmp_path / "milvus.db") if name == "milvus" else None)
         self.index: HybridIndex | None = None
 
     def load(self, index: HybridIndex) -> None:
         self.index = index
-        if self.milvus is not None:
-            self.milvus.sync(index)
+        self.backend.sync(index)
 
     def search(self, query: str, k: int = 10, docs=None, legs: tuple[str, ...] = LEGS, exclude=()) -> list[Hit]:
         qvec = self.embedder.embed([query])[0]
-        if self.milvus is not None:
-            return self.milvus.search(query, qvec, k=k, docs=docs, legs=legs, exclude=exclude)
-        return self.index.search(query, qvec, k=k, docs=docs, legs=legs, exclude=exclude)
+        return self.backend.search(self.index, query, qvec, k=k, docs=docs, legs=legs, exclude=exclude)
 
 
 @pytest.fixture(autouse=True)
@@ -226,7 +225,7 @@ def test_bot_answers_from_milvus(corpus: Path, tmp_path: Path, embedder):
     assert bot.ask("Which tea is fermented longer?").citations[0].doc == "tea.txt"
     bot.delete_document("tea.txt")
     assert all(c.doc != "tea.txt" for c in bot.ask("Which tea is fermented longer?").citations)
-    assert bot._milvus is not None and bot._milvus.count() == len(bot.index.passages)
+    assert isinstance(bot.retriever, MilvusRetriever) and bot.retriever.passages.count() == len(bot.index.passages)
 
 
 def test_cli_reports_milvus_problems_without_traceback(tmp_path: Path):
