@@ -105,8 +105,13 @@ def calibrate(path: str, split: str | None, sample: int | None, seed: int) -> tu
     corpus = harness.squad_corpus(path, cache_dir())
     conversations = harness.squad_set(path, sample, seed, split)
     model = dataclasses.replace(Model.load(), corroboration_threshold=0.0)
-    bot = Bot(corpus, index_dir=corpus.parent / "index", answerer=Answerer(model=model), same_matter=-1.0)
+    bot = Bot(corpus, index_dir=corpus.parent / "index", answerer=Answerer(model=model), same_matter=None)
     index = bot.index
+
+    def kind(doc: str, short: str) -> str:
+        entry = index.entries[index.doc_pos[doc]]
+        return normalise(short, entry.text, entry.meta.get("date")).kind
+
     rows: list[dict[str, Any]] = []
     answered = 0
     with progress_bar(True, "corroborating", "question") as progress:
@@ -121,10 +126,6 @@ def calibrate(path: str, split: str | None, sample: int | None, seed: int) -> tu
                 top = answer.citations[0]
                 similarity = float(index.sentences.vecs[index.sentence_at(top.doc, top.start)]
                                    @ index.sentences.vecs[index.sentence_at(c.doc, c.start)])
-                def kind(doc: str, short: str) -> str:
-                    entry = index.entries[index.doc_pos[doc]]
-                    return normalise(short, entry.text, entry.meta.get("date")).kind
-
                 kinds = {kind(top.doc, answer.answer or ""), kind(c.doc, c.answer)}
                 rows.append({"question": n, "confidence": c.confidence, "agrees": c.agrees, "similarity": similarity,
                              "kinds": "+".join(sorted(kinds)),
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = len({r["question"] for r in rows if r["confidence"] >= t and not r["agrees"]}) / max(answered, 1)
         print(f"{t:9.2f}  {'  '.join(cells)}  {shown:.3f}")
     threshold = Model.load().corroboration_threshold
-    print(f"\nat confidence >= {threshold}: questions shown a disagreement, by the similarity it needs")
+    print(f"\nat confidence >= {threshold}: questions shown a disagreement, any kinds, by the similarity it needs")
     for s in (0.0, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8):
         shown = {r["question"] for r in rows if r["confidence"] >= threshold and not r["agrees"] and r["similarity"] >= s}
         print(f"  similarity >= {s:.2f}: {len(shown) / max(answered, 1):.3f}")
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                and r["kinds"] in DISAGREEING_KINDS and r["similarity"] >= SAME_MATTER}
     print(f"  the shipped rule (both a date, a number or a name; similarity >= {SAME_MATTER}): "
           f"{len(shipped) / max(answered, 1):.3f}")
-    print("\nthe same, by the kinds of the two short answers (date, number, name, text)")
+    print("\nthe same, by the kinds of the two short answers (date, number, name, text), similarity >= 0 / 0.5 / 0.6 / 0.7")
     for kinds in sorted({r["kinds"] for r in rows}):
         cells = []
         for s in (0.0, 0.5, 0.6, 0.7):

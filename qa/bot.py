@@ -191,7 +191,8 @@ class Bot:
             documents filter) for sentences answering the same question and say whether they
             agree (``Answer.corroboration``). A disagreeing sentence is listed only when both
             short answers are dates, numbers or names and it is about the same matter as the
-            answer's (embedding cosine >= ``same_matter``; see ``qa.agreement.may_disagree``).
+            answer's (embedding cosine >= ``same_matter``; see ``qa.agreement.may_disagree``;
+            None lists every disagreement, to measure what the checks keep out).
     """
 
     def __init__(
@@ -207,7 +208,7 @@ class Bot:
         milvus_collection: str | None = None,
         max_pdf_pages: int | None = None,
         corroborate: bool = True,
-        same_matter: float = SAME_MATTER,
+        same_matter: float | None = SAME_MATTER,
     ) -> None:
         self.docs = Path(docs)
         self.corroborate = corroborate
@@ -657,7 +658,7 @@ class Bot:
             short, date, theirs = read(c)
             same = agrees(mine, theirs)
             similarity = float(vecs[index.sentence_at(c.doc, c.start)] @ top_vec)
-            if not same and not may_disagree(mine, theirs, similarity, self.same_matter):
+            if not same and self.same_matter is not None and not may_disagree(mine, theirs, similarity, self.same_matter):
                 continue  # likely answers some other matter, not this one differently
             out.append(Corroboration(
                 doc=c.doc, title=c.title, text=c.text, start=c.start, end=c.end, answer=short,

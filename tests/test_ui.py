@@ -418,6 +418,14 @@ def test_feedback_in_a_real_browser(live):
             expect(page.locator("#qa-fb-status")).to_contain_text("saved")
             expect(page.locator("#qa-fb-send")).to_be_hidden()
             page.screenshot(path=str(ARTIFACTS / "chat-feedback.png"), full_page=True)
+            # The sentences offered belong to one answer: a new question takes them away.
+            page.locator("#qa-fb-wrong").click()
+            expect(page.locator("#qa-fb-send")).to_be_visible()
+            box.fill("Who did Milley call?")
+            box.press("Enter")
+            expect(page.locator("#qa-chat .qa-reply")).to_have_count(2)
+            expect(page.locator("#qa-fb-send")).to_be_hidden()
+            expect(page.locator("#qa-fb-pick")).to_be_hidden()
         finally:
             browser.close()
     (record,) = bot.feedback.records()

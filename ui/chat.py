@@ -252,6 +252,15 @@ class ChatPage:
     def new_conversation():
         return "", [], [], render_sources(None, lambda _: None)
 
+    def _key_ok(self, key: str | None) -> bool:
+        """Writes from the page (uploads, marks) need the API key when one is set."""
+        return not self.upload_key or hmac.compare_digest((key or "").encode("utf-8"), self.upload_key.encode("utf-8"))
+
+    @staticmethod
+    def feedback_closed():
+        """A new question or conversation: the offered sentences belonged to the last answer."""
+        return gr.update(visible=False, choices=[], value=None), gr.update(visible=False), ""
+
     @staticmethod
     def feedback_open(entries: list[tuple]):
         """"Wrong" was pressed: offer the last answer's sentences to pick from."""
@@ -268,7 +277,7 @@ class ChatPage:
         asked = [(q, a) for q, a, _ in entries or [] if a is not None]
         if not asked:
             return '<p class="qa-hint">Ask a question first.</p>', gr.update(), gr.update()
-        if self.upload_key and not hmac.compare_digest((key or "").encode("utf-8"), self.upload_key.encode("utf-8")):
+        if not self._key_ok(key):
             return ('<p class="qa-error">Marking answers needs the API key: type it in the Documents panel.</p>',
                     gr.update(), gr.update())
         question, answer = asked[-1]
@@ -293,7 +302,7 @@ class ChatPage:
         if not paths:
             return gr.update(), gr.update()
         paths = [paths] if isinstance(paths, str) else list(paths)
-        if self.upload_key and not hmac.compare_digest((key or "").encode("utf-8"), self.upload_key.encode("utf-8")):
+        if not self._key_ok(key):
             return '<p class="qa-error">Adding documents needs the API key: type it in the field above.</p>', gr.update()
         lines = []
         for p in paths:
@@ -399,14 +408,16 @@ def build_chat(
             chatbot.example_select(ask_example, [entries, picker], outputs, concurrency_limit=workers,
                                    concurrency_id="ask", **private),
         ]
+        feedback = [fb_pick, fb_send, fb_status]
         for event in asked:
             event.then(None, js=SCROLL_TO_LAST_QUESTION, **private)
+            event.then(page.feedback_closed, None, feedback, **private)
         chatbot.select(show_sources, [entries], [sources], **private)
-        new_btn.click(page.new_conversation, None, outputs, **private)
+        new_btn.click(page.new_conversation, None, outputs, **private).then(page.feedback_closed, None, feedback, **private)
         right_btn.click(partial(page.send_feedback, "right"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
-        wrong_btn.click(page.feedback_open, [entries], [fb_pick, fb_send, fb_status], **private)
+        wrong_btn.click(page.feedback_open, [entries], feedback, **private)
         fb_send.click(partial(page.send_feedback, "wrong"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
-        chatbot.clear(page.new_conversation, None, outputs, **private)
+        chatbot.clear(page.new_conversation, None, outputs, **private).then(page.feedback_closed, None, feedback, **private)
         key.change(None, [key], None, js=SET_KEY_COOKIE, **private)
         upload.upload(page.add_files, [upload, replace, key, picker], [status, picker], concurrency_limit=1, **private)
         demo.load(page.documents_update, [picker], [picker], **private)
