@@ -190,3 +190,22 @@ def test_the_feedback_file_survives_a_kill_mid_write(corpus, tmp_path):
     assert set(acknowledged) <= set(ids)
     assert sum(1 for r in records if r["feedback"].get("note")) == prefilled
     assert harness.load_set(store.path)
+
+
+def test_a_full_feedback_file_refuses_marks_and_keeps_what_it_has(tmp_path):
+    from qa.feedback import FeedbackError
+
+    store = FeedbackStore(tmp_path / "feedback.jsonl", max_bytes=2000)
+    answer = Answer(QUESTION, QUESTION, True, None, 0.0, ())
+    stored = 0
+    with pytest.raises(FeedbackError) as exc:
+        while True:
+            store.append(conversation(QUESTION, answer, "right"))
+            stored += 1
+    assert exc.value.kind == "full" and "full" in str(exc.value)
+    before = store.path.read_bytes()
+    assert stored >= 1 and len(store.records()) == stored and len(before) <= 2000
+    with pytest.raises(FeedbackError):
+        store.append(conversation(QUESTION, answer, "right"))
+    assert store.path.read_bytes() == before
+    assert not list(tmp_path.glob(".feedback.jsonl.*.tmp"))  # no temporary file left behind

@@ -102,6 +102,30 @@ def test_reply_layout():
     assert "No passage came close" in render_sources(Answer("q", "q", True, None, 0.0, ()), {}.get)
 
 
+def test_reply_shows_the_date_and_what_other_documents_say():
+    from qa.types import Corroboration
+
+    s = DOC.text.index("The call")
+    top = _cite(DOC, s, s + 22, answer=(16, 21))
+    other = Corroboration("e.txt", "Other <i>report</i>", "It was on May 2, they said.", 10, 37, "May 2", False,
+                          0.8, 10, 15, "2021-09-17", "2021-05-02")
+    same = Corroboration("f.txt", "Third", "On May 1 it rang.", 0, 17, "May 1", True, 0.7, 3, 8, None, "2021-05-01")
+    reply = render_reply(Answer("When?", "When?", False, "May 1", 0.5, (top,), answer_date="2021-05-01",
+                                corroboration=(other, same)), {"d.txt": DOC.date}.get)
+    assert '<span class="qa-date"' in reply and "2021&#45;05&#45;01" in reply
+    disagree = reply[reply.index("The documents disagree"):reply.index("Also stated in")]
+    # Both quotes side by side, each with its short answer marked, its title and its date.
+    assert disagree.count('class="qa-side"') == 2
+    assert '<mark class="qa-answer">May 2</mark>' in disagree and '<mark class="qa-answer">May 1</mark>' in disagree
+    assert "Other &lt;i&gt;report&lt;/i&gt;" in disagree  # a title is escaped like any document text
+    assert "Sep 15, 2021" in disagree and "Sep 17, 2021" in disagree
+    assert "<i>" not in reply and "\n\n" not in reply
+    also = reply[reply.index("Also stated in"):]
+    assert "On <mark" in also and "Third" in also
+    abstained = render_reply(Answer("q", "q", True, None, 0.1, (top,), corroboration=(other,)))
+    assert "disagree" not in abstained
+
+
 def test_sources_survive_a_changed_document():
     s = DOC.text.index("The call")
     c = _cite(DOC, s, s + 22)
