@@ -496,7 +496,7 @@ class Answerer:
 
     def corroborate(
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], context: Sequence[str] = (),
-        read: dict[int, Reading] | None = None, reads: int = CORROBORATION_READS, threshold: float | None = None,
+        read: dict[int, Reading] | None = None, reads: int = CORROBORATION_READS,
     ) -> list[tuple[Citation, float]]:
         """Sentences of other documents that answer ``question`` too, with their confidence.
 
@@ -504,8 +504,8 @@ class Answerer:
         ``reads`` candidates are read in one batch (``read``: readings by sentence row already
         made, reused); each document's best read sentence is then judged as if the question had
         been asked of that document alone, by the same confidence model and threshold as an
-        answer. Those at or above ``threshold`` (default :attr:`Model.corroboration_threshold`)
-        that hold a short answer are returned, best first.
+        answer. Those at or above :attr:`Model.corroboration_threshold` that hold a short
+        answer are returned, best first.
         """
         model = self.model
         if not model.reader:
@@ -535,7 +535,7 @@ class Answerer:
             confidence = _sigmoid(float(x @ model.confidence + model.bias))
             if q.unknown_specifics:
                 confidence *= UNKNOWN_SPECIFIC_FACTOR
-            if confidence < (model.corroboration_threshold if threshold is None else threshold):
+            if confidence < model.corroboration_threshold:
                 continue
             row = rows[members[best]]
             cite = self._cite(index, row, confidence)

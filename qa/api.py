@@ -37,7 +37,7 @@ from fastapi import Depends, FastAPI, File, Form, Path, Query, Request, UploadFi
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
 from .bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, check_question, name_key
@@ -76,6 +76,14 @@ def _valid_unicode(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_valid_unicode)]
+
+
+def _question_ok(value: str) -> str:
+    check_question(value)  # its QuestionError is a ValueError: pydantic reports it as a 422
+    return value
+
+
+QuestionText = Annotated[Text, AfterValidator(_question_ok)]
 
 
 class CitationModel(BaseModel):
@@ -140,7 +148,7 @@ class AnswerRequest(BaseModel):
     the server remember it), optionally limited to some documents."""
 
     model_config = ConfigDict(extra="forbid")
-    question: Text = Field(
+    question: QuestionText = Field(
         description=f"the question (1 to {MAX_QUESTION_CHARS} characters, not only spaces)",
         examples=["Who built the harbour lighthouse?"],
     )
@@ -160,12 +168,6 @@ class AnswerRequest(BaseModel):
     after: date | None = Field(None, description="only documents dated on or after this day (YYYY-MM-DD)")
     before: date | None = Field(None, description="only documents dated on or before this day (YYYY-MM-DD)")
 
-    @field_validator("question")
-    @classmethod
-    def _question(cls, value: str) -> str:
-        check_question(value)  # its QuestionError is a ValueError: pydantic reports it as a 422
-        return value
-
 
 class SpanModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -180,7 +182,7 @@ class FeedbackRequest(BaseModel):
     ``not_answered`` when the documents do not answer."""
 
     model_config = ConfigDict(extra="forbid")
-    question: Text = Field(description="the question that was answered")
+    question: QuestionText = Field(description="the question that was answered")
     answer: AnswerModel = Field(description="the Answer JSON being marked")
     history: list[TurnModel] | None = Field(None, max_length=100, description="the turns before it, oldest first")
     docs: list[Annotated[Text, Field(min_length=1, max_length=1024)]] | None = Field(
@@ -188,12 +190,6 @@ class FeedbackRequest(BaseModel):
     verdict: Literal["right", "wrong"]
     evidence: SpanModel | None = Field(None, description="with `wrong`: the sentence that answers")
     not_answered: bool = Field(False, description="with `wrong`: the documents do not answer the question")
-
-    @field_validator("question")
-    @classmethod
-    def _question(cls, value: str) -> str:
-        check_question(value)
-        return value
 
     @model_validator(mode="after")
     def _one_correction(self) -> "FeedbackRequest":

@@ -15,10 +15,10 @@ from functools import lru_cache
 
 from dateparser.date import DateDataParser
 
+_MONTH_WORDS = {w.lower() for w in (*calendar.month_name[1:], *calendar.month_abbr[1:])} | {"sept"}
 # Only text that names a month, a weekday, a relative day or holds a year or a numeric date is
 # handed to the parser: on its own it reads "two" as February and "12" as December.
-_DATE_WORDS = {w.lower() for w in (*calendar.month_name[1:], *calendar.month_abbr[1:],
-                                   *calendar.day_name, *calendar.day_abbr)} | {"yesterday", "today", "tomorrow", "sept"}
+_DATE_WORDS = _MONTH_WORDS | {w.lower() for w in (*calendar.day_name, *calendar.day_abbr)} | {"yesterday", "today", "tomorrow"}
 _YEAR_OR_NUMERIC = re.compile(r"\b(1[0-9]{3}|2[0-9]{3})\b|\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b")
 _WORD = re.compile(r"[A-Za-z]+")
 # Two unrelated bases: a part of the result that changes with the base was not in the text.
@@ -26,9 +26,6 @@ _PROBES = (dt.datetime(2001, 2, 3), dt.datetime(2012, 11, 27))
 # ISO formats by the precision dateparser reports.
 _ISO = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 MAX_CHARS = 60  # longer text is a clause, not a date
-
-
-_MONTH_WORDS = {w.lower() for w in (*calendar.month_name[1:], *calendar.month_abbr[1:])} | {"sept"}
 
 
 @lru_cache(maxsize=256)
