@@ -98,14 +98,19 @@ def score(set_path: str | Path = DEFAULT_SET, docs: str | Path = DEFAULT_DOCS, b
     return {"verdict_accuracy": sum(r["right"] for r in results) / len(results), "n": len(results), "items": results}
 
 
+def squad_bot(path: str, split: str | None, sample: int | None, seed: int, **options: Any) -> tuple[Bot, list]:
+    """A bot over a SQuAD-format file's corpus (cached, as ``qa eval --squad`` builds it) and
+    the questions of ``split`` (``sample`` of them, drawn with ``seed``)."""
+    corpus = harness.squad_corpus(path, cache_dir())
+    return Bot(corpus, index_dir=corpus.parent / "index", **options), harness.squad_set(path, sample, seed, split)
+
+
 def calibrate(path: str, split: str | None, sample: int | None, seed: int) -> tuple[int, list[dict[str, Any]]]:
     """The questions answered, and every corroboration the bot would make at threshold 0 over
     a SQuAD-format set: its question, confidence, verdict, similarity to the answer's sentence
     and whether it holds a gold answer."""
-    corpus = harness.squad_corpus(path, cache_dir())
-    conversations = harness.squad_set(path, sample, seed, split)
     model = dataclasses.replace(Model.load(), corroboration_threshold=0.0)
-    bot = Bot(corpus, index_dir=corpus.parent / "index", answerer=Answerer(model=model), same_matter=None)
+    bot, conversations = squad_bot(path, split, sample, seed, answerer=Answerer(model=model), same_matter=None)
     index = bot.index
 
     def kind(doc: str, short: str) -> str:
@@ -139,9 +144,7 @@ def latency(path: str, split: str | None, sample: int | None, seed: int) -> dict
 
     import numpy as np
 
-    corpus = harness.squad_corpus(path, cache_dir())
-    conversations = harness.squad_set(path, sample, seed, split)
-    bot = Bot(corpus, index_dir=corpus.parent / "index")
+    bot, conversations = squad_bot(path, split, sample, seed)
     bot.answerer.warm_up()
     times: dict[bool, list[float]] = {True: [], False: []}
     with progress_bar(True, "timing", "question") as progress:

@@ -12,12 +12,8 @@ from dataclasses import dataclass
 
 from .dates import answer_date, same_date
 
-# A disagreement is a different date, number or name (two free-text answers that share few
-# words are as often two halves of one answer), between sentences about the same matter: the
-# cosine of their embeddings at least SAME_MATTER. On SQuAD's 1,000 calibration questions over
-# 2,000 Wikipedia paragraphs (which hold no real disagreements), 24.4% of answers listed a false
-# disagreement without these checks, 3.7% with them
-# (`python -m eval.agreement calibrate ../shared/benchmarks/squad-dev-v1.1.json`).
+# A disagreement is a different date, number or name between sentences about the same matter
+# (embedding cosine >= SAME_MATTER): set on SQuAD calib for few false alarms (docs/agreement.md).
 DISAGREEING_KINDS = frozenset({"date", "number", "name"})
 SAME_MATTER = 0.6
 # How the chat page and the CLI introduce corroborating quotes.

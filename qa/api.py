@@ -40,7 +40,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
-from .bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, check_question, name_key
+from .bot import MAX_QUESTION_CHARS, Bot, DocumentError, NoDocumentsError, QuestionError, Turn, check_question, name_key
 from .feedback import FeedbackError
 from .guard import GuardMiddleware, ParseBudget, RateLimiter
 from .ingest import SUPPORTED_SUFFIXES, max_bytes
@@ -471,21 +471,13 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
                 Turn(t.question, Answer.from_dict(t.answer.model_dump(exclude_none=True)))
                 for t in (req.history or [])[-settings.max_turns:]
             ]
-        docs = req.docs
-        if req.after or req.before:
-            unknown = [d for d in docs or () if d not in bot.index.doc_pos]
-            if unknown:
-                raise HTTPException(404, f"unknown document(s): {', '.join(map(repr, unknown[:10]))}; "
-                                    "GET /api/documents lists them")
-            docs = bot.dated(req.after.isoformat() if req.after else None,
-                             req.before.isoformat() if req.before else None, docs)
-            if not docs:
-                raise HTTPException(404, f"no document is dated between {req.after or 'any day'} and "
-                                    f"{req.before or 'any day'}; GET /api/documents lists their dates")
+        after, before = (d.isoformat() if d else None for d in (req.after, req.before))
         try:
             result = await anyio.to_thread.run_sync(
-                partial(bot.ask, req.question, history, docs, req.top_k), limiter=ask_limiter
+                partial(bot.ask, req.question, history, req.docs, req.top_k, after, before), limiter=ask_limiter
             )
+        except NoDocumentsError as exc:
+            raise HTTPException(404, f"{exc}; GET /api/documents lists their dates") from None
         except QuestionError as exc:
             # The bot checks the docs limit against the index it searches; an unknown one is a 404.
             unknown = [d for d in req.docs or () if d not in bot.index.doc_pos]

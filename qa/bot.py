@@ -49,6 +49,10 @@ class QuestionError(ValueError):
     """The question cannot be asked (empty, too long, unknown document)."""
 
 
+class NoDocumentsError(QuestionError):
+    """No document is left to ask: none is dated within the ``after``/``before`` range."""
+
+
 def check_question(question: object) -> str:
     """The question stripped, or :class:`QuestionError` saying why it cannot be asked."""
     if not isinstance(question, str) or not question.strip():
@@ -538,8 +542,11 @@ class Bot:
         history: Sequence[Turn] = (),
         docs: Iterable[str] | None = None,
         top_k: int = 3,
+        after: str | None = None,
+        before: str | None = None,
     ) -> Answer:
-        """Answer ``question`` from the current index, optionally limited to ``docs``."""
+        """Answer ``question`` from the current index, optionally limited to ``docs`` and to the
+        documents dated within ``after``..``before`` (ISO days, inclusive; see :meth:`dated`)."""
         t0 = time.perf_counter()
         question = check_question(question)
         index = self.index
@@ -548,6 +555,10 @@ class Bot:
             unknown = [d for d in docs if d not in index.doc_pos]
             if unknown:
                 raise QuestionError(f"unknown document(s) {unknown}; known: {index.doc_ids[:20]}")
+        if after or before:
+            docs = self.dated(after, before, docs, index)
+            if not docs:
+                raise NoDocumentsError(f"no document is dated between {after or 'any day'} and {before or 'any day'}")
         # Resolution reads the last turn only (its search already carries what came before).
         resolved = resolve(question, [(t.question, t.answer.searched_for, t.answer.short_answer) for t in history[-1:]])
         searched_for = resolved.searched_for
@@ -586,10 +597,11 @@ class Bot:
             answer_date=when, corroboration=corroboration,
         )
 
-    def dated(self, after: str | None = None, before: str | None = None, docs: Iterable[str] | None = None) -> list[str]:
+    def dated(self, after: str | None = None, before: str | None = None, docs: Iterable[str] | None = None,
+              index: HybridIndex | None = None) -> list[str]:
         """The documents (of ``docs``, default all) whose date is within ``after``..``before``
         (ISO dates, both inclusive; a document without a date is left out)."""
-        index = self.index
+        index = index or self.index
         out = []
         for doc_id in (docs if docs is not None else index.doc_ids):
             pos = index.doc_pos.get(doc_id)

@@ -79,3 +79,20 @@ def serving(app, wait: bool = True) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@contextlib.contextmanager
+def serving_copy(embedder, base: Path, settings, source: Path | None = None) -> Iterator[Server]:
+    """The API (``settings``) over a copy of ``source`` (default the test corpus) in ``base``,
+    indexed with the real model, on a loopback port, with a client."""
+    import shutil
+
+    from qa.api import create_app
+    from qa.bot import Bot
+
+    corpus = base / "corpus"
+    shutil.copytree(source or Path(__file__).parent / "data" / "corpus", corpus)
+    bot = Bot(corpus, index_dir=base / "index", embedder=embedder)
+    bot.sync()
+    with serving(create_app(bot, settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield Server(url, client, bot, corpus)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from hypothesis.errors import Unsatisfiable
 
 from conftest import DATA, ROOT
-from servers import KEY, ZEBRA, Server, serving
+from servers import KEY, ZEBRA, Server, serving, serving_copy
 
 from eval.loadcheck import free_port, wait_ready
 from qa.api import Conversations, RateLimiter, Settings, create_app
@@ -54,13 +54,8 @@ def start(embedder, tmp_path):
 @pytest.fixture(scope="module")
 def ro(embedder, tmp_path_factory):
     """One server for the read-only tests (documents are never changed through it)."""
-    base = tmp_path_factory.mktemp("api-ro")
-    corpus = base / "corpus"
-    shutil.copytree(DATA / "corpus", corpus)
-    bot = Bot(corpus, index_dir=base / "index", embedder=embedder)
-    bot.sync()
-    with serving(create_app(bot, Settings(rate_limit=0, api_key=KEY))) as url, httpx.Client(base_url=url, timeout=60) as client:
-        yield Server(url, client, bot, corpus)
+    with serving_copy(embedder, tmp_path_factory.mktemp("api-ro"), Settings(rate_limit=0, api_key=KEY)) as server:
+        yield server
 
 
 def visible_files(folder: Path) -> dict[str, bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +14,12 @@ import time
 import httpx
 import pytest
 
-from conftest import DATA, ROOT
-from servers import KEY, serving
+from conftest import ROOT
+from servers import KEY, serving_copy
 
 from eval import harness
 from eval.loadcheck import free_port, wait_ready
-from qa.api import Settings, create_app
-from qa.bot import Bot
+from qa.api import Settings
 from qa.feedback import FeedbackStore, conversation
 from qa.types import Answer
 
@@ -31,14 +29,9 @@ QUESTION = "Who built the harbour lighthouse?"
 
 @pytest.fixture(scope="module")
 def server(embedder, tmp_path_factory):
-    base = tmp_path_factory.mktemp("feedback")
-    corpus = base / "corpus"
-    shutil.copytree(DATA / "corpus", corpus)
-    bot = Bot(corpus, index_dir=base / "index", embedder=embedder)
-    bot.sync()
     settings = Settings(rate_limit=0, api_key=KEY, max_body_bytes=64 * 1024)
-    with serving(create_app(bot, settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
-        yield bot, client
+    with serving_copy(embedder, tmp_path_factory.mktemp("feedback"), settings) as s:
+        yield s.bot, s.client
 
 
 def _answer(client, question=QUESTION, **extra):

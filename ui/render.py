@@ -78,10 +78,11 @@ def _conf(answer: Answer) -> str:
     return f'<span class="qa-conf" title="how sure the answerer is">confidence {answer.confidence:.0%}</span>'
 
 
-def _quote(c: Citation | Corroboration, title: str, date: str | None) -> str:
-    """A quoted sentence with its short answer marked, then its title and date."""
+def _quote(c: Citation | Corroboration, title: str, date: str | None = None, highlight: bool = True) -> str:
+    """A quoted sentence (its short answer marked unless ``highlight`` is off), then its title
+    and date."""
     when = f", {esc(pretty_date(date))}" if date else ""
-    return (f'<span class="qa-quote">\u201c{_sentence_html(c, inline=True)}\u201d</span> '
+    return (f'<span class="qa-quote">\u201c{_sentence_html(c, inline=True, highlight=highlight)}\u201d</span> '
             f'<span class="qa-src">\u2014 {_inline(short(title, 70))}{when}</span>')
 
 
@@ -127,11 +128,8 @@ def render_reply(answer: Answer, date_of: Callable[[str], str | None] = lambda _
         parts.append(f'<div class="qa-short qa-nospan">From the documents: {_conf(answer)}</div>')
     for i, c in enumerate(answer.citations, start=1):
         cls = "qa-cite qa-miss" if answer.abstained else "qa-cite"
-        parts.append(
-            f'<div class="{cls}"><span class="qa-n">[{i}]</span> '
-            f'<span class="qa-quote">\u201c{_sentence_html(c, inline=True, highlight=not answer.abstained)}\u201d</span> '
-            f'<span class="qa-src">\u2014 {_inline(short(c.title or c.doc, 70))}</span></div>'
-        )
+        parts.append(f'<div class="{cls}"><span class="qa-n">[{i}]</span> '
+                     f'{_quote(c, c.title or c.doc, highlight=not answer.abstained)}</div>')
     parts.append(render_corroboration(answer, date_of))
     parts.append("</div>")
     return "".join(parts)
