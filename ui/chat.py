@@ -347,9 +347,17 @@ def build_chat(
     """
     page = ChatPage(bot, upload_key, parse_budget)
 
+    # Asking or starting over also withdraws the sentences offered for the last answer, in the
+    # same step: a separate follow-up event could land after the next "wrong" click.
+    def ask(question: str, entries: list[tuple], picked: list[str] | None):
+        return (*page.respond(question, entries, picked), *page.feedback_closed())
+
     def ask_example(entries: list[tuple], picked: list[str] | None, evt: gr.SelectData):
         value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
-        return page.respond(value.get("text") or "", entries, picked)
+        return ask(value.get("text") or "", entries, picked)
+
+    def start_over():
+        return (*page.new_conversation(), *page.feedback_closed())
 
     def show_sources(entries: list[tuple], evt: gr.SelectData):
         return page.sources_of(entries, evt.index)
@@ -402,22 +410,21 @@ def build_chat(
 
         outputs = [question, chatbot, entries, sources]
         private = {"api_visibility": "private"}
+        feedback = [fb_pick, fb_send, fb_status]
         asked = [
-            question.submit(page.respond, [question, entries, picker], outputs, concurrency_limit=workers,
+            question.submit(ask, [question, entries, picker], outputs + feedback, concurrency_limit=workers,
                             concurrency_id="ask", **private),
-            chatbot.example_select(ask_example, [entries, picker], outputs, concurrency_limit=workers,
+            chatbot.example_select(ask_example, [entries, picker], outputs + feedback, concurrency_limit=workers,
                                    concurrency_id="ask", **private),
         ]
-        feedback = [fb_pick, fb_send, fb_status]
         for event in asked:
             event.then(None, js=SCROLL_TO_LAST_QUESTION, **private)
-            event.then(page.feedback_closed, None, feedback, **private)
         chatbot.select(show_sources, [entries], [sources], **private)
-        new_btn.click(page.new_conversation, None, outputs, **private).then(page.feedback_closed, None, feedback, **private)
+        new_btn.click(start_over, None, outputs + feedback, **private)
         right_btn.click(partial(page.send_feedback, "right"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
         wrong_btn.click(page.feedback_open, [entries], feedback, **private)
         fb_send.click(partial(page.send_feedback, "wrong"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
-        chatbot.clear(page.new_conversation, None, outputs, **private).then(page.feedback_closed, None, feedback, **private)
+        chatbot.clear(start_over, None, outputs + feedback, **private)
         key.change(None, [key], None, js=SET_KEY_COOKIE, **private)
         upload.upload(page.add_files, [upload, replace, key, picker], [status, picker], concurrency_limit=1, **private)
         demo.load(page.documents_update, [picker], [picker], **private)
