@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+LOCKVENV := .venv-lock
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test sysdeps browser clean
+.PHONY: run test sysdeps browser lock clean
 
 # System packages: Python's venv module (Debian splits it out) and Tesseract, which reads
 # scanned PDF pages.
@@ -23,13 +24,22 @@ browser:
 	@[ -x /usr/bin/chromium ] || { \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
-$(STAMP): pyproject.toml | sysdeps
+# Every package, torch's CPU build included, at the version and sha256 of requirements.lock
+# (what last passed `make test`); the project itself goes on top without touching them.
+$(STAMP): pyproject.toml requirements.lock | sysdeps
 	python3 -m venv $(VENV)
-	$(PIP) install --upgrade pip
-	# The CPU build of torch (a local file on these machines); a bare `torch` would pull CUDA.
-	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[test,train]'
+	$(PIP) install --require-hashes --no-deps -r requirements.lock
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) check
 	touch $(STAMP)
+
+# Refresh requirements.lock from pyproject.toml (keeps the pinned versions that still fit;
+# `make lock UPGRADE=1` moves every package to its newest release). Run `make test` after.
+lock: | sysdeps
+	[ -x $(LOCKVENV)/bin/pip-compile ] || { python3 -m venv $(LOCKVENV) && $(LOCKVENV)/bin/pip install --quiet 'pip-tools>=7.4'; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCKVENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links --extra test --extra train \
+	  $(if $(UPGRADE),--upgrade) --output-file requirements.lock pyproject.toml
 
 # The chat page (and the answer API under /api) over documents/: open http://127.0.0.1:7860
 run: $(STAMP)
@@ -45,4 +55,4 @@ test: $(STAMP) browser
 	  --min-sentence-accuracy 0.8 --min-answered-accuracy 0.72
 
 clean:
-	rm -rf $(VENV) documents/.qa-index
+	rm -rf $(VENV) $(LOCKVENV) documents/.qa-index

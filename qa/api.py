@@ -40,7 +40,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
-from .bot import MAX_QUESTION_CHARS, Bot, DocumentError, NoDocumentsError, QuestionError, Turn, check_question, name_key
+from .bot import MAX_QUESTION_CHARS, Bot, DocumentError, NoDocumentsError, QuestionError, Turn, check_question, refuse_twins
 from .feedback import FeedbackError
 from .guard import GuardMiddleware, ParseBudget, RateLimiter
 from .ingest import SUPPORTED_SUFFIXES, max_bytes
@@ -535,8 +535,11 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
         replace = replace or replace_query
         if len(files) > MAX_FILES_PER_UPLOAD:
             raise HTTPException(400, f"{len(files)} files in one upload; the limit is {MAX_FILES_PER_UPLOAD}")
+        try:
+            refuse_twins([f.filename or "" for f in files])
+        except DocumentError as exc:
+            raise HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc)) from None
         items: list[tuple[str, bytes, Document]] = []
-        seen: dict[str, str] = {}
         for f in files:
             name = f.filename or ""
             # Read at most one byte past the limit: the check below refuses it, unread.
@@ -549,14 +552,9 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
             except TimeoutError:
                 raise HTTPException(422, f"{name}: reading the file took longer than {settings.parse_timeout_s:g} s; "
                                          "split it into smaller files") from None
-            twin = seen.get(name_key(doc.id))
-            if twin is not None:
-                same = "" if twin == doc.id else f" (as {twin!r}: the names differ only in letter case or Unicode form)"
-                raise HTTPException(400, f"{doc.id} is uploaded twice in one request{same}")
-            seen[name_key(doc.id)] = doc.id
             items.append((doc.id, data, doc))
         try:
-            stored, replaced = await anyio.to_thread.run_sync(partial(_store, bot, items, replace), limiter=write_limiter)
+            upload = await anyio.to_thread.run_sync(partial(bot.add_documents, items, replace), limiter=write_limiter)
         except DocumentError as exc:
             raise HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc)) from None
         except OSError as exc:
@@ -564,7 +562,7 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
             if status is None:
                 raise
             raise HTTPException(status, f"the file could not be stored: {exc.strerror}") from None
-        return UploadResult(documents=describe(stored), replaced=replaced)
+        return UploadResult(documents=describe([d.id for d in upload.documents]), replaced=list(upload.replaced))
 
     # Declared before the document route: its {doc:path} would take the page's path too.
     @app.get("/api/documents/{doc:path}/pages/{page}.png", tags=["documents"], response_class=Response,
@@ -623,29 +621,3 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
 
 # OS errors an upload can meet that are the request's doing, not the server's.
 _OS_ERROR_STATUS = {errno.ENAMETOOLONG: 400, errno.EISDIR: 409, errno.ENOTDIR: 409, errno.EEXIST: 409}
-
-
-def _store(bot: Bot, items: list[tuple[str, bytes, Document]], replace: bool) -> tuple[list[str], list[str]]:
-    """Add every file, or none: on a failure, undo the ones already stored by this request."""
-    done: list[tuple[str, bytes | None]] = []
-    replaced: list[str] = []
-    try:
-        for name, data, doc in items:
-            previous = None
-            target = bot.docs / name
-            if name in bot.index.doc_pos and target.is_file():
-                previous = target.read_bytes()
-                replaced.append(name)
-            bot.add_document(name, data, replace=replace, parsed=doc)
-            done.append((name, previous))
-    except BaseException:
-        for name, previous in reversed(done):
-            try:
-                if previous is None:
-                    bot.delete_document(name)
-                else:
-                    bot.add_document(name, previous, replace=True)
-            except Exception:  # pragma: no cover - the original error matters more
-                log.exception("could not undo the upload of %s", name)
-        raise
-    return [name for name, _ in done], replaced

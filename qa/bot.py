@@ -86,6 +86,15 @@ _IN_FLIGHT: set[str] = set()
 _IN_FLIGHT_LOCK = threading.Lock()
 
 
+@dataclass(frozen=True)
+class Upload:
+    """What :meth:`Bot.add_documents` stored: the documents, and the ids among them that
+    replaced a stored file of the same name."""
+
+    documents: tuple[Document, ...]
+    replaced: tuple[str, ...]
+
+
 def clean_name(name: object) -> str:
     """An uploaded file's name in NFC, or :class:`DocumentError` naming what is wrong with it."""
     if not isinstance(name, str) or not name:
@@ -115,6 +124,18 @@ def clean_name(name: object) -> str:
 def name_key(name: str) -> str:
     """What two names that a file system (or a person) may take for the same file share."""
     return unicodedata.normalize("NFC", name).casefold()
+
+
+def refuse_twins(names: Sequence[str]) -> None:
+    """:class:`DocumentError` if two of one upload's file names would name the same document."""
+    seen: dict[str, str] = {}
+    for name in names:
+        doc_id = clean_name(name)
+        twin = seen.get(name_key(doc_id))
+        if twin is not None:
+            same = "" if twin == doc_id else f" (as {twin!r}: the names differ only in letter case or Unicode form)"
+            raise DocumentError("invalid", f"{doc_id} is uploaded twice in one request{same}")
+        seen[name_key(doc_id)] = doc_id
 
 
 def _temp_name(prefix: str) -> str:
@@ -305,58 +326,84 @@ class Bot:
 
     def check_upload(self, name: str, data: bytes, replace: bool = False) -> Document:
         """The document ``name`` would become, or :class:`DocumentError` saying why it would be
-        refused; writes nothing (lets the API refuse a batch before storing any of it). Pass the
-        result to :meth:`add_document` as ``parsed`` so the file is parsed once."""
+        refused; writes nothing (lets a caller refuse a batch before storing any of it). Pass the
+        result to :meth:`add_documents` as the item's third part so the file is parsed once."""
         doc = self._parse_upload(name, data)
         self._refuse_existing(doc.id, self.index, replace)
         return doc
 
     def add_document(self, name: str, data: bytes, replace: bool = False, parsed: Document | None = None) -> Document:
-        """Store an uploaded file in the folder and index it, all or nothing.
+        """Store one uploaded file and index it, all or nothing (see :meth:`add_documents`)."""
+        return self.add_documents([(name, data, parsed)], replace=replace).documents[0]
 
-        The file is written under a hidden temporary name, the new index generation is
-        written and switched to, and only then is the file renamed into place; on any failure
-        before that, the folder and the index are left as they were. Readers keep answering
-        from the previous snapshot until the new one is complete. ``parsed``: the result of
-        :meth:`check_upload` for the same name and bytes (not parsed again).
+    def add_documents(self, items: Sequence[tuple[str, bytes, Document | None]], replace: bool = False) -> Upload:
+        """Store uploaded files in the folder and index them in one step, all or nothing.
+
+        ``items``: ``(name, data, parsed)``, where ``parsed`` is :meth:`check_upload`'s result
+        for the same name and bytes, or None to parse here. Each file is written under a hidden
+        temporary name, one new index generation holding all of them is written and switched
+        to, and only then are the files renamed into place (a replaced file parked until all
+        are). On any failure the folder and the index are left as they were, and readers keep
+        answering from the previous snapshot until the new one is complete.
         """
-        doc = parsed if parsed is not None and parsed.id == clean_name(name) else self._parse_upload(name, data)
-        doc_id = doc.id
+        refuse_twins([name for name, _, _ in items])
+        docs = [parsed if parsed is not None and parsed.id == clean_name(name) else self._parse_upload(name, data)
+                for name, data, parsed in items]
+        ids = [d.id for d in docs]
         with self._lock:
             current = self._snapshot()
-            self._refuse_existing(doc_id, current, replace)
-            target = self.docs / doc_id
-            tmp = self.docs / _temp_name(UPLOAD_PREFIX)
+            for doc_id in ids:
+                self._refuse_existing(doc_id, current, replace)
+            replaced = [i for i in ids if i in current.doc_pos and (self.docs / i).is_file()]
+            temps = {i: self.docs / _temp_name(UPLOAD_PREFIX) for i in ids}
+            parked = {i: self.docs / _temp_name(DELETING_PREFIX) for i in replaced}
             with _IN_FLIGHT_LOCK:
-                _IN_FLIGHT.add(tmp.name)
+                _IN_FLIGHT.update(p.name for p in (*temps.values(), *parked.values()))
             saved = False
+            placed: list[str] = []
             try:
-                # Created like any new file (0666 less the umask), not mkstemp's 0600; a
-                # replaced file keeps its own mode.
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                if target.is_file():
-                    os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-                entry = Entry(doc.id, doc.text, doc.meta)
-                self._save_layout(doc, entry.sha256)
-                updated = current.updated([entry], [], self.embedder)
+                entries = []
+                for doc, (_, data, _) in zip(docs, items):
+                    tmp, target = temps[doc.id], self.docs / doc.id
+                    # Created like any new file (0666 less the umask), not mkstemp's 0600; a
+                    # replaced file keeps its own mode.
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    if target.is_file():
+                        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+                    entry = Entry(doc.id, doc.text, doc.meta)
+                    self._save_layout(doc, entry.sha256)
+                    entries.append(entry)
+                updated = current.updated(entries, [], self.embedder)
                 updated.save(self.index_dir)
                 saved = True
                 self.retriever.sync(updated)
-                os.replace(tmp, target)
+                for doc_id in ids:
+                    if doc_id in parked:
+                        os.replace(self.docs / doc_id, parked[doc_id])
+                    os.replace(temps[doc_id], self.docs / doc_id)
+                    placed.append(doc_id)
             except BaseException:
-                tmp.unlink(missing_ok=True)
+                for doc_id in reversed(ids):  # put back what was moved, newest first
+                    if doc_id in placed:
+                        (self.docs / doc_id).unlink(missing_ok=True)
+                    if doc_id in parked and parked[doc_id].exists():
+                        os.replace(parked[doc_id], self.docs / doc_id)
+                for tmp in temps.values():
+                    tmp.unlink(missing_ok=True)
                 if saved:  # the folder did not change: the index on disk must not either
                     self._restore(current)
                 raise
             finally:
                 with _IN_FLIGHT_LOCK:
-                    _IN_FLIGHT.discard(tmp.name)
+                    _IN_FLIGHT.difference_update(p.name for p in (*temps.values(), *parked.values()))
+            for p in parked.values():
+                p.unlink(missing_ok=True)
             self._index = updated
-        return doc
+        return Upload(tuple(docs), tuple(replaced))
 
     def _restore(self, index: HybridIndex) -> None:
         try:

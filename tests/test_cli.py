@@ -104,3 +104,33 @@ def test_a_wheel_built_from_the_repository_answers_a_question(tmp_path):
     top = answer["citations"][0]
     assert (docs / top["doc"]).read_text(encoding="utf-8")[top["start"]:top["end"]] == top["text"]
     assert not answer["abstained"] and answer["answer"]
+
+
+def test_the_lock_pins_every_dependency_with_hashes_and_is_what_runs():
+    """``make`` installs requirements.lock with --require-hashes: every package in it carries a
+    sha256, every dependency pyproject.toml names is in it, and this environment runs exactly
+    those versions (so the suite tests what a fresh machine installs)."""
+    import re
+    import tomllib
+    from importlib.metadata import distributions
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", (ROOT / "requirements.lock").read_text(encoding="utf-8"))
+    pins: dict[str, str] = {}
+    for block in blocks:
+        m = re.match(r"([A-Za-z0-9_.\-]+)==(\S+)", block)
+        if m:
+            assert "--hash=sha256:" in block, f"{m.group(1)} has no hash"
+            pins[canonicalize_name(m.group(1))] = m.group(2)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    named = [*project["dependencies"], *project["optional-dependencies"]["test"], *project["optional-dependencies"]["train"]]
+    for spec in map(Requirement, named):
+        name = canonicalize_name(spec.name)
+        assert name in pins, f"{spec.name} is not in requirements.lock: run `make lock`"
+        assert spec.specifier.contains(pins[name], prereleases=True), f"{spec} but the lock pins {pins[name]}"
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}
+    drift = {n: (v, installed.get(n)) for n, v in pins.items() if n in installed and installed[n] != v}
+    missing = sorted(n for n in pins if n not in installed and n not in {"pip", "setuptools"})
+    assert not drift and not missing, (drift, missing)

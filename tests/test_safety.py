@@ -309,6 +309,40 @@ def test_a_folder_in_the_way_is_a_conflict_and_the_index_stays_in_step(start):
     assert set(fresh.index.doc_ids) == listed and not fresh.sync().touched
 
 
+def test_a_batch_failing_half_way_leaves_folder_and_index_as_they_were(start, monkeypatch, tmp_path):
+    s = start(chat=True)
+    before = {name: (s.corpus / name).read_bytes() for name in visible(s.corpus)}
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(dst).name == "zebra.txt":  # the second file of the batch, after the first is in place
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    files = [("files", ("volcano.txt", b"The volcano was renamed.\n")), ("files", ("zebra.txt", ZEBRA))]
+    r = s.client.post("/api/documents", files=files, params={"replace": "true"})
+    assert r.status_code == 500, r.text
+    # The page's upload goes through the same transaction.
+    from ui.chat import ChatPage
+
+    for name, data in (("volcano.txt", b"The volcano was renamed.\n"), ("zebra.txt", ZEBRA)):
+        (tmp_path / name).write_bytes(data)
+    status, _ = ChatPage(s.bot).add_files([str(tmp_path / "volcano.txt"), str(tmp_path / "zebra.txt")], True, None, None)
+    assert "Not added" in status and "Nothing was added" in status
+    monkeypatch.undo()
+    assert {name: (s.corpus / name).read_bytes() for name in visible(s.corpus)} == before
+    assert not [p.name for p in s.corpus.iterdir() if p.name.startswith(".")]  # no temporary file left
+    fresh = Bot(s.corpus, index_dir=s.bot.index_dir, embedder=s.bot.embedder, answerer=s.bot.answerer)
+    assert set(fresh.index.doc_ids) == set(before) and not fresh.sync().touched
+    # A bad file beside a good one on the page: nothing is parsed into the folder either.
+    (tmp_path / "evil.html").write_text("<script>alert(1)</script>", encoding="utf-8")
+    status, _ = ChatPage(s.bot).add_files([str(tmp_path / "zebra.txt"), str(tmp_path / "evil.html")], False, None, None)
+    assert "Nothing was added" in status and not (s.corpus / "zebra.txt").exists()
+    status, _ = ChatPage(s.bot).add_files([str(tmp_path / "zebra.txt")], False, None, None)
+    assert "Added" in status and (s.corpus / "zebra.txt").read_bytes() == ZEBRA
+
+
 # ----- memory, bodies, slow clients -----------------------------------------------------------------
 def test_conversation_store_is_bounded_in_bytes():
     conv = Conversations(max_conversations=1000, max_turns=20, ttl_s=60, max_bytes=10_000, size=lambda t: 1000)

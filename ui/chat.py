@@ -24,7 +24,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from qa.api import PARSE_WORKERS  # noqa: E402
-from qa.bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn  # noqa: E402
+from qa.bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, refuse_twins  # noqa: E402
 from qa.guard import KEY_COOKIE, ParseBudget  # noqa: E402
 from qa.ingest import MAX_DOCUMENT_BYTES, MAX_PACKED_BYTES, SUPPORTED_SUFFIXES, max_bytes  # noqa: E402
 from qa.settings import Settings  # noqa: E402
@@ -298,35 +298,50 @@ class ChatPage:
                 gr.update(visible=False, value=None), gr.update(visible=False))
 
     def add_files(self, paths: list[str] | str | None, replace: bool, key: str | None, picked: list[str] | None):
-        """Store and index uploaded files one by one; return (status HTML, picker update)."""
+        """Store and index uploaded files, all or nothing, as the API does; return (status HTML,
+        picker update)."""
         if not paths:
             return gr.update(), gr.update()
         paths = [paths] if isinstance(paths, str) else list(paths)
         if not self._key_ok(key):
             return '<p class="qa-error">Adding documents needs the API key: type it in the field above.</p>', gr.update()
-        lines = []
-        for p in paths:
+        items: list[tuple[str, bytes, Document]] = []
+        problems: list[str] = []
+        try:
+            refuse_twins([Path(p).name for p in paths])
+        except DocumentError as exc:
+            problems.append(esc(str(exc)))
+        for p in paths if not problems else ():
             name = Path(p).name
             try:
                 if os.path.getsize(p) > max_bytes(name):
                     raise DocumentError("too_large", f"{name} is over the limit of {max_bytes(name)} bytes a file of its kind")
                 data = Path(p).read_bytes()
                 # Parsed once, within the API's budget (a hostile file cannot hold a thread for long).
-                parsed = self.parse_budget.call(partial(self.bot.check_upload, name, data, replace=bool(replace)))
-                doc = self.bot.add_document(name, data, replace=bool(replace), parsed=parsed)
+                items.append((name, data, self.parse_budget.call(partial(self.bot.check_upload, name, data,
+                                                                         replace=bool(replace)))))
             except DocumentError as exc:
                 hint = " (tick \u201creplace\u201d to overwrite it)" if exc.kind == "exists" else ""
-                lines.append(f'<p class="qa-error">Not added: {esc(str(exc))}{esc(hint)}</p>')
+                problems.append(esc(str(exc) + hint))
             except TimeoutError:
-                lines.append(f'<p class="qa-error">Not added: reading {esc(name)} took longer than '
-                             f'{self.parse_budget.timeout_s:g} s; split it into smaller files.</p>')
+                problems.append(f"reading {esc(name)} took longer than {self.parse_budget.timeout_s:g} s; split it into "
+                                "smaller files")
+        if not problems:
+            try:
+                upload = self.bot.add_documents(items, replace=bool(replace))
+            except DocumentError as exc:
+                problems.append(esc(str(exc)))
             except Exception:
-                log.exception("could not add %s", name)
-                lines.append(f'<p class="qa-error">Not added: {esc(name)} could not be stored; the server log has the details.</p>')
+                log.exception("could not add %s", ", ".join(name for name, _, _ in items))
+                problems.append("the files could not be stored; the server log has the details")
             else:
-                lines.append(f"<p>Added <strong>{esc(short(doc.title or doc.id, 70))}</strong> "
-                             f"(<code>{esc(doc.id)}</code>): ask about it.</p>")
-        return "".join(lines), self.documents_update(picked)
+                added = [f"<p>Added <strong>{esc(short(doc.title or doc.id, 70))}</strong> (<code>{esc(doc.id)}</code>): "
+                         "ask about it.</p>" for doc in upload.documents]
+                return "".join(added), self.documents_update(picked)
+        lines = [f'<p class="qa-error">Not added: {line}</p>' for line in problems]
+        if len(paths) > 1:
+            lines.append('<p class="qa-error">Nothing was added: the files go in together, or none of them.</p>')
+        return "".join(lines), gr.update()
 
 
 def build_chat(
