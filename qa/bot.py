@@ -202,7 +202,7 @@ class Bot:
         embedder: a loaded embedder to share; default loads MiniLM (``model``).
         model: model setting for the default embedder (see ``index.embedder.resolve_model``).
         embedding: how the default embedder runs (``index.config.EMBEDDING_BACKENDS``; default
-            ``$QA_EMBED_BACKEND`` or ``auto``).
+            ``auto``). The command line fills both from ``qa.settings.Settings``.
         answerer: the sentence scorer; default uses ``qa/weights.json``.
         backend: where passages are retrieved from: ``faiss`` (the local hybrid index) or
             ``milvus`` (a Milvus collection kept in step with the local index after every update;

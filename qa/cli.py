@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from .console import progress_bar, quiet_libraries
 
 if TYPE_CHECKING:
     from .bot import Bot, SyncReport
+    from .settings import Settings
     from .types import Answer
 
 
@@ -23,32 +23,45 @@ class CLIError(Exception):
     """An error to show the user as one line, with exit status 2."""
 
 
-def _make_bot(args: argparse.Namespace) -> "Bot":
+def settings() -> "Settings":
+    """The ``QA_*`` settings, or a :class:`CLIError` naming each bad variable."""
+    from .settings import Settings
+
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _make_bot(args: argparse.Namespace, config: "Settings | None" = None) -> "Bot":
+    """The Bot the command line asks for; options given on it win over the ``QA_*`` settings."""
     quiet_libraries()
     from index.embedder import ModelError
     from .bot import Bot
 
     if not Path(args.docs).is_dir():
         raise CLIError(f"documents folder {args.docs!r} does not exist (pass --docs DIR)")
-    from .settings import Settings
-
+    config = config or settings()
     try:
-        max_pdf_pages = Settings.from_env().max_pdf_pages
-        return Bot(args.docs, index_dir=args.index, model=args.model, embedding=args.embedding,
-                   max_pdf_pages=max_pdf_pages, corroborate=not getattr(args, "no_corroboration", False),
-                   **_backend_options(args))
+        return Bot(args.docs, index_dir=args.index, **_model_options(args, config), max_pdf_pages=config.max_pdf_pages,
+                   corroborate=not getattr(args, "no_corroboration", False), **_backend_options(args, config))
     except (ModelError, ValueError) as exc:
         raise CLIError(str(exc)) from None
 
 
-def _backend_options(args: argparse.Namespace) -> dict:
+def _model_options(args: argparse.Namespace, config: "Settings") -> dict:
+    """The embedding model and how it runs, from ``--model``/``--embedding`` or the settings."""
+    return {"model": args.model or config.model, "embedding": args.embedding or config.embedding}
+
+
+def _backend_options(args: argparse.Namespace, config: "Settings") -> dict:
     """The Bot's backend arguments from ``--backend``/``--milvus-uri``/``--milvus-collection``."""
     if args.backend != "milvus":
         if args.milvus_uri or args.milvus_collection:
             raise CLIError("--milvus-uri and --milvus-collection go with --backend milvus")
         return {"backend": args.backend}
-    uri = args.milvus_uri or os.environ.get("QA_MILVUS_URI") or None
-    return {"backend": "milvus", "milvus_uri": uri, "milvus_collection": args.milvus_collection}
+    return {"backend": "milvus", "milvus_uri": args.milvus_uri or config.milvus_uri,
+            "milvus_collection": args.milvus_collection}
 
 
 def backend_args(sp: argparse.ArgumentParser, collection_default: str = DEFAULT_MILVUS_COLLECTION) -> None:
@@ -185,25 +198,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ui.chat import mount_chat  # the page depends on qa, never the reverse: imported here only
 
-    from .api import Settings, create_app
+    from .api import create_app
     from .guard import uvicorn_options
 
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    bot = _make_bot(args)
+    config = settings()
+    bot = _make_bot(args, config)
     _sync(bot, show_progress=True)
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}"
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         print(f"warning: serving on {args.host} without QA_API_KEY: anyone who can reach it may upload and delete documents",
               file=sys.stderr)
-    app = mount_chat(create_app(bot, settings), bot)
+    app = mount_chat(create_app(bot, config), bot)
     print(f"Chat over the {len(bot.index.entries)} documents in {args.docs}: {url}/\n"
           f"Answer API: {url}/api/answer (OpenAPI: {url}/openapi.json); Ctrl-C stops", flush=True)
     # Slow clients are bounded below the app too: see qa.guard.uvicorn_options.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **uvicorn_options(settings))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **uvicorn_options(config))
     return 0
 
 
@@ -287,9 +297,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CLIError(f"source file {args.source!r} not found (a SQuAD-format JSON file; see --source)")
     if args.passages < 1 or args.queries < 1:
         raise CLIError("--passages and --queries must be at least 1")
-    options = _backend_options(args)
+    config = settings()
+    options = _backend_options(args, config)
     try:
-        embedder = load_embedder(args.model, args.embedding)
+        model = _model_options(args, config)
+        embedder = load_embedder(model["model"], model["embedding"])
     except ModelError as exc:
         raise CLIError(str(exc)) from None
     workdir = Path(args.index) if args.index else cache_dir() / "bench"

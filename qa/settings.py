@@ -1,57 +1,39 @@
-"""The answer API's settings: one frozen value, read from the ``QA_*`` environment variables."""
+"""Every setting the ``QA_*`` environment variables give: one frozen, validated value."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import os
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Annotated, Any, Mapping
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from index.config import EMBEDDING_BACKENDS
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+# Comma-separated in the environment ("a, b"), a tuple in code.
+CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name}={raw!r}: use 1 or 0")
+def _var(default: Any, name: str, **constraints: Any) -> Any:
+    """A field read from the variable ``name`` (also its name in validation errors)."""
+    return Field(default, alias=name, **constraints)
 
 
-def _env_number(env: Mapping[str, str], name: str, default, kind=int):
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
-
-
-def _env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in env.get(name, "").split(",") if x.strip())
-
-
-_ENV_NAMES = {
-    "rate_limit": "QA_RATE_LIMIT", "max_body_bytes": "QA_MAX_BODY_BYTES", "max_upload_bytes": "QA_MAX_UPLOAD_BYTES",
-    "workers": "QA_API_WORKERS", "max_inflight_bytes": "QA_MAX_INFLIGHT_BYTES", "body_timeout_s": "QA_BODY_TIMEOUT_S",
-    "parse_timeout_s": "QA_PARSE_TIMEOUT_S", "max_conversation_bytes": "QA_MAX_CONVERSATION_BYTES",
-    "header_timeout_s": "QA_HEADER_TIMEOUT_S", "keep_alive_s": "QA_KEEP_ALIVE_S",
-    "max_connections_per_client": "QA_MAX_CONNECTIONS_PER_CLIENT", "max_pdf_pages": "QA_MAX_PDF_PAGES",
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How the API guards itself. :meth:`from_env` reads the ``QA_*`` environment variables.
+class Settings(BaseSettings):
+    """Every ``QA_*`` setting, validated: ``Settings()`` reads the environment, keyword
+    arguments (by field name) override it, and :meth:`from_env` reads a given mapping.
 
     Args:
+        model: ``QA_MODEL``, the embedding model: a local sentence-transformers folder or a
+            name already in the local cache; unset, the packaged all-MiniLM-L6-v2.
+        embedding: ``QA_EMBED_BACKEND``, how the model runs (``auto``: torch on a CUDA GPU,
+            else ``onnx-int8``; ``torch``; ``onnx``; ``onnx-int8``).
+        milvus_uri: ``QA_MILVUS_URI``, with ``--backend milvus``: a server such as
+            ``http://host:19530`` or a Milvus Lite file; unset, ``milvus.db`` in the index folder.
         api_key: ``QA_API_KEY``; when set, writes need it (uploads, deletions, and the chat
             page's upload route), sent as ``X-API-Key`` or ``Authorization: Bearer KEY``.
         api_key_required: ``QA_API_KEY_REQUIRED=1``: every route but ``/healthz`` needs the key
@@ -87,81 +69,103 @@ class Settings:
         parse_timeout_s: ``QA_PARSE_TIMEOUT_S``, the time reading an uploaded file may take.
         max_pdf_pages: ``QA_MAX_PDF_PAGES``, the most pages a PDF may have; a longer one is
             refused.
-        max_conversations, max_turns, conversation_ttl_s, max_conversation_bytes: bounds of the
-            server-side conversation memory (``conversation_id``); the bytes are
-            ``QA_MAX_CONVERSATION_BYTES``.
-        workers: questions answered at the same time (more wait their turn).
+        max_conversations, max_turns, conversation_ttl_s, max_conversation_bytes:
+            ``QA_MAX_CONVERSATIONS``, ``QA_MAX_TURNS``, ``QA_CONVERSATION_TTL_S``,
+            ``QA_MAX_CONVERSATION_BYTES``: bounds of the server-side conversation memory
+            (``conversation_id``).
+        workers: ``QA_API_WORKERS``, questions answered at the same time (more wait their turn).
     """
 
-    api_key: str | None = None
-    api_key_required: bool = False
-    cors_origins: tuple[str, ...] = ()
-    allowed_hosts: tuple[str, ...] = ()
-    rate_limit: int = 120
-    trusted_proxies: tuple[str, ...] = ()
-    max_body_bytes: int = 1 * MiB
-    max_upload_bytes: int = 16 * MiB
-    max_inflight_bytes: int = 64 * MiB
-    body_timeout_s: float = 60.0
-    header_timeout_s: float = 10.0
-    keep_alive_s: float = 5.0
-    max_connections_per_client: int = 100
-    parse_timeout_s: float = 10.0
-    max_pdf_pages: int = 2000
-    max_conversations: int = 1000
-    max_turns: int = 20
-    conversation_ttl_s: float = 3600.0
-    max_conversation_bytes: int = 64 * MiB
-    workers: int = 4
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="forbid", env_ignore_empty=True,
+                                      str_strip_whitespace=True)
 
-    def __post_init__(self) -> None:
-        if self.api_key is not None and len(self.api_key) < 8:
+    model: str | None = _var(None, "QA_MODEL")
+    embedding: str = _var("auto", "QA_EMBED_BACKEND")
+    milvus_uri: str | None = _var(None, "QA_MILVUS_URI")
+    api_key: str | None = _var(None, "QA_API_KEY")
+    api_key_required: bool = _var(False, "QA_API_KEY_REQUIRED")
+    cors_origins: CommaList = _var((), "QA_CORS_ORIGINS")
+    allowed_hosts: CommaList = _var((), "QA_ALLOWED_HOSTS")
+    rate_limit: int = _var(120, "QA_RATE_LIMIT", ge=0)
+    trusted_proxies: CommaList = _var((), "QA_TRUSTED_PROXIES")
+    max_body_bytes: int = _var(1 * MiB, "QA_MAX_BODY_BYTES", gt=0)
+    max_upload_bytes: int = _var(16 * MiB, "QA_MAX_UPLOAD_BYTES", gt=0)
+    max_inflight_bytes: int = _var(64 * MiB, "QA_MAX_INFLIGHT_BYTES", gt=0)
+    body_timeout_s: float = _var(60.0, "QA_BODY_TIMEOUT_S", gt=0, allow_inf_nan=False)
+    header_timeout_s: float = _var(10.0, "QA_HEADER_TIMEOUT_S", gt=0, allow_inf_nan=False)
+    keep_alive_s: float = _var(5.0, "QA_KEEP_ALIVE_S", gt=0, allow_inf_nan=False)
+    max_connections_per_client: int = _var(100, "QA_MAX_CONNECTIONS_PER_CLIENT", gt=0)
+    parse_timeout_s: float = _var(10.0, "QA_PARSE_TIMEOUT_S", gt=0, allow_inf_nan=False)
+    max_pdf_pages: int = _var(2000, "QA_MAX_PDF_PAGES", gt=0)
+    max_conversations: int = _var(1000, "QA_MAX_CONVERSATIONS", gt=0)
+    max_turns: int = _var(20, "QA_MAX_TURNS", gt=0)
+    conversation_ttl_s: float = _var(3600.0, "QA_CONVERSATION_TTL_S", gt=0, allow_inf_nan=False)
+    max_conversation_bytes: int = _var(64 * MiB, "QA_MAX_CONVERSATION_BYTES", gt=0)
+    workers: int = _var(4, "QA_API_WORKERS", gt=0)
+
+    @field_validator("cors_origins", "allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return tuple(x.strip() for x in value.split(",") if x.strip()) if isinstance(value, str) else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 8:
             raise ValueError("QA_API_KEY is too short: use at least 8 characters (e.g. `openssl rand -hex 16`)")
-        if self.api_key_required and not self.api_key:
-            raise ValueError("QA_API_KEY_REQUIRED=1 but QA_API_KEY is not set: set the key, or drop the requirement")
-        for name in ("rate_limit", "max_conversations", "max_turns", "workers", "max_body_bytes", "max_upload_bytes",
-                     "max_inflight_bytes", "max_conversation_bytes", "max_connections_per_client", "max_pdf_pages"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0 or (value == 0 and name != "rate_limit"):
-                label = _ENV_NAMES.get(name, name)
-                raise ValueError(f"{label}={value!r} must be a positive whole number" + (" (or 0 to turn it off)" if name == "rate_limit" else ""))
-        for name in ("body_timeout_s", "header_timeout_s", "keep_alive_s", "parse_timeout_s", "conversation_ttl_s"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{_ENV_NAMES.get(name, name)}={value!r} must be a positive number of seconds")
-        if self.max_inflight_bytes < max(self.max_body_bytes, self.max_upload_bytes):
-            raise ValueError(f"QA_MAX_INFLIGHT_BYTES={self.max_inflight_bytes} is below one request's limit "
-                             f"({max(self.max_body_bytes, self.max_upload_bytes)}): raise it")
-        for proxy in self.trusted_proxies:
+        return value
+
+    @field_validator("embedding")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in EMBEDDING_BACKENDS:
+            raise ValueError(f"unknown embedding backend {value!r}: choose one of {', '.join(EMBEDDING_BACKENDS)}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in value:
             try:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
-                raise ValueError(f"QA_TRUSTED_PROXIES: {proxy!r} is not an IP address or network (such as 10.0.0.0/8)") from None
+                raise ValueError(f"{proxy!r} is not an IP address or network (such as 10.0.0.0/8)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if self.api_key_required and not self.api_key:
+            raise ValueError("QA_API_KEY_REQUIRED=1 but QA_API_KEY is not set: set the key, or drop the requirement")
+        if self.max_inflight_bytes < max(self.max_body_bytes, self.max_upload_bytes):
+            raise ValueError(f"QA_MAX_INFLIGHT_BYTES={self.max_inflight_bytes} is below one request's limit "
+                             f"({max(self.max_body_bytes, self.max_upload_bytes)}): raise it")
         if "*" in self.cors_origins:
             log.warning("QA_CORS_ORIGINS=* lets any web page call the API, writes included, from a visitor's browser")
         if "*" in self.allowed_hosts:
             log.warning("QA_ALLOWED_HOSTS=* lets any host name through: DNS rebinding is no longer refused")
+        return self
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read the ``QA_*`` variables; raise ``ValueError`` naming the bad one."""
-        env = os.environ if env is None else env
-        return cls(
-            api_key=env.get("QA_API_KEY") or None,
-            api_key_required=_env_bool(env, "QA_API_KEY_REQUIRED", False),
-            cors_origins=_env_list(env, "QA_CORS_ORIGINS"),
-            allowed_hosts=_env_list(env, "QA_ALLOWED_HOSTS"),
-            rate_limit=_env_number(env, "QA_RATE_LIMIT", cls.rate_limit),
-            trusted_proxies=_env_list(env, "QA_TRUSTED_PROXIES"),
-            max_body_bytes=_env_number(env, "QA_MAX_BODY_BYTES", cls.max_body_bytes),
-            max_upload_bytes=_env_number(env, "QA_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
-            max_inflight_bytes=_env_number(env, "QA_MAX_INFLIGHT_BYTES", cls.max_inflight_bytes),
-            body_timeout_s=_env_number(env, "QA_BODY_TIMEOUT_S", cls.body_timeout_s, float),
-            header_timeout_s=_env_number(env, "QA_HEADER_TIMEOUT_S", cls.header_timeout_s, float),
-            keep_alive_s=_env_number(env, "QA_KEEP_ALIVE_S", cls.keep_alive_s, float),
-            max_connections_per_client=_env_number(env, "QA_MAX_CONNECTIONS_PER_CLIENT", cls.max_connections_per_client),
-            parse_timeout_s=_env_number(env, "QA_PARSE_TIMEOUT_S", cls.parse_timeout_s, float),
-            max_pdf_pages=_env_number(env, "QA_MAX_PDF_PAGES", cls.max_pdf_pages),
-            max_conversation_bytes=_env_number(env, "QA_MAX_CONVERSATION_BYTES", cls.max_conversation_bytes),
-            workers=_env_number(env, "QA_API_WORKERS", cls.workers),
-        )
+        """The settings of ``env`` (default: the process environment); a ``ValueError`` names
+        each bad variable and why."""
+        try:
+            if env is None:
+                return cls()
+            names = {f.alias for f in cls.model_fields.values()}
+            return cls.model_validate({k: v for k, v in env.items() if k in names and v.strip()})
+        except ValidationError as exc:
+            raise ValueError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per bad setting: ``QA_NAME='value': why``."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(x) for x in err["loc"]) or "settings"
+        why = err["msg"].removeprefix("Value error, ")
+        if not err["loc"] or name == "QA_API_KEY":  # a key is never echoed
+            lines.append(why)
+        else:
+            lines.append(f"{name}={err['input']!r}: {why}")
+    return "; ".join(lines)

@@ -23,6 +23,10 @@ def test_argument_errors():
     assert r.returncode == 2 and "question" in r.stderr
     r = subprocess.run(QA + ["ask", "hi", "--docs", "/nonexistent"], capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert r.returncode == 2 and "does not exist" in r.stderr
+    # A bad QA_* variable is named, with why, before any model loads.
+    bad = {**ENV, "QA_EMBED_BACKEND": "tensorrt", "QA_MAX_PDF_PAGES": "0"}
+    r = subprocess.run(QA + ["ask", "hi", "--docs", str(DOCUMENTS)], capture_output=True, text=True, cwd=ROOT, env=bad)
+    assert r.returncode == 2 and "QA_EMBED_BACKEND='tensorrt'" in r.stderr and "QA_MAX_PDF_PAGES='0'" in r.stderr, r.stderr
 
 
 def test_index_then_ask_json(tmp_path: Path):

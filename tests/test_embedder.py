@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from index.embedder import ModelError, OnnxEmbedder, SentenceTransformerEmbedder, load_embedder
+from qa.settings import Settings
 
 TEXTS = [
     "When was the second call?",
@@ -36,11 +37,12 @@ def test_int8_stays_close_to_torch(embedder, torch_vectors):
     assert embedder.embed([]).shape == (0, 384)
 
 
-def test_default_on_cpu_is_int8_and_choice_is_checked(embedder, monkeypatch):
+def test_default_on_cpu_is_int8_and_choice_is_checked(embedder):
     assert embedder.variant == "onnx-int8"  # these machines have no GPU
-    monkeypatch.setenv("QA_EMBED_BACKEND", "tensorrt")
     with pytest.raises(ModelError, match="unknown embedding backend 'tensorrt'"):
-        load_embedder()
+        load_embedder(backend="tensorrt")
+    with pytest.raises(ValueError, match="QA_EMBED_BACKEND='tensorrt': unknown embedding backend"):
+        Settings.from_env({"QA_EMBED_BACKEND": "tensorrt"})
 
 
 def test_damaged_cached_model_is_rebuilt(tmp_path, monkeypatch):

@@ -41,6 +41,9 @@ UPLOAD_TEXT = (
     "Its lamp is lit every evening by the keeper, and it is painted red and white.\n"
 )
 
+# How long a browser check waits for the page (an answer on a loaded 2-core machine takes seconds).
+EXPECT_TIMEOUT_MS = 30_000
+
 
 # ----- rendering -------------------------------------------------------------------------------
 def _cite(doc: Document, start: int, end: int, answer: tuple[int, int] | None = None, score: float = 0.5) -> Citation:
@@ -311,6 +314,8 @@ def test_chat_routes_leave_the_api_alone(live):
 def test_chat_in_a_real_browser(live, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
     url, bot = live
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     expected = bot.ask("When was the second call?")
@@ -417,6 +422,8 @@ def test_feedback_in_a_real_browser(live):
     """Mark an answer wrong, pick the sentence that answers; `qa eval` then scores that turn."""
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
     from eval import harness
 
     url, bot = live
@@ -468,6 +475,8 @@ def test_upload_with_the_key_in_a_real_browser(embedder, tmp_path):
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
     from qa.api import Settings, create_app
     from qa.bot import Bot
     from ui.chat import mount_chat
@@ -502,6 +511,8 @@ def test_pdf_citation_shows_its_page_highlighted_in_a_real_browser(embedder, tmp
     highlight is drawn on it where the sentence's boxes are, at desktop and phone width."""
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
     from qa.api import Settings, create_app
     from qa.bot import Bot
