@@ -1,0 +1,65 @@
+"""``POST /api/answer`` and ``POST /api/feedback``."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ..bot import NoDocumentsError, QuestionError, Turn
+from ..feedback import FeedbackError
+from ..types import Answer
+from .conversations import slim_turn
+from .deps import READ, WRITE, ServiceDep
+from .schemas import ERRORS, FEEDBACK_ERROR_STATUS, AnswerModel, AnswerRequest, FeedbackRequest, FeedbackResult
+
+router = APIRouter(prefix="/api", tags=["answers"])
+
+
+@router.post("/answer", summary="Answer a question with verbatim citations", response_model=AnswerModel,
+             responses=ERRORS, dependencies=READ)
+async def answer(req: AnswerRequest, service: ServiceDep) -> JSONResponse:
+    bot, conversations = service.bot, service.conversations
+    if req.history is not None and req.conversation_id is not None:
+        raise HTTPException(422, "give either history or conversation_id, not both")
+    if req.conversation_id is not None:
+        history = conversations.history(req.conversation_id)
+    else:
+        history = [Turn(t.question, Answer.from_dict(t.answer.model_dump(exclude_none=True)))
+                   for t in (req.history or [])[-service.settings.max_turns:]]
+    after, before = (d.isoformat() if d else None for d in (req.after, req.before))
+    try:
+        result = await anyio.to_thread.run_sync(partial(bot.ask, req.question, history, req.docs, req.top_k, after, before),
+                                                limiter=service.ask_limiter)
+    except NoDocumentsError as exc:
+        raise HTTPException(404, f"{exc}; GET /api/documents lists their dates") from None
+    except QuestionError as exc:
+        # The bot checks the docs limit against the index it searches; an unknown one is a 404.
+        unknown = [d for d in req.docs or () if d not in bot.index.doc_pos]
+        if unknown:
+            raise HTTPException(404, f"unknown document(s): {', '.join(map(repr, unknown[:10]))}; "
+                                "GET /api/documents lists them") from None
+        raise HTTPException(422, str(exc)) from None
+    if req.conversation_id is not None:
+        conversations.append(req.conversation_id, slim_turn(Turn(result.question, result)))
+    headers = {"X-Conversation-Id": req.conversation_id} if req.conversation_id else None
+    return JSONResponse(result.to_dict(), headers=headers)
+
+
+@router.post("/feedback", status_code=201, response_model=FeedbackResult, responses=ERRORS, dependencies=WRITE,
+             summary="Mark an answer right or wrong; the mark becomes an eval-set conversation")
+async def feedback(req: FeedbackRequest, service: ServiceDep) -> FeedbackResult:
+    answer = Answer.from_dict(req.answer.model_dump(exclude_none=True))
+    evidence = (req.evidence.doc, req.evidence.start, req.evidence.end) if req.evidence else None
+    earlier = [t.question for t in (req.history or [])[-service.settings.max_turns:]]
+    try:
+        record = await anyio.to_thread.run_sync(
+            partial(service.bot.record_feedback, req.question, answer, req.verdict, earlier, evidence, req.docs),
+            limiter=service.write_limiter,
+        )
+    except FeedbackError as exc:
+        raise HTTPException(FEEDBACK_ERROR_STATUS[exc.kind], str(exc)) from None
+    return FeedbackResult(id=record["id"], turns=len(record["turns"]))

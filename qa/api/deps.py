@@ -1,0 +1,95 @@
+"""What every route shares, as FastAPI dependencies: the service (bot, settings, limits) and the
+access and readiness checks."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from ..bot import Bot
+from ..guard import ParseBudget
+from ..settings import Settings
+from .conversations import Conversations
+
+# Uploaded files parsed at once (a parse past its time budget still holds its slot).
+PARSE_WORKERS = 2
+
+
+@dataclass
+class Service:
+    """One app's bot and the limits its routes share; ``ready``/``error``: the warm-up's outcome."""
+
+    bot: Bot
+    settings: Settings
+    conversations: Conversations
+    parse_budget: ParseBudget
+    ask_limiter: anyio.CapacityLimiter
+    write_limiter: anyio.CapacityLimiter  # the Bot takes one writer at a time anyway
+    ready: bool = False
+    error: str | None = field(default=None)
+
+    @classmethod
+    def create(cls, bot: Bot, settings: Settings) -> "Service":
+        return cls(
+            bot, settings,
+            Conversations(settings.max_conversations, settings.max_turns, settings.conversation_ttl_s,
+                          max_bytes=settings.max_conversation_bytes),
+            ParseBudget(PARSE_WORKERS, settings.parse_timeout_s),
+            anyio.CapacityLimiter(settings.workers), anyio.CapacityLimiter(1),
+        )
+
+    def warm_up(self) -> None:
+        """Load the index (or build it when there is none) and run the models once."""
+        _ = self.bot.index
+        self.bot.embedder.embed(["warm-up"])
+        self.bot.answerer.warm_up()
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+KeyHeader = Annotated[str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False, description="the QA_API_KEY"))]
+Bearer = Annotated[HTTPAuthorizationCredentials | None,
+                   Depends(HTTPBearer(auto_error=False, description="the QA_API_KEY as a bearer token"))]
+
+
+def _check_key(expected: str | None, key: str | None, creds: HTTPAuthorizationCredentials | None) -> None:
+    given = key or (creds.credentials if creds else None)
+    if not given:
+        raise HTTPException(401, "this endpoint needs the API key: send it as X-API-Key or Authorization: Bearer",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), (expected or "").encode("utf-8")):
+        raise HTTPException(401, "the API key is wrong", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def read_access(service: ServiceDep, key: KeyHeader, creds: Bearer) -> None:
+    """Reads need the key only with ``QA_API_KEY_REQUIRED=1``."""
+    if service.settings.api_key_required:
+        _check_key(service.settings.api_key, key, creds)
+
+
+async def write_access(service: ServiceDep, key: KeyHeader, creds: Bearer) -> None:
+    """Writes need the key whenever one is set."""
+    if service.settings.api_key:
+        _check_key(service.settings.api_key, key, creds)
+
+
+async def ready(service: ServiceDep) -> None:
+    """503 with Retry-After until the warm-up is done (or naming why it failed)."""
+    if not service.ready:
+        detail = ("the index is still loading; retry shortly" if not service.error
+                  else f"the index could not be loaded: {service.error}")
+        raise HTTPException(503, detail, headers={"Retry-After": "5"})
+
+
+# The dependencies of a route that reads, and of one that writes.
+READ = [Depends(read_access), Depends(ready)]
+WRITE = [Depends(write_access), Depends(ready)]

@@ -1,0 +1,138 @@
+"""``/api/documents``: list, upload (all or nothing, through :meth:`qa.bot.Bot.add_documents`),
+read, draw a PDF page, delete."""
+
+from __future__ import annotations
+
+import errno
+from functools import partial
+from typing import TYPE_CHECKING, Annotated
+
+import anyio
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from ..bot import DocumentError, refuse_twins
+from ..ingest import SUPPORTED_SUFFIXES, max_bytes
+from ..pages import PageError
+from ..types import Document
+from .deps import READ, WRITE, ServiceDep
+from .schemas import DOCUMENT_ERROR_STATUS, ERRORS, Deleted, DocumentInfo, DocumentList, DocumentText, UploadResult
+
+if TYPE_CHECKING:
+    from index.store import HybridIndex
+
+router = APIRouter(prefix="/api/documents", tags=["documents"])
+
+MAX_FILES_PER_UPLOAD = 20
+# OS errors an upload can meet that are the request's doing, not the server's.
+_OS_ERROR_STATUS = {errno.ENAMETOOLONG: 400, errno.EISDIR: 409, errno.ENOTDIR: 409, errno.EEXIST: 409}
+
+
+def _refused(exc: DocumentError) -> HTTPException:
+    return HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc))
+
+
+def describe(idx: "HybridIndex", doc_ids: list[str] | None = None) -> list[DocumentInfo]:
+    """The documents of one index snapshot (all, or ``doc_ids`` in that order)."""
+    rows = range(len(idx.entries)) if doc_ids is None else [idx.doc_pos[d] for d in doc_ids if d in idx.doc_pos]
+    out = []
+    for i in rows:
+        e = idx.entries[i]
+        a, b = idx.doc_sentences(i)
+        out.append(DocumentInfo(id=e.id, title=e.meta.get("title") or "", date=e.meta.get("date"),
+                                kind=e.meta.get("kind") or "text", pages=e.meta.get("pages"),
+                                size=len(e.text.encode("utf-8")), chars=len(e.text), sentences=b - a))
+    return out
+
+
+@router.get("", summary="List the indexed documents", response_model=DocumentList, responses=ERRORS, dependencies=READ)
+async def list_documents(service: ServiceDep) -> DocumentList:
+    return DocumentList(documents=describe(service.bot.index))
+
+
+@router.post("", status_code=201, response_model=UploadResult, responses=ERRORS, dependencies=WRITE,
+             summary="Upload documents (.txt, .md); each is stored and indexed, all or nothing")
+async def upload_documents(
+    service: ServiceDep,
+    files: Annotated[list[UploadFile], File(description=f"one or more {'/'.join(SUPPORTED_SUFFIXES)} files (field `files`)")],
+    replace: Annotated[bool, Form(description="replace documents of the same name")] = False,
+    replace_query: Annotated[bool, Query(alias="replace", description="same as the form field")] = False,
+) -> UploadResult:
+    bot = service.bot
+    replace = replace or replace_query
+    if len(files) > MAX_FILES_PER_UPLOAD:
+        raise HTTPException(400, f"{len(files)} files in one upload; the limit is {MAX_FILES_PER_UPLOAD}")
+    try:
+        refuse_twins([f.filename or "" for f in files])
+    except DocumentError as exc:
+        raise _refused(exc) from None
+    items: list[tuple[str, bytes, Document]] = []
+    for f in files:
+        name = f.filename or ""
+        # Read at most one byte past the limit: the check below refuses it, unread.
+        data = await f.read(max_bytes(name) + 1)
+        try:
+            # Every file is checked (parsed, off the event loop) before any is stored.
+            doc = await service.parse_budget.run(partial(bot.check_upload, name, data, replace=replace))
+        except DocumentError as exc:
+            raise _refused(exc) from None
+        except TimeoutError:
+            raise HTTPException(422, f"{name}: reading the file took longer than {service.settings.parse_timeout_s:g} s; "
+                                     "split it into smaller files") from None
+        items.append((doc.id, data, doc))
+    try:
+        upload = await anyio.to_thread.run_sync(partial(bot.add_documents, items, replace), limiter=service.write_limiter)
+    except DocumentError as exc:
+        raise _refused(exc) from None
+    except OSError as exc:
+        status = _OS_ERROR_STATUS.get(exc.errno or 0)
+        if status is None:
+            raise
+        raise HTTPException(status, f"the file could not be stored: {exc.strerror}") from None
+    return UploadResult(documents=describe(bot.index, [d.id for d in upload.documents]), replaced=list(upload.replaced))
+
+
+# Declared before the document route: its {doc:path} would take the page's path too.
+@router.get("/{doc:path}/pages/{page}.png", response_class=Response, dependencies=READ,
+            summary="A PDF page as an image, with a sentence and its short answer highlighted",
+            responses={200: {"content": {"image/png": {}}}, **ERRORS})
+async def page_image(
+    service: ServiceDep,
+    doc: str, page: Annotated[int, Path(ge=1, description="1-based page number")],
+    start: Annotated[int | None, Query(ge=0, description="the sentence's start (a citation's `start`)")] = None,
+    end: Annotated[int | None, Query(ge=0, description="the sentence's end")] = None,
+    answer_start: Annotated[int | None, Query(ge=0, description="the short answer's start, inside the sentence")] = None,
+    answer_end: Annotated[int | None, Query(ge=0, description="the short answer's end, inside the sentence")] = None,
+) -> Response:
+    sentence = (start, end) if start is not None and end is not None else None
+    answer = None
+    if sentence is not None and answer_start is not None and answer_end is not None:
+        answer = (start + answer_start, start + answer_end)
+    try:
+        png = await service.parse_budget.run(partial(service.bot.page_png, doc, page, sentence, answer))
+    except (DocumentError, PageError) as exc:
+        raise HTTPException(409 if exc.kind == "changed" else 404, str(exc)) from None
+    except TimeoutError:
+        raise HTTPException(503, f"drawing page {page} took longer than {service.settings.parse_timeout_s:g} s") from None
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.get("/{doc:path}", response_model=DocumentText, responses=ERRORS, dependencies=READ,
+            summary="One document: its metadata and the extracted text citations point into")
+async def get_document(doc: str, service: ServiceDep) -> DocumentText:
+    idx = service.bot.index
+    if doc not in idx.doc_pos:
+        raise HTTPException(404, f"no document {doc!r}; GET /api/documents lists them")
+    info = describe(idx, [doc])[0]  # the same snapshot: the document cannot vanish in between
+    return DocumentText(**info.model_dump(), text=idx.entries[idx.doc_pos[doc]].text)
+
+
+@router.delete("/{doc:path}", response_model=Deleted, responses=ERRORS, dependencies=WRITE,
+               summary="Delete a document from the folder and the index")
+async def delete_document(doc: str, service: ServiceDep) -> Deleted:
+    try:
+        await anyio.to_thread.run_sync(service.bot.delete_document, doc, limiter=service.write_limiter)
+    except DocumentError as exc:
+        raise _refused(exc) from None
+    return Deleted(deleted=doc)

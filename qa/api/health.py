@@ -1,0 +1,26 @@
+"""The probes: ``/healthz`` (the process is alive) and ``/readyz`` (the index is ready)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from .deps import ServiceDep
+from .schemas import ErrorModel
+
+router = APIRouter(tags=["probes"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The model is loaded and the index ready", responses={503: {"model": ErrorModel}})
+async def readyz(service: ServiceDep) -> JSONResponse:
+    if not service.ready:
+        return JSONResponse({"status": "not ready", "detail": service.error or "loading the index"}, status_code=503,
+                            headers={"Retry-After": "5"})
+    idx = service.bot.index
+    return JSONResponse({"status": "ready", "documents": len(idx.entries), "sentences": len(idx.sentences),
+                         "model": getattr(service.bot.embedder, "name", "")})
