@@ -8,7 +8,7 @@ index_s, index_sentences_per_s (the whole build: reading, segmenting, tokenising
 saving), embed_sentences_per_s (the model alone), build_peak_rss_mb, load_s, latency_ms_p50/p95
 (full ``Bot.ask``, model loaded), rss_mb (after opening the index and answering), index_mb,
 add_one_doc_s (median of five incremental adds to the built index, and their max), and which dense index
-served (exact, or inverted lists past ``index.store.ANN_MIN_PASSAGES`` with their recall@10
+served (exact, or inverted lists past ``index.ann.ANN_MIN_PASSAGES`` with their recall@10
 against an exact scan for the same questions). With ``api_clients``, the same questions are
 then asked through ``qa serve`` on loopback by that many concurrent clients (api_latency_ms_p50/
 p95, api_answers_per_s, api_errors).

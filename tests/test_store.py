@@ -192,9 +192,9 @@ def test_large_index_uses_inverted_lists(tmp_path: Path, embedder, monkeypatch):
     """Past ANN_MIN_PASSAGES the dense leg is a faiss IVF index, kept through updates and saves."""
     import faiss
 
-    import index.store as store
+    import index.ann as ann
 
-    monkeypatch.setattr(store, "ANN_MIN_PASSAGES", 80)
+    monkeypatch.setattr(ann, "ANN_MIN_PASSAGES", 80)
     topics = ["rivers", "bees", "copper", "dunes", "tea", "glass", "owls", "salt", "kites", "moss"]
     entries = [
         Entry(f"{t}{i}.txt", " ".join(f"Fact {j} about {t} number {i}: {t} matter in case {j}." for j in range(9)), {})

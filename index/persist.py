@@ -1,0 +1,164 @@
+"""The index on disk: generation folders and an atomically swapped ``CURRENT`` file.
+
+A new generation is written beside the old and ``CURRENT`` is swapped atomically, so a reader or
+a crash never sees half an index. Texts and vectors are stored in parts, so adding a document to
+a large index writes only that document's vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .ann import Ann
+from .bm25 import BM25Index, Terms
+from .records import Entry, IndexMismatch, IndexMissing, Table
+
+if TYPE_CHECKING:
+    from .store import HybridIndex
+
+# A save that would leave more parts than this rewrites the index as one part.
+MAX_PARTS = 16
+
+
+def bm25_params(params: dict[str, Any]) -> dict[str, float]:
+    """The BM25 constructor's parameters from an index's parameters."""
+    return {k: v for k, v in params["bm25"].items() if k != "variant"}
+
+
+def save(index: "HybridIndex", folder: str | os.PathLike[str]) -> None:
+    """Write a new generation under ``folder`` and switch ``CURRENT`` to it atomically.
+
+    The documents' texts and vectors are stored in parts: a generation folder holds one
+    part (the documents appended since the last save, or all of them) and names the
+    earlier generations whose parts it reuses, so adding a document to a large index
+    writes only that document's vectors. Spans, terms and the manifest are written whole.
+    """
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = Path(tempfile.mkdtemp(prefix="gen-", dir=folder))
+    parts: list[tuple[str, int]] = []
+    if index.saved is not None and index.saved[0] == folder and len(index.saved[1]) < MAX_PARTS:
+        parts = [p for p in index.saved[1] if (folder / p[0]).is_dir()]
+        if len(parts) < len(index.saved[1]):
+            parts = []
+    done = sum(n for _, n in parts)
+    _write_part(index, gen, done)
+    parts.append((gen.name, len(index.entries) - done))
+    manifest = dict(index.params)
+    manifest["documents"] = {e.id: e.sha256 for e in index.entries}
+    manifest["counts"] = {"documents": len(index.entries), "sentences": len(index.sentences), "passages": len(index.passages)}
+    manifest["parts"] = parts
+    np.savez(
+        gen / "spans.npz",
+        s_doc=index.sentences.doc, s_start=index.sentences.start, s_end=index.sentences.end,
+        p_doc=index.passages.doc, p_start=index.passages.start, p_end=index.passages.end,
+        p_first=index.pass_first, p_last=index.pass_last,
+        **({"ann_lists": index.ann.lists} if index.ann is not None else {}),
+        **_terms_arrays("p", index.bm25.rows), **_terms_arrays("d", index.doc_bm25.rows),
+    )
+    if index.ann is not None:
+        np.save(gen / "ann_centroids.npy", index.ann.centroids)
+    vocab = sorted(index.bm25.vocab, key=index.bm25.vocab.__getitem__)
+    (gen / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (gen / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    for p in gen.iterdir():
+        _fsync(p)
+    _fsync(gen)
+    tmp = folder / f"CURRENT.{os.getpid()}.tmp"
+    tmp.write_text(gen.name, encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, folder / "CURRENT")
+    _fsync(folder)
+    index.saved = (folder, parts)
+    live = {name for name, _ in parts}
+    for old in folder.glob("gen-*"):
+        if old.name not in live:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_part(index: "HybridIndex", gen: Path, first_doc: int) -> None:
+    """Texts and vectors of documents ``first_doc..`` (their rows are contiguous)."""
+    s0, p0 = int(index.s_bounds[first_doc]), int(index.p_bounds[first_doc])
+    with (gen / "docs.jsonl").open("w", encoding="utf-8") as f:
+        for e in index.entries[first_doc:]:
+            f.write(json.dumps({"id": e.id, "text": e.text, "meta": e.meta}, ensure_ascii=False) + "\n")
+    np.save(gen / "sentence_vecs.npy", index.sentences.vecs[s0:])
+    np.save(gen / "passage_vecs.npy", index.passages.vecs[p0:])
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    gen = _current(Path(folder))
+    return json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+
+
+def load(make: Callable[..., "HybridIndex"], folder: str | os.PathLike[str], expected: dict[str, Any]) -> "HybridIndex":
+    """Open the current generation as ``make(entries, sentences, passages, first, last, params,
+    bm25, ann)``; raise :class:`IndexMismatch` if built with parameters other than ``expected``."""
+    gen = _current(Path(folder))
+    manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+    diffs = [f"{k}: index has {manifest.get(k)!r}, now {v!r}" for k, v in expected.items() if manifest.get(k) != v]
+    if diffs:
+        raise IndexMismatch(f"index at {folder} was built with other settings ({'; '.join(diffs)}); rebuild it with `qa index`")
+    missing = [k for k in ("parts", "documents") if k not in manifest]
+    if missing:
+        raise IndexMismatch(f"index at {folder} lacks {', '.join(missing)} in its manifest (written by a development build); rebuild it with `qa index`")
+    entries: list[Entry] = []
+    s_vecs, p_vecs = [], []
+    parts, hashes = manifest["parts"], manifest["documents"]
+    for name, _ in parts:
+        part = Path(folder) / name
+        with (part / "docs.jsonl").open(encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                entries.append(Entry(d["id"], d["text"], d["meta"], hashes[d["id"]]))
+        # Mapped, not read: the answerer touches a few sentence vectors a question, and an
+        # update copies what it keeps (a removed generation's file stays readable while mapped).
+        s_vecs.append(np.load(part / "sentence_vecs.npy", mmap_mode="r"))
+        p_vecs.append(np.load(part / "passage_vecs.npy", mmap_mode="r"))
+    params = {k: manifest[k] for k in expected}
+    z = np.load(gen / "spans.npz")
+    sentences = Table(z["s_doc"], z["s_start"], z["s_end"], _stack(s_vecs, params["dim"]))
+    passages = Table(z["p_doc"], z["p_start"], z["p_end"], _stack(p_vecs, params["dim"]))
+    vocab = {t: i for i, t in enumerate(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))}
+    bm25 = tuple(BM25Index(Terms(z[f"{k}_indptr"], z[f"{k}_ids"], z[f"{k}_counts"]), vocab, **bm25_params(params)) for k in "pd")
+    ann = None
+    if "ann_lists" in z:
+        ann = Ann(np.load(gen / "ann_centroids.npy"), z["ann_lists"])
+    out = make(entries, sentences, passages, z["p_first"], z["p_last"], params, bm25, ann)
+    out.saved = (Path(folder).resolve(), [(name, n) for name, n in parts])
+    return out
+
+
+
+def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros((0, dim), dtype=np.float32)
+
+
+def _terms_arrays(prefix: str, t: Terms) -> dict[str, np.ndarray]:
+    return {f"{prefix}_indptr": t.indptr, f"{prefix}_ids": t.ids, f"{prefix}_counts": t.counts}
+
+
+def _current(folder: Path) -> Path:
+    try:
+        name = (folder / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexMissing(f"no index at {folder}: build one with `qa index`") from None
+    gen = folder / name
+    if not (gen / "manifest.json").is_file():
+        raise IndexMissing(f"index at {folder} names generation {name!r}, which is missing: rebuild with `qa index`")
+    return gen
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
