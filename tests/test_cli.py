@@ -138,3 +138,48 @@ def test_the_lock_pins_every_dependency_with_hashes_and_is_what_runs():
     drift = {n: (v, installed.get(n)) for n, v in pins.items() if n in installed and installed[n] != v}
     missing = sorted(n for n in pins if n not in installed and n not in {"pip", "setuptools"})
     assert not drift and not missing, (drift, missing)
+
+
+def test_no_import_circles_at_module_level():
+    """No module imports, at load time, a module that imports it back (directly or through
+    others). Imports inside functions or under ``if TYPE_CHECKING`` run later or never, so they
+    are not edges; a package's ``__init__`` is a node like any module."""
+    import ast
+
+    def name_of(path: Path) -> str:
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name_of(p): p for d in ("qa", "index", "eval", "ui") for p in (ROOT / d).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for mod, path in modules.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module level only
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                edges.add(base)
+                edges |= {f"{base}.{a.name}" for a in node.names}  # `from . import persist`
+        graph[mod] = {e for e in edges if e in modules and e != mod}
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(mod: str, path: list[str]) -> list[str] | None:
+        seen[mod] = 1
+        for nxt in sorted(graph[mod]):
+            if seen.get(nxt) == 1:
+                return path + [mod, nxt]
+            if nxt not in seen and (cycle := visit(nxt, path + [mod])):
+                return cycle
+        seen[mod] = 2
+        return None
+
+    assert len(graph) > 40
+    for mod in sorted(graph):
+        if mod not in seen:
+            cycle = visit(mod, [])
+            assert cycle is None, " -> ".join(cycle)
