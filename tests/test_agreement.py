@@ -106,7 +106,7 @@ def test_a_disagreeing_document_is_quoted_beside_the_answer(pairs_bot):
     assert other.date == "2024-05-15"
     shown = format_answer(a, date_of=lambda d: pairs_bot.index.entries[pairs_bot.index.doc_pos[d]].meta.get("date"))
     assert "The documents disagree:" in shown and "Also stated in" not in shown
-    assert "Battery plant to create jobs, 2024-05-11" in shown and "**about 800 people**" in shown
+    assert "Battery plant to create jobs, 2024-05-11" in shown and f"**{other.answer}**" in shown
 
 
 def test_an_agreeing_document_is_listed_as_also_stating_it(pairs_bot):
@@ -162,7 +162,7 @@ def test_second_call_is_dated_and_corroborated(seeds_bot):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 26, missed: the other article's quote ('I am going to call you ahead "
-                   "of time') is judged not to answer (confidence 0.22, below 0.33)")
+                   "of time') is judged not to answer (its confidence is below the answer threshold)")
 def test_advance_notice_shows_the_articles_disagreeing(seeds_bot):
     a = seeds_bot.ask("Who would give China advance notice of a strike?")
     assert not a.abstained and any(not c.agrees for c in a.corroboration)
