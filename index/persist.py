@@ -145,11 +145,18 @@ def _terms_arrays(prefix: str, t: Terms) -> dict[str, np.ndarray]:
     return {f"{prefix}_indptr": t.indptr, f"{prefix}_ids": t.ids, f"{prefix}_counts": t.counts}
 
 
-def _current(folder: Path) -> Path:
+def current_generation(folder: str | os.PathLike[str]) -> str | None:
+    """The name of the generation ``CURRENT`` points at, None when there is none yet."""
     try:
-        name = (folder / "CURRENT").read_text(encoding="utf-8").strip()
+        return (Path(folder) / "CURRENT").read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
-        raise IndexMissing(f"no index at {folder}: build one with `qa index`") from None
+        return None
+
+
+def _current(folder: Path) -> Path:
+    name = current_generation(folder)
+    if name is None:
+        raise IndexMissing(f"no index at {folder}: build one with `qa index`")
     gen = folder / name
     if not (gen / "manifest.json").is_file():
         raise IndexMissing(f"index at {folder} names generation {name!r}, which is missing: rebuild with `qa index`")

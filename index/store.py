@@ -107,6 +107,11 @@ class HybridIndex:
         self.s_bounds = np.searchsorted(sentences.doc, np.arange(len(entries) + 1)).astype(np.int64)
         self.p_bounds = np.searchsorted(passages.doc, np.arange(len(entries) + 1)).astype(np.int64)
 
+    @property
+    def generation(self) -> str | None:
+        """The on-disk generation this snapshot was loaded from or saved as (None: neither)."""
+        return self.saved[1][-1][0] if self.saved is not None and self.saved[1] else None
+
     def doc_sentences(self, doc_row: int) -> tuple[int, int]:
         """Sentence rows ``[first, end)`` of a document."""
         return int(self.s_bounds[doc_row]), int(self.s_bounds[doc_row + 1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -11,13 +12,15 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from index.embedder import Embedder, load_embedder
 from index.retriever import Retriever, open_retriever
-from index.store import LEGS, Entry, Hit, HybridIndex, IndexMismatch, IndexMissing, content_hash
+from index.persist import current_generation
+from index.store import LEGS, Entry, Hit, HybridIndex, IndexMismatch, IndexMissing, IndexStoreError, content_hash
 
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
 from .answerer import Answerer
@@ -61,6 +64,15 @@ def check_question(question: object) -> str:
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
     return question
+
+
+# The writers' lease: a file in the index folder that one writer at a time holds locked (flock).
+WRITER_LOCK = "writer.lock"
+WRITER_WAIT_S = 600.0
+
+
+class IndexBusy(IndexStoreError):
+    """Another process held the index's writer lease for longer than this one would wait."""
 
 
 class DocumentError(ValueError):
@@ -246,9 +258,36 @@ class Bot:
         self.answerer = answerer or Answerer()
         self.legs: tuple[str, ...] = LEGS
         self._index: HybridIndex | None = None
-        self._lock = threading.Lock()  # one writer at a time; readers use the current snapshot
+        self._lock = threading.Lock()  # one writer thread at a time; readers use the current snapshot
+        self.writer_wait_s = WRITER_WAIT_S
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
         self.feedback = FeedbackStore(self.index_dir / FEEDBACK_FILE)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time over the index folder: this process's threads, and every other
+        process writing it (the flock lease on ``writer.lock``, waited for at most
+        :attr:`writer_wait_s`). A writer then starts from the newest generation on disk, so two
+        processes adding documents one after the other keep both."""
+        with self._lock:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.index_dir / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                deadline = time.monotonic() + self.writer_wait_s
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise IndexBusy(f"another process has been writing the index in {self.index_dir} for over "
+                                            f"{self.writer_wait_s:g} s; try again when it is done") from None
+                        time.sleep(0.05)
+                if self._index is not None and self._index.generation != current_generation(self.index_dir):
+                    self._index = None  # another process wrote a newer generation: start from it
+                yield
+            finally:
+                os.close(fd)  # releases the lease
 
     @property
     def index(self) -> HybridIndex:
@@ -265,7 +304,7 @@ class Bot:
         ``progress(done, total)`` reports embedding progress over the texts to embed,
         ``read_progress(done, total)`` reading progress over the files.
         """
-        with self._lock:
+        with self._writing():
             report = SyncReport()
             if self._index is None:  # first look at the folder in this process
                 self.clean_leftovers()
@@ -350,7 +389,7 @@ class Bot:
         docs = [parsed if parsed is not None and parsed.id == clean_name(name) else self._parse_upload(name, data)
                 for name, data, parsed in items]
         ids = [d.id for d in docs]
-        with self._lock:
+        with self._writing():
             current = self._snapshot()
             for doc_id in ids:
                 self._refuse_existing(doc_id, current, replace)
@@ -414,7 +453,7 @@ class Bot:
 
     def delete_document(self, doc_id: str) -> None:
         """Remove a document from the folder and the index, all or nothing."""
-        with self._lock:
+        with self._writing():
             current = self._snapshot()
             if doc_id not in current.doc_pos and isinstance(doc_id, str):
                 doc_id = unicodedata.normalize("NFC", doc_id)  # uploads are stored in NFC

@@ -30,7 +30,7 @@ from servers import KEY, ZEBRA, Server, serving
 
 from qa.answerer import Decision
 from qa.api import Conversations, Settings, create_app, slim_turn
-from qa.bot import MAX_NAME_BYTES, Bot, Turn
+from qa.bot import MAX_NAME_BYTES, Bot, IndexBusy, Turn
 from qa.guard import ParseBudget, TrustedProxies
 from qa.types import Citation
 
@@ -341,6 +341,49 @@ def test_a_batch_failing_half_way_leaves_folder_and_index_as_they_were(start, mo
     assert "Nothing was added" in status and not (s.corpus / "zebra.txt").exists()
     status, _ = ChatPage(s.bot).add_files([str(tmp_path / "zebra.txt")], False, None, None)
     assert "Added" in status and (s.corpus / "zebra.txt").read_bytes() == ZEBRA
+
+
+def test_two_writers_over_one_index_keep_both_updates_and_take_turns(embedder, answerer, tmp_path):
+    """Two Bots over the same folder and index (as two processes would be): a writer starts
+    from the newest generation on disk, so neither update is lost; the flock lease makes the
+    second writer wait for the first, and one that waits too long is told why."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(DATA / "corpus", corpus)
+    a, b = (Bot(corpus, index_dir=tmp_path / "index", embedder=embedder, answerer=answerer) for _ in range(2))
+    assert a.index.generation == b.index.generation  # both opened the same snapshot
+    a.add_document("one.txt", b"The first writer added this line about kestrels.\n")
+    b.add_document("two.txt", b"The second writer added this line about herons.\n")
+    fresh = Bot(corpus, index_dir=tmp_path / "index", embedder=embedder, answerer=answerer)
+    assert {"one.txt", "two.txt"} <= set(fresh.index.doc_ids) and not fresh.sync().touched
+    assert {"one.txt", "two.txt"} <= set(b.index.doc_ids)
+    done = threading.Event()
+
+    def third() -> None:
+        b.add_document("three.txt", b"A third line, about wrens.\n")
+        done.set()
+
+    with a._writing():  # the lease is held: b's write waits for it
+        t = threading.Thread(target=third)
+        t.start()
+        assert not done.wait(0.5) and not (corpus / "three.txt").exists()
+        b_waits = Bot(corpus, index_dir=tmp_path / "index", embedder=embedder, answerer=answerer)
+        b_waits.writer_wait_s = 0.2
+        with pytest.raises(IndexBusy, match="another process has been writing the index"):
+            b_waits.delete_document("one.txt")
+    t.join(60)
+    assert done.is_set() and {"one.txt", "two.txt", "three.txt"} <= set(Bot(
+        corpus, index_dir=tmp_path / "index", embedder=embedder, answerer=answerer).index.doc_ids)
+
+
+def test_an_upload_while_another_process_writes_too_long_is_a_503(start, embedder, answerer):
+    s = start()
+    _ = s.bot.index
+    s.bot.writer_wait_s = 0.2
+    other = Bot(s.corpus, index_dir=s.bot.index_dir, embedder=embedder, answerer=answerer)
+    with other._writing():
+        r = upload(s, "zebra.txt")
+        assert r.status_code == 503 and "another process" in r.json()["detail"] and r.headers["Retry-After"]
+    assert upload(s, "zebra.txt").status_code == 201
 
 
 # ----- memory, bodies, slow clients -----------------------------------------------------------------

@@ -45,6 +45,14 @@ UPLOAD_TEXT = (
 EXPECT_TIMEOUT_MS = 30_000
 
 
+def wired(page) -> None:
+    """Wait until the page's events reach the server: its load event has filled the document
+    picker. A question typed before that (the page drawn, its scripts not yet bound) is lost."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#qa-picker input[type=checkbox]").first).to_be_attached()
+
+
 # ----- rendering -------------------------------------------------------------------------------
 def _cite(doc: Document, start: int, end: int, answer: tuple[int, int] | None = None, score: float = 0.5) -> Citation:
     a, b = answer if answer else (None, None)
@@ -341,6 +349,7 @@ def test_chat_in_a_real_browser(live, tmp_path):
             page.goto(url + "/", wait_until="load")
             box = page.locator("#qa-question textarea")
             box.wait_for()
+            wired(page)
             replies = page.locator("#qa-chat .qa-reply")
             sources = page.locator("#qa-sources-panel")
 
@@ -401,6 +410,7 @@ def test_chat_in_a_real_browser(live, tmp_path):
             page = ctx.new_page()
             page.goto(url + "/", wait_until="load")
             page.locator("#qa-question textarea").wait_for()
+            wired(page)
             page.locator("#qa-chat button.example", has_text="When was the second call?").click()
             replies = page.locator("#qa-chat .qa-reply")
             expect(replies).to_have_count(1)
@@ -436,6 +446,7 @@ def test_feedback_in_a_real_browser(live):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(20_000)
             page.goto(url + "/", wait_until="load")
+            wired(page)
             box = page.locator("#qa-question textarea")
             box.fill("When was the second call?")
             box.press("Enter")
@@ -495,6 +506,7 @@ def test_upload_with_the_key_in_a_real_browser(embedder, tmp_path):
             page.set_default_timeout(20_000)
             page.goto(url + "/", wait_until="load")
             page.locator("#qa-question textarea").wait_for()
+            wired(page)
             page.locator("#qa-key input").fill("s3cret-key")
             page.locator("#qa-key input").press("Tab")
             with page.expect_file_chooser() as chooser:
@@ -539,6 +551,7 @@ def test_pdf_citation_shows_its_page_highlighted_in_a_real_browser(embedder, tmp
                 page.goto(url + "/", wait_until="load")
                 box = page.locator("#qa-question textarea")
                 box.wait_for()
+                wired(page)
                 box.fill(question)
                 box.press("Enter")
                 figure = page.locator("#qa-sources-panel .qa-page").first

@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ..bot import DocumentError, refuse_twins
+from ..bot import DocumentError, IndexBusy, refuse_twins
 from ..ingest import SUPPORTED_SUFFIXES, max_bytes
 from ..pages import PageError
 from ..types import Document
@@ -31,6 +31,10 @@ _OS_ERROR_STATUS = {errno.ENAMETOOLONG: 400, errno.EISDIR: 409, errno.ENOTDIR: 4
 
 def _refused(exc: DocumentError) -> HTTPException:
     return HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc))
+
+
+def _busy(exc: IndexBusy) -> HTTPException:
+    return HTTPException(503, str(exc), headers={"Retry-After": "30"})
 
 
 def describe(idx: "HybridIndex", doc_ids: list[str] | None = None) -> list[DocumentInfo]:
@@ -85,6 +89,8 @@ async def upload_documents(
         upload = await anyio.to_thread.run_sync(partial(bot.add_documents, items, replace), limiter=service.write_limiter)
     except DocumentError as exc:
         raise _refused(exc) from None
+    except IndexBusy as exc:
+        raise _busy(exc) from None
     except OSError as exc:
         status = _OS_ERROR_STATUS.get(exc.errno or 0)
         if status is None:
@@ -135,4 +141,6 @@ async def delete_document(doc: str, service: ServiceDep) -> Deleted:
         await anyio.to_thread.run_sync(service.bot.delete_document, doc, limiter=service.write_limiter)
     except DocumentError as exc:
         raise _refused(exc) from None
+    except IndexBusy as exc:
+        raise _busy(exc) from None
     return Deleted(deleted=doc)
