@@ -51,7 +51,8 @@ import numpy as np
 from eval import splits
 from index.segment import split_sentences
 from qa.conversation import resolve
-from qa.reader import CONTEXT_WORDS, READER_FILE, SHIPPED_PREFIXES, encode_pairs, mean_pool, pair_tokenizer, reader_pair
+from qa.reader import (CONTEXT_WORDS, READER_FILE, SHIPPED_PREFIXES, ReaderError, encode_pairs, load_weights, mean_pool,
+                       merged_encoder, pair_tokenizer, reader_pair)
 
 NEGATIVES = 2
 _WORD = re.compile(r"\w+")
@@ -202,15 +203,24 @@ def token_span(encoding: Any, span: tuple[int, int]) -> tuple[int, int] | None:
     return first, last
 
 
-def build(location: Path):  # type: ignore[no-untyped-def]
-    """The base encoder with every weight but the word embeddings trainable, and the two heads."""
+def build(location: Path, tensors: dict[str, np.ndarray] | None = None):  # type: ignore[no-untyped-def]
+    """The base encoder with every weight but the word embeddings trainable, and the two heads;
+    with ``tensors`` (a reader file's, from :func:`qa.reader.load_weights`) they start from its
+    weights, as a second stage does."""
+    import torch
     from torch import nn
     from transformers import AutoModel
 
-    encoder = AutoModel.from_pretrained(str(location))
+    encoder = merged_encoder(location, tensors) if tensors else AutoModel.from_pretrained(str(location))
     encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     hidden = encoder.config.hidden_size
-    return encoder, nn.Linear(hidden, 1), nn.Linear(hidden, 2)
+    rel, span_head = nn.Linear(hidden, 1), nn.Linear(hidden, 2)
+    if tensors:
+        with torch.no_grad():
+            for name, head in (("rel", rel), ("span", span_head)):
+                head.weight.copy_(torch.from_numpy(tensors[f"{name}.weight"].astype(np.float32)))
+                head.bias.copy_(torch.from_numpy(tensors[f"{name}.bias"].astype(np.float32)))
+    return encoder, rel, span_head
 
 
 def batches(groups: list[Group], batch: int, rng: random.Random) -> list[list[Group]]:
@@ -221,31 +231,15 @@ def batches(groups: list[Group], batch: int, rng: random.Random) -> list[list[Gr
     return out
 
 
-def load_init(path: Path, encoder: Any, rel: Any, span_head: Any) -> None:
-    """Start from a reader file's weights (the word embeddings stay the base's)."""
-    import torch
-    from safetensors.numpy import load_file
-
-    tensors = {k: torch.from_numpy(v.astype(np.float32)) for k, v in load_file(str(path)).items()}
-    missing, _ = encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in tensors.items()
-                                          if k.startswith("encoder.")}, strict=False)
-    if [k for k in missing if k.startswith(SHIPPED_PREFIXES)]:
-        raise SystemExit(f"{path}: not a reader file (missing {missing[:3]})")
-    for name, head in (("rel", rel), ("span", span_head)):
-        head.weight.data.copy_(tensors[f"{name}.weight"])
-        head.bias.data.copy_(tensors[f"{name}.bias"])
-
-
-def train(location: Path, data: list[Group], args: argparse.Namespace, log: Any) -> tuple[Any, Any, Any]:
+def train(location: Path, data: list[Group], args: argparse.Namespace, log: Any,
+          init: dict[str, np.ndarray] | None = None) -> tuple[Any, Any, Any]:
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    encoder, rel, span_head = build(location)
-    if args.init:
-        load_init(args.init, encoder, rel, span_head)
+    encoder, rel, span_head = build(location, init)
     tokenizer = pair_tokenizer(location)
     params = [p for p in list(encoder.parameters()) + list(rel.parameters()) + list(span_head.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -257,7 +251,7 @@ def train(location: Path, data: list[Group], args: argparse.Namespace, log: Any)
     plan = plan[args.skip_steps:]
     steps = len(plan)
     warm = max(1, int(0.06 * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / (steps - warm))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
     encoder.train()
     smooth: dict[str, float] = {}
     started = time.time()
@@ -350,20 +344,20 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(location, Path)
     base = verified_sha256(location, expected)
     files = sorted(args.files, key=lambda f: list(splits.FILES).index(f.name))
+    init, first = None, {}
+    if args.init:  # checked before training, not after
+        try:
+            init, first, _ = load_weights(args.init, base, None)
+        except ReaderError as exc:
+            ap.error(str(exc))
     data, counts = load_groups(files, "train", args.seed, args.negatives)
     log(f"{len(data)} training groups: {counts}")
-    encoder, rel, span_head = train(location, data, args, log)
+    encoder, rel, span_head = train(location, data, args, log, init)
     recipe = " ".join(["python -m eval.train_reader", *(f.name for f in files)] + [
         f"--epochs {args.epochs} --batch {args.batch} --lr {args.lr} --negatives {args.negatives}",
         f"--context-words {args.context_words} --seed {args.seed}" + (f" --max-steps {args.max_steps}" if args.max_steps else ""),
     ] + ([f"--init STAGE1 --skip-steps {args.skip_steps}"] if args.init else []))
     if args.init:
-        from safetensors import safe_open
-
-        with safe_open(str(args.init), "np") as f:
-            first = f.metadata() or {}
-        if first.get("base_sha256") != base:
-            ap.error(f"{args.init} was trained on other base weights")
         recipe = f"STAGE1 = {first.get('recipe', '?')}; then {recipe}"
     meta = {
         "base_sha256": base, "context_words": str(args.context_words), "recipe": recipe,

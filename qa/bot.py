@@ -755,8 +755,8 @@ class Bot:
         for c, confidence in found:
             short, date, theirs = read(c)
             same = agrees(mine, theirs)
-            similarity = float(vecs[index.sentence_at(c.doc, c.start)] @ top_vec)
-            if not same and self.same_matter is not None and not may_disagree(mine, theirs, similarity, self.same_matter):
+            if not same and self.same_matter is not None and not may_disagree(
+                    mine, theirs, float(vecs[index.sentence_at(c.doc, c.start)] @ top_vec), self.same_matter):
                 continue  # likely answers some other matter, not this one differently
             out.append(Corroboration(
                 doc=c.doc, title=c.title, text=c.text, start=c.start, end=c.end, answer=short,

@@ -88,14 +88,13 @@ def test_onnx_reader_matches_the_model_as_trained():
     starts from exactly what ships."""
     import torch
 
-    from eval.train_reader import build, load_init
+    from eval.train_reader import build
     from index.embedder import DEFAULT_MODEL, resolve_model
     from qa.reader import encode_pairs, load_weights, mean_pool, pair_tokenizer, reader_pair
 
     _, location, _ = resolve_model(DEFAULT_MODEL)
-    _, meta, _ = load_weights(READER_FILE, base_sha256(), None)
-    encoder, rel, span_head = build(location)
-    load_init(READER_FILE, encoder, rel, span_head)  # as a second training stage starts
+    tensors, meta, _ = load_weights(READER_FILE, base_sha256(), None)
+    encoder, rel, span_head = build(location, tensors)  # as a second training stage starts
     with torch.no_grad():
         pairs = [reader_pair(QUESTION, s, b, int(meta["context_words"])) for s, b in zip(SENTENCES, BEFORE)]
         ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(pair_tokenizer(location).encode_batch(pairs)))
