@@ -432,7 +432,7 @@ def same_documents(wanted: Iterable[str], corpus: Iterable[str]) -> dict[str, st
 
 def run(bot: Bot, conversations: list[Conversation], progress: Callable[[int], None] | None = None) -> list[TurnResult]:
     """Ask every turn, each conversation with its own history of the bot's own answers."""
-    texts = {e.id: e.text for e in bot.index.entries}
+    texts = {d: bot.document_text(d) for d in bot.index.doc_ids}
     docs_of = same_documents({d for c in conversations for d in (c.docs or ())}, texts)
     out: list[TurnResult] = []
     for conv in conversations:

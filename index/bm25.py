@@ -97,10 +97,13 @@ class BM25Index:
     def __init__(
         self, rows: Terms, vocab: dict[str, int], k1: float = K1, b: float = B, delta: float = DELTA,
         postings: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, lengths: np.ndarray | None = None,
+        corpus: "Corpus | None" = None,
     ) -> None:
         """``postings``: ``(term ids, rows, counts)`` of every entry of ``rows`` sorted by term
         then row, and ``lengths`` (terms per row, at least 1), when already known (see
-        :meth:`updated`); computed otherwise."""
+        :meth:`updated`); computed otherwise. ``corpus``: the statistics of a larger corpus that
+        ``rows`` are a part of (a store's candidates), used for IDF and length normalisation
+        instead of those of ``rows``."""
         self.params = {**PARAMS, "k1": k1, "b": b, "delta": delta}
         self.rows = rows
         self.vocab = vocab
@@ -109,11 +112,14 @@ class BM25Index:
         v = max(len(vocab), 1)
         # rank-bm25 gives an empty text one (empty) term, so its length is 1.
         self.lengths = lengths = np.maximum(rows.lengths(), 1).astype(np.float64) if lengths is None else lengths
-        avgdl = float(lengths.mean()) if n else 1.0
+        avgdl = (float(lengths.mean()) if n else 1.0) if corpus is None else corpus.avgdl
         self._norm = k1 * (1 - b + b * lengths / avgdl)
         self.df = np.bincount(rows.ids, minlength=v)
+        # Document frequencies over the whole corpus: those of ``rows``, or the store's.
+        self.corpus_df = self.df if corpus is None else np.asarray(corpus.df, dtype=np.int64)
+        self.corpus_size = n if corpus is None else corpus.size
         with np.errstate(divide="ignore"):
-            self._idf = np.where(self.df > 0, np.log((n + 1) / np.maximum(self.df, 1)), 0.0)
+            self._idf = np.where(self.corpus_df > 0, np.log((self.corpus_size + 1) / np.maximum(self.corpus_df, 1)), 0.0)
         if postings is None:
             # The transpose, grouped by term id (stable, so rows ascend within a term).
             order = np.argsort(rows.ids, kind="stable")
@@ -155,7 +161,7 @@ class BM25Index:
         """The id of a normalised term that some text holds (the vocabulary keeps terms of
         removed texts, and a later snapshot's terms may be past this one's arrays)."""
         i = self.vocab.get(term)
-        return i if i is not None and i < len(self.df) and self.df[i] > 0 else None
+        return i if i is not None and i < len(self.corpus_df) and self.corpus_df[i] > 0 else None
 
     def has(self, term: str) -> bool:
         """Whether some text holds the normalised ``term``."""
@@ -197,6 +203,16 @@ class BM25Index:
     ) -> list[tuple[int, float]]:
         """Top ``k`` texts for ``query`` (see :meth:`scored` and :meth:`Scored.top`)."""
         return self.scored(query, context, context_weight).top(k, allowed)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What BM25 needs of a corpus beyond the texts at hand: its size, mean length in terms, and
+    each vocabulary term's document frequency (``df[id]``)."""
+
+    size: int
+    avgdl: float
+    df: np.ndarray
 
 
 @dataclass(frozen=True)

@@ -15,4 +15,4 @@ def cache_dir() -> Path:
 EMBEDDING_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # Where passages are retrieved from (see qa.bot.Bot), and the Milvus collection by default.
 RETRIEVAL_BACKENDS = ("faiss", "milvus")
-DEFAULT_MILVUS_COLLECTION = "qa_passages"
+DEFAULT_MILVUS_COLLECTION = "qa_corpus"

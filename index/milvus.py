@@ -1,24 +1,38 @@
-"""Passage retrieval from Milvus: one collection holds the passages, their vectors and BM25.
+"""Milvus as the store of record: documents, passages, sentences and term statistics.
 
-The collection mirrors the passages of a :class:`~index.store.HybridIndex` snapshot. Each row
-has a primary key derived from the passage (document id, offsets and text, so an unchanged
-passage keeps its key across snapshots and a changed one gets a new key), the document id
-(filterable), the offsets, the passage text with an analyzer (Milvus computes its BM25 sparse
-vector with a ``BM25`` function) and the passage's MiniLM vector. A search is one Milvus
-``hybrid_search``: the dense leg and the BM25 leg, fused by Milvus's ``RRFRanker`` with the same
-``k`` as the local index; as there, RRF's over-fetched candidates are then ordered by the fused
-score of :meth:`HybridIndex.rescore` (cosines, passage and document BM25 and coverage), computed
-on the local snapshot the answerer reads.
+With the ``milvus`` backend nothing of the corpus is kept in the serving process: four
+collections named ``<collection>_<kind>`` hold it, and each question reads only what it needs.
 
-What differs from :meth:`HybridIndex.search`:
+* ``docs``: one row per document: id (the key), text hash and length, metadata, and its terms
+  (a sparse vector of term counts keyed by :func:`~index.view.term_key`) for whole-document
+  BM25. A document's row is written last and names the version (hash) its other rows belong to,
+  so it is the commit: a search keeps only rows of the version the row names.
+* ``passages``: offsets, the positions of their first and last sentence, the text (Milvus
+  computes its BM25 sparse vector with its own ``BM25`` function for the lexical leg), our own
+  term counts and the passage vector (the dense leg).
+* ``sentences``: position in the document, offsets, verbatim text and vector.
+* ``terms``: per term key, how many passages and documents hold it; the row with key
+  :data:`TOTALS` holds the passage and document counts and their summed lengths.
 
-* No ``doc`` leg (the local index's whole-document BM25): Milvus has no per-document score, so
-  only the ``bm25`` and ``dense`` legs are searched.
-* Milvus's BM25 is Okapi BM25 over its own analyzer's terms (a standard tokenizer, lower case,
-  the same stop words, English stemming), not the local BM25+ over :func:`index.text.terms`.
-  Milvus Lite 3.2 accepts the stemmer filter but does not apply it.
+A search is one ``hybrid_search`` over the passages (dense and BM25 legs fused by RRF with the
+local index's ``k``), then three reads by key (the candidates' rows, their documents, their
+sentences with one on either side, and the question terms' statistics). The records become a
+:class:`~index.view.CandidateView` on which the candidates are re-scored, as the local index
+re-scores its own, and which the answerer reads.
+
+What differs from the local index (:meth:`HybridIndex.search`):
+
+* No ``doc`` leg: Milvus has no per-document BM25 ranking. Whole-document BM25 still counts in
+  the re-scoring, from the documents' stored terms.
+* Milvus's BM25 leg is Okapi BM25 over its own analyzer's terms (standard tokenizer, lower case,
+  the same stop words; Milvus Lite 3.2 accepts the stemmer filter but does not apply it); the
+  re-scoring uses our BM25+ over :func:`index.text.terms` with the corpus's statistics.
 * A fused search does not say which rank each leg gave a passage, so hybrid hits carry empty
-  ``legs``; a single-leg search (``legs=("bm25",)`` or ``("dense",)``) reports its ranks.
+  ``legs``; a single-leg search reports its ranks.
+
+Writers: one at a time per collection. A Milvus Lite file is opened by one process at a time, so
+its writers are the threads of that process (the Bot serialises them); two processes writing one
+server's collection at once could miscount term statistics (there is no lease in Milvus itself).
 
 The URI is either a Milvus Lite file (a path ending in ``.db``, embedded in this process: the
 tests run it for real) or a Milvus server or cluster (``http://host:19530``), with no other change.
@@ -34,20 +48,27 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
 
 from .bm25 import B, K1
+from .build import Segmented
 from .config import DEFAULT_MILVUS_COLLECTION
+from .embedder import Embedder
 from .fusion import Fused
-from .store import LEGS, OVERFETCH, RRF_K, Hit, HybridIndex, IndexStoreError
+from .records import Entry, Hit, IndexStoreError
+from .store import LEGS, OVERFETCH, RRF_K
 from .text import STOPWORDS
+from .view import CandidateView, CorpusStats, DocRecord, PassageRecord, SentenceRecord, build_view, term_counts, term_key
 
 log = logging.getLogger(__name__)
 
 LITE_FILENAME = "milvus.db"
-# Bumped when the collection's layout changes; a collection with another fingerprint is rebuilt.
-MILVUS_SCHEMA = 1
+# Bumped when the collections' layout changes; collections with another fingerprint are rebuilt.
+MILVUS_SCHEMA = 2
 FINGERPRINT_PROPERTY = "qa.fingerprint"
+KINDS = ("docs", "passages", "sentences", "terms")
 ANALYZER = {
     "tokenizer": "standard",
     "filter": ["lowercase", {"type": "stop", "stop_words": sorted(STOPWORDS)}, {"type": "stemmer", "language": "english"}],
@@ -55,7 +76,12 @@ ANALYZER = {
 MAX_TEXT_BYTES = 65_535  # Milvus's VARCHAR limit
 MAX_DOC_BYTES = 4_096
 BATCH = 512
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+# Keys per `in [...]` filter, and the most rows one query returns (Milvus's result window).
+KEYS_PER_QUERY = 1_000
+QUERY_LIMIT = 16_384
+# The key of the terms row holding the corpus's totals (term keys are >= 0).
+TOTALS = -1
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,239}")
 
 
 class MilvusError(IndexStoreError):
@@ -63,12 +89,14 @@ class MilvusError(IndexStoreError):
 
 
 @dataclass(frozen=True, slots=True)
-class SyncStats:
-    """What :meth:`MilvusPassages.sync` wrote: rows upserted and deleted, and whether the
-    collection was (re)created."""
+class WriteStats:
+    """What :meth:`MilvusStore.write` changed: documents written and removed, rows written,
+    and whether the collections were (re)created."""
 
-    upserted: int
-    deleted: int
+    written: int
+    removed: int
+    passages: int
+    sentences: int
     created: bool
 
 
@@ -82,11 +110,12 @@ def is_lite(uri: str) -> bool:
     return uri.endswith(".db") and "://" not in uri
 
 
-def passage_key(doc: str, start: int, end: int, text: str) -> str:
-    """Primary key of a passage: the same passage gets the same key in every snapshot."""
+def row_key(*parts: object) -> str:
+    """A row's primary key from what identifies it (document, version, position)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{doc}\x00{start}\x00{end}\x00".encode("utf-8"))
-    h.update(text.encode("utf-8"))
+    for part in parts:
+        h.update(str(part).encode("utf-8"))
+        h.update(b"\x00")
     return h.hexdigest()
 
 
@@ -100,6 +129,10 @@ def string_literal(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _among(field: str, values: Iterable[str | int]) -> str:
+    return f"{field} in [{', '.join(string_literal(v) if isinstance(v, str) else str(int(v)) for v in values)}]"
+
+
 def _truncate_utf8(text: str, limit: int) -> str:
     data = text.encode("utf-8")
     return text if len(data) <= limit else data[:limit].decode("utf-8", errors="ignore")
@@ -109,15 +142,25 @@ def _describe(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
-class MilvusPassages:
-    """The passages of an index snapshot in one Milvus collection, searched by hybrid search.
+def _key(hit: Any) -> str:
+    """A search hit's primary key (pymilvus returns it as the entity's ``pk`` or as ``id``)."""
+    return hit["pk"] if "pk" in hit else hit["id"]
+
+
+def _sparse(counts: dict[int, int]) -> dict[int, float]:
+    # Milvus refuses an empty sparse vector; a text without terms gets one zero-weight entry.
+    return {k: float(v) for k, v in counts.items()} or {0: 0.0}
+
+
+class MilvusStore:
+    """A corpus held in Milvus (see the module docstring).
 
     Args:
         uri: a Milvus Lite file (``path/milvus.db``; its folder must exist) or a server URI
             such as ``http://host:19530``.
-        collection: the collection's name (letters, digits, underscores). It belongs to this
-            index: a collection built with another model or layout is dropped and rebuilt, and one
-            not made by this class is refused.
+        collection: the collections' name prefix (letters, digits, underscores). The
+            collections belong to this index: ones built with another model or layout are
+            dropped and rebuilt, and one not made by this class is refused.
         token: credentials for a server (``user:password`` or an API key), if it needs them.
         timeout: seconds to wait for each call to the server.
 
@@ -149,6 +192,7 @@ class MilvusPassages:
         for name in ("pymilvus", "milvus_lite"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self.uri, self.collection, self.timeout = uri, collection, timeout
+        self.names = {kind: f"{collection}_{kind}" for kind in KINDS}
         try:
             self._client = MilvusClient(uri=uri, token=token or "", timeout=timeout)
         except Exception as exc:
@@ -158,158 +202,370 @@ class MilvusPassages:
                         "(to share one collection, run a Milvus server and pass its URI)")
             raise MilvusError(f"cannot connect to Milvus at {uri}: {_describe(exc)}{hint}") from None
         self._lock = threading.Lock()
-        self._ready_fingerprint: str | None = None  # the collection exists, loaded, with this fingerprint
-        self._known: set[str] | None = None  # keys in the collection after the last good sync
-        self._maps: dict[int, tuple[HybridIndex, list[str], dict[str, int]]] = {}  # id(snapshot) -> keys
-        self._index: HybridIndex | None = None
+        self._ready: str | None = None  # the fingerprint the collections were checked against
 
-    # ----- the collection -----------------------------------------------------------
+    def _fail(self, doing: str, exc: Exception) -> MilvusError:
+        from pymilvus.exceptions import MilvusException
+
+        if isinstance(exc, MilvusException):
+            self._ready = None
+            return MilvusError(f"{doing} the Milvus collections {self.collection}_* at {self.uri} failed: {_describe(exc)}")
+        raise exc
+
+    # ----- the collections ----------------------------------------------------------
     @staticmethod
-    def fingerprint(index: HybridIndex) -> str:
-        """What the collection's content depends on besides the passages themselves: the index's
-        whole manifest parameters (model, its weights, embedding variant, dimensions, passage
-        layout…), so any change to how vectors are made rebuilds the collection."""
-        return json.dumps({
-            "milvus_schema": MILVUS_SCHEMA, "index": index.params, "analyzer": ANALYZER, "bm25": {"k1": K1, "b": B},
-        }, sort_keys=True, default=str)
+    def fingerprint(params: dict[str, Any]) -> str:
+        """What the stored rows depend on besides the documents: the index parameters (model,
+        its weights, embedding variant, dimensions, passage layout, term version…)."""
+        return json.dumps({"milvus_schema": MILVUS_SCHEMA, "index": params, "analyzer": ANALYZER, "bm25": {"k1": K1, "b": B}},
+                          sort_keys=True, default=str)
 
-    def _ensure_collection(self, index: HybridIndex) -> bool:
-        """Create (or rebuild) the collection for ``index``'s settings; True when created."""
-        fp = self.fingerprint(index)
-        if self._ready_fingerprint == fp:
+    def ensure(self, params: dict[str, Any]) -> bool:
+        """Create (or rebuild) the collections for ``params``; True when created."""
+        fp = self.fingerprint(params)
+        if self._ready == fp:
             return False
-        c, name = self._client, self.collection
-        created = False
-        if c.has_collection(name, timeout=self.timeout):
-            props = c.describe_collection(name, timeout=self.timeout).get("properties") or {}
-            have = props.get(FINGERPRINT_PROPERTY)
-            if have is None:
-                raise MilvusError(
-                    f"Milvus collection {name!r} at {self.uri} was not made by this bot; "
-                    "choose another collection name or drop that one"
-                )
-            if have != fp:
-                log.warning("Milvus collection %s was built with other settings; rebuilding it", name)
-                c.drop_collection(name, timeout=self.timeout)
-        if not c.has_collection(name, timeout=self.timeout):
-            self._create(index.params["dim"], fp)
-            created = True
-        c.load_collection(name, timeout=self.timeout)
-        self._ready_fingerprint = fp
-        self._known = set() if created else None
+        c = self._client
+        try:
+            present = [k for k in KINDS if c.has_collection(self.names[k], timeout=self.timeout)]
+            stale = False
+            for kind in present:
+                props = c.describe_collection(self.names[kind], timeout=self.timeout).get("properties") or {}
+                have = props.get(FINGERPRINT_PROPERTY)
+                if have is None:
+                    raise MilvusError(f"Milvus collection {self.names[kind]!r} at {self.uri} was not made by this bot; "
+                                      "choose another collection name or drop that one")
+                stale |= have != fp
+            created = stale or len(present) < len(KINDS)
+            if created:
+                if stale:
+                    log.warning("Milvus collections %s_* were built with other settings; rebuilding them", self.collection)
+                for kind in present:  # a partial set (an interrupted creation) is made again too
+                    c.drop_collection(self.names[kind], timeout=self.timeout)
+                for kind in KINDS:
+                    self._create(kind, params["dim"], fp)
+            for kind in KINDS:
+                c.load_collection(self.names[kind], timeout=self.timeout)
+        except MilvusError:
+            raise
+        except Exception as exc:
+            raise self._fail("opening", exc) from None
+        self._ready = fp
         return created
 
-    def _create(self, dim: int, fp: str) -> None:
+    def _create(self, kind: str, dim: int, fp: str) -> None:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
-        schema.add_field("doc", DataType.VARCHAR, max_length=MAX_DOC_BYTES)
-        schema.add_field("start", DataType.INT64)
-        schema.add_field("end", DataType.INT64)
-        schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True, analyzer_params=ANALYZER)
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_function(Function(
-            name="text_bm25", function_type=FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"],
-        ))
         params = self._client.prepare_index_params()
-        # Vectors are L2-normalised, so inner product is cosine; FLAT is exact like faiss's
-        # IndexFlatIP (a cluster operator may switch to HNSW for very large collections).
-        params.add_index(field_name="dense", index_type="FLAT", metric_type="IP")
-        params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                         params={"bm25_k1": K1, "bm25_b": B})
-        self._client.create_collection(
-            self.collection, schema=schema, index_params=params, consistency_level="Strong",
-            properties={FINGERPRINT_PROPERTY: fp}, timeout=self.timeout,
-        )
+        if kind == "terms":
+            schema.add_field("pk", DataType.INT64, is_primary=True)
+            for f in ("pdf", "ddf", "plen", "dlen"):
+                schema.add_field(f, DataType.INT64)
+            # Milvus wants a vector field in every collection; this one is never searched.
+            schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
+            params.add_index(field_name="unused", index_type="FLAT", metric_type="L2")
+        else:
+            # Keys are hex digests (pymilvus's own paging and deletes by key cannot quote every
+            # document id); the id is a field of its own.
+            schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+            schema.add_field("sha", DataType.VARCHAR, max_length=64)
+            schema.add_field("doc", DataType.VARCHAR, max_length=MAX_DOC_BYTES)
+            if kind != "docs":
+                schema.add_field("start", DataType.INT64)
+                schema.add_field("end", DataType.INT64)
+            if kind == "docs":
+                schema.add_field("size", DataType.INT64)
+                schema.add_field("bytes", DataType.INT64)
+                schema.add_field("sentences", DataType.INT64)
+                schema.add_field("meta", DataType.JSON)
+            if kind == "sentences":
+                schema.add_field("seq", DataType.INT64)
+                schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+            if kind == "passages":
+                schema.add_field("first", DataType.INT64)
+                schema.add_field("last", DataType.INT64)
+                schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True,
+                                 analyzer_params=ANALYZER)
+                schema.add_field("bm25", DataType.SPARSE_FLOAT_VECTOR)
+                schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                             output_field_names=["bm25"]))
+                params.add_index(field_name="bm25", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                                 params={"bm25_k1": K1, "bm25_b": B})
+            if kind in ("docs", "passages"):
+                schema.add_field("n_terms", DataType.INT64)
+                schema.add_field("terms", DataType.SPARSE_FLOAT_VECTOR)
+                params.add_index(field_name="terms", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+            if kind in ("passages", "sentences"):
+                # Vectors are L2-normalised, so inner product is cosine; FLAT is exact like
+                # faiss's IndexFlatIP (a cluster operator may switch to HNSW at scale).
+                schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+                params.add_index(field_name="dense", index_type="FLAT", metric_type="IP")
+        self._client.create_collection(self.names[kind], schema=schema, index_params=params, consistency_level="Strong",
+                                       properties={FINGERPRINT_PROPERTY: fp}, timeout=self.timeout)
 
-    def _stored_keys(self) -> set[str]:
-        it = self._client.query_iterator(self.collection, batch_size=16_384, filter="", output_fields=["pk"], timeout=self.timeout)
-        keys: set[str] = set()
+    def _query(self, kind: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        return self._client.query(self.names[kind], filter=expr, output_fields=fields, limit=QUERY_LIMIT, timeout=self.timeout)
+
+    def _by_keys(self, kind: str, field: str, keys: Sequence[str | int], fields: list[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for a in range(0, len(keys), KEYS_PER_QUERY):
+            out += self._query(kind, _among(field, keys[a:a + KEYS_PER_QUERY]), fields)
+        return out
+
+    # ----- what is stored -----------------------------------------------------------
+    def documents(self, params: dict[str, Any]) -> list[DocRecord]:
+        """Every stored document (without its text or terms), by id."""
+        self.ensure(params)
         try:
-            while batch := it.next():
-                keys.update(row["pk"] for row in batch)
-        finally:
-            it.close()
-        return keys
+            it = self._client.query_iterator(self.names["docs"], batch_size=4_096, filter="",
+                                             output_fields=["doc", "sha", "size", "bytes", "sentences", "meta"], timeout=self.timeout)
+            rows: list[dict[str, Any]] = []
+            try:
+                while batch := it.next():
+                    rows += batch
+            finally:
+                it.close()
+        except Exception as exc:
+            raise self._fail("reading", exc) from None
+        return sorted((DocRecord(r["doc"], r["sha"], int(r["size"]), dict(r["meta"] or {}), bytes=int(r["bytes"]),
+                                 sentences=int(r["sentences"])) for r in rows), key=lambda d: d.id)
 
-    def _keys(self, index: HybridIndex) -> tuple[list[str], dict[str, int]]:
-        """Each passage row's key, and key -> row, for ``index`` (cached for two snapshots)."""
-        with self._lock:
-            hit = self._maps.get(id(index))
-            if hit is not None and hit[0] is index:
-                return hit[1], hit[2]
-        ps = index.passages
-        keys = []
-        for d, s, e in zip(ps.doc.tolist(), ps.start.tolist(), ps.end.tolist()):
-            entry = index.entries[d]
-            keys.append(passage_key(entry.id, s, e, entry.text[s:e]))
-        rows = {k: r for r, k in enumerate(keys)}
-        with self._lock:
-            if len(self._maps) >= 2:
-                self._maps = {i: m for i, m in self._maps.items() if m[0] is self._index}
-            self._maps[id(index)] = (index, keys, rows)
-        return keys, rows
+    def count(self, kind: str) -> int:
+        """Rows in one collection (``docs``, ``passages``, ``sentences`` or ``terms``)."""
+        res = self._client.query(self.names[kind], filter="", output_fields=["count(*)"], timeout=self.timeout)
+        return int(res[0]["count(*)"])
 
     # ----- updates ------------------------------------------------------------------
-    def sync(self, index: HybridIndex) -> SyncStats:
-        """Make the collection hold exactly the passages of ``index``.
+    def write(
+        self, params: dict[str, Any], upserts: Sequence[Entry], removals: Iterable[str], embedder: Embedder,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> WriteStats:
+        """Store ``upserts`` (added, or replacing a stored version) and drop ``removals``.
 
-        New and changed passages are upserted and passages that are gone are deleted; the
-        others are left alone. The collection's keys are listed from Milvus on the first sync
-        (and after a failed one); later syncs in this process diff against the last one.
+        Only the new texts are segmented and embedded. Each new version's sentences and
+        passages are written first, then its document row (the commit), then the replaced
+        version's rows are deleted; a removed document loses its row first. The term
+        statistics are updated last.
         """
+        with self._lock:
+            try:
+                return self._write(params, list(upserts), list(removals), embedder, progress)
+            except MilvusError:
+                self._ready = None
+                raise
+            except Exception as exc:
+                raise self._fail("updating", exc) from None
+
+    def _write(self, params: dict[str, Any], upserts: list[Entry], removals: list[str], embedder: Embedder,
+               progress: Callable[[int, int], None] | None) -> WriteStats:
+        created = self.ensure(params)
+        for e in upserts:
+            if len(e.id.encode("utf-8")) > MAX_DOC_BYTES:
+                raise MilvusError(f"document id {e.id[:80]!r}… is longer than {MAX_DOC_BYTES} bytes, Milvus's limit here")
+        new = sorted({e.id: e for e in upserts}.values(), key=lambda e: e.id)
+        wanted = list(dict.fromkeys([*removals, *(e.id for e in new)]))
+        old = {r["doc"]: r for r in self._by_keys("docs", "doc", wanted, ["doc", "sha", "n_terms", "terms"])} if wanted else {}
+        vocab: dict[str, int] = {}
+        seg = Segmented(new, params["dim"], embedder, vocab, progress)
+        # Term statistics: (passages, documents) holding each term, and the totals.
+        delta: dict[int, list[int]] = {}
+        totals = [0, 0, 0, 0]  # passages, documents, passage terms, document terms
+
+        def count(terms: dict[int, float], n_terms: int, which: int, sign: int) -> None:
+            for k, v in terms.items():
+                if v > 0:
+                    delta.setdefault(k, [0, 0])[which] += sign
+            totals[which] += sign
+            totals[2 + which] += sign * max(int(n_terms), 1)
+
+        c = self._client
+        s_rows, p_rows = seg.sentences, seg.passages
+        s_bounds = np.searchsorted(s_rows.doc, np.arange(len(new) + 1))
+        p_bounds = np.searchsorted(p_rows.doc, np.arange(len(new) + 1))
+        p_lengths = seg.passage_terms.lengths()
+        d_lengths = seg.doc_terms.lengths()
+        written_p = written_s = 0
+        for di, e in enumerate(new):
+            sentences = []
+            for r in range(int(s_bounds[di]), int(s_bounds[di + 1])):
+                a, b = int(s_rows.start[r]), int(s_rows.end[r])
+                text = e.text[a:b]
+                if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+                    raise MilvusError(f"{e.id}: a sentence at character {a} is over {MAX_TEXT_BYTES} bytes, more than Milvus "
+                                      "holds in one field; split the document's text into shorter sentences")
+                seq = r - int(s_bounds[di])
+                sentences.append({"pk": row_key(e.id, e.sha256, seq), "sha": e.sha256, "doc": e.id, "start": a, "end": b,
+                                  "seq": seq, "text": text, "dense": s_rows.vecs[r].tolist()})
+            passages = []
+            for r in range(int(p_bounds[di]), int(p_bounds[di + 1])):
+                a, b = int(p_rows.start[r]), int(p_rows.end[r])
+                terms = term_counts(seg.passage_terms, vocab, r)
+                count(terms, int(p_lengths[r]), 0, +1)
+                passages.append({
+                    "pk": row_key(e.id, e.sha256, a, b), "sha": e.sha256, "doc": e.id, "start": a, "end": b,
+                    "first": int(seg.first[r]) - int(s_bounds[di]), "last": int(seg.last[r]) - int(s_bounds[di]),
+                    # Milvus's BM25 leg sees a passage's first 64 KB (a pathological "sentence").
+                    "text": _truncate_utf8(e.text[a:b], MAX_TEXT_BYTES), "n_terms": int(p_lengths[r]),
+                    "terms": _sparse(terms), "dense": p_rows.vecs[r].tolist(),
+                })
+            for kind, rows in (("sentences", sentences), ("passages", passages)):
+                for a in range(0, len(rows), BATCH):
+                    c.upsert(self.names[kind], rows[a:a + BATCH], timeout=self.timeout)
+            written_s, written_p = written_s + len(sentences), written_p + len(passages)
+        removed = [d for d in removals if d in old and d not in {e.id for e in new}]
+        for a in range(0, len(removed), BATCH):  # a removed document disappears with its row
+            c.delete(self.names["docs"], filter=_among("doc", removed[a:a + BATCH]), timeout=self.timeout)
+        doc_rows = []
+        for di, e in enumerate(new):
+            terms = term_counts(seg.doc_terms, vocab, di)
+            count(terms, int(d_lengths[di]), 1, +1)
+            doc_rows.append({"pk": row_key(e.id), "doc": e.id, "sha": e.sha256, "size": e.size, "bytes": len(e.text.encode("utf-8")),
+                             "sentences": int(s_bounds[di + 1] - s_bounds[di]), "meta": e.meta, "n_terms": int(d_lengths[di]),
+                             "terms": _sparse(terms)})
+        for a in range(0, len(doc_rows), BATCH):
+            c.upsert(self.names["docs"], doc_rows[a:a + BATCH], timeout=self.timeout)
+        # The versions now replaced or removed: their rows go, and their terms stop counting.
+        for doc_id, row in old.items():
+            if doc_id not in wanted:
+                continue
+            count(dict(row["terms"]), int(row["n_terms"]), 1, -1)
+            expr = f"doc == {string_literal(doc_id)} and sha == {string_literal(row['sha'])}"
+            for p in self._query("passages", expr, ["n_terms", "terms"]):
+                count(dict(p["terms"]), int(p["n_terms"]), 0, -1)
+            for kind in ("passages", "sentences"):
+                c.delete(self.names[kind], filter=expr, timeout=self.timeout)
+        self._count_terms(delta, totals)
+        for kind in KINDS:
+            # Makes the rows searchable through the indexes right away (Milvus Lite otherwise
+            # scans its write buffer row by row).
+            c.flush(self.names[kind], timeout=self.timeout)
+        return WriteStats(len(new), len(removed), written_p, written_s, created)
+
+    def _count_terms(self, delta: dict[int, list[int]], totals: list[int]) -> None:
+        delta = {k: d for k, d in delta.items() if d != [0, 0]}
+        keys = [*delta, TOTALS]
+        have = {r["pk"]: r for r in self._by_keys("terms", "pk", keys, ["pk", "pdf", "ddf", "plen", "dlen"])}
+        rows = []
+        for k in keys:
+            r = have.get(k, {"pdf": 0, "ddf": 0, "plen": 0, "dlen": 0})
+            if k == TOTALS:
+                add = totals
+            else:
+                add = [*delta[k], 0, 0]
+            rows.append({"pk": k, "pdf": int(r["pdf"]) + add[0], "ddf": int(r["ddf"]) + add[1],
+                         "plen": int(r["plen"]) + add[2], "dlen": int(r["dlen"]) + add[3], "unused": [0.0, 0.0]})
+        gone = [r["pk"] for r in rows if r["pk"] != TOTALS and r["pdf"] <= 0 and r["ddf"] <= 0]
+        rows = [r for r in rows if r["pk"] not in set(gone)]
+        for a in range(0, len(rows), BATCH):
+            self._client.upsert(self.names["terms"], rows[a:a + BATCH], timeout=self.timeout)
+        for a in range(0, len(gone), BATCH):
+            self._client.delete(self.names["terms"], ids=gone[a:a + BATCH], timeout=self.timeout)
+
+    # ----- queries ------------------------------------------------------------------
+    def search(
+        self, params: dict[str, Any], query: str, qvec: Any, vocabulary: Sequence[str], k: int = 10,
+        docs: Iterable[str] | None = None, legs: tuple[str, ...] = LEGS, context: str = "", exclude: Iterable[str] = (),
+        keep: Iterable[tuple[str, int]] = (),
+    ) -> tuple[CandidateView, list[Hit]]:
+        """The best ``k`` passages for ``query`` (text, for the BM25 leg) and ``qvec`` (its
+        vector), within ``docs`` (None: all), without ``exclude``, and the
+        :class:`~index.view.CandidateView` they are rows of. ``vocabulary``: the normalised
+        terms the answerer will weigh (the question's and its context's). ``keep``: sentences
+        to hold in the view too, as ``(document, start)`` (a follow-up's last citation).
+        ``context``: a follow-up's carried words; Milvus's BM25 cannot weigh query terms, so
+        they join its query in full, and count less in the re-scoring."""
+        self.ensure(params)
+        use = [leg for leg in ("bm25", "dense") if leg in legs]
+        keep = list(keep)
+        expr = ""
+        if docs is not None:
+            docs = list(dict.fromkeys(docs))
+            expr = _among("doc", docs) if docs else ""
+        exclude = list(dict.fromkeys(exclude))
+        if exclude:
+            left_out = f"not ({_among('doc', exclude)})"
+            expr = f"({expr}) and {left_out}" if expr else left_out
         try:
-            created = self._ensure_collection(index)
-            keys, rows = self._keys(index)
-            if self._known is None:
-                self._known = self._stored_keys()
-            known = self._known
-            new = [k for k in keys if k not in known]
-            gone = list(known - rows.keys())
-            for a in range(0, len(new), BATCH):
-                self._client.upsert(self.collection, [self._row(index, rows[k], k) for k in new[a:a + BATCH]], timeout=self.timeout)
-            # Deleted after the upserts, so a search during the update finds the old or the new
-            # passages of a document, never neither.
-            for a in range(0, len(gone), BATCH):
-                self._client.delete(self.collection, ids=gone[a:a + BATCH], timeout=self.timeout)
-            if new or gone:
-                # Makes the rows searchable through the collection's indexes right away
-                # (Milvus Lite otherwise scans its write buffer row by row).
-                self._client.flush(self.collection, timeout=self.timeout)
-            self._known = set(keys)
-            self._index = index
-            return SyncStats(len(new), len(gone), created)
+            found = ([] if (docs is not None and not docs) or k < 1 or not use
+                     else self._candidates(f"{query} {context}".strip(), qvec, k, expr, use))
+            return self._view(params, query, qvec, vocabulary, k, found, use, context, keep)
         except MilvusError:
-            self._known = None
             raise
         except Exception as exc:
-            self._known = None
-            self._ready_fingerprint = None
-            from pymilvus.exceptions import MilvusException
+            raise self._fail("searching", exc) from None
 
-            if isinstance(exc, MilvusException):
-                raise MilvusError(f"updating Milvus collection {self.collection!r} at {self.uri} failed: {_describe(exc)}") from None
-            raise
+    def _candidates(self, query: str, qvec: Any, k: int, expr: str, use: list[str]) -> list[tuple[str, float, dict[str, int]]]:
+        from pymilvus import AnnSearchRequest, RRFRanker
 
-    def _row(self, index: HybridIndex, row: int, key: str) -> dict[str, Any]:
-        ps = index.passages
-        entry = index.entries[int(ps.doc[row])]
-        start, end = int(ps.start[row]), int(ps.end[row])
-        if len(entry.id.encode("utf-8")) > MAX_DOC_BYTES:
-            raise MilvusError(f"document id {entry.id[:80]!r}… is longer than {MAX_DOC_BYTES} bytes, Milvus's limit here")
-        return {
-            "pk": key, "doc": entry.id, "start": start, "end": end,
-            # BM25 of a passage over 64 KB (a pathological "sentence") sees its first 64 KB only.
-            "text": _truncate_utf8(entry.text[start:end], MAX_TEXT_BYTES),
-            "dense": ps.vecs[row].tolist(),
+        fetch = max(k * OVERFETCH, 40)
+        vec = [float(x) for x in np.asarray(qvec).reshape(-1)]
+        requests = {
+            "bm25": AnnSearchRequest(data=[query], anns_field="bm25", param={"metric_type": "BM25"}, limit=fetch,
+                                     expr=expr or None),
+            "dense": AnnSearchRequest(data=[vec], anns_field="dense", param={"metric_type": "IP"}, limit=fetch, expr=expr or None),
         }
+        if len(use) == 2:
+            res = self._client.hybrid_search(self.names["passages"], [requests["bm25"], requests["dense"]], RRFRanker(RRF_K),
+                                             limit=fetch, output_fields=["pk"], timeout=self.timeout)
+            return [(_key(h), float(h["distance"]), {}) for h in res[0]]
+        r = requests[use[0]]
+        res = self._client.search(self.names["passages"], data=r.data, anns_field=r.anns_field, search_params=r.param,
+                                  limit=k, filter=expr, output_fields=["pk"], timeout=self.timeout)
+        return [(_key(h), 1.0 / (RRF_K + rank), {use[0]: rank}) for rank, h in enumerate(res[0], start=1)]
 
-    def count(self) -> int:
-        """Rows in the collection, as Milvus counts them."""
-        res = self._client.query(self.collection, filter="", output_fields=["count(*)"], timeout=self.timeout)
-        return int(res[0]["count(*)"])
+    def _view(
+        self, params: dict[str, Any], query: str, qvec: Any, vocabulary: Sequence[str], k: int,
+        found: list[tuple[str, float, dict[str, int]]], use: list[str], context: str, keep: list[tuple[str, int]],
+    ) -> tuple[CandidateView, list[Hit]]:
+        p_fields = ["pk", "doc", "sha", "start", "end", "first", "last", "n_terms", "terms", "dense"]
+        prow = {r["pk"]: r for r in self._by_keys("passages", "pk", [f[0] for f in found], p_fields)} if found else {}
+        doc_ids = list(dict.fromkeys([*(r["doc"] for r in prow.values()), *(d for d, _ in keep)]))
+        drows = {r["doc"]: r for r in self._by_keys("docs", "doc", doc_ids, ["doc", "sha", "size", "meta", "n_terms", "terms"])} \
+            if doc_ids else {}
+        # Rows of a version being replaced or removed right now are left out.
+        live = [(f, prow[f[0]]) for f in found if f[0] in prow and drows.get(prow[f[0]]["doc"], {}).get("sha") == prow[f[0]]["sha"]]
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for _, r in live:
+            spans.setdefault(r["doc"], []).append((max(int(r["first"]) - 1, 0), int(r["last"]) + 1))
+        clauses = []
+        for doc, ranges in spans.items():
+            merged: list[list[int]] = []
+            for a, b in sorted(ranges):
+                if merged and a <= merged[-1][1] + 1:
+                    merged[-1][1] = max(merged[-1][1], b)
+                else:
+                    merged.append([a, b])
+            d = f"doc == {string_literal(doc)} and sha == {string_literal(drows[doc]['sha'])}"
+            clauses += [f"({d} and seq >= {a} and seq <= {b})" for a, b in merged]
+        clauses += [f"(doc == {string_literal(doc)} and sha == {string_literal(drows[doc]['sha'])} and start == {int(start)})"
+                    for doc, start in keep if doc in drows]
+        s_fields = ["doc", "seq", "start", "end", "text", "dense"]
+        srows: dict[tuple[str, int], dict[str, Any]] = {}
+        for a in range(0, len(clauses), 64):
+            for r in self._query("sentences", " or ".join(clauses[a:a + 64]), s_fields):
+                srows[(r["doc"], int(r["seq"]))] = r
+        vocab = list(dict.fromkeys(vocabulary))
+        keys = [term_key(t) for t in vocab]
+        trows = {r["pk"]: r for r in self._by_keys("terms", "pk", [*keys, TOTALS], ["pk", "pdf", "ddf", "plen", "dlen"])}
+        tot = trows.get(TOTALS, {"pdf": 0, "ddf": 0, "plen": 0, "dlen": 0})
+        stats = CorpusStats(
+            passages=int(tot["pdf"]), passage_avgdl=int(tot["plen"]) / max(int(tot["pdf"]), 1),
+            documents=int(tot["ddf"]), doc_avgdl=int(tot["dlen"]) / max(int(tot["ddf"]), 1),
+            df={k: (int(trows[k]["pdf"]), int(trows[k]["ddf"])) for k in keys if k in trows},
+        )
+        in_view = [d for d in doc_ids if d in drows]
+        documents = [DocRecord(d, drows[d]["sha"], int(drows[d]["size"]), dict(drows[d]["meta"] or {}), int(drows[d]["n_terms"]),
+                               dict(drows[d]["terms"])) for d in in_view]
+        passages = [PassageRecord(r["doc"], int(r["start"]), int(r["end"]), int(r["first"]), int(r["last"]), int(r["n_terms"]),
+                                  dict(r["terms"]), np.asarray(r["dense"], dtype=np.float32)) for _, r in live]
+        sentences = [SentenceRecord(r["doc"], int(r["seq"]), int(r["start"]), int(r["end"]), r["text"],
+                                    np.asarray(r["dense"], dtype=np.float32)) for r in srows.values()]
+        view = build_view(params, documents, passages, sentences, stats, vocab)
+        fused = [Fused(row, score, ranks) for row, ((_, score, ranks), _) in enumerate(live)]
+        if len(use) == 2 and fused:
+            fused = view.rescore(view.lexical(query, context), np.asarray(qvec, dtype=np.float32).reshape(-1), fused)
+        return view, view.hits(fused[:k])
 
     def close(self) -> None:
         """Close the client; for a Milvus Lite file also stop its embedded server, so another
@@ -319,78 +575,3 @@ class MilvusPassages:
             from milvus_lite import server_manager_instance
 
             server_manager_instance.release_server(self.uri)
-
-    # ----- queries ------------------------------------------------------------------
-    def search(
-        self, query: str, qvec: Any, k: int = 10, docs: Iterable[str] | None = None,
-        legs: tuple[str, ...] = LEGS, index: HybridIndex | None = None, context: str = "",
-        exclude: Iterable[str] = (),
-    ) -> list[Hit]:
-        """Hybrid search in Milvus; best ``k`` first, as :meth:`HybridIndex.search` returns them.
-
-        ``query`` feeds the BM25 leg and ``qvec`` the dense leg; ``docs`` limits the search to
-        those document ids; ``legs`` picks ``bm25`` and/or ``dense`` (``doc`` has no Milvus
-        counterpart and is ignored). Hits name passage rows of ``index`` (default: the snapshot
-        last synced); a passage Milvus returns that the snapshot lacks (the collection is being
-        updated) is skipped. ``context``: a follow-up's carried words; Milvus's BM25 cannot
-        weigh query terms, so they join its query in full, and count :data:`CONTEXT_WEIGHT` in
-        the re-scoring. ``exclude``: document ids left out.
-        """
-        snap = index if index is not None else self._index
-        if snap is None:
-            raise MilvusError("the Milvus collection has not been synced with an index yet")
-        n = len(snap.passages)
-        use = [leg for leg in ("bm25", "dense") if leg in legs]
-        if n == 0 or k < 1 or not use:
-            return []
-        expr = ""
-        if docs is not None:
-            docs = list(dict.fromkeys(docs))
-            if not docs:
-                return []
-            expr = f"doc in [{', '.join(string_literal(d) for d in docs)}]"
-        exclude = list(dict.fromkeys(exclude))
-        if exclude:
-            left_out = f"doc not in [{', '.join(string_literal(d) for d in exclude)}]"
-            expr = f"({expr}) and {left_out}" if expr else left_out
-        _, rows = self._keys(snap)
-        fetch = min(n, max(k * OVERFETCH, 40))
-        from pymilvus import AnnSearchRequest, RRFRanker
-
-        vec = [float(x) for x in qvec.reshape(-1)]
-        requests = {
-            "bm25": AnnSearchRequest(
-                data=[f"{query} {context}".strip()], anns_field="sparse", param={"metric_type": "BM25"}, limit=fetch,
-                expr=expr or None,
-            ),
-            "dense": AnnSearchRequest(data=[vec], anns_field="dense", param={"metric_type": "IP"}, limit=fetch, expr=expr or None),
-        }
-        try:
-            if len(use) == 2:
-                # Milvus fuses by RRF; its candidates are then ordered like the local index's.
-                res = self._client.hybrid_search(
-                    self.collection, [requests["bm25"], requests["dense"]], RRFRanker(RRF_K), limit=fetch,
-                    output_fields=["pk"], timeout=self.timeout,
-                )
-            else:
-                r = requests[use[0]]
-                res = self._client.search(
-                    self.collection, data=r.data, anns_field=r.anns_field, search_params=r.param, limit=k,
-                    filter=expr, output_fields=["pk"], timeout=self.timeout,
-                )
-        except Exception as exc:
-            from pymilvus.exceptions import MilvusException
-
-            if isinstance(exc, MilvusException):
-                raise MilvusError(f"searching Milvus collection {self.collection!r} at {self.uri} failed: {_describe(exc)}") from None
-            raise
-        found = []
-        for rank, h in enumerate(res[0], start=1):
-            row = rows.get(h["pk"] if "pk" in h else h["id"])
-            if row is None:
-                continue
-            score = float(h["distance"]) if len(use) == 2 else 1.0 / (RRF_K + rank)
-            found.append(Fused(row, score, {} if len(use) == 2 else {use[0]: rank}))
-        if len(use) == 2:
-            found = snap.rescore(snap.lexical(query, context), qvec, found)
-        return snap.hits(found[:k])

@@ -35,10 +35,15 @@ class Entry:
     meta: dict[str, Any]
     # Of the text: computed once, or given when already known (the manifest records it).
     sha256: str = field(default="", compare=False)
+    # The text's length in characters; given where the text itself is not held (a store's
+    # catalogue or candidates lists documents without their texts).
+    size: int = field(default=-1, compare=False)
 
     def __post_init__(self) -> None:
         if not self.sha256:
             object.__setattr__(self, "sha256", content_hash(self.text))
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,8 @@ RRF_K = 20
 CONTEXT_WEIGHT = 0.3
 
 
-def _params(embedder: Embedder) -> dict[str, Any]:
+def index_params(embedder: Embedder) -> dict[str, Any]:
+    """The parameters an index built with ``embedder`` records (and must be opened with)."""
     return {
         "schema": SCHEMA_VERSION,
         "model": embedder.name,
@@ -116,10 +117,16 @@ class HybridIndex:
         """Sentence rows ``[first, end)`` of a document."""
         return int(self.s_bounds[doc_row]), int(self.s_bounds[doc_row + 1])
 
+    def doc_facts(self, doc_row: int) -> tuple[int, int, int]:
+        """A document's size in characters and in UTF-8 bytes, and its sentence count."""
+        e = self.entries[doc_row]
+        a, b = self.doc_sentences(doc_row)
+        return len(e.text), len(e.text.encode("utf-8")), b - a
+
     # ----- construction -------------------------------------------------------------
     @classmethod
     def empty(cls, embedder: Embedder) -> "HybridIndex":
-        params = _params(embedder)
+        params = index_params(embedder)
         z = np.zeros(0, dtype=np.int32)
         t = lambda: Table(z, z, z, np.zeros((0, params["dim"]), dtype=np.float32))  # noqa: E731
         vocab: dict[str, int] = {}
@@ -195,10 +202,20 @@ class HybridIndex:
         row = first + int(np.searchsorted(self.sentences.start[first:end], start))
         return row if row < end and int(self.sentences.start[row]) == start else None
 
+    def seq(self, rows):
+        """Position of sentence ``rows`` (an int or an array) in their documents (0: first)."""
+        return rows - self.s_bounds[self.sentences.doc[rows]]
+
+    def adjacent(self, row: int, other: int) -> bool:
+        """Whether sentence row ``other`` is ``row``'s neighbour in its document, as far apart
+        in the text as in rows (rows of a candidate view may skip sentences)."""
+        s = self.sentences
+        return (0 <= other < len(s) and s.doc[other] == s.doc[row]
+                and int(self.seq(other)) - int(self.seq(row)) == other - row)
+
     def sentence_before(self, row: int) -> str:
         """The text of the sentence before ``row`` in its document ("" for a document's first)."""
-        s = self.sentences
-        return self.sentence_text(row - 1) if row > 0 and s.doc[row - 1] == s.doc[row] else ""
+        return self.sentence_text(row - 1) if self.adjacent(row, row - 1) else ""
 
     def _doc_rows(self, docs: Iterable[str] | None) -> np.ndarray | None:
         """Rows of the known documents among ``docs`` (ids); None means all."""
@@ -338,4 +355,4 @@ class HybridIndex:
     @classmethod
     def load(cls, folder: str | os.PathLike[str], embedder: Embedder) -> "HybridIndex":
         """Open the current generation; raise :class:`IndexMismatch` if built differently."""
-        return persist.load(cls, folder, _params(embedder))
+        return persist.load(cls, folder, index_params(embedder))

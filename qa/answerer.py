@@ -202,7 +202,7 @@ class Question:
             self.kind = question_type(" ".join(context))  # "And the second one? (when …)"
         own = list(dict.fromkeys(terms(text)))
         carried = [t for t in dict.fromkeys(terms(" ".join(context))) if t not in own]
-        self.max_idf = math.log(max(len(index.passages), 1) + 1)
+        self.max_idf = math.log(max(index.bm25.corpus_size, 1) + 1)
         # A term absent from the corpus weighs as much as the rarest possible term.
         self._own_idf = {t: (index.bm25.idf(t) or self.max_idf) for t in own}
         self._carried_idf = {t: (index.bm25.idf(t) or self.max_idf) for t in carried}
@@ -338,14 +338,13 @@ class Answerer:
 
         toks_set: dict[int, set[str]] = {}
         for i, r in enumerate(rows):
-            d = sents.doc[r]
             own = tokens(r)
             tset = toks_set[r] = set(own)
             ctx, ctx_cos, pair_cos = set(tset), 0.0, 0.0
             f = feats[i]
-            f[_F["first"]] = float(r == 0 or sents.doc[r - 1] != d)
+            f[_F["first"]] = float(index.seq(r) == 0)
             for nb, name in ((r - 1, "cov_prev"), (r + 1, "cov_next")):
-                if 0 <= nb < len(sents) and sents.doc[nb] == d:
+                if index.adjacent(r, nb):
                     nb_terms = set(tokens(nb))
                     ctx |= nb_terms
                     ctx_cos = max(ctx_cos, float(sents.vecs[nb] @ qv))
@@ -354,7 +353,7 @@ class Answerer:
                     f[_F[name]] = q.coverage(nb_terms)
             f[_F["cos_pair"]] = pair_cos
             found = q.answer_span(text(r))
-            if q.kind != NONE and r > 0 and sents.doc[r - 1] == d:
+            if q.kind != NONE and index.adjacent(r, r - 1):
                 f[_F["type_prev"]] = float(q.answer_span(text(r - 1)) is not None)
             rank, passage_score, passage = best[r]
             f[_F["pcos"]] = float(index.passages.vecs[passage] @ qv)
@@ -408,7 +407,7 @@ class Answerer:
             return out
         at = np.asarray(rows)
         near = index.sentences.doc[at] == index.sentences.doc[previous]
-        offset = at - previous
+        offset = index.seq(at) - index.seq(previous)
         for col, step in enumerate((0, 1, 2, -1)):
             out[:, col] = near & (offset == step)
         out[:, LOCALITY.index("nearby")] = near & (np.abs(offset) <= NEARBY) & ~out[:, :4].any(axis=1)
@@ -569,4 +568,4 @@ class Answerer:
         sents = index.sentences
         d, a, b = int(sents.doc[row]), int(sents.start[row]), int(sents.end[row])
         entry = index.entries[d]
-        return Citation(doc=entry.id, title=entry.meta.get("title", ""), text=entry.text[a:b], start=a, end=b, score=score)
+        return Citation(doc=entry.id, title=entry.meta.get("title", ""), text=index.sentence_text(row), start=a, end=b, score=score)

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from index.embedder import Embedder, load_embedder
-from index.retriever import Retriever, open_retriever
-from index.persist import current_generation
-from index.store import LEGS, Entry, Hit, HybridIndex, IndexMismatch, IndexMissing, IndexStoreError, content_hash
+from index.retriever import Found, Retriever, open_retriever
+from index.store import LEGS, Entry, HybridIndex, IndexStoreError, content_hash
 
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
 from .answerer import Answerer
@@ -216,10 +215,9 @@ class Bot:
         embedding: how the default embedder runs (``index.config.EMBEDDING_BACKENDS``; default
             ``auto``). The command line fills both from ``qa.settings.Settings``.
         answerer: the sentence scorer; default uses ``qa/weights.json``.
-        backend: where passages are retrieved from: ``faiss`` (the local hybrid index) or
-            ``milvus`` (a Milvus collection kept in step with the local index after every update;
-            see ``index.milvus``). The local index is kept either way: the answerer reads its
-            sentences.
+        backend: where the corpus is stored and searched: ``faiss`` (the local hybrid index in
+            ``index_dir``) or ``milvus`` (Milvus collections, the store of record: see
+            ``index.milvus``; no copy of the corpus is kept in this process or folder).
         milvus_uri: with ``milvus``, a Milvus Lite file or a server URI (``http://host:19530``);
             default a Milvus Lite file inside the index folder.
         milvus_collection: with ``milvus``, the collection's name.
@@ -283,8 +281,8 @@ class Bot:
                             raise IndexBusy(f"another process has been writing the index in {self.index_dir} for over "
                                             f"{self.writer_wait_s:g} s; try again when it is done") from None
                         time.sleep(0.05)
-                if self._index is not None and self._index.generation != current_generation(self.index_dir):
-                    self._index = None  # another process wrote a newer generation: start from it
+                if self._index is not None and not self.retriever.is_current(self._index):
+                    self._index = None  # another process wrote a newer version: start from it
                 yield
             finally:
                 os.close(fd)  # releases the lease
@@ -305,49 +303,51 @@ class Bot:
         ``read_progress(done, total)`` reading progress over the files.
         """
         with self._writing():
-            report = SyncReport()
-            if self._index is None:  # first look at the folder in this process
-                self.clean_leftovers()
-            current = self._index or self._open(report)
-            known = {e.id: e.sha256 for e in current.entries}
-            seen = self._read_file_stats()
+            return self._sync(progress, read_progress)
 
-            placed = {e.id for e in current.entries if e.meta.get("kind") == "pdf"}
+    def _sync(self, progress: Callable[[int, int], None] | None, read_progress: Callable[[int, int], None] | None) -> SyncReport:
+        """:meth:`sync` for a writer holding the lease."""
+        report = SyncReport()
+        if self._index is None:  # first look at the folder in this process
+            self.clean_leftovers()
+        current = self._index or self._open(report)
+        known = {e.id: e.sha256 for e in current.entries}
+        seen = self._read_file_stats()
 
-            def unchanged(doc_id: str, sig: tuple[int, int]) -> bool:
-                # Same size and modification time (ns) as when its indexed text was read (and,
-                # for a PDF, its layout is there: an index from before layouts reads it again).
-                last = seen.get(doc_id)
-                return (last is not None and (last[0], last[1]) == sig and known.get(doc_id) == last[2]
-                        and (doc_id not in placed or self._layout_path(doc_id, last[2]).exists()))
+        placed = {e.id for e in current.entries if e.meta.get("kind") == "pdf"}
 
-            result = load_folder(self.docs, unchanged, self.max_pdf_pages, read_progress)
-            report.errors, report.warnings = result.errors, result.warnings
-            on_disk = {d.id: d for d in result.documents}
-            upserts = []
-            for doc_id, doc in on_disk.items():
-                entry = Entry(doc.id, doc.text, doc.meta)
-                self._save_layout(doc, entry.sha256)
-                if doc_id not in known:
-                    report.added.append(doc_id)
-                elif known[doc_id] != entry.sha256:
-                    report.changed.append(doc_id)
-                else:
-                    continue
-                upserts.append(entry)
-            # A file that exists but cannot be read now keeps its last good version.
-            present = set(on_disk) | set(result.unchanged)
-            report.removed = [d for d in known if d not in present and d not in result.errors]
-            if report.touched or self._index is None and not self.index_dir.joinpath("CURRENT").exists():
-                current = current.updated(upserts, report.removed, self.embedder, progress)
-                current.save(self.index_dir)
-            self.retriever.sync(current)
-            self._index = current
-            self._drop_stale_layouts(current)
-            stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries if e.id in result.stats and e.id in present}
-            if stats != seen:
-                self._write_file_stats(stats)
-            return report
+        def unchanged(doc_id: str, sig: tuple[int, int]) -> bool:
+            # Same size and modification time (ns) as when its indexed text was read (and,
+            # for a PDF, its layout is there: an index from before layouts reads it again).
+            last = seen.get(doc_id)
+            return (last is not None and (last[0], last[1]) == sig and known.get(doc_id) == last[2]
+                    and (doc_id not in placed or self._layout_path(doc_id, last[2]).exists()))
+
+        result = load_folder(self.docs, unchanged, self.max_pdf_pages, read_progress)
+        report.errors, report.warnings = result.errors, result.warnings
+        on_disk = {d.id: d for d in result.documents}
+        upserts = []
+        for doc_id, doc in on_disk.items():
+            entry = Entry(doc.id, doc.text, doc.meta)
+            self._save_layout(doc, entry.sha256)
+            if doc_id not in known:
+                report.added.append(doc_id)
+            elif known[doc_id] != entry.sha256:
+                report.changed.append(doc_id)
+            else:
+                continue
+            upserts.append(entry)
+        # A file that exists but cannot be read now keeps its last good version.
+        present = set(on_disk) | set(result.unchanged)
+        report.removed = [d for d in known if d not in present and d not in result.errors]
+        if report.touched or not self.retriever.stored():
+            current = self.retriever.update(current, upserts, report.removed, self.embedder, progress)
+        self._index = current
+        self._drop_stale_layouts(current)
+        stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries if e.id in result.stats and e.id in present}
+        if stats != seen:
+            self._write_file_stats(stats)
+        return report
 
     def _read_file_stats(self) -> dict[str, list]:
         """``{id: [size, mtime_ns, sha256]}`` of each file when its indexed text was read."""
@@ -416,10 +416,8 @@ class Bot:
                     entry = Entry(doc.id, doc.text, doc.meta)
                     self._save_layout(doc, entry.sha256)
                     entries.append(entry)
-                updated = current.updated(entries, [], self.embedder)
-                updated.save(self.index_dir)
+                updated = self.retriever.update(current, entries, [], self.embedder)
                 saved = True
-                self.retriever.sync(updated)
                 for doc_id in ids:
                     if doc_id in parked:
                         os.replace(self.docs / doc_id, parked[doc_id])
@@ -446,8 +444,8 @@ class Bot:
 
     def _restore(self, index: HybridIndex) -> None:
         try:
-            index.save(self.index_dir)
-            self.retriever.sync(index)
+            if not self.retriever.revert(index):
+                self._sync(None, None)  # the store keeps no texts: read back the folder, as restored
         except Exception:  # pragma: no cover - the original error matters more; a sync repairs it
             log.exception("could not restore the index after a failed update")
 
@@ -466,9 +464,7 @@ class Bot:
             if target.is_file() or target.is_symlink():
                 os.replace(target, parked)
             try:
-                updated = current.updated([], [doc_id], self.embedder)
-                updated.save(self.index_dir)
-                self.retriever.sync(updated)
+                updated = self.retriever.update(current, [], [doc_id], self.embedder)
             except BaseException:
                 if parked.exists():
                     os.replace(parked, target)
@@ -598,7 +594,7 @@ class Bot:
         if layout is None:
             known = doc_id in index.doc_pos
             raise DocumentError("missing", f"{doc_id!r} is not a PDF in the index" if known else f"no document {doc_id!r}")
-        size = len(index.entries[index.doc_pos[doc_id]].text)
+        size = index.entries[index.doc_pos[doc_id]].size
         for span in (sentence, answer):
             if span is not None and not 0 <= span[0] <= span[1] <= size:
                 raise DocumentError("missing", f"characters {span[0]}-{span[1]} are outside {doc_id} ({size} characters)")
@@ -613,14 +609,33 @@ class Bot:
         return self._index if self._index is not None else self._open(SyncReport())
 
     def _open(self, report: SyncReport) -> HybridIndex:
+        index, rebuilt = self.retriever.open(self.embedder)
+        if rebuilt:
+            report.rebuilt = rebuilt
+        return index
+
+    def counts(self) -> dict[str, int]:
+        """How many documents, sentences and passages the index holds."""
+        return self.retriever.counts(self.index)
+
+    def document_text(self, doc_id: str, index: HybridIndex | None = None) -> str:
+        """The text of ``doc_id`` as indexed (citations' offsets point into it);
+        :class:`DocumentError` for an unknown document, or one whose file is gone or changed
+        when the store keeps no texts (Milvus: the file is read again)."""
+        index = index or self.index
+        pos = index.doc_pos.get(doc_id)
+        if pos is None:
+            raise DocumentError("missing", f"no document {doc_id!r}")
+        entry = index.entries[pos]
+        if len(entry.text) == entry.size:
+            return entry.text
         try:
-            return HybridIndex.load(self.index_dir, self.embedder)
-        except IndexMissing:
-            return HybridIndex.empty(self.embedder)
-        except IndexMismatch as exc:
-            log.warning("%s; rebuilding", exc)
-            report.rebuilt = str(exc)
-            return HybridIndex.empty(self.embedder)
+            doc = parse_document((self.docs / doc_id).read_bytes(), doc_id, self.max_pdf_pages)
+        except (OSError, IngestError) as exc:
+            raise DocumentError("missing", f"{doc_id}: its file cannot be read again ({exc})") from None
+        if content_hash(doc.text) != entry.sha256:
+            raise DocumentError("missing", f"{doc_id} changed since it was indexed; sync the folder to index it again")
+        return doc.text
 
     def ask(
         self,
@@ -653,32 +668,34 @@ class Bot:
         # to the last answer.
         qvec = self.embedder.embed([resolved.question])[0]
         context = " ".join(resolved.carried)
-        hits = self._search(index, resolved.question, qvec, docs, context)
         # A follow-up's answer often sits at or just after the sentence the last turn cited.
         last = history[-1].answer if resolved.follow_up else None
-        previous = cited_sentence(index, last)
+        keep = [(last.citations[0].doc, last.citations[0].start)] if last is not None and last.citations else []
+        found = self._search(index, resolved.question, qvec, docs, context, keep=keep)
+        view, hits = found.index, found.hits
+        previous = cited_sentence(view, last)
         t1 = time.perf_counter()
         settled = (any(not t.answer.abstained for t in history)
                    and docs is not None and len(docs) <= FEW_DOCUMENTS)
         decision = self.answerer.answer(
-            resolved.question, qvec, index, hits, top_k=top_k, context=resolved.carried,
+            resolved.question, qvec, view, hits, top_k=top_k, context=resolved.carried,
             previous=previous, previous_confidence=last.confidence if last else 0.0, settled=settled,
         )
         abstained, answer, citations = decision.abstained, decision.answer, decision.citations
         t2 = time.perf_counter()
         top = citations[0] if citations else None
         spanned = not abstained and top is not None and top.answer_start is not None
-        when = answer_date(answer, index.entries[index.doc_pos[top.doc]].meta.get("date")) if spanned else None
+        when = answer_date(answer, view.entries[view.doc_pos[top.doc]].meta.get("date")) if spanned else None
         corroboration: tuple[Corroboration, ...] = ()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000}
         if spanned and self.corroborate:
-            corroboration = self._corroborate(index, resolved.question, qvec, top, docs, resolved.carried, context,
+            corroboration = self._corroborate(index, found, resolved.question, qvec, top, docs, resolved.carried, context,
                                               decision.read)
             timings["corroborate"] = (time.perf_counter() - t2) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Answer(
             question=question, searched_for=searched_for, abstained=abstained, answer=answer,
-            confidence=decision.confidence, citations=tuple(self.place(c, index) for c in citations), timings_ms=timings,
+            confidence=decision.confidence, citations=tuple(self.place(c, view) for c in citations), timings_ms=timings,
             passages=tuple(Retrieved(h.doc, h.start, h.end, h.score, h.legs) for h in (hits[j] for j in decision.passage_order)),
             answer_date=when, corroboration=corroboration,
         )
@@ -711,7 +728,7 @@ class Bot:
             pos = index.doc_pos.get(doc)
             if pos is None:
                 raise FeedbackError("missing", f"unknown document {doc!r}")
-            if not 0 <= start < end <= len(index.entries[pos].text):
+            if not 0 <= start < end <= index.entries[pos].size:
                 raise FeedbackError("invalid", f"characters {start}-{end} are not a span of {doc!r}")
             span = Span(doc, start, end)
         for d in docs or ():
@@ -723,40 +740,46 @@ class Bot:
 
     def _search(
         self, index: HybridIndex, question: str, qvec, docs: list[str] | None, context: str, exclude: Sequence[str] = (),
-    ) -> list[Hit]:
+        keep: Sequence[tuple[str, int]] = (),
+    ) -> Found:
         """The best 10 passages for ``question`` from the configured backend (within ``docs``,
-        without ``exclude``)."""
+        without ``exclude``; ``keep``: sentences the result must hold too)."""
         return self.retriever.search(index, question, qvec, k=10, docs=docs, legs=self.legs, context=context,
-                                     exclude=exclude)
+                                     exclude=exclude, keep=keep)
 
     def _corroborate(
-        self, index: HybridIndex, question: str, qvec, top: Citation, docs: list[str] | None,
+        self, index: HybridIndex, answered: Found, question: str, qvec, top: Citation, docs: list[str] | None,
         carried: Sequence[str], context: str, read: dict,
     ) -> tuple[Corroboration, ...]:
         """Other documents' sentences answering ``question`` (within ``docs``), each with its
-        short answer compared with ``top``'s, newest document first."""
+        short answer compared with ``top``'s (cited from ``answered``), newest document first."""
         if len(docs if docs is not None else index.doc_ids) < 2:
             return ()
-        hits = self._search(index, question, qvec, docs, context, exclude=[top.doc])
-        found = self.answerer.corroborate(question, qvec, index, hits, context=carried, read=read)
+        mine_view = answered.index
+        others = self._search(index, question, qvec, docs, context, exclude=[top.doc])
+        view = others.index
+        if view is not mine_view:  # the readings already made, by the other view's rows
+            s = mine_view.sentences
+            read = {row: r for old, r in read.items()
+                    if (row := view.sentence_at(mine_view.doc_ids[int(s.doc[old])], int(s.start[old]))) is not None}
+        found = self.answerer.corroborate(question, qvec, view, others.hits, context=carried, read=read)
         if not found:
             return ()
 
-        def read(c: Citation) -> tuple[str, str | None, Normal]:
-            entry = index.entries[index.doc_pos[c.doc]]
+        def read_short(c: Citation, where: HybridIndex) -> tuple[str, str | None, Normal]:
+            entry = where.entries[where.doc_pos[c.doc]]
             short = c.text[c.answer_start:c.answer_end]
             date = entry.meta.get("date")
             return short, date, normalise(short, entry.text, date)
 
-        mine = read(top)[2]
-        vecs = index.sentences.vecs
-        top_vec = vecs[index.sentence_at(top.doc, top.start)]
+        mine = read_short(top, mine_view)[2]
+        top_vec = mine_view.sentences.vecs[mine_view.sentence_at(top.doc, top.start)]
         out = []
         for c, confidence in found:
-            short, date, theirs = read(c)
+            short, date, theirs = read_short(c, view)
             same = agrees(mine, theirs)
             if not same and self.same_matter is not None and not may_disagree(
-                    mine, theirs, float(vecs[index.sentence_at(c.doc, c.start)] @ top_vec), self.same_matter):
+                    mine, theirs, float(view.sentences.vecs[view.sentence_at(c.doc, c.start)] @ top_vec), self.same_matter):
                 continue  # likely answers some other matter, not this one differently
             out.append(Corroboration(
                 doc=c.doc, title=c.title, text=c.text, start=c.start, end=c.end, answer=short,

@@ -66,12 +66,12 @@ def _backend_options(args: argparse.Namespace, config: "Settings") -> dict:
 
 def backend_args(sp: argparse.ArgumentParser, collection_default: str = DEFAULT_MILVUS_COLLECTION) -> None:
     sp.add_argument("--backend", choices=RETRIEVAL_BACKENDS, default="faiss",
-                    help="where passages are retrieved from: the local faiss + BM25 index (default) or a Milvus collection")
+                    help="where the corpus is stored and searched: the local faiss + BM25 index (default) or Milvus collections (the store of record)")
     sp.add_argument("--milvus-uri", default=None, metavar="URI",
                     help="with --backend milvus: a server such as http://host:19530, or a Milvus Lite file "
                          "(default: $QA_MILVUS_URI, else milvus.db inside the index folder)")
     sp.add_argument("--milvus-collection", default=None, metavar="NAME",
-                    help=f"with --backend milvus: the collection (default {collection_default})")
+                    help=f"with --backend milvus: the collections' name prefix (default {collection_default})")
 
 
 def _sync(bot: "Bot", show_progress: bool) -> "SyncReport":
@@ -132,10 +132,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     bot = _make_bot(args)
     report = _sync(bot, not args.quiet)
-    idx = bot.index
+    n = bot.counts()
     print(
-        f"indexed {len(idx.entries)} documents, {len(idx.sentences)} sentences, {len(idx.passages)} passages "
-        f"in {bot.index_dir} ({len(report.added)} added, {len(report.changed)} changed, "
+        f"indexed {n['documents']} documents, {n['sentences']} sentences, {n['passages']} passages "
+        f"in {bot.retriever.location} ({len(report.added)} added, {len(report.changed)} changed, "
         f"{len(report.removed)} removed; {time.perf_counter() - t0:.1f} s)"
     )
     return 1 if report.errors else 0

@@ -5,9 +5,9 @@ The Milvus backend runs for real on a Milvus Lite file in the test's temporary f
 
 from __future__ import annotations
 
-import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +16,10 @@ import pytest
 from conftest import DATA, DOCUMENTS, ROOT
 
 from eval.loadcheck import free_port
-from index.milvus import MilvusError, MilvusPassages, passage_key, string_literal
-from index.retriever import MilvusRetriever, open_retriever
-from index.store import LEGS, Entry, Hit, HybridIndex
+from index.milvus import MilvusError, MilvusStore, string_literal
+from index.retriever import Found, Retriever, open_retriever
+from index.store import LEGS, Entry, Hit, HybridIndex, index_params
+from index.text import terms
 from qa.bot import Bot
 
 QA = [sys.executable, "-m", "qa.cli"]
@@ -34,22 +35,27 @@ def corpus_entries() -> list[Entry]:
     return [Entry(p.relative_to(root).as_posix(), p.read_text(encoding="utf-8"), {}) for p in sorted(root.rglob("*.*"))]
 
 
-class Retriever:
-    """A backend under test (``index.retriever.open_retriever``): ``load`` makes it serve a
-    snapshot, ``search`` asks it a question in words."""
+class Backend:
+    """A backend under test (``index.retriever.open_retriever``) over a store of its own in the
+    test's folder: ``write`` stores documents, ``search`` asks a question in words and keeps the
+    index its hits name in ``found``."""
 
     def __init__(self, name: str, embedder, tmp_path: Path) -> None:
-        self.name, self.embedder = name, embedder
-        self.backend = open_retriever(name, tmp_path, str(tmp_path / "milvus.db") if name == "milvus" else None)
-        self.index: HybridIndex | None = None
+        self.name, self.embedder, self.tmp_path = name, embedder, tmp_path
+        self.retriever = self.reopen()
+        self.index, _ = self.retriever.open(embedder)
+        self.found: Found | None = None
 
-    def load(self, index: HybridIndex) -> None:
-        self.index = index
-        self.backend.sync(index)
+    def reopen(self) -> Retriever:
+        return open_retriever(self.name, self.tmp_path / "ix", str(self.tmp_path / "milvus.db") if self.name == "milvus" else None)
+
+    def write(self, upserts: list[Entry], removals: list[str] = ()) -> None:
+        self.index = self.retriever.update(self.index, upserts, list(removals), self.embedder)
 
     def search(self, query: str, k: int = 10, docs=None, legs: tuple[str, ...] = LEGS, exclude=()) -> list[Hit]:
         qvec = self.embedder.embed([query])[0]
-        return self.backend.search(self.index, query, qvec, k=k, docs=docs, legs=legs, exclude=exclude)
+        self.found = self.retriever.search(self.index, query, qvec, k=k, docs=docs, legs=legs, exclude=exclude)
+        return self.found.hits
 
 
 @pytest.fixture(autouse=True)
@@ -62,19 +68,19 @@ def stop_lite_servers():
     server_manager_instance.release_all()
 
 
-@pytest.fixture(scope="module")
-def base(embedder) -> HybridIndex:
+def base_entries() -> list[Entry]:
     """The tiny corpus plus the document with the awkward id."""
-    return HybridIndex.empty(embedder).updated(corpus_entries() + [Entry(ODD_ID, ODD_TEXT, {})], [], embedder)
+    return corpus_entries() + [Entry(ODD_ID, ODD_TEXT, {})]
+
+
+TEXTS = {e.id: e.text for e in base_entries()}
 
 
 @pytest.fixture(params=["faiss", "milvus"])
-def retriever(request, embedder, tmp_path: Path) -> Retriever:
-    return Retriever(request.param, embedder, tmp_path)
-
-
-def passage_text(index: HybridIndex, h: Hit) -> str:
-    return index.text(int(index.passages.doc[h.passage]), int(index.passages.start[h.passage]), int(index.passages.end[h.passage]))
+def backend(request, embedder, tmp_path: Path) -> Backend:
+    b = Backend(request.param, embedder, tmp_path)
+    b.write(base_entries())
+    return b
 
 
 @pytest.mark.parametrize("question, doc", [
@@ -82,129 +88,170 @@ def passage_text(index: HybridIndex, h: Hit) -> str:
     ("How many bees live in each hive in midsummer?", "notes/bees.txt"),
     ("How wide is the crater lake?", "volcano.txt"),
 ])
-def test_right_document_first(retriever: Retriever, base: HybridIndex, question: str, doc: str):
-    retriever.load(base)
-    hits = retriever.search(question)
+def test_right_document_first(backend: Backend, question: str, doc: str):
+    hits = backend.search(question)
     assert hits and hits[0].doc == doc
 
 
-def test_hits_are_passages_of_the_snapshot(retriever: Retriever, base: HybridIndex):
-    retriever.load(base)
-    hits = retriever.search("When was the lamp converted to electricity?", k=6)
+def test_hits_are_passages_of_the_index_they_come_with(backend: Backend):
+    hits = backend.search("When was the lamp converted to electricity?", k=6)
+    idx = backend.found.index
     assert len(hits) == 6 and len({h.passage for h in hits}) == 6
     for h in hits:
-        doc = base.entries[base.doc_pos[h.doc]]
-        assert base.doc_ids[int(base.passages.doc[h.passage])] == h.doc
-        assert (h.start, h.end) == (int(base.passages.start[h.passage]), int(base.passages.end[h.passage]))
-        assert doc.text[h.start:h.end] == passage_text(base, h) and h.end > h.start
+        assert idx.doc_ids[int(idx.passages.doc[h.passage])] == h.doc
+        assert (h.start, h.end) == (int(idx.passages.start[h.passage]), int(idx.passages.end[h.passage])) and h.end > h.start
+        # The passage's sentences, with their offsets and verbatim texts, are there to read.
+        rows = range(int(idx.pass_first[h.passage]), int(idx.pass_last[h.passage]) + 1)
+        assert int(idx.sentences.start[rows[0]]) == h.start and int(idx.sentences.end[rows[-1]]) == h.end
+        for r in rows:
+            a, b = int(idx.sentences.start[r]), int(idx.sentences.end[r])
+            assert idx.sentence_text(r) == TEXTS[h.doc][a:b] and idx.sentence_at(h.doc, a) == r
         assert set(h.legs) <= set(LEGS)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+def test_neighbours_and_positions_are_the_documents(backend: Backend):
+    hits = backend.search("When was the lamp converted to electricity?", k=3)
+    idx = backend.found.index
+    for h in hits:
+        first = int(idx.pass_first[h.passage])
+        before = idx.sentence_before(first)
+        a = int(idx.sentences.start[first])
+        # The sentence before a passage is the document's own (or none for its first).
+        assert before == "" if int(idx.seq(first)) == 0 else TEXTS[h.doc][:a].rstrip().endswith(before) and before
+        local = HybridIndex.empty(backend.embedder).updated(base_entries(), [], backend.embedder)
+        assert int(idx.seq(first)) == int(local.seq(local.sentence_at(h.doc, a)))
+
+
 @pytest.mark.parametrize("k", [1, 3])
-def test_k_is_respected(retriever: Retriever, base: HybridIndex, k: int):
-    retriever.load(base)
-    assert len(retriever.search("lighthouse honey volcano", k=k)) == k
-    everything = retriever.search("lighthouse honey volcano", k=1000)
-    assert 0 < len(everything) <= len(base.passages)
+def test_k_is_respected(backend: Backend, k: int):
+    assert len(backend.search("lighthouse honey volcano", k=k)) == k
+    everything = backend.search("lighthouse honey volcano", k=1000)
+    assert 0 < len(everything) <= len(HybridIndex.empty(backend.embedder).updated(base_entries(), [], backend.embedder).passages)
 
 
-def test_docs_limit(retriever: Retriever, base: HybridIndex):
-    retriever.load(base)
+def test_docs_limit(backend: Backend):
     q = "Who built the harbour lighthouse?"
-    assert retriever.search(q)[0].doc == "lighthouse.md"
-    only_odd = retriever.search(q, docs=[ODD_ID])
+    assert backend.search(q)[0].doc == "lighthouse.md"
+    only_odd = backend.search(q, docs=[ODD_ID])
     assert only_odd and {h.doc for h in only_odd} == {ODD_ID}
-    two = retriever.search(q, docs=["volcano.txt", ODD_ID])
-    assert two and {h.doc for h in two} <= {"volcano.txt", ODD_ID} and {h.doc for h in two} == {"volcano.txt", ODD_ID}
-    assert retriever.search(q, docs=[]) == []
-    assert retriever.search(q, docs=["no-such-document.txt"]) == []
+    two = backend.search(q, docs=["volcano.txt", ODD_ID])
+    assert two and {h.doc for h in two} == {"volcano.txt", ODD_ID}
+    assert backend.search(q, docs=[]) == []
+    assert backend.search(q, docs=["no-such-document.txt"]) == []
     # Corroboration searches every document but the answer's.
-    others = retriever.search(q, exclude=["lighthouse.md"])
+    others = backend.search(q, exclude=["lighthouse.md"])
     assert others and "lighthouse.md" not in {h.doc for h in others}
-    assert {h.doc for h in retriever.search(q, docs=["volcano.txt", ODD_ID], exclude=[ODD_ID])} == {"volcano.txt"}
-    assert retriever.search(q, docs=[ODD_ID], exclude=[ODD_ID]) == []
+    assert {h.doc for h in backend.search(q, docs=["volcano.txt", ODD_ID], exclude=[ODD_ID])} == {"volcano.txt"}
+    assert backend.search(q, docs=[ODD_ID], exclude=[ODD_ID]) == []
 
 
-def test_single_leg_reports_its_ranks(retriever: Retriever, base: HybridIndex):
-    retriever.load(base)
+def test_single_leg_reports_its_ranks(backend: Backend):
     for leg in ("bm25", "dense"):
-        hits = retriever.search("bees on the library roof", k=4, legs=(leg,))
+        hits = backend.search("bees on the library roof", k=4, legs=(leg,))
         assert [h.legs for h in hits] == [{leg: r} for r in range(1, len(hits) + 1)] and hits
         assert hits[0].doc == "notes/bees.txt"
 
 
-def test_update_drops_removed_and_finds_new_text(retriever: Retriever, base: HybridIndex, embedder):
-    retriever.load(base)
-    assert retriever.search("How wide is the crater lake?")[0].doc == "volcano.txt"
-    changed = base.updated(
-        [Entry("volcano.txt", "Oolong tea is partly oxidised. It is rolled into small balls before drying.", {})],
-        ["notes/bees.txt"], embedder,
-    )
-    retriever.load(changed)
-    top = retriever.search("Which tea is partly oxidised?")[0]
-    assert top.doc == "volcano.txt" and "Oolong" in passage_text(changed, top)
+def test_update_drops_removed_and_finds_new_text(backend: Backend):
+    assert backend.search("How wide is the crater lake?")[0].doc == "volcano.txt"
+    tea = "Oolong tea is partly oxidised. It is rolled into small balls before drying."
+    backend.write([Entry("volcano.txt", tea, {})], ["notes/bees.txt"])
+    assert "notes/bees.txt" not in backend.index.doc_pos and backend.index.entries[backend.index.doc_pos["volcano.txt"]].size == len(tea)
+    top = backend.search("Which tea is partly oxidised?")[0]
+    assert top.doc == "volcano.txt" and tea[top.start:top.end].startswith("Oolong")
+    texts = {**TEXTS, "volcano.txt": tea}
     for q in ("How many bees live in each hive?", "Who sells the honey at the market?", "How wide is the crater lake?"):
-        hits = retriever.search(q, k=20)
+        hits = backend.search(q, k=20)
+        idx = backend.found.index
         assert all(h.doc != "notes/bees.txt" for h in hits)
-        assert all("crater" not in passage_text(changed, h) for h in hits)
-        assert all(passage_text(changed, h) == changed.entries[changed.doc_pos[h.doc]].text[h.start:h.end] for h in hits)
+        for h in hits:
+            rows = range(int(idx.pass_first[h.passage]), int(idx.pass_last[h.passage]) + 1)
+            assert all(idx.sentence_text(r) == texts[h.doc][int(idx.sentences.start[r]):int(idx.sentences.end[r])] for r in rows)
+            assert "crater" not in texts[h.doc][h.start:h.end]
 
 
-def test_empty_index_returns_nothing(retriever: Retriever, base: HybridIndex, embedder):
-    retriever.load(HybridIndex.empty(embedder))
-    assert retriever.search("Who built the lighthouse?") == []
-    retriever.load(base)
-    assert retriever.search("Who built the lighthouse?")
-    retriever.load(base.updated([], base.doc_ids, embedder))  # everything removed
-    assert retriever.search("Who built the lighthouse?") == []
+def test_empty_store_returns_nothing(backend: Backend):
+    backend.write([], list(TEXTS))  # everything removed
+    assert backend.index.doc_ids == [] and backend.search("Who built the lighthouse?") == []
+    backend.write(corpus_entries())
+    assert backend.search("Who built the lighthouse?")
+
+
+def test_a_second_process_opens_what_was_stored(backend: Backend):
+    backend.retriever.close()
+    again, rebuilt = backend.reopen().open(backend.embedder)
+    assert rebuilt is None and sorted(again.doc_ids) == sorted(TEXTS)
+    assert {e.id: e.sha256 for e in again.entries} == {e.id: e.sha256 for e in base_entries()}
+    assert all(again.doc_facts(again.doc_pos[d])[:2] == (len(t), len(t.encode("utf-8"))) for d, t in TEXTS.items())
+
+
+def test_corpus_statistics_are_the_local_index(backend: Backend, embedder):
+    """What the answerer weighs (IDF, corpus size, lengths) is the whole corpus's, whichever store
+    holds it; also after an update removed and replaced documents."""
+    backend.write([Entry("volcano.txt", TEXTS["volcano.txt"] + " The crater lake is green.", {})], [ODD_ID])
+    local = HybridIndex.empty(embedder).updated(
+        [e for e in base_entries() if e.id not in ("volcano.txt", ODD_ID)]
+        + [Entry("volcano.txt", TEXTS["volcano.txt"] + " The crater lake is green.", {})], [], embedder)
+    q = "How wide is the crater lake near the lighthouse keeper's hives?"
+    backend.search(q)
+    view = backend.found.index
+    for mine, theirs in ((view.bm25, local.bm25), (view.doc_bm25, local.doc_bm25)):
+        assert mine.corpus_size == theirs.corpus_size
+        for t in terms(q):
+            assert mine.idf(t) == pytest.approx(theirs.idf(t)) and mine.has(t) == theirs.has(t)
+    # The candidates' BM25 scores match the local index's for the same passages.
+    lexical, here = view.lexical(q), local.lexical(q)
+    for h in backend.found.hits:
+        row = next(p for p in range(len(local.passages)) if local.doc_ids[int(local.passages.doc[p])] == h.doc
+                   and int(local.passages.start[p]) == h.start)
+        assert lexical[0].scores[h.passage] == pytest.approx(here[0].scores[row])
+        assert lexical[1].scores[int(view.passages.doc[h.passage])] == pytest.approx(here[1].scores[int(local.passages.doc[row])])
 
 
 # ----- Milvus only -----------------------------------------------------------------------
-def doc_keys(index: HybridIndex, doc: str) -> set[str]:
-    """Milvus keys of one document's passages."""
-    text = index.entries[index.doc_pos[doc]].text
-    rows = (index.passages.doc == index.doc_pos[doc]).nonzero()[0]
-    return {passage_key(doc, int(index.passages.start[r]), int(index.passages.end[r]),
-                        text[int(index.passages.start[r]):int(index.passages.end[r])]) for r in rows}
-
-
-def test_milvus_sync_writes_only_what_changed(base: HybridIndex, embedder, tmp_path: Path):
+def test_milvus_writes_only_what_changed(embedder, tmp_path: Path):
     uri = str(tmp_path / "milvus.db")
-    m = MilvusPassages(uri)
-    first = m.sync(base)
-    assert first.created and first.upserted == len(base.passages) and first.deleted == 0
-    assert m.count() == len(base.passages)
-    # A new client on the same file lists what Milvus holds and finds nothing to do.
-    again = MilvusPassages(uri).sync(base)
-    assert (again.upserted, again.deleted, again.created) == (0, 0, False)
-    # Changing one document rewrites its passages only.
-    text = base.entries[base.doc_pos["volcano.txt"]].text.replace("400 metres", "350 metres")
-    changed = base.updated([Entry("volcano.txt", text, {})], [], embedder)
-    old, new = doc_keys(base, "volcano.txt"), doc_keys(changed, "volcano.txt")
-    stats = m.sync(changed)
-    assert stats.upserted == len(new - old) > 0 and stats.deleted == len(old - new) > 0
-    assert m.count() == len(changed.passages)
-    top = m.search("How wide is the crater lake?", embedder.embed(["How wide is the crater lake?"])[0], k=1)[0]
-    assert "350 metres" in passage_text(changed, top)
+    store = MilvusStore(uri)
+    params = index_params(embedder)
+    local = HybridIndex.empty(embedder).updated(base_entries(), [], embedder)
+    first = store.write(params, base_entries(), [], embedder)
+    assert first.created and first.written == len(TEXTS) and first.passages == len(local.passages)
+    assert (store.count("docs"), store.count("passages"), store.count("sentences")) == (
+        len(TEXTS), len(local.passages), len(local.sentences))
+    # A new client on the same file finds what Milvus holds (by document hash).
+    store.close()
+    store = MilvusStore(uri)
+    assert {d.id: d.sha256 for d in store.documents(params)} == {e.id: e.sha256 for e in base_entries()}
+    # Changing one document rewrites its rows only, and the old version's go.
+    text = TEXTS["volcano.txt"].replace("400 metres", "350 metres")
+    changed = store.write(params, [Entry("volcano.txt", text, {})], [], embedder)
+    assert (changed.written, changed.removed, changed.created) == (1, 0, False)
+    after = local.updated([Entry("volcano.txt", text, {})], [], embedder)
+    assert (store.count("passages"), store.count("sentences")) == (len(after.passages), len(after.sentences))
+    q = "How wide is the crater lake?"
+    view, hits = store.search(params, q, embedder.embed([q])[0], terms(q), k=1)
+    assert "350 metres" in text[hits[0].start:hits[0].end]
+    removed = store.write(params, [], ["volcano.txt"], embedder)
+    assert removed.removed == 1 and "volcano.txt" not in {d.id for d in store.documents(params)}
 
 
-def test_milvus_rebuilds_for_another_model_and_refuses_foreign_collections(base: HybridIndex, tmp_path: Path):
+def test_milvus_rebuilds_for_another_model_and_refuses_foreign_collections(embedder, tmp_path: Path):
     uri = str(tmp_path / "milvus.db")
-    MilvusPassages(uri).sync(base)
-    other = copy.copy(base)  # the same passages, as if embedded by another model
-    other.params = {**base.params, "model_sha256": "0" * 64}
-    stats = MilvusPassages(uri).sync(other)
-    assert stats.created and stats.upserted == len(base.passages)
+    params = index_params(embedder)
+    MilvusStore(uri).write(params, base_entries(), [], embedder)
+    other = {**params, "model_sha256": "0" * 64}  # as if embedded by another model
+    store = MilvusStore(uri)
+    assert store.documents(other) == [] and store.ensure(other) is False
 
     from pymilvus import MilvusClient
 
     client = MilvusClient(uri)
-    client.create_collection("someone_elses", dimension=base.params["dim"])
+    client.create_collection("someone_elses_docs", dimension=params["dim"])
     with pytest.raises(MilvusError, match="not made by this bot"):
-        MilvusPassages(uri, collection="someone_elses").sync(base)
+        MilvusStore(uri, collection="someone_elses").documents(params)
     with pytest.raises(MilvusError, match="collection name"):
-        MilvusPassages(uri, collection="bad name; drop")
+        MilvusStore(uri, collection="bad name; drop")
 
 
 def test_filter_literal_round_trips_awkward_ids():
@@ -212,20 +259,69 @@ def test_filter_literal_round_trips_awkward_ids():
         assert json.loads(string_literal(doc)) == doc and string_literal(doc).startswith('"')
 
 
-def test_bot_answers_from_milvus(corpus: Path, tmp_path: Path, embedder):
+def test_bot_answers_from_milvus_keeping_no_copy(corpus: Path, tmp_path: Path, embedder):
     bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder, backend="milvus")
     bot.sync()
-    assert (tmp_path / "ix" / "milvus.db").exists()
+    assert (tmp_path / "ix" / "milvus.db").exists() and not (tmp_path / "ix" / "CURRENT").exists()
+    assert len(bot.index.passages) == 0 and len(bot.index.sentences) == 0  # the corpus is in Milvus only
     answer = bot.ask("Who built the harbour lighthouse?")
     assert not answer.abstained and answer.answer == "Margaret Hale"
-    assert answer.citations[0].doc == "lighthouse.md" and all(p.legs == {} for p in answer.passages)
+    top = answer.citations[0]
+    assert top.doc == "lighthouse.md" and all(p.legs == {} for p in answer.passages)
+    assert (corpus / top.doc).read_text(encoding="utf-8")[top.start:top.end] == top.text
+    assert bot.document_text("lighthouse.md") == (corpus / "lighthouse.md").read_text(encoding="utf-8")
     assert bot.ask("How many hives are on the roof?", docs=["volcano.txt"]).citations[0].doc == "volcano.txt"
 
     bot.add_document("tea.txt", b"Green tea is picked in spring. Black tea is fermented longer than green tea.")
     assert bot.ask("Which tea is fermented longer?").citations[0].doc == "tea.txt"
     bot.delete_document("tea.txt")
     assert all(c.doc != "tea.txt" for c in bot.ask("Which tea is fermented longer?").citations)
-    assert isinstance(bot.retriever, MilvusRetriever) and bot.retriever.passages.count() == len(bot.index.passages)
+    store = bot.retriever.store
+    assert store.count("docs") == len(bot.index.doc_ids) == len(list(corpus.rglob("*.*")))
+
+
+def test_failed_upload_leaves_milvus_as_it_was(corpus: Path, tmp_path: Path, embedder, monkeypatch):
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder, backend="milvus")
+    bot.sync()
+    before = {e.id: e.sha256 for e in bot.index.entries}
+    real = os.replace
+
+    def failing(src, dst):  # the second file's move into the folder fails (Milvus Lite renames too)
+        if Path(dst) == corpus / "volcano.txt" and ".upload-" in str(src):
+            raise OSError("disk full")
+        return real(src, dst)
+
+    monkeypatch.setattr("qa.bot.os.replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        bot.add_documents([("tea.txt", b"Green tea is picked in spring.", None),
+                           ("volcano.txt", b"The volcano is now a tea garden.", None)], replace=True)
+    monkeypatch.setattr("qa.bot.os.replace", real)
+    bot.close()  # a Milvus Lite file is open in one process (here: one client) at a time
+    again = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder, backend="milvus")
+    assert {e.id: e.sha256 for e in again.index.entries} == before
+    assert again.ask("How wide is the crater lake?").citations[0].doc == "volcano.txt"
+    again.close()
+
+
+def test_cli_answers_from_milvus_after_the_local_index_is_deleted(tmp_path: Path):
+    uri = str(tmp_path / "store.db")
+    ix = tmp_path / "ix"
+    opts = ["--index", str(ix), "--backend", "milvus", "--milvus-uri", uri]
+    r = subprocess.run(QA + ["index", str(DOCUMENTS), *opts], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 0, r.stderr
+    answers = []
+    for _ in range(2):
+        r = subprocess.run(QA + ["ask", "When was the second call?", "--docs", str(DOCUMENTS), "--json", *opts],
+                           capture_output=True, text=True,
+                           cwd=ROOT, env=ENV)
+        assert r.returncode == 0, r.stderr
+        answers.append(json.loads(r.stdout))
+        shutil.rmtree(ix)
+    first, second = answers
+    assert not second["abstained"] and second["answer"] == first["answer"]
+    top = second["citations"][0]
+    assert top == first["citations"][0]
+    assert (DOCUMENTS / top["doc"]).read_text(encoding="utf-8")[top["start"]:top["end"]] == top["text"]
 
 
 def test_cli_reports_milvus_problems_without_traceback(tmp_path: Path):

@@ -142,7 +142,11 @@ def _document_lookup(bot: Bot):
         if pos is None:
             return None
         e = idx.entries[pos]
-        return Document(e.id, e.meta.get("title") or "", e.meta.get("date"), e.text)
+        try:
+            text = bot.document_text(doc_id, idx)
+        except DocumentError:
+            return None
+        return Document(e.id, e.meta.get("title") or "", e.meta.get("date"), text)
 
     return get
 

@@ -43,10 +43,10 @@ def describe(idx: "HybridIndex", doc_ids: list[str] | None = None) -> list[Docum
     out = []
     for i in rows:
         e = idx.entries[i]
-        a, b = idx.doc_sentences(i)
+        chars, size, sentences = idx.doc_facts(i)
         out.append(DocumentInfo(id=e.id, title=e.meta.get("title") or "", date=e.meta.get("date"),
                                 kind=e.meta.get("kind") or "text", pages=e.meta.get("pages"),
-                                size=len(e.text.encode("utf-8")), chars=len(e.text), sentences=b - a))
+                                size=size, chars=chars, sentences=sentences))
     return out
 
 
@@ -131,7 +131,11 @@ async def get_document(doc: str, service: ServiceDep) -> DocumentText:
     if doc not in idx.doc_pos:
         raise HTTPException(404, f"no document {doc!r}; GET /api/documents lists them")
     info = describe(idx, [doc])[0]  # the same snapshot: the document cannot vanish in between
-    return DocumentText(**info.model_dump(), text=idx.entries[idx.doc_pos[doc]].text)
+    try:
+        text = await anyio.to_thread.run_sync(service.bot.document_text, doc, idx)  # may read the file again
+    except DocumentError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return DocumentText(**info.model_dump(), text=text)
 
 
 @router.delete("/{doc:path}", response_model=Deleted, responses=ERRORS, dependencies=WRITE,

@@ -21,6 +21,6 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     if not service.ready:
         return JSONResponse({"status": "not ready", "detail": service.error or "loading the index"}, status_code=503,
                             headers={"Retry-After": "5"})
-    idx = service.bot.index
-    return JSONResponse({"status": "ready", "documents": len(idx.entries), "sentences": len(idx.sentences),
+    n = service.bot.counts()
+    return JSONResponse({"status": "ready", "documents": n["documents"], "sentences": n["sentences"],
                          "model": getattr(service.bot.embedder, "name", "")})
