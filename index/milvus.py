@@ -30,9 +30,10 @@ What differs from the local index (:meth:`HybridIndex.search`):
 * A fused search does not say which rank each leg gave a passage, so hybrid hits carry empty
   ``legs``; a single-leg search reports its ranks.
 
-Writers: one at a time per collection. A Milvus Lite file is opened by one process at a time, so
-its writers are the threads of that process (the Bot serialises them); two processes writing one
-server's collection at once could miscount term statistics (there is no lease in Milvus itself).
+Writers: one at a time. Each writer embeds its new texts first, then takes a lease (a row of the
+terms collection that it claims, waits, and checks it still holds; renewed while it writes) for
+reading the old versions, writing rows and counting terms. A Milvus Lite file is opened by one
+process at a time, so there the threads of that process are serialised without it.
 
 The URI is either a Milvus Lite file (a path ending in ``.db``, embedded in this process: the
 tests run it for real) or a Milvus server or cluster (``http://host:19530``), with no other change.
@@ -44,11 +45,15 @@ import hashlib
 import importlib.util
 import json
 import logging
+import random
 import re
+import secrets
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -57,7 +62,7 @@ from .build import Segmented
 from .config import DEFAULT_MILVUS_COLLECTION
 from .embedder import Embedder
 from .fusion import Fused
-from .records import Entry, Hit, IndexStoreError
+from .records import Entry, Hit, IndexBusy, IndexStoreError
 from .store import LEGS, OVERFETCH, RRF_K
 from .text import STOPWORDS
 from .view import CandidateView, CorpusStats, DocRecord, PassageRecord, SentenceRecord, build_view, term_counts, term_key
@@ -79,8 +84,15 @@ BATCH = 512
 # Keys per `in [...]` filter, and the most rows one query returns (Milvus's result window).
 KEYS_PER_QUERY = 1_000
 QUERY_LIMIT = 16_384
-# The key of the terms row holding the corpus's totals (term keys are >= 0).
+# Keys of the terms rows holding the corpus's totals and the writers' lease (term keys are >= 0).
 TOTALS = -1
+LEASE = -2
+# A lease not renewed for this long is free; a claim is checked this long after it is written.
+LEASE_S = 60.0
+LEASE_SETTLE_S = 0.5
+LEASE_WAIT_S = 600.0
+# What a search returns of each passage: all the view needs.
+PASSAGE_FIELDS = ["pk", "doc", "sha", "start", "end", "first", "last", "n_terms", "terms", "dense"]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,239}")
 
 
@@ -142,11 +154,6 @@ def _describe(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
-def _key(hit: Any) -> str:
-    """A search hit's primary key (pymilvus returns it as the entity's ``pk`` or as ``id``)."""
-    return hit["pk"] if "pk" in hit else hit["id"]
-
-
 def _sparse(counts: dict[int, int]) -> dict[int, float]:
     # Milvus refuses an empty sparse vector; a text without terms gets one zero-weight entry.
     return {k: float(v) for k, v in counts.items()} or {0: 0.0}
@@ -163,6 +170,8 @@ class MilvusStore:
             dropped and rebuilt, and one not made by this class is refused.
         token: credentials for a server (``user:password`` or an API key), if it needs them.
         timeout: seconds to wait for each call to the server.
+        lease: take the writers' lease before writing (default: for a server, not for a Milvus
+            Lite file, which one process at a time can open).
 
     Raises:
         MilvusError: a bad collection name or URI, pymilvus (or milvus-lite for a ``.db`` URI)
@@ -171,6 +180,7 @@ class MilvusStore:
 
     def __init__(
         self, uri: str, collection: str = DEFAULT_MILVUS_COLLECTION, token: str | None = None, timeout: float | None = 60.0,
+        lease: bool | None = None,
     ) -> None:
         if not isinstance(collection, str) or not _NAME.fullmatch(collection):
             raise MilvusError(f"Milvus collection name {collection!r}: use letters, digits and underscores, starting with a letter")
@@ -192,6 +202,8 @@ class MilvusStore:
         for name in ("pymilvus", "milvus_lite"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self.uri, self.collection, self.timeout = uri, collection, timeout
+        self.lease = not is_lite(uri) if lease is None else lease
+        self.lease_wait_s = LEASE_WAIT_S
         self.names = {kind: f"{collection}_{kind}" for kind in KINDS}
         try:
             self._client = MilvusClient(uri=uri, token=token or "", timeout=timeout)
@@ -348,26 +360,83 @@ class MilvusStore:
         version's rows are deleted; a removed document loses its row first. The term
         statistics are updated last.
         """
+        for e in upserts:
+            if len(e.id.encode("utf-8")) > MAX_DOC_BYTES:
+                raise MilvusError(f"document id {e.id[:80]!r}… is longer than {MAX_DOC_BYTES} bytes, Milvus's limit here")
+        new = sorted({e.id: e for e in upserts}.values(), key=lambda e: e.id)
+        vocab: dict[str, int] = {}
+        seg = Segmented(new, params["dim"], embedder, vocab, progress)  # the slow part, before the lease
         with self._lock:
             try:
-                return self._write(params, list(upserts), list(removals), embedder, progress)
+                created = self.ensure(params)
+                with self._lease() as renew:
+                    return self._write(new, list(removals), seg, vocab, renew, created)
             except MilvusError:
                 self._ready = None
                 raise
             except Exception as exc:
                 raise self._fail("updating", exc) from None
 
-    def _write(self, params: dict[str, Any], upserts: list[Entry], removals: list[str], embedder: Embedder,
-               progress: Callable[[int, int], None] | None) -> WriteStats:
-        created = self.ensure(params)
-        for e in upserts:
-            if len(e.id.encode("utf-8")) > MAX_DOC_BYTES:
-                raise MilvusError(f"document id {e.id[:80]!r}… is longer than {MAX_DOC_BYTES} bytes, Milvus's limit here")
-        new = sorted({e.id: e for e in upserts}.values(), key=lambda e: e.id)
+    # ----- the writers' lease ---------------------------------------------------------
+    def _read_lease(self) -> tuple[int, float]:
+        """``(holder, until)``: who holds the lease (0: nobody) and until when (epoch seconds)."""
+        rows = self._query("terms", f"pk == {LEASE}", ["ddf", "plen"])
+        return (int(rows[0]["ddf"]), int(rows[0]["plen"]) / 1000) if rows else (0, 0.0)
+
+    def _put_lease(self, holder: int, until: float) -> None:
+        self._client.upsert(self.names["terms"], [{"pk": LEASE, "pdf": 0, "ddf": holder, "plen": int(until * 1000), "dlen": 0,
+                                                   "unused": [0.0, 0.0]}], timeout=self.timeout)
+
+    @contextmanager
+    def _lease(self) -> Iterator[Callable[[], None]]:
+        """Hold the writers' lease (a row of the terms collection) while writing; yields a
+        function that renews it. Claiming is check, write, wait, check again: two writers that
+        both saw it free both write it, and after :data:`LEASE_SETTLE_S` only the last one
+        reads itself back (this holds while a claim lands within that time, and while the
+        writers' clocks agree to well within :data:`LEASE_S`). A Milvus Lite file has one
+        process at a time, so without ``lease=True`` it is not taken there."""
+        if not self.lease:
+            yield lambda: None
+            return
+        me = secrets.randbits(62) + 1
+        deadline = time.monotonic() + self.lease_wait_s
+        while True:
+            holder, until = self._read_lease()
+            if holder in (0, me) or until < time.time():
+                self._put_lease(me, time.time() + LEASE_S)
+                time.sleep(LEASE_SETTLE_S)
+                if self._read_lease()[0] == me:
+                    break
+            if time.monotonic() > deadline:
+                raise IndexBusy(f"another writer has held the Milvus collections {self.collection}_* at {self.uri} for over "
+                                f"{self.lease_wait_s:g} s; try again when it is done")
+            time.sleep(0.2 + random.random() * 0.3)
+        renewed = time.monotonic()
+
+        def renew() -> None:
+            nonlocal renewed
+            if time.monotonic() - renewed < LEASE_S / 3:
+                return
+            if self._read_lease()[0] != me:
+                raise MilvusError(f"lost the writers' lease on {self.collection}_* at {self.uri} (expired after {LEASE_S:g} s); "
+                                  "the update stopped part-way: run it again")
+            self._put_lease(me, time.time() + LEASE_S)
+            renewed = time.monotonic()
+
+        try:
+            yield renew
+        finally:
+            try:
+                if self._read_lease()[0] == me:
+                    self._put_lease(0, 0.0)
+            except Exception:  # pragma: no cover - the lease expires by itself
+                log.warning("could not release the writers' lease on %s_*; it expires in %g s", self.collection, LEASE_S)
+
+    def _write(self, new: list[Entry], removals: list[str], seg: Segmented, vocab: dict[str, int], renew: Callable[[], None],
+               created: bool) -> WriteStats:
         wanted = list(dict.fromkeys([*removals, *(e.id for e in new)]))
-        old = {r["doc"]: r for r in self._by_keys("docs", "doc", wanted, ["doc", "sha", "n_terms", "terms"])} if wanted else {}
-        vocab: dict[str, int] = {}
-        seg = Segmented(new, params["dim"], embedder, vocab, progress)
+        old = {r["doc"]: r for r in self._by_keys("docs", "pk", [row_key(d) for d in wanted], ["doc", "sha", "n_terms", "terms"])} \
+            if wanted else {}
         # Term statistics: (passages, documents) holding each term, and the totals.
         delta: dict[int, list[int]] = {}
         totals = [0, 0, 0, 0]  # passages, documents, passage terms, document terms
@@ -411,11 +480,12 @@ class MilvusStore:
                 })
             for kind, rows in (("sentences", sentences), ("passages", passages)):
                 for a in range(0, len(rows), BATCH):
+                    renew()
                     c.upsert(self.names[kind], rows[a:a + BATCH], timeout=self.timeout)
             written_s, written_p = written_s + len(sentences), written_p + len(passages)
         removed = [d for d in removals if d in old and d not in {e.id for e in new}]
         for a in range(0, len(removed), BATCH):  # a removed document disappears with its row
-            c.delete(self.names["docs"], filter=_among("doc", removed[a:a + BATCH]), timeout=self.timeout)
+            c.delete(self.names["docs"], ids=[row_key(d) for d in removed[a:a + BATCH]], timeout=self.timeout)
         doc_rows = []
         for di, e in enumerate(new):
             terms = term_counts(seg.doc_terms, vocab, di)
@@ -495,7 +565,8 @@ class MilvusStore:
         except Exception as exc:
             raise self._fail("searching", exc) from None
 
-    def _candidates(self, query: str, qvec: Any, k: int, expr: str, use: list[str]) -> list[tuple[str, float, dict[str, int]]]:
+    def _candidates(self, query: str, qvec: Any, k: int, expr: str, use: list[str]) -> list[tuple[float, dict[str, int], dict]]:
+        """The searched passages, best first: ``(score, legs' ranks, the passage's row)``."""
         from pymilvus import AnnSearchRequest, RRFRanker
 
         fetch = max(k * OVERFETCH, 40)
@@ -507,44 +578,34 @@ class MilvusStore:
         }
         if len(use) == 2:
             res = self._client.hybrid_search(self.names["passages"], [requests["bm25"], requests["dense"]], RRFRanker(RRF_K),
-                                             limit=fetch, output_fields=["pk"], timeout=self.timeout)
-            return [(_key(h), float(h["distance"]), {}) for h in res[0]]
+                                             limit=fetch, output_fields=PASSAGE_FIELDS, timeout=self.timeout)
+            return [(float(h["distance"]), {}, {f: h[f] for f in PASSAGE_FIELDS}) for h in res[0]]
         r = requests[use[0]]
         res = self._client.search(self.names["passages"], data=r.data, anns_field=r.anns_field, search_params=r.param,
-                                  limit=k, filter=expr, output_fields=["pk"], timeout=self.timeout)
-        return [(_key(h), 1.0 / (RRF_K + rank), {use[0]: rank}) for rank, h in enumerate(res[0], start=1)]
+                                  limit=k, filter=expr, output_fields=PASSAGE_FIELDS, timeout=self.timeout)
+        return [(1.0 / (RRF_K + rank), {use[0]: rank}, {f: h[f] for f in PASSAGE_FIELDS}) for rank, h in enumerate(res[0], start=1)]
 
     def _view(
         self, params: dict[str, Any], query: str, qvec: Any, vocabulary: Sequence[str], k: int,
-        found: list[tuple[str, float, dict[str, int]]], use: list[str], context: str, keep: list[tuple[str, int]],
+        found: list[tuple[float, dict[str, int], dict]], use: list[str], context: str, keep: list[tuple[str, int]],
     ) -> tuple[CandidateView, list[Hit]]:
-        p_fields = ["pk", "doc", "sha", "start", "end", "first", "last", "n_terms", "terms", "dense"]
-        prow = {r["pk"]: r for r in self._by_keys("passages", "pk", [f[0] for f in found], p_fields)} if found else {}
-        doc_ids = list(dict.fromkeys([*(r["doc"] for r in prow.values()), *(d for d, _ in keep)]))
-        drows = {r["doc"]: r for r in self._by_keys("docs", "doc", doc_ids, ["doc", "sha", "size", "meta", "n_terms", "terms"])} \
-            if doc_ids else {}
+        doc_ids = list(dict.fromkeys([*(r["doc"] for *_, r in found), *(d for d, _ in keep)]))
+        d_fields = ["doc", "sha", "size", "sentences", "meta", "n_terms", "terms"]
+        drows = {r["doc"]: r for r in self._by_keys("docs", "pk", [row_key(d) for d in doc_ids], d_fields)} if doc_ids else {}
         # Rows of a version being replaced or removed right now are left out.
-        live = [(f, prow[f[0]]) for f in found if f[0] in prow and drows.get(prow[f[0]]["doc"], {}).get("sha") == prow[f[0]]["sha"]]
-        spans: dict[str, list[tuple[int, int]]] = {}
-        for _, r in live:
-            spans.setdefault(r["doc"], []).append((max(int(r["first"]) - 1, 0), int(r["last"]) + 1))
-        clauses = []
-        for doc, ranges in spans.items():
-            merged: list[list[int]] = []
-            for a, b in sorted(ranges):
-                if merged and a <= merged[-1][1] + 1:
-                    merged[-1][1] = max(merged[-1][1], b)
-                else:
-                    merged.append([a, b])
-            d = f"doc == {string_literal(doc)} and sha == {string_literal(drows[doc]['sha'])}"
-            clauses += [f"({d} and seq >= {a} and seq <= {b})" for a, b in merged]
-        clauses += [f"(doc == {string_literal(doc)} and sha == {string_literal(drows[doc]['sha'])} and start == {int(start)})"
-                    for doc, start in keep if doc in drows]
+        live = [f for f in found if drows.get(f[2]["doc"], {}).get("sha") == f[2]["sha"]]
+        # Each passage's sentences and the one on either side, read by key.
+        wanted: set[tuple[str, int]] = set()
+        for *_, r in live:
+            last = int(drows[r["doc"]]["sentences"]) - 1
+            wanted.update((r["doc"], q) for q in range(max(int(r["first"]) - 1, 0), min(int(r["last"]) + 1, last) + 1))
         s_fields = ["doc", "seq", "start", "end", "text", "dense"]
-        srows: dict[tuple[str, int], dict[str, Any]] = {}
-        for a in range(0, len(clauses), 64):
-            for r in self._query("sentences", " or ".join(clauses[a:a + 64]), s_fields):
-                srows[(r["doc"], int(r["seq"]))] = r
+        keys = [row_key(d, drows[d]["sha"], q) for d, q in sorted(wanted)]
+        srows = {(r["doc"], int(r["seq"])): r for r in self._by_keys("sentences", "pk", keys, s_fields)} if keys else {}
+        for doc, start in keep:  # a follow-up's last citation, found by its offset
+            if doc in drows:
+                expr = f"doc == {string_literal(doc)} and sha == {string_literal(drows[doc]['sha'])} and start == {int(start)}"
+                srows.update({(r["doc"], int(r["seq"])): r for r in self._query("sentences", expr, s_fields)})
         vocab = list(dict.fromkeys(vocabulary))
         keys = [term_key(t) for t in vocab]
         trows = {r["pk"]: r for r in self._by_keys("terms", "pk", [*keys, TOTALS], ["pk", "pdf", "ddf", "plen", "dlen"])}
@@ -558,11 +619,11 @@ class MilvusStore:
         documents = [DocRecord(d, drows[d]["sha"], int(drows[d]["size"]), dict(drows[d]["meta"] or {}), int(drows[d]["n_terms"]),
                                dict(drows[d]["terms"])) for d in in_view]
         passages = [PassageRecord(r["doc"], int(r["start"]), int(r["end"]), int(r["first"]), int(r["last"]), int(r["n_terms"]),
-                                  dict(r["terms"]), np.asarray(r["dense"], dtype=np.float32)) for _, r in live]
+                                  dict(r["terms"]), np.asarray(r["dense"], dtype=np.float32)) for *_, r in live]
         sentences = [SentenceRecord(r["doc"], int(r["seq"]), int(r["start"]), int(r["end"]), r["text"],
                                     np.asarray(r["dense"], dtype=np.float32)) for r in srows.values()]
         view = build_view(params, documents, passages, sentences, stats, vocab)
-        fused = [Fused(row, score, ranks) for row, ((_, score, ranks), _) in enumerate(live)]
+        fused = [Fused(row, score, ranks) for row, (score, ranks, _) in enumerate(live)]
         if len(use) == 2 and fused:
             fused = view.rescore(view.lexical(query, context), np.asarray(qvec, dtype=np.float32).reshape(-1), fused)
         return view, view.hits(fused[:k])

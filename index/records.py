@@ -22,6 +22,10 @@ class IndexMissing(IndexStoreError):
     """No index exists at the given folder."""
 
 
+class IndexBusy(IndexStoreError):
+    """Another writer held the index's lease for longer than this one would wait."""
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

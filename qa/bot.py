@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from index.embedder import Embedder, load_embedder
 from index.retriever import Found, Retriever, open_retriever
-from index.store import LEGS, Entry, HybridIndex, IndexStoreError, content_hash
+from index.store import LEGS, Entry, HybridIndex, IndexBusy, IndexStoreError, content_hash  # noqa: F401 - IndexBusy for callers
 
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
 from .answerer import Answerer
@@ -68,10 +68,6 @@ def check_question(question: object) -> str:
 # The writers' lease: a file in the index folder that one writer at a time holds locked (flock).
 WRITER_LOCK = "writer.lock"
 WRITER_WAIT_S = 600.0
-
-
-class IndexBusy(IndexStoreError):
-    """Another process held the index's writer lease for longer than this one would wait."""
 
 
 class DocumentError(ValueError):

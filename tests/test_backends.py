@@ -18,7 +18,7 @@ from conftest import DATA, DOCUMENTS, ROOT
 from eval.loadcheck import free_port
 from index.milvus import MilvusError, MilvusStore, string_literal
 from index.retriever import Found, Retriever, open_retriever
-from index.store import LEGS, Entry, Hit, HybridIndex, index_params
+from index.store import LEGS, Entry, Hit, HybridIndex, IndexBusy, index_params
 from index.text import terms
 from qa.bot import Bot
 
@@ -252,6 +252,57 @@ def test_milvus_rebuilds_for_another_model_and_refuses_foreign_collections(embed
         MilvusStore(uri, collection="someone_elses").documents(params)
     with pytest.raises(MilvusError, match="collection name"):
         MilvusStore(uri, collection="bad name; drop")
+
+
+def test_milvus_writers_take_turns_through_the_lease(embedder, tmp_path: Path, monkeypatch):
+    """Two writers (two clients, as two processes on a server would be) never write at once, and
+    the term statistics count both; a writer that waits past its limit is told so."""
+    import threading
+    import time
+
+    import index.milvus as milvus
+
+    uri = str(tmp_path / "milvus.db")
+    params = index_params(embedder)
+    stores = [MilvusStore(uri, lease=True), MilvusStore(uri, lease=True)]
+    stores[0].ensure(params)
+    spans: list[tuple[float, float]] = []
+    real = milvus.MilvusStore._write
+
+    def slow_write(self, *args, **kwargs):  # widens the window two writers could share
+        t0 = time.monotonic()
+        time.sleep(0.6)
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            spans.append((t0, time.monotonic()))
+
+    monkeypatch.setattr(milvus.MilvusStore, "_write", slow_write)
+    halves = [base_entries()[:2], base_entries()[2:]]
+    threads = [threading.Thread(target=st.write, args=(params, half, [], embedder)) for st, half in zip(stores, halves)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(spans) == 2
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert a1 <= b0, "two writers wrote at once"
+    local = HybridIndex.empty(embedder).updated(base_entries(), [], embedder)
+    q = "How wide is the crater lake near the lighthouse keeper's hives?"
+    view, _ = stores[0].search(params, q, embedder.embed([q])[0], terms(q))
+    assert view.bm25.corpus_size == len(local.passages) and view.doc_bm25.corpus_size == len(TEXTS)
+    assert all(view.bm25.idf(t) == pytest.approx(local.bm25.idf(t)) for t in terms(q))
+    assert stores[0]._read_lease()[0] == 0  # released
+
+    # A lease someone holds (and keeps renewing) makes a writer wait, then stop with IndexBusy.
+    stores[1]._put_lease(12345, time.time() + 3600)
+    stores[0].lease_wait_s = 1.0
+    with pytest.raises(IndexBusy, match="another writer has held"):
+        stores[0].write(params, [Entry("tea.txt", "Green tea is picked in spring.", {})], [], embedder)
+    # An expired one is taken over.
+    stores[1]._put_lease(12345, time.time() - 1)
+    stores[0].write(params, [Entry("tea.txt", "Green tea is picked in spring.", {})], [], embedder)
+    assert "tea.txt" in {d.id for d in stores[0].documents(params)}
 
 
 def test_filter_literal_round_trips_awkward_ids():
