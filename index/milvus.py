@@ -454,7 +454,18 @@ class MilvusStore:
         p_bounds = np.searchsorted(p_rows.doc, np.arange(len(new) + 1))
         p_lengths = seg.passage_terms.lengths()
         d_lengths = seg.doc_terms.lengths()
-        written_p = written_s = 0
+        written = {"sentences": 0, "passages": 0}
+        waiting: dict[str, list[dict[str, Any]]] = {"sentences": [], "passages": []}
+
+        def send(kind: str, rows: list[dict[str, Any]], everything: bool) -> None:
+            # Rows go in batches across documents; all of them before any document's row.
+            waiting[kind] += rows
+            while len(waiting[kind]) >= BATCH or everything and waiting[kind]:
+                renew()
+                c.upsert(self.names[kind], waiting[kind][:BATCH], timeout=self.timeout)
+                written[kind] += len(waiting[kind][:BATCH])
+                del waiting[kind][:BATCH]
+
         for di, e in enumerate(new):
             sentences = []
             for r in range(int(s_bounds[di]), int(s_bounds[di + 1])):
@@ -478,11 +489,10 @@ class MilvusStore:
                     "text": _truncate_utf8(e.text[a:b], MAX_TEXT_BYTES), "n_terms": int(p_lengths[r]),
                     "terms": _sparse(terms), "dense": p_rows.vecs[r].tolist(),
                 })
-            for kind, rows in (("sentences", sentences), ("passages", passages)):
-                for a in range(0, len(rows), BATCH):
-                    renew()
-                    c.upsert(self.names[kind], rows[a:a + BATCH], timeout=self.timeout)
-            written_s, written_p = written_s + len(sentences), written_p + len(passages)
+            send("sentences", sentences, False)
+            send("passages", passages, False)
+        send("sentences", [], True)
+        send("passages", [], True)
         removed = [d for d in removals if d in old and d not in {e.id for e in new}]
         for a in range(0, len(removed), BATCH):  # a removed document disappears with its row
             c.delete(self.names["docs"], ids=[row_key(d) for d in removed[a:a + BATCH]], timeout=self.timeout)
@@ -510,7 +520,7 @@ class MilvusStore:
             # Makes the rows searchable through the indexes right away (Milvus Lite otherwise
             # scans its write buffer row by row).
             c.flush(self.names[kind], timeout=self.timeout)
-        return WriteStats(len(new), len(removed), written_p, written_s, created)
+        return WriteStats(len(new), len(removed), written["passages"], written["sentences"], created)
 
     def _count_terms(self, delta: dict[int, list[int]], totals: list[int]) -> None:
         delta = {k: d for k, d in delta.items() if d != [0, 0]}
