@@ -15,16 +15,15 @@ p95, api_answers_per_s, api_errors).
 
 ``backend="milvus"`` measures the same with retrieval from Milvus (``milvus_uri`` a server, or by
 default a Milvus Lite file inside the index folder, so ``index_mb`` includes it and ``milvus_mb``
-gives its share); Milvus is then the store of record: the serving process holds no copy of the
-corpus (``rss_mb``), and a Milvus Lite file's server, a child process, is reported apart
-(``milvus_lite_rss_mb``). On a server the collections are ``qa_bench_<passages>_*`` unless
+gives its share); Milvus is then the store of record and the serving process holds no copy of the
+corpus, but a Milvus Lite file's engine runs inside it, so ``rss_mb`` includes Milvus's own
+memory unless ``milvus_uri`` names a server. On a server the collections are ``qa_bench_<passages>_*`` unless
 ``milvus_collection`` names another prefix.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from pathlib import Path
@@ -85,25 +84,6 @@ def _rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _children_rss_mb() -> float:
-    """The summed resident memory of this process's descendants (MB), from ``/proc``."""
-    parent: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended meanwhile
-        pid = int(stat.parent.name)
-        parent[pid], rss[pid] = int(fields[1]), int(fields[21])
-    mine, grew = {os.getpid()}, True
-    while grew:
-        more = {pid for pid, pp in parent.items() if pp in mine} - mine
-        mine |= more
-        grew = bool(more)
-    return sum(rss[p] for p in mine - {os.getpid()}) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _folder_mb(folder: Path) -> float:
@@ -170,7 +150,7 @@ def run(
         lat.append((time.perf_counter() - t0) * 1000)
     # The approximate dense index (large corpora only) against an exact scan, same questions.
     recall = idx.dense_recall(embedder.embed(qs), k=10)
-    rss, lite_rss = _rss_mb(), _children_rss_mb()
+    rss = _rss_mb()
     counts = bot.counts()
     add_s = []
     names = [f"bench-added-{int(time.time())}-{i}.txt" for i in range(adds)]
@@ -200,8 +180,6 @@ def run(
         "latency_ms_p50": round(percentile(lat, 0.5) or 0.0, 2),
         "latency_ms_p95": round(percentile(lat, 0.95) or 0.0, 2),
         "rss_mb": round(rss, 1),
-        # A Milvus Lite file is served by a child process of this one: its memory, apart.
-        "milvus_lite_rss_mb": round(lite_rss, 1) if backend == "milvus" and milvus_uri is None else None,
         "index_mb": round(_folder_mb(index_dir), 1),
         "milvus_mb": round(_folder_mb(lite), 1) if backend == "milvus" and milvus_uri is None and lite.exists() else None,
         "add_one_doc_s": round(percentile(add_s, 0.5) or 0.0, 3),

@@ -319,6 +319,18 @@ class MilvusStore:
     def _query(self, kind: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         return self._client.query(self.names[kind], filter=expr, output_fields=fields, limit=QUERY_LIMIT, timeout=self.timeout)
 
+    def _all(self, kind: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row matching ``expr``, however many (paged by primary key)."""
+        it = self._client.query_iterator(self.names[kind], batch_size=4_096, filter=expr, output_fields=fields,
+                                         timeout=self.timeout)
+        rows: list[dict[str, Any]] = []
+        try:
+            while batch := it.next():
+                rows += batch
+        finally:
+            it.close()
+        return rows
+
     def _by_keys(self, kind: str, field: str, keys: Sequence[str | int], fields: list[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for a in range(0, len(keys), KEYS_PER_QUERY):
@@ -330,14 +342,7 @@ class MilvusStore:
         """Every stored document (without its text or terms), by id."""
         self.ensure(params)
         try:
-            it = self._client.query_iterator(self.names["docs"], batch_size=4_096, filter="",
-                                             output_fields=["doc", "sha", "size", "bytes", "sentences", "meta"], timeout=self.timeout)
-            rows: list[dict[str, Any]] = []
-            try:
-                while batch := it.next():
-                    rows += batch
-            finally:
-                it.close()
+            rows = self._all("docs", "", ["doc", "sha", "size", "bytes", "sentences", "meta"])
         except Exception as exc:
             raise self._fail("reading", exc) from None
         return sorted((DocRecord(r["doc"], r["sha"], int(r["size"]), dict(r["meta"] or {}), bytes=int(r["bytes"]),
@@ -506,15 +511,15 @@ class MilvusStore:
         for a in range(0, len(doc_rows), BATCH):
             c.upsert(self.names["docs"], doc_rows[a:a + BATCH], timeout=self.timeout)
         # The versions now replaced or removed: their rows go, and their terms stop counting.
+        version = {e.id: e.sha256 for e in new}
         for doc_id, row in old.items():
-            if doc_id not in wanted:
-                continue
             count(dict(row["terms"]), int(row["n_terms"]), 1, -1)
             expr = f"doc == {string_literal(doc_id)} and sha == {string_literal(row['sha'])}"
-            for p in self._query("passages", expr, ["n_terms", "terms"]):
+            for p in self._all("passages", expr, ["n_terms", "terms"]):
                 count(dict(p["terms"]), int(p["n_terms"]), 0, -1)
-            for kind in ("passages", "sentences"):
-                c.delete(self.names[kind], filter=expr, timeout=self.timeout)
+            if version.get(doc_id) != row["sha"]:  # the same version written again keeps its rows
+                for kind in ("passages", "sentences"):
+                    c.delete(self.names[kind], filter=expr, timeout=self.timeout)
         self._count_terms(delta, totals)
         for kind in KINDS:
             # Makes the rows searchable through the indexes right away (Milvus Lite otherwise

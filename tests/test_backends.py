@@ -323,8 +323,13 @@ def test_bot_answers_from_milvus_keeping_no_copy(corpus: Path, tmp_path: Path, e
     assert bot.document_text("lighthouse.md") == (corpus / "lighthouse.md").read_text(encoding="utf-8")
     assert bot.ask("How many hives are on the roof?", docs=["volcano.txt"]).citations[0].doc == "volcano.txt"
 
-    bot.add_document("tea.txt", b"Green tea is picked in spring. Black tea is fermented longer than green tea.")
+    tea = b"Green tea is picked in spring. Black tea is fermented longer than green tea."
+    bot.add_document("tea.txt", tea)
     assert bot.ask("Which tea is fermented longer?").citations[0].doc == "tea.txt"
+    bot.add_document("tea.txt", tea, replace=True)  # the same version again keeps its rows
+    assert bot.ask("Which tea is fermented longer?").citations[0].doc == "tea.txt"
+    local = HybridIndex.empty(embedder).updated([Entry(d, bot.document_text(d), {}) for d in bot.index.doc_ids], [], embedder)
+    assert bot.counts() == {"documents": len(local.entries), "sentences": len(local.sentences), "passages": len(local.passages)}
     bot.delete_document("tea.txt")
     assert all(c.doc != "tea.txt" for c in bot.ask("Which tea is fermented longer?").citations)
     store = bot.retriever.store
