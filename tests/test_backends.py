@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from conftest import DATA, DOCUMENTS, ROOT
@@ -40,14 +44,20 @@ class Backend:
     test's folder: ``write`` stores documents, ``search`` asks a question in words and keeps the
     index its hits name in ``found``."""
 
-    def __init__(self, name: str, embedder, tmp_path: Path) -> None:
+    def __init__(self, name: str, embedder, tmp_path: Path, server: str | None = None) -> None:
         self.name, self.embedder, self.tmp_path = name, embedder, tmp_path
+        if server is not None:  # a collection prefix of the test's own on the shared server
+            self.uri, self.collection = server, "t" + uuid.uuid4().hex[:12]
+        else:
+            self.uri, self.collection = str(tmp_path / "milvus.db"), None
         self.retriever = self.reopen()
         self.index, _ = self.retriever.open(embedder)
         self.found: Found | None = None
 
     def reopen(self) -> Retriever:
-        return open_retriever(self.name, self.tmp_path / "ix", str(self.tmp_path / "milvus.db") if self.name == "milvus" else None)
+        if self.name == "faiss":
+            return open_retriever("faiss", self.tmp_path / "ix")
+        return open_retriever("milvus", self.tmp_path / "ix", self.uri, self.collection)
 
     def write(self, upserts: list[Entry], removals: list[str] = ()) -> None:
         self.index = self.retriever.update(self.index, upserts, list(removals), self.embedder)
@@ -76,9 +86,35 @@ def base_entries() -> list[Entry]:
 TEXTS = {e.id: e.text for e in base_entries()}
 
 
-@pytest.fixture(params=["faiss", "milvus"])
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory) -> Iterator[str]:
+    """A Milvus server process on loopback: Milvus Lite's own gRPC server (``milvus-lite
+    server``), reached by URI like any Milvus server or cluster."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus-server")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data),
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"milvus-lite server did not start: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture(params=["faiss", "milvus", "milvus-server"])
 def backend(request, embedder, tmp_path: Path) -> Backend:
-    b = Backend(request.param, embedder, tmp_path)
+    if request.param == "milvus-server":
+        b = Backend("milvus", embedder, tmp_path, server=request.getfixturevalue("milvus_server"))
+    else:
+        b = Backend(request.param, embedder, tmp_path)
     b.write(base_entries())
     return b
 
@@ -359,10 +395,14 @@ def test_failed_upload_leaves_milvus_as_it_was(corpus: Path, tmp_path: Path, emb
     again.close()
 
 
-def test_cli_answers_from_milvus_after_the_local_index_is_deleted(tmp_path: Path):
-    uri = str(tmp_path / "store.db")
+@pytest.mark.parametrize("where", ["lite", "server"])
+def test_cli_answers_from_milvus_after_the_local_index_is_deleted(tmp_path: Path, where: str, request):
     ix = tmp_path / "ix"
-    opts = ["--index", str(ix), "--backend", "milvus", "--milvus-uri", uri]
+    opts = ["--index", str(ix), "--backend", "milvus"]
+    if where == "lite":
+        opts += ["--milvus-uri", str(tmp_path / "store.db")]
+    else:
+        opts += ["--milvus-uri", request.getfixturevalue("milvus_server"), "--milvus-collection", "cli_" + uuid.uuid4().hex[:8]]
     r = subprocess.run(QA + ["index", str(DOCUMENTS), *opts], capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert r.returncode == 0, r.stderr
     answers = []
