@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 
 LITE_FILENAME = "milvus.db"
 # Bumped when the collections' layout changes; collections with another fingerprint are rebuilt.
-MILVUS_SCHEMA = 2
+MILVUS_SCHEMA = 3
 FINGERPRINT_PROPERTY = "qa.fingerprint"
 KINDS = ("docs", "passages", "sentences", "terms")
 ANALYZER = {
