@@ -84,9 +84,11 @@ BATCH = 512
 # Keys per `in [...]` filter, and the most rows one query returns (Milvus's result window).
 KEYS_PER_QUERY = 1_000
 QUERY_LIMIT = 16_384
-# Keys of the terms rows holding the corpus's totals and the writers' lease (term keys are >= 0).
+# Keys of the terms rows holding the corpus's totals, the writers' lease and the generation (a
+# count of writes, so a process can tell whether its list of documents is current); term keys are >= 0.
 TOTALS = -1
 LEASE = -2
+GENERATION = -3
 # A lease not renewed for this long is free; a claim is checked this long after it is written.
 LEASE_S = 60.0
 LEASE_SETTLE_S = 0.5
@@ -102,14 +104,15 @@ class MilvusError(IndexStoreError):
 
 @dataclass(frozen=True, slots=True)
 class WriteStats:
-    """What :meth:`MilvusStore.write` changed: documents written and removed, rows written,
-    and whether the collections were (re)created."""
+    """What :meth:`MilvusStore.write` changed: documents written (their records) and removed,
+    rows written, whether the collections were (re)created, and the store's generation after."""
 
-    written: int
-    removed: int
+    written: tuple[DocRecord, ...]
+    removed: tuple[str, ...]
     passages: int
     sentences: int
     created: bool
+    generation: int
 
 
 def default_uri(index_dir: str | Path) -> str:
@@ -338,15 +341,22 @@ class MilvusStore:
         return out
 
     # ----- what is stored -----------------------------------------------------------
-    def documents(self, params: dict[str, Any]) -> list[DocRecord]:
-        """Every stored document (without its text or terms), by id."""
+    def documents(self, params: dict[str, Any]) -> tuple[list[DocRecord], int]:
+        """Every stored document (without its text or terms), by id, and the generation they
+        are of (read first: a write meanwhile makes the list look older, never newer)."""
         self.ensure(params)
         try:
+            generation = self.generation()
             rows = self._all("docs", "", ["doc", "sha", "size", "bytes", "sentences", "meta"])
         except Exception as exc:
             raise self._fail("reading", exc) from None
         return sorted((DocRecord(r["doc"], r["sha"], int(r["size"]), dict(r["meta"] or {}), bytes=int(r["bytes"]),
-                                 sentences=int(r["sentences"])) for r in rows), key=lambda d: d.id)
+                                 sentences=int(r["sentences"])) for r in rows), key=lambda d: d.id), generation
+
+    def generation(self) -> int:
+        """How many writes the collections have seen (0: none)."""
+        rows = self._query("terms", f"pk == {GENERATION}", ["pdf"])
+        return int(rows[0]["pdf"]) if rows else 0
 
     def count(self, kind: str) -> int:
         """Rows in one collection (``docs``, ``passages``, ``sentences`` or ``terms``)."""
@@ -520,32 +530,40 @@ class MilvusStore:
             if version.get(doc_id) != row["sha"]:  # the same version written again keeps its rows
                 for kind in ("passages", "sentences"):
                     c.delete(self.names[kind], filter=expr, timeout=self.timeout)
-        self._count_terms(delta, totals)
-        for kind in KINDS:
-            # Makes the rows searchable through the indexes right away (Milvus Lite otherwise
-            # scans its write buffer row by row).
-            c.flush(self.names[kind], timeout=self.timeout)
-        return WriteStats(len(new), len(removed), written["passages"], written["sentences"], created)
+        generation = self._count_terms(delta, totals)
+        if written["sentences"] >= BATCH:
+            for kind in KINDS:
+                # A large write is sealed into the collections' indexes now (Milvus Lite otherwise
+                # scans its write buffer row by row); a small one stays in the buffer.
+                c.flush(self.names[kind], timeout=self.timeout)
+        records = tuple(DocRecord(r["doc"], r["sha"], r["size"], r["meta"], bytes=r["bytes"], sentences=r["sentences"])
+                        for r in doc_rows)
+        return WriteStats(records, tuple(removed), written["passages"], written["sentences"], created, generation)
 
-    def _count_terms(self, delta: dict[int, list[int]], totals: list[int]) -> None:
+    def _count_terms(self, delta: dict[int, list[int]], totals: list[int]) -> int:
+        """Add ``delta`` to the terms' counts and ``totals`` to the totals, and count one more
+        generation; the new generation."""
         delta = {k: d for k, d in delta.items() if d != [0, 0]}
-        keys = [*delta, TOTALS]
+        keys = [*delta, TOTALS, GENERATION]
         have = {r["pk"]: r for r in self._by_keys("terms", "pk", keys, ["pk", "pdf", "ddf", "plen", "dlen"])}
         rows = []
         for k in keys:
             r = have.get(k, {"pdf": 0, "ddf": 0, "plen": 0, "dlen": 0})
             if k == TOTALS:
                 add = totals
+            elif k == GENERATION:
+                add = [1, 0, 0, 0]
             else:
                 add = [*delta[k], 0, 0]
             rows.append({"pk": k, "pdf": int(r["pdf"]) + add[0], "ddf": int(r["ddf"]) + add[1],
                          "plen": int(r["plen"]) + add[2], "dlen": int(r["dlen"]) + add[3], "unused": [0.0, 0.0]})
-        gone = [r["pk"] for r in rows if r["pk"] != TOTALS and r["pdf"] <= 0 and r["ddf"] <= 0]
+        gone = [r["pk"] for r in rows if r["pk"] >= 0 and r["pdf"] <= 0 and r["ddf"] <= 0]
         rows = [r for r in rows if r["pk"] not in set(gone)]
         for a in range(0, len(rows), BATCH):
             self._client.upsert(self.names["terms"], rows[a:a + BATCH], timeout=self.timeout)
         for a in range(0, len(gone), BATCH):
             self._client.delete(self.names["terms"], ids=gone[a:a + BATCH], timeout=self.timeout)
+        return next(r["pdf"] for r in rows if r["pk"] == GENERATION)
 
     # ----- queries ------------------------------------------------------------------
     def search(

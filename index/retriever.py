@@ -26,6 +26,7 @@ from .embedder import Embedder
 from .persist import current_generation
 from .records import Entry, IndexMismatch, IndexMissing
 from .store import LEGS, Hit, HybridIndex, index_params
+from .view import Catalogue, vocabulary
 
 if TYPE_CHECKING:
     from .milvus import MilvusStore
@@ -137,22 +138,24 @@ class MilvusRetriever:
         self._closed = False
 
     def open(self, embedder: Embedder) -> tuple[HybridIndex, str | None]:
-        from .view import Catalogue
-
         params = index_params(embedder)
-        return Catalogue(params, self.store.documents(params)), None
+        return Catalogue(params, *self.store.documents(params)), None
 
     def stored(self) -> bool:
         return True  # open() created the collections
 
     def is_current(self, index: HybridIndex) -> bool:
-        return False  # the documents are listed again from Milvus before every write
+        return isinstance(index, Catalogue) and index.store_generation == self.store.generation()
 
     def update(self, index: HybridIndex, upserts: Sequence[Entry], removals: Sequence[str], embedder: Embedder,
                progress: Progress | None = None) -> HybridIndex:
         stats = self.store.write(index.params, upserts, removals, embedder, progress)
-        log.info("Milvus: %d documents written (%d passages), %d removed", stats.written, stats.passages, stats.removed)
-        return self.open(embedder)[0]
+        log.info("Milvus: %d documents written (%d passages), %d removed", len(stats.written), stats.passages, len(stats.removed))
+        if not isinstance(index, Catalogue) or index.store_generation != stats.generation - 1:
+            return self.open(embedder)[0]  # another writer came between: list the documents again
+        changed = {d.id for d in stats.written} | set(stats.removed)
+        kept = [d for d in index.records if d.id not in changed]
+        return Catalogue(index.params, sorted([*kept, *stats.written], key=lambda d: d.id), stats.generation)
 
     def revert(self, index: HybridIndex) -> bool:
         return False
@@ -165,8 +168,6 @@ class MilvusRetriever:
         self, index: HybridIndex, query: str, qvec, k: int = 10, docs: Iterable[str] | None = None,
         legs: tuple[str, ...] = LEGS, context: str = "", exclude: Iterable[str] = (), keep: Iterable[tuple[str, int]] = (),
     ) -> Found:
-        from .view import vocabulary
-
         view, hits = self.store.search(index.params, query, qvec, vocabulary(query, context), k=k, docs=docs, legs=legs,
                                        context=context, exclude=exclude, keep=keep)
         return Found(view, hits)

@@ -188,12 +188,14 @@ class Catalogue(HybridIndex):
     """The documents of a store without their rows: what the serving layer lists and checks
     document ids against (search goes to the store)."""
 
-    def __init__(self, params: dict[str, Any], docs: list[DocRecord]) -> None:
+    def __init__(self, params: dict[str, Any], docs: list[DocRecord], generation: int) -> None:
+        """``generation``: the store's count of writes when ``docs`` were listed."""
         z = np.zeros(0, dtype=np.int32)
         t = lambda: Table(z, z, z, np.zeros((0, params["dim"]), dtype=np.float32))  # noqa: E731
         vocab: dict[str, int] = {}
         empty = lambda: BM25Index(Terms.empty(), vocab, **bm25_params(params))  # noqa: E731
         super().__init__([Entry(d.id, "", d.meta, d.sha256, d.size) for d in docs], t(), t(), z, z, params, (empty(), empty()))
+        self.records, self.store_generation = docs, generation
         self._facts = [(d.size, d.bytes, d.sentences) for d in docs]
 
     def doc_facts(self, doc_row: int) -> tuple[int, int, int]:

@@ -252,24 +252,25 @@ def test_milvus_writes_only_what_changed(embedder, tmp_path: Path):
     params = index_params(embedder)
     local = HybridIndex.empty(embedder).updated(base_entries(), [], embedder)
     first = store.write(params, base_entries(), [], embedder)
-    assert first.created and first.written == len(TEXTS) and first.passages == len(local.passages)
+    assert first.created and len(first.written) == len(TEXTS) and first.passages == len(local.passages)
     assert (store.count("docs"), store.count("passages"), store.count("sentences")) == (
         len(TEXTS), len(local.passages), len(local.sentences))
     # A new client on the same file finds what Milvus holds (by document hash).
     store.close()
     store = MilvusStore(uri)
-    assert {d.id: d.sha256 for d in store.documents(params)} == {e.id: e.sha256 for e in base_entries()}
+    assert {d.id: d.sha256 for d in store.documents(params)[0]} == {e.id: e.sha256 for e in base_entries()}
     # Changing one document rewrites its rows only, and the old version's go.
     text = TEXTS["volcano.txt"].replace("400 metres", "350 metres")
     changed = store.write(params, [Entry("volcano.txt", text, {})], [], embedder)
-    assert (changed.written, changed.removed, changed.created) == (1, 0, False)
+    assert ([d.id for d in changed.written], changed.removed, changed.created) == (["volcano.txt"], (), False)
+    assert changed.generation == first.generation + 1 == store.generation()
     after = local.updated([Entry("volcano.txt", text, {})], [], embedder)
     assert (store.count("passages"), store.count("sentences")) == (len(after.passages), len(after.sentences))
     q = "How wide is the crater lake?"
     view, hits = store.search(params, q, embedder.embed([q])[0], terms(q), k=1)
     assert "350 metres" in text[hits[0].start:hits[0].end]
     removed = store.write(params, [], ["volcano.txt"], embedder)
-    assert removed.removed == 1 and "volcano.txt" not in {d.id for d in store.documents(params)}
+    assert removed.removed == ("volcano.txt",) and "volcano.txt" not in {d.id for d in store.documents(params)[0]}
 
 
 def test_milvus_rebuilds_for_another_model_and_refuses_foreign_collections(embedder, tmp_path: Path):
@@ -278,7 +279,7 @@ def test_milvus_rebuilds_for_another_model_and_refuses_foreign_collections(embed
     MilvusStore(uri).write(params, base_entries(), [], embedder)
     other = {**params, "model_sha256": "0" * 64}  # as if embedded by another model
     store = MilvusStore(uri)
-    assert store.documents(other) == [] and store.ensure(other) is False
+    assert store.documents(other)[0] == [] and store.ensure(other) is False
 
     from pymilvus import MilvusClient
 
@@ -338,7 +339,7 @@ def test_milvus_writers_take_turns_through_the_lease(embedder, tmp_path: Path, m
     # An expired one is taken over.
     stores[1]._put_lease(12345, time.time() - 1)
     stores[0].write(params, [Entry("tea.txt", "Green tea is picked in spring.", {})], [], embedder)
-    assert "tea.txt" in {d.id for d in stores[0].documents(params)}
+    assert "tea.txt" in {d.id for d in stores[0].documents(params)[0]}
 
 
 def test_filter_literal_round_trips_awkward_ids():
@@ -370,6 +371,21 @@ def test_bot_answers_from_milvus_keeping_no_copy(corpus: Path, tmp_path: Path, e
     assert all(c.doc != "tea.txt" for c in bot.ask("Which tea is fermented longer?").citations)
     store = bot.retriever.store
     assert store.count("docs") == len(bot.index.doc_ids) == len(list(corpus.rglob("*.*")))
+
+
+def test_two_workers_on_one_server_see_each_others_writes(corpus: Path, tmp_path: Path, embedder, milvus_server: str):
+    opts = {"embedder": embedder, "backend": "milvus", "milvus_uri": milvus_server, "milvus_collection": "w" + uuid.uuid4().hex[:8]}
+    one = Bot(corpus, index_dir=tmp_path / "ix1", **opts)
+    two = Bot(corpus, index_dir=tmp_path / "ix2", **opts)
+    one.sync()
+    two.add_document("tea.txt", b"Green tea is picked in spring. Black tea is fermented longer than green tea.")
+    assert one.ask("Which tea is fermented longer?").citations[0].doc == "tea.txt"  # searched at once
+    one.add_document("coffee.txt", b"Coffee beans are roasted before they are ground.")
+    assert {"tea.txt", "coffee.txt"} <= set(one.index.doc_ids)  # its write started from the newest list
+    two.delete_document("coffee.txt")
+    assert "coffee.txt" not in two.index.doc_ids and not (corpus / "coffee.txt").exists()
+    one.close()
+    two.close()
 
 
 def test_failed_upload_leaves_milvus_as_it_was(corpus: Path, tmp_path: Path, embedder, monkeypatch):
