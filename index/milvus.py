@@ -65,7 +65,7 @@ from .fusion import Fused
 from .records import Entry, Hit, IndexBusy, IndexStoreError
 from .store import LEGS, OVERFETCH, RRF_K
 from .text import STOPWORDS
-from .view import CandidateView, CorpusStats, DocRecord, PassageRecord, SentenceRecord, build_view, term_counts, term_key
+from .view import CandidateView, CorpusStats, DocRecord, PassageRecord, SentenceRecord, build_view, term_counts, term_key, term_keys
 
 log = logging.getLogger(__name__)
 
@@ -465,6 +465,7 @@ class MilvusStore:
 
         c = self._client
         s_rows, p_rows = seg.sentences, seg.passages
+        keys = term_keys(vocab)
         s_bounds = np.searchsorted(s_rows.doc, np.arange(len(new) + 1))
         p_bounds = np.searchsorted(p_rows.doc, np.arange(len(new) + 1))
         p_lengths = seg.passage_terms.lengths()
@@ -495,7 +496,7 @@ class MilvusStore:
             passages = []
             for r in range(int(p_bounds[di]), int(p_bounds[di + 1])):
                 a, b = int(p_rows.start[r]), int(p_rows.end[r])
-                terms = term_counts(seg.passage_terms, vocab, r)
+                terms = term_counts(seg.passage_terms, keys, r)
                 count(terms, int(p_lengths[r]), 0, +1)
                 passages.append({
                     "pk": row_key(e.id, e.sha256, a, b), "sha": e.sha256, "doc": e.id, "start": a, "end": b,
@@ -508,12 +509,13 @@ class MilvusStore:
             send("passages", passages, False)
         send("sentences", [], True)
         send("passages", [], True)
-        removed = [d for d in removals if d in old and d not in {e.id for e in new}]
+        version = {e.id: e.sha256 for e in new}
+        removed = [d for d in removals if d in old and d not in version]
         for a in range(0, len(removed), BATCH):  # a removed document disappears with its row
             c.delete(self.names["docs"], ids=[row_key(d) for d in removed[a:a + BATCH]], timeout=self.timeout)
         doc_rows = []
         for di, e in enumerate(new):
-            terms = term_counts(seg.doc_terms, vocab, di)
+            terms = term_counts(seg.doc_terms, keys, di)
             count(terms, int(d_lengths[di]), 1, +1)
             doc_rows.append({"pk": row_key(e.id), "doc": e.id, "sha": e.sha256, "size": e.size, "bytes": len(e.text.encode("utf-8")),
                              "sentences": int(s_bounds[di + 1] - s_bounds[di]), "meta": e.meta, "n_terms": int(d_lengths[di]),
@@ -521,7 +523,6 @@ class MilvusStore:
         for a in range(0, len(doc_rows), BATCH):
             c.upsert(self.names["docs"], doc_rows[a:a + BATCH], timeout=self.timeout)
         # The versions now replaced or removed: their rows go, and their terms stop counting.
-        version = {e.id: e.sha256 for e in new}
         for doc_id, row in old.items():
             count(dict(row["terms"]), int(row["n_terms"]), 1, -1)
             expr = f"doc == {string_literal(doc_id)} and sha == {string_literal(row['sha'])}"

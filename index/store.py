@@ -60,6 +60,15 @@ def index_params(embedder: Embedder) -> dict[str, Any]:
     }
 
 
+def no_rows(params: dict[str, Any]) -> tuple:
+    """The arguments of :class:`HybridIndex` after ``entries`` for an index without rows."""
+    z = np.zeros(0, dtype=np.int32)
+    t = lambda: Table(z, z, z, np.zeros((0, params["dim"]), dtype=np.float32))  # noqa: E731
+    vocab: dict[str, int] = {}
+    bm25 = bm25_params(params)
+    return t(), t(), z, z, params, (BM25Index(Terms.empty(), vocab, **bm25), BM25Index(Terms.empty(), vocab, **bm25))
+
+
 class HybridIndex:
     """An immutable snapshot of the hybrid index; updates return a new snapshot.
 
@@ -126,12 +135,7 @@ class HybridIndex:
     # ----- construction -------------------------------------------------------------
     @classmethod
     def empty(cls, embedder: Embedder) -> "HybridIndex":
-        params = index_params(embedder)
-        z = np.zeros(0, dtype=np.int32)
-        t = lambda: Table(z, z, z, np.zeros((0, params["dim"]), dtype=np.float32))  # noqa: E731
-        vocab: dict[str, int] = {}
-        bm25 = bm25_params(params)
-        return cls([], t(), t(), z, z, params, (BM25Index(Terms.empty(), vocab, **bm25), BM25Index(Terms.empty(), vocab, **bm25)))
+        return cls([], *no_rows(index_params(embedder)))
 
     def updated(
         self,

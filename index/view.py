@@ -19,7 +19,7 @@ import numpy as np
 from .bm25 import BM25Index, Corpus, Terms
 from .persist import bm25_params
 from .records import Entry, Table
-from .store import HybridIndex
+from .store import HybridIndex, no_rows
 from .text import normalise, terms, words
 
 # Term keys are 32-bit (a sparse vector's dimensions in Milvus are below 2**32 - 1).
@@ -31,30 +31,21 @@ def term_key(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "big") % TERM_KEY_SPACE
 
 
-def term_counts(t: Terms, vocab: dict[str, int], row: int) -> dict[int, int]:
-    """Row ``row`` of ``t`` as ``{term key: count}``."""
-    words = _words(vocab)
+def term_keys(vocab: dict[str, int]) -> list[int]:
+    """The key of each term id of ``vocab``."""
+    keys = [0] * len(vocab)
+    for term, i in vocab.items():
+        keys[i] = term_key(term)
+    return keys
+
+
+def term_counts(t: Terms, keys: list[int], row: int) -> dict[int, int]:
+    """Row ``row`` of ``t`` as ``{term key: count}`` (``keys``: :func:`term_keys` of its vocabulary)."""
     a, b = int(t.indptr[row]), int(t.indptr[row + 1])
     out: dict[int, int] = {}
     for i, n in zip(t.ids[a:b].tolist(), t.counts[a:b].tolist()):
-        k = term_key(words[i])
-        out[k] = out.get(k, 0) + n
+        out[keys[i]] = out.get(keys[i], 0) + n
     return out
-
-
-_WORDS: dict[int, tuple[dict[str, int], list[str]]] = {}
-
-
-def _words(vocab: dict[str, int]) -> list[str]:
-    """Id -> term of ``vocab`` (cached while the same dictionary grows)."""
-    hit = _WORDS.get(id(vocab))
-    if hit is None or hit[0] is not vocab or len(hit[1]) != len(vocab):
-        words = [""] * len(vocab)
-        for w, i in vocab.items():
-            words[i] = w
-        _WORDS.clear()
-        _WORDS[id(vocab)] = hit = (vocab, words)
-    return hit[1]
 
 
 def vocabulary(query: str, context: str = "") -> list[str]:
@@ -190,13 +181,9 @@ class Catalogue(HybridIndex):
 
     def __init__(self, params: dict[str, Any], docs: list[DocRecord], generation: int) -> None:
         """``generation``: the store's count of writes when ``docs`` were listed."""
-        z = np.zeros(0, dtype=np.int32)
-        t = lambda: Table(z, z, z, np.zeros((0, params["dim"]), dtype=np.float32))  # noqa: E731
-        vocab: dict[str, int] = {}
-        empty = lambda: BM25Index(Terms.empty(), vocab, **bm25_params(params))  # noqa: E731
-        super().__init__([Entry(d.id, "", d.meta, d.sha256, d.size) for d in docs], t(), t(), z, z, params, (empty(), empty()))
+        super().__init__([Entry(d.id, "", d.meta, d.sha256, d.size) for d in docs], *no_rows(params))
         self.records, self.store_generation = docs, generation
-        self._facts = [(d.size, d.bytes, d.sentences) for d in docs]
 
     def doc_facts(self, doc_row: int) -> tuple[int, int, int]:
-        return self._facts[doc_row]
+        d = self.records[doc_row]
+        return d.size, d.bytes, d.sentences
