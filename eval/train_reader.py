@@ -1,12 +1,15 @@
 """Train the reader (``qa/reader.safetensors``) on every public training file's ``train`` split.
 
-Usage (the shipped recipe: one epoch in two stages, about 2 hours on 2 CPU cores)::
+Usage (the shipped recipe: one epoch in two stages, then a short third pass; about 2.5 hours on
+2 CPU cores in all)::
 
     python -m eval.train_reader ../shared/benchmarks/*.json --max-steps 1400 --out stage1.safetensors
-    python -m eval.train_reader ../shared/benchmarks/*.json --init stage1.safetensors --skip-steps 1400 --lr 5e-5
+    python -m eval.train_reader ../shared/benchmarks/*.json --init stage1.safetensors --skip-steps 1400 --lr 5e-5 --out stage2.safetensors
+    python -m eval.train_reader ../shared/benchmarks/*.json --init stage2.safetensors --seed 1 --max-steps 600 --lr 2e-5
 
 The second stage starts from the first's weights and reads the batches of the same seeded plan
-that the first never reached, with its own warm-up and decay.
+that the first never reached, with its own warm-up and decay; the third reads 600 batches of a
+differently seeded plan at a lower rate.
 
 Each question becomes a group of sentences cut by the product's own segmenter
 (:func:`index.segment.split_sentences`), each read as the reader reads it at run time (the
@@ -356,9 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     recipe = " ".join(["python -m eval.train_reader", *(f.name for f in files)] + [
         f"--epochs {args.epochs} --batch {args.batch} --lr {args.lr} --negatives {args.negatives}",
         f"--context-words {args.context_words} --seed {args.seed}" + (f" --max-steps {args.max_steps}" if args.max_steps else ""),
-    ] + ([f"--init STAGE1 --skip-steps {args.skip_steps}"] if args.init else []))
-    if args.init:
-        recipe = f"STAGE1 = {first.get('recipe', '?')}; then {recipe}"
+    ] + ([f"--init PREVIOUS --skip-steps {args.skip_steps}"] if args.init else []))
+    if args.init:  # a chain of stages, each starting from the weights the one before it wrote
+        recipe = f"{first.get('recipe', '?')}; then {recipe}"
     meta = {
         "base_sha256": base, "context_words": str(args.context_words), "recipe": recipe,
         "data_sha256": json.dumps({f.name: file_sha256(f) for f in files}),

@@ -32,7 +32,7 @@ from index.embedder import DEFAULT_MODEL, ModelError, file_sha256, onnx_file, on
 
 READER_FILE = Path(__file__).with_name("reader.safetensors")
 # sha256 of the shipped weights file; a reader file with another digest is refused.
-READER_SHA256 = "475f6f56a0abdbfa6a0e47087d0b7c8d45b5138e6ae9c228f914e393c0fca54c"
+READER_SHA256 = "0cd66c8a8ce62578e47688f99282e83cf235447db11d62d65dbffc99dda72ea3"
 # The encoder tensors the weights file replaces (all but the word embeddings and the unused pooler).
 SHIPPED_PREFIXES = ("embeddings.position_embeddings", "embeddings.token_type_embeddings", "embeddings.LayerNorm", "encoder.")
 # The reader also sees the end of the sentence before the candidate (at most this many words),

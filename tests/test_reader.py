@@ -111,8 +111,10 @@ def test_shipped_weights_are_the_recorded_ones_and_say_how_they_were_made():
 
     with safe_open(str(READER_FILE), "np") as f:
         meta = f.metadata()
-    # One stage, or a second (--init) that names the first's recipe.
-    assert meta["recipe"].startswith(("python -m eval.train_reader", "STAGE1 = python -m eval.train_reader"))
+    # One stage, or a chain whose later stages each start from the weights of the one before.
+    stages = meta["recipe"].split("; then ")
+    assert all(s.startswith("python -m eval.train_reader ") for s in stages)
+    assert all("--init PREVIOUS" in s for s in stages[1:]) and "--init" not in stages[0]
     assert set(meta["data_sha256"]) and meta["base_sha256"] == base_sha256()
     assert READER_FILE.stat().st_size < 30e6
 
