@@ -466,6 +466,11 @@ def main(argv=None) -> int:
                      "data_sha256": {f.name: file_sha256(f) for f in files},
                      **reader_fit, **fit, "short_answers": span_fit},
     }
+    if Path(args.out).is_file():
+        # The yes/no verdict reads the reader alone: a refit keeps it (eval/train_polar.py writes it).
+        polar = json.loads(Path(args.out).read_text(encoding="utf-8")).get("polar")
+        if polar is not None:
+            out["polar"] = polar
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))
     return 0

@@ -146,6 +146,23 @@ def squad_groups(path: Path, split: splits.Split, rng: random.Random, negatives:
             yield group
 
 
+def coqa_turns(story: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """Each turn of a CoQA story as the bot reads it: ``(question resolved against the gold
+    history, gold answer record, answered "unknown")``."""
+    history: list[tuple[str, str, str | None]] = []
+    for q, a in zip(story["questions"], story["answers"]):
+        asked = resolve(q["input_text"], history).searched_for
+        answer = a["input_text"].strip()
+        unknown = answer.lower().rstrip(".") == "unknown" or a.get("span_start", -1) < 0
+        history.append((q["input_text"], asked, None if unknown else answer))
+        yield asked, a, unknown
+
+
+def rationale_sentence(paras: Paragraphs, answer: dict[str, Any]) -> int | None:
+    """The sentence of the story (paragraph 0) holding the start of a CoQA answer's rationale."""
+    return paras.at(0, answer["span_start"] + len(answer["span_text"]) - len(answer["span_text"].lstrip()))
+
+
 def coqa_groups(path: Path, split: splits.Split, rng: random.Random, negatives: int) -> Iterator[Group]:
     """The groups of a CoQA-format file's turns in ``split`` (see the module docstring)."""
     which = splits.coqa_split(path)
@@ -155,20 +172,15 @@ def coqa_groups(path: Path, split: splits.Split, rng: random.Random, negatives: 
     for n, story in enumerate(stories):
         other = stories[(n + 1) % len(stories)]["story"] if len(stories) > 1 else ""
         paras = Paragraphs([story["story"], other] if other else [story["story"]])
-        history: list[tuple[str, str, str | None]] = []
-        for q, a in zip(story["questions"], story["answers"]):
-            asked = resolve(q["input_text"], history).searched_for
-            answer = a["input_text"].strip()
-            unknown = answer.lower().rstrip(".") == "unknown" or a.get("span_start", -1) < 0
-            history.append((q["input_text"], asked, None if unknown else answer))
+        for asked, a, unknown in coqa_turns(story):
             if unknown:
                 picks = paras.negatives(0, None, asked, rng, negatives + 1)
                 yield [_item(paras, pp, j, asked, False) for pp, j in picks]
                 continue
-            rationale_start = a["span_start"] + len(a["span_text"]) - len(a["span_text"].lstrip())
-            i = paras.at(0, rationale_start)
+            i = rationale_sentence(paras, a)
             if i is None:
                 continue
+            answer = a["input_text"].strip()
             s = paras.spans[0][i]
             sentence = story["story"][s.start:s.end]
             at = sentence.lower().find(answer.lower()) if answer else -1

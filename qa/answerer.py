@@ -38,9 +38,9 @@ from index.store import CONTEXT_WEIGHT, Hit, HybridIndex
 from index.text import STOPWORDS, normalise, terms, words
 
 
-from .answertype import NONE, Span, find_answer, question_type
+from .answertype import NONE, Span, find_answer, is_polar, question_type
 from .conversation import search_text
-from .reader import Reader, Reading, scores_of
+from .reader import READER_SHA256, Reader, Reading, scores_of
 from .types import Citation
 
 FEATURES = (
@@ -141,6 +141,18 @@ class Model:
     # corpus has answered: the answer threshold unless the weights say otherwise
     # (``python -m eval.agreement calibrate`` measures what it lets through).
     corroboration_threshold: float = 0.33
+    # The yes/no verdict on a polar question's top sentence: logistic weights over the reader's
+    # pooled output, its bias, and the probability of the likelier side it must reach
+    # (``python -m eval.train_polar``); None: polar questions get the sentence, no verdict.
+    polar: tuple[np.ndarray, float, float] | None = None
+
+    def verdict(self, reading: Reading) -> str | None:
+        """"Yes" or "No" on the sentence ``reading`` read, when the verdict is sure enough."""
+        if self.polar is None:
+            return None
+        weight, bias, gate = self.polar
+        p = _sigmoid(float(reading.pooled @ weight) + bias)
+        return None if max(p, 1 - p) < gate else "Yes" if p >= 0.5 else "No"
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path | None = LOCALITY_FILE) -> "Model":
@@ -160,12 +172,16 @@ class Model:
                 raise ValueError(f"{path}: no {part} weight for {missing}; retrain with `python -m eval.train`")
         if "reader" not in data:
             raise ValueError(f"{path}: no reader weight; retrain with `python -m eval.train`")
+        polar = data.get("polar")
+        if polar is not None and polar.get("reader_sha256") != READER_SHA256:
+            raise ValueError(f"{path}: the yes/no verdict was fit on another reader; refit it with `python -m eval.train_polar`")
         return cls(
             np.array([data["rank"][f] for f in FEATURES]),
             np.array([data["confidence"][f] for f in CONFIDENCE_FEATURES]),
             float(data["bias"]), float(data["threshold"]), float(data["reader"]), locality,
             frozenset(data.get("pattern_kinds", ())), data.get("follow_up_threshold"),
             float(data.get("corroboration_threshold", data["threshold"])),
+            (np.array(polar["weight"], dtype=np.float32), float(polar["bias"]), float(polar["gate"])) if polar else None,
         )
 
 
@@ -482,14 +498,19 @@ class Answerer:
         share = np.exp(scores - scores.max())
         share /= share.sum()
         citations = [self._cite(index, rows[i], float(share[i])) for i in order[:top_k]]
-        if not abstained and citations:
-            span = self.short_span(q, citations[0].text, readings.get(int(order[0])))
-            if span is not None:
-                citations[0] = dataclasses.replace(citations[0], answer_start=span[0], answer_end=span[1])
         answer = None
-        if not abstained:
+        if not abstained and citations:
+            reading = readings.get(int(order[0]))
+            if is_polar(question):
+                # Yes or no is said about the cited sentence, which holds no span of it.
+                answer = model.verdict(reading) if reading is not None else None
+            else:
+                span = self.short_span(q, citations[0].text, reading)
+                if span is not None:
+                    citations[0] = dataclasses.replace(citations[0], answer_start=span[0], answer_end=span[1])
             top = citations[0]
-            answer = top.text[top.answer_start:top.answer_end] if top.answer_start is not None else top.text
+            if answer is None:
+                answer = top.text[top.answer_start:top.answer_end] if top.answer_start is not None else top.text
         return Decision(abstained, answer, confidence, citations, self.passage_order(index, hits, rows, order),
                         {rows[i]: r for i, r in readings.items()})
 

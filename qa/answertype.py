@@ -103,6 +103,24 @@ class Span:
 WH_PHRASE = re.compile(r"\b(when|what|which|who|whom|whose|where|why|how|in what|on what|at what|since when)\b", re.IGNORECASE)
 
 
+_AUXILIARY = (
+    r"(?:is|are|was|were|am|do|does|did|has|have|had|can|could|will|would|shall|should|may|might|must)(?:n['’]t)?"
+    r"|isn['’]t|aren['’]t|wasn['’]t|weren['’]t|don['’]t|can['’]t|won['’]t"
+)
+# A question to answer "yes" or "no": it opens (after "and", "so"…) with an auxiliary verb and
+# does not ask to be told something ("Can you name one?").
+_POLAR = re.compile(
+    rf"^\W*(?:(?:and|but|so|then|also|well|ok|okay|now|oh)\W+)*(?:{_AUXILIARY})\b"
+    r"(?!\s+(?:you|anyone|we)\s+(?:name|tell|list|say|give|describe|explain|find)\b)",
+    re.IGNORECASE,
+)
+
+
+def is_polar(question: str) -> bool:
+    """Does ``question`` ask for yes or no? Not when it offers alternatives ("Was it red or blue?")."""
+    return bool(_POLAR.match(question)) and not re.search(r"\bor\b", question, re.IGNORECASE)
+
+
 def question_type(question: str) -> str:
     """The kind of short answer the question asks for (``none`` for why/how/yes-no...).
 

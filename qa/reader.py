@@ -52,12 +52,14 @@ class ReaderError(ModelError):
 @dataclass(frozen=True)
 class Reading:
     """The reader's verdict on one sentence: the ``score`` (a logit: the sentence answers the
-    question), and the short answer's character span in the sentence with its logit score
-    (``span`` None when the sentence has no token to point at)."""
+    question), the short answer's character span in the sentence with its logit score
+    (``span`` None when the sentence has no token to point at), and ``pooled``, the mean of the
+    output vectors that ``score`` and the yes/no verdict are read from."""
 
     score: float
     span: tuple[int, int] | None
     span_score: float
+    pooled: np.ndarray
 
 
 def scores_of(readings: Sequence[Reading]) -> np.ndarray:
@@ -202,13 +204,14 @@ class Reader:
         encodings = self._tokenizer.encode_batch(pairs)
         ids, types, mask = encode_pairs(encodings)
         hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-        scores = mean_pool(hidden, mask.astype(np.float32)) @ self._rel_w + self._rel_b
+        pooled = mean_pool(hidden, mask.astype(np.float32))
+        scores = pooled @ self._rel_w + self._rel_b
         logits = hidden @ self._span_w + self._span_b
         out = []
         for j, enc in enumerate(encodings):
             inside = [seq == 1 for seq in enc.sequence_ids]
             found = best_span(logits[j, :, 0], logits[j, :, 1], enc.offsets, inside)
-            out.append(Reading(float(scores[j]), found[0] if found else None, found[1] if found else float("-inf")))
+            out.append(Reading(float(scores[j]), found[0] if found else None, found[1] if found else float("-inf"), pooled[j]))
         return out
 
     def score(self, question: str, sentences: Sequence[str], before: Sequence[str] | None = None) -> np.ndarray:

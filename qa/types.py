@@ -153,11 +153,14 @@ class Answer:
 
     @property
     def short_answer(self) -> str | None:
-        """The short answer highlighted inside the top citation, if the bot gave one (not when
-        it abstained, nor when no short span fitted and ``answer`` is the whole sentence)."""
+        """The short answer, if the bot gave one: the span highlighted inside the top citation,
+        or a polar question's "Yes"/"No" said about it (not when it abstained, nor when no
+        short answer fitted and ``answer`` is the whole sentence)."""
         top = self.citations[0] if self.citations else None
-        if self.abstained or not self.answer or top is None or top.answer_start is None or top.answer_end is None:
+        if self.abstained or not self.answer or top is None:
             return None
+        if top.answer_start is None or top.answer_end is None:
+            return None if self.answer == top.text else self.answer
         return self.answer
 
     @classmethod

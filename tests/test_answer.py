@@ -140,3 +140,35 @@ def test_locality_weights_file_is_checked(tmp_path):
     bad.write_text(json.dumps(stale), encoding="utf-8")
     with pytest.raises(ValueError, match="eval.train_locality"):
         Model.load(locality_path=bad)
+
+
+def test_a_polar_question_gets_a_verdict_on_the_cited_sentence(corpus, embedder, tmp_path):
+    """"Did …?" is answered "Yes" or "No" about the quoted sentence, which holds no span of it;
+    a question asking for a thing still gets its span highlighted."""
+    from qa.bot import Bot
+    from ui.render import render_reply
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    bot.sync()
+    polar = bot.ask("Did the last keeper leave the tower in 1986?")
+    top = polar.citations[0]
+    assert not polar.abstained and polar.answer == "Yes" and polar.short_answer == "Yes"
+    assert "left the tower on June 30, 1986" in top.text and top.answer_start is None and top.answer_end is None
+    assert polar.to_dict()["answer"] == "Yes" and "answer_start" not in polar.to_dict()["citations"][0]
+    assert "<strong>Yes</strong>" in render_reply(polar)
+    asked = bot.ask("When did the last keeper leave the tower?")
+    assert asked.short_answer == "June 30, 1986" and asked.citations[0].answer_start is not None
+
+
+def test_a_yes_no_verdict_fit_on_another_reader_is_refused(tmp_path):
+    import json
+
+    from qa.answerer import WEIGHTS_FILE, Model
+
+    assert Model.load().polar is not None
+    weights = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    weights["polar"]["reader_sha256"] = "0" * 64
+    stale = tmp_path / "weights.json"
+    stale.write_text(json.dumps(weights), encoding="utf-8")
+    with pytest.raises(ValueError, match="eval.train_polar"):
+        Model.load(stale)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qa.answertype import AGE, DATE, DURATION, ENTITY, NONE, NUMBER, PERSON, ROLE, candidates, find_answer, question_type
+from qa.answertype import AGE, DATE, DURATION, ENTITY, NONE, NUMBER, PERSON, ROLE, candidates, find_answer, is_polar, question_type
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -171,3 +171,18 @@ def test_a_job_named_in_a_job_question_is_no_answer():
 def test_who_skips_nationalities_and_sentence_openers(question, sentence, expected):
     found = find_answer(question, sentence, question_type(question))
     assert (sentence[found[0].start:found[0].end] if found else None) == expected
+
+
+@pytest.mark.parametrize("question, polar", [
+    ("Did he go?", True),
+    ("And was it red?", True),
+    ("So, did she stay?", True),
+    ("Isn't it late?", True),
+    ("Can I use the trademarks?", True),
+    ("Was it red or blue?", False),  # alternatives: the answer is one of them
+    ("Can you name one of them?", False),  # asks to be told something
+    ("Who did it?", False),
+    ("What about lions?", False),
+])
+def test_polar_questions(question, polar):
+    assert is_polar(question) is polar

@@ -218,3 +218,9 @@ def test_api_history_conversation_id_and_cli_chat_give_the_same_answers(seeds_bo
             assert shown and shown.group(1) == answer
         if searched_for != q:
             assert f"(searched for: {searched_for})" in reply
+
+
+def test_a_yes_no_verdict_is_no_antecedent():
+    """After "Did he say who won?" answered "Yes", "Where was he?" does not search for "Yes"."""
+    r = resolve("Where was he then?", [("Did Tom say who won?", "Did Tom say who won?", "Yes")])
+    assert r.startswith("Where was Tom then?") and "Yes" not in r

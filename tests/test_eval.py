@@ -254,3 +254,33 @@ def test_cli_eval_coqa_and_answered_gate(tmp_path: Path):
     assert all(t["answer"]["citations"][0]["doc"].startswith("stories/lighthouse") for t in rep["turns"][:4]
                if t["answer"]["citations"])
     assert "answered_accuracy" in r.stdout
+
+
+def test_polar_training_turns_and_gate(tmp_path: Path):
+    """The yes/no verdict learns from polar turns answered yes/no, each with its rationale's
+    sentence; its gate is the lowest at which the given verdicts are right often enough."""
+    import numpy as np
+
+    from eval import splits
+    from eval.train_polar import gate_for, polar_turns
+
+    story = "The mill opened in 1901. It never closed on Sundays. The miller sold bread."
+    data = {"data": [{"id": sid, "story": story,
+                      "questions": [{"input_text": q} for q in ("Did the mill open in 1901?", "Did it close on Sundays?",
+                                                                "Who sold bread?", "Was it red or white?")],
+                      "answers": [{"input_text": a, "span_start": story.index(r), "span_end": story.index(r) + len(r),
+                                   "span_text": r} for a, r in (("yes", "opened in 1901"), ("No", "never closed"),
+                                                                ("the miller", "The miller"), ("red", "The mill"))]}
+                     for sid in ("a", "b")]}
+    path = tmp_path / "coqa.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    split = splits.coqa_split(path)["a"]
+    turns = polar_turns(path, split)
+    assert [(q.split(" (")[0], b, s, yes) for q, b, s, yes in turns] == [
+        ("Did the mill open in 1901?", "", "The mill opened in 1901.", True),
+        ("Did it close on Sundays?", "The mill opened in 1901.", "It never closed on Sundays.", False),
+    ]
+    p = np.array([0.95, 0.9, 0.1, 0.6, 0.55])
+    y = np.array([1, 1, 0, 0, 1])
+    assert gate_for(p, y, 0.8) == (0.5, 0.8, 1.0)
+    assert gate_for(p, y, 1.0) == (0.61, 1.0, 0.6)
