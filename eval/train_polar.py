@@ -11,9 +11,10 @@ vector its ``rel`` score is read from, so answering costs no second pass. It is 
 CoQA ``train`` turns that ask a polar question and were answered "yes" or "no", each read with
 its rationale's sentence and resolved against the gold history as the reader was trained
 (:func:`eval.train_reader.coqa_turns`). The regularisation is chosen on the ``calib`` split;
-the ``dev`` split is only reported. The verdict is given when its probability of the more
-likely side reaches ``gate``, the lowest value at which the ``calib`` verdicts given were right
-at least ``--min-precision`` of the time; below it the cited sentence is the answer.
+the ``dev`` split is only reported. ``gate`` is the lowest probability of the likelier side at
+which the ``calib`` verdicts given were right at least ``--min-precision`` of the time; the
+answerer weighs that probability by the chance that the cited sentence is right
+(:meth:`qa.answerer.Model.verdict`); below the gate the answer is the span head's clause.
 """
 
 from __future__ import annotations

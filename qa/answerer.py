@@ -13,11 +13,15 @@ answer, or abstain.
   reader's signals (:data:`CONFIDENCE_FEATURES`) into the probability that it answers the
   question, calibrated across domains. Below the threshold the bot abstains and lists the
   nearest misses.
+* a question asking for yes or no (:func:`qa.answertype.is_polar`) is answered "Yes" or "No"
+  about the top sentence when :meth:`Model.verdict`, read from the reader's pooled output, is
+  sure enough; otherwise it gets the span like any other question.
 
 The ranker, reader weight, confidence model, threshold and the pattern question types are in
 ``qa/weights.json`` (``eval/train.py``, on the ``calib`` splits of every public training file);
 the reader's weights in ``qa/reader.safetensors`` (``eval/train_reader.py``); the locality prior
-in ``qa/locality.json`` (``eval/train_locality.py``).
+in ``qa/locality.json`` (``eval/train_locality.py``); the yes/no verdict under ``polar`` in
+``qa/weights.json`` (``eval/train_polar.py``).
 """
 
 from __future__ import annotations
@@ -143,16 +147,18 @@ class Model:
     corroboration_threshold: float = 0.33
     # The yes/no verdict on a polar question's top sentence: logistic weights over the reader's
     # pooled output, its bias, and the probability of the likelier side it must reach
-    # (``python -m eval.train_polar``); None: polar questions get the sentence, no verdict.
+    # (``python -m eval.train_polar``); None: polar questions get their span, no verdict.
     polar: tuple[np.ndarray, float, float] | None = None
 
-    def verdict(self, reading: Reading) -> str | None:
-        """"Yes" or "No" on the sentence ``reading`` read, when the verdict is sure enough."""
+    def verdict(self, reading: Reading, confidence: float = 1.0) -> str | None:
+        """"Yes" or "No" on the sentence ``reading`` read, when the verdict is sure enough; on a
+        sentence that is right with probability ``confidence`` (else a coin toss)."""
         if self.polar is None:
             return None
         weight, bias, gate = self.polar
         p = _sigmoid(float(reading.pooled @ weight) + bias)
-        return None if max(p, 1 - p) < gate else "Yes" if p >= 0.5 else "No"
+        sure = confidence * max(p, 1 - p) + (1 - confidence) * 0.5
+        return None if sure < gate else "Yes" if p >= 0.5 else "No"
 
     @classmethod
     def load(cls, path: Path = WEIGHTS_FILE, locality_path: Path | None = LOCALITY_FILE) -> "Model":
@@ -501,15 +507,15 @@ class Answerer:
         answer = None
         if not abstained and citations:
             reading = readings.get(int(order[0]))
-            if is_polar(question):
-                # Yes or no is said about the cited sentence, which holds no span of it.
-                answer = model.verdict(reading) if reading is not None else None
-            else:
+            # Yes or no is said about the cited sentence, which holds no span of it; an unsure
+            # verdict leaves the clause the span head marks.
+            if is_polar(question) and reading is not None:
+                answer = model.verdict(reading, confidence)
+            if answer is None:
                 span = self.short_span(q, citations[0].text, reading)
                 if span is not None:
                     citations[0] = dataclasses.replace(citations[0], answer_start=span[0], answer_end=span[1])
-            top = citations[0]
-            if answer is None:
+                top = citations[0]
                 answer = top.text[top.answer_start:top.answer_end] if top.answer_start is not None else top.text
         return Decision(abstained, answer, confidence, citations, self.passage_order(index, hits, rows, order),
                         {rows[i]: r for i, r in readings.items()})

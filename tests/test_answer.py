@@ -143,21 +143,23 @@ def test_locality_weights_file_is_checked(tmp_path):
 
 
 def test_a_polar_question_gets_a_verdict_on_the_cited_sentence(corpus, embedder, tmp_path):
-    """"Did …?" is answered "Yes" or "No" about the quoted sentence, which holds no span of it;
+    """"Do …?" is answered "Yes" or "No" about the quoted sentence, which holds no span of it;
     a question asking for a thing still gets its span highlighted."""
     from qa.bot import Bot
     from ui.render import render_reply
 
     bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
     bot.sync()
-    polar = bot.ask("Did the last keeper leave the tower in 1986?")
+    polar = bot.ask("Do about 12,000 people climb the lighthouse every year?")
     top = polar.citations[0]
     assert not polar.abstained and polar.answer == "Yes" and polar.short_answer == "Yes"
-    assert "left the tower on June 30, 1986" in top.text and top.answer_start is None and top.answer_end is None
+    assert "About 12,000 people climb its 160 steps" in top.text and top.answer_start is None and top.answer_end is None
     assert polar.to_dict()["answer"] == "Yes" and "answer_start" not in polar.to_dict()["citations"][0]
     assert "<strong>Yes</strong>" in render_reply(polar)
-    asked = bot.ask("When did the last keeper leave the tower?")
-    assert asked.short_answer == "June 30, 1986" and asked.citations[0].answer_start is not None
+    unsure = bot.ask("Did the team link the rise to volcanic activity?")  # the verdict is unsure: the clause
+    assert unsure.answer not in ("Yes", "No") and unsure.citations[0].answer_start is not None
+    asked = bot.ask("How many people climb the lighthouse every year?")
+    assert asked.short_answer is not None and "12,000" in asked.short_answer and asked.citations[0].answer_start is not None
 
 
 def test_a_yes_no_verdict_fit_on_another_reader_is_refused(tmp_path):
@@ -172,3 +174,22 @@ def test_a_yes_no_verdict_fit_on_another_reader_is_refused(tmp_path):
     stale.write_text(json.dumps(weights), encoding="utf-8")
     with pytest.raises(ValueError, match="eval.train_polar"):
         Model.load(stale)
+
+
+def test_a_verdict_counts_the_chance_that_its_sentence_is_wrong():
+    """On a sentence right with probability c, the verdict is right about c·p + (1 - c)/2 of the time."""
+    import dataclasses
+
+    import numpy as np
+
+    from qa.answerer import Model
+    from qa.reader import Reading
+
+    weight = np.zeros(384, dtype=np.float32)
+    weight[0] = 1.0
+    model = dataclasses.replace(Model.load(), polar=(weight, 0.0, 0.8))
+    yes, no = (Reading(0.0, None, 0.0, np.eye(384, dtype=np.float32)[0] * x) for x in (2.0, -2.0))  # p = 0.88, 0.12
+    assert model.verdict(yes) == "Yes" and model.verdict(no) == "No"
+    assert model.verdict(yes, confidence=0.9) == "Yes"  # 0.9 * 0.88 + 0.05 = 0.84
+    assert model.verdict(yes, confidence=0.5) is None  # 0.5 * 0.88 + 0.25 = 0.69
+    assert dataclasses.replace(model, polar=None).verdict(yes) is None
