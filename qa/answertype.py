@@ -105,7 +105,7 @@ WH_PHRASE = re.compile(r"\b(when|what|which|who|whom|whose|where|why|how|in what
 
 _AUXILIARY = (
     r"(?:is|are|was|were|am|do|does|did|has|have|had|can|could|will|would|shall|should|may|might|must)(?:n['’]t)?"
-    r"|isn['’]t|aren['’]t|wasn['’]t|weren['’]t|don['’]t|can['’]t|won['’]t"
+    r"|can['’]t|won['’]t"
 )
 # A question to answer "yes" or "no": it opens (after "and", "so"…) with an auxiliary verb and
 # does not ask to be told something ("Can you name one?").

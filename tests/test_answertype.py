@@ -178,6 +178,7 @@ def test_who_skips_nationalities_and_sentence_openers(question, sentence, expect
     ("And was it red?", True),
     ("So, did she stay?", True),
     ("Isn't it late?", True),
+    ("Won’t it rain?", True),
     ("Can I use the trademarks?", True),
     ("Was it red or blue?", False),  # alternatives: the answer is one of them
     ("Can you name one of them?", False),  # asks to be told something
