@@ -74,7 +74,9 @@ class AnswerModel(BaseModel):
     question: Text = Field(max_length=MAX_QUESTION_CHARS * 2)
     searched_for: Text | None = Field(None, max_length=MAX_QUESTION_CHARS * 4, description="the follow-up, resolved")
     abstained: bool = False
-    answer: Text | None = Field(None, max_length=100_000, description="the short answer; null when abstaining")
+    answer: Text | None = Field(None, max_length=100_000, description=(
+        "the short answer (inside the top citation, or \"Yes\"/\"No\" for a yes/no question), else the top "
+        "sentence; null when abstaining"))
     confidence: float = Field(0.0, ge=0.0, le=1.0, description="from 0 to 1")
     citations: list[CitationModel] = Field(default_factory=list, max_length=20)
     timings_ms: dict[Text, Annotated[float, Field(allow_inf_nan=False, ge=0, le=1e9)]] = Field(default_factory=dict, max_length=20)
