@@ -63,15 +63,21 @@ def pooled(reader: Reader, turns: list[tuple[str, str, str, bool]]) -> tuple[np.
     return x, np.array([yes for *_, yes in turns], dtype=np.int64)
 
 
-def gate_for(p: np.ndarray, y: np.ndarray, min_precision: float) -> tuple[float, float, float]:
-    """The lowest gate whose verdicts (``max(p, 1 - p) >= gate``) are right at least
-    ``min_precision`` of the time, with that precision and the share of turns it answers."""
-    sure = np.maximum(p, 1 - p)
+def verdicts(p: np.ndarray, y: np.ndarray, gate: float) -> tuple[float, float]:
+    """Of the verdicts given at ``gate`` (``max(p, 1 - p) >= gate``): the share right, and the
+    share of turns they answer."""
+    given = np.maximum(p, 1 - p) >= gate
     right = (p >= 0.5) == (y == 1)
+    return (float(right[given].mean()) if given.any() else 0.0), float(given.mean())
+
+
+def gate_for(p: np.ndarray, y: np.ndarray, min_precision: float) -> tuple[float, float, float]:
+    """The lowest gate whose verdicts are right at least ``min_precision`` of the time, with
+    that precision and the share of turns it answers (see :func:`verdicts`)."""
     for g in GATES:
-        given = sure >= g
-        if given.any() and right[given].mean() >= min_precision:
-            return float(g), float(right[given].mean()), float(given.mean())
+        precision, share = verdicts(p, y, g)
+        if share and precision >= min_precision:
+            return float(g), precision, share
     return 1.0, 0.0, 0.0
 
 
@@ -99,16 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     c = max(REGULARISATION, key=lambda c: accuracy(fits[c], xc, yc))
     clf = fits[c]
     gate, precision, share = gate_for(clf.predict_proba(xc)[:, 1], yc, args.min_precision)
-    pd = clf.predict_proba(xd)[:, 1]
-    dev_gate = (np.maximum(pd, 1 - pd) >= gate)
-    dev_right = (pd >= 0.5) == (yd == 1)
+    dev_precision, dev_share = verdicts(clf.predict_proba(xd)[:, 1], yd, gate)
     report = {
         "C": c, "train": len(yt), "calib": len(yc), "dev": len(yd), "yes_share_train": round(float(yt.mean()), 3),
         "accuracy": {"train": round(accuracy(clf, xt, yt), 3), "calib": round(accuracy(clf, xc, yc), 3),
                      "dev": round(accuracy(clf, xd, yd), 3)},
         "gate_calib": {"precision": round(precision, 3), "answered": round(share, 3)},
-        "gate_dev": {"precision": round(float(dev_right[dev_gate].mean()) if dev_gate.any() else 0.0, 3),
-                     "answered": round(float(dev_gate.mean()), 3)},
+        "gate_dev": {"precision": round(dev_precision, 3), "answered": round(dev_share, 3)},
         "data_sha256": {args.coqa.name: file_sha256(args.coqa)},
         "recipe": "python -m eval.train_polar " + " ".join(argv if argv is not None else sys.argv[1:]),
     }

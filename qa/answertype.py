@@ -128,7 +128,8 @@ def question_type(question: str) -> str:
     "Who" of "Doctor Who" after a leading "Which" is a name, not the question word.
     """
     m = WH_PHRASE.search(question)
-    if not m:
+    # "Was he in prison when he died?" asks yes or no: its "when" is no question word.
+    if not m or is_polar(question):
         return NONE
     q = question[m.start():].strip().lower()
     if re.match(r"(when|since when|(in |on |at )?(what|which) (year|date|day|month|time|century|decade|period|era|season)s?\b|how long ago)", q):

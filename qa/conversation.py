@@ -23,7 +23,7 @@ from typing import Sequence
 
 from index.text import STOPWORDS
 
-from .answertype import DATE, NONE, NUMERIC, ORG_WORDS, PERSON, PERSON_NOUNS, ROLE, WH_PHRASE, is_polar, question_type
+from .answertype import DATE, NONE, NUMERIC, ORG_WORDS, PERSON, PERSON_NOUNS, ROLE, WH_PHRASE, question_type
 
 _PERSONAL = {"he", "she", "him", "her", "his", "hers", "himself", "herself"}
 # Object pronouns seldom mean the clause's own subject: they always look back.
@@ -155,8 +155,7 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
         return Resolution(question)
     prev_q, prev_search, prev_answer = history[-1]
     prev_core = _core(prev_search)
-    # A yes/no verdict names nothing the follow-up could point back to.
-    kind = NONE if is_polar(prev_q) else question_type(prev_q)
+    kind = question_type(prev_q)
     answered = _names(prev_answer) if prev_answer and kind == PERSON else []
     people = answered if len(answered) == 1 and len(prev_answer.split()) >= 2 else []
     # A pronoun does not mean someone its own question names ("Did Milley ring him?"): the

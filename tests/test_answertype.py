@@ -187,3 +187,7 @@ def test_who_skips_nationalities_and_sentence_openers(question, sentence, expect
 ])
 def test_polar_questions(question, polar):
     assert is_polar(question) is polar
+
+
+def test_a_yes_no_question_asks_for_no_type():
+    assert question_type("Was he still in prison when he died?") == NONE
