@@ -331,9 +331,11 @@ def draw(squad: str, n: int) -> tuple[list, list]:
     return chosen, [q for q in pool if q[0] not in ids]
 
 
-def squad_bot(squad: str) -> Bot:
-    """A bot over the SQuAD file's paragraphs (index cached next to the corpus)."""
-    docs = harness.squad_corpus(squad, cache_dir())
+def corpus_bot(path: Path) -> Bot:
+    """A bot over a training file's documents as ``qa eval`` writes them (one per SQuAD paragraph
+    or CoQA story; the index cached next to them)."""
+    coqa = splits.is_coqa(json.loads(path.read_text(encoding="utf-8")))
+    docs = (harness.coqa_corpus if coqa else harness.squad_corpus)(path, cache_dir())
     bot = Bot(docs, index_dir=docs.parent / "index")
     bot.sync()
     return bot
@@ -406,7 +408,7 @@ def main(argv=None) -> int:
         which = splits.squad_split(squad)
         pool = [q for q in harness.squad_questions(squad) if which[q[0]] == "train"]
         ranker_set = random.Random(1).sample(pool, min(args.n, len(pool)))
-        bot = squad_bot(str(squad))
+        bot = corpus_bot(squad)
         asks = cached_asks(args.features_cache, "ranker",
                            lambda: collect(bot, [(*q, None) for q in ranker_set], "squad"))
         rank_w = fit_ranker(asks, random.Random(1))

@@ -27,6 +27,10 @@ holding the rationale's start, and its short answer the free-form answer where t
 holds it verbatim (no span otherwise: "yes", "no" and paraphrases train only the sentence
 score). An "unknown" turn gives a group of wrong sentences only: a question to decline.
 
+``--hard-negatives N`` trains on other groups instead: ``N`` questions of each file against the
+wrong sentences the shipped ranker puts first for them (:func:`hard_groups`; a fourth stage of
+that kind was measured and not shipped, docs/reader.md).
+
 The loss adds, per sentence, the binary cross-entropy of "answers the question" (so the score
 means the same across questions, which the confidence model uses), per group with a right
 sentence the cross-entropy of that sentence against the group (the order), and per right
@@ -58,6 +62,7 @@ from qa.reader import (CONTEXT_WORDS, READER_FILE, SHIPPED_PREFIXES, ReaderError
                        merged_encoder, pair_tokenizer, reader_pair)
 
 NEGATIVES = 2
+_POLAR_ANSWERS = ("yes", "no")
 _WORD = re.compile(r"\w+")
 
 
@@ -163,6 +168,13 @@ def rationale_sentence(paras: Paragraphs, answer: dict[str, Any]) -> int | None:
     return paras.at(0, answer["span_start"] + len(answer["span_text"]) - len(answer["span_text"].lstrip()))
 
 
+def coqa_span(sentence: str, answer: str) -> tuple[int, int] | None:
+    """A CoQA free-form answer's span in its rationale's sentence, where the sentence holds it
+    verbatim ("yes", "no" and paraphrases have none: they train only the sentence score)."""
+    at = sentence.lower().find(answer.lower()) if answer else -1
+    return (at, at + len(answer)) if at >= 0 and answer.lower() not in _POLAR_ANSWERS else None
+
+
 def coqa_groups(path: Path, split: splits.Split, rng: random.Random, negatives: int) -> Iterator[Group]:
     """The groups of a CoQA-format file's turns in ``split`` (see the module docstring)."""
     which = splits.coqa_split(path)
@@ -180,11 +192,8 @@ def coqa_groups(path: Path, split: splits.Split, rng: random.Random, negatives: 
             i = rationale_sentence(paras, a)
             if i is None:
                 continue
-            answer = a["input_text"].strip()
             s = paras.spans[0][i]
-            sentence = story["story"][s.start:s.end]
-            at = sentence.lower().find(answer.lower()) if answer else -1
-            span = (at, at + len(answer)) if at >= 0 and answer.lower() not in ("yes", "no") else None
+            span = coqa_span(story["story"][s.start:s.end], a["input_text"].strip())
             group = [_item(paras, 0, i, asked, True, span)]
             group += [_item(paras, pp, j, asked, False) for pp, j in paras.negatives(0, i, asked, rng, negatives)]
             yield group
@@ -201,6 +210,72 @@ def load_groups(files: list[Path], split: splits.Split, seed: int, negatives: in
         counts[path.name] = len(made)
         out += made
     return out, counts
+
+
+def hard_groups(path: Path, bot: Any, split: splits.Split, rng: random.Random, negatives: int, sample: int) -> Iterator[Group]:
+    """Up to ``sample`` questions (or CoQA turns) of ``split``, each grouped with the wrong
+    sentences the product itself ranks highest for it: the bot's search over the file's corpus
+    (as ``qa eval`` builds it; only the split's own units), then the shipped ranker, the wrong
+    ones among its best candidates in its order. These are the sentences the reader has to tell
+    apart at run time; the right sentence and its span are those of :func:`squad_groups` and
+    :func:`coqa_groups`, located in the index by character offset. ``bot``: a :class:`qa.bot.Bot`
+    over the file's corpus (:func:`eval.train.corpus_bot`)."""
+    from eval import harness
+    from qa.answerer import Answerer, Question
+
+    coqa = splits.is_coqa(json.loads(path.read_text(encoding="utf-8")))
+    index, answerer = bot.index, Answerer()
+    # (question as read, answers, gold spans, documents it is limited to)
+    asks: list[tuple[str, list[str], list[dict[str, Any]], list[str] | None]] = []
+    if coqa:
+        for conv in harness.coqa_set(path, None, 0, split):
+            history: list[tuple[str, str, str | None]] = []
+            for turn in conv.turns:
+                asked = resolve(turn.question, history).searched_for
+                history.append((turn.question, asked, turn.answers[0] if turn.answers else None))
+                asks.append((asked, list(turn.answers), list(turn.evidence), list(conv.docs or ())))
+    else:
+        which = splits.squad_split(path)
+        asks = [(q, a, sp, None) for qid, q, a, sp in harness.squad_questions(path) if which[qid] == split]
+    units = {sp[0]["doc"].split("/")[0] for _, _, sp, _ in asks if sp}
+    # SQuAD's splits are by question (its report sample), the other files' by unit.
+    own_unit = (lambda doc: True) if splits.FILES.get(path.name) == "squad" else (lambda doc: doc.split("/")[0] in units)
+    for asked, answers, spans, limit in rng.sample(asks, min(sample, len(asks))):
+        qvec = bot.embedder.embed([asked])[0]
+        hits = [h for h in index.search(asked, qvec, k=30, docs=limit) if own_unit(h.doc)][:10]
+        rows, feats = answerer.features(Question(asked, index), qvec, index, hits)
+        order = [rows[i] for i in np.argsort(-(feats @ answerer.model.rank), kind="stable")]
+        gold = None
+        if spans:
+            d = index.doc_pos.get(spans[0]["doc"])
+            if d is None:
+                continue
+            # The sentence holding the answer's first character (a CoQA rationale may open with spaces).
+            piece = index.entries[d].text[spans[0]["start"]:spans[0]["end"]]
+            char = spans[0]["start"] + len(piece) - len(piece.lstrip())
+            first, end = index.doc_sentences(d)
+            at = first + int(np.searchsorted(index.sentences.end[first:end], char, side="right"))
+            if at >= end:
+                continue
+            gold = at
+        # A sentence elsewhere that holds the answer too may well answer: it is no negative.
+        named = [a for a in answers if a.lower() not in _POLAR_ANSWERS]
+        wrong = [r for r in order if not harness.matches(spans, index.doc_ids[int(index.sentences.doc[r])],
+                                                          int(index.sentences.start[r]), int(index.sentences.end[r]), "")
+                 and not harness.contains_answer(index.sentence_text(r), named)]
+        want = negatives if gold is not None else negatives + 1
+        if len(wrong) < want:
+            continue
+        items = [Item(asked, index.sentence_before(r), index.sentence_text(r), False) for r in wrong[:want]]
+        if gold is not None:
+            sentence, start = index.sentence_text(gold), int(index.sentences.start[gold])
+            if coqa:
+                span = coqa_span(sentence, answers[0])
+            else:
+                span = (spans[0]["start"] - start, min(spans[0]["end"] - start, len(sentence)))
+                span = span if 0 <= span[0] < span[1] else None
+            items.insert(0, Item(asked, index.sentence_before(gold), sentence, True, span))
+        yield items
 
 
 def token_span(encoding: Any, span: tuple[int, int]) -> tuple[int, int] | None:
@@ -346,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="start from this reader file (a second stage; its recipe is kept in the metadata)")
     ap.add_argument("--skip-steps", type=int, default=0, metavar="N",
                     help="leave out the plan's first N batches (those a first stage of --max-steps N trained on)")
+    ap.add_argument("--hard-negatives", type=int, default=0, metavar="N",
+                    help="train on N questions of each file (Quoref's left out) against the wrong sentences the "
+                         "shipped ranker puts first for them (see hard_groups), not on the usual groups")
     ap.add_argument("--out", type=Path, default=READER_FILE, help="weights file to write")
     args = ap.parse_args(argv)
     for f in args.files:
@@ -365,12 +443,24 @@ def main(argv: list[str] | None = None) -> int:
             init, first, _ = load_weights(args.init, base, None)
         except ReaderError as exc:
             ap.error(str(exc))
-    data, counts = load_groups(files, "train", args.seed, args.negatives)
+    if args.hard_negatives:
+        from eval import train as train_calib
+
+        rng = random.Random(args.seed)
+        data, counts = [], {}
+        for f in files:
+            if splits.FILES[f.name] not in splits.NOISY_SENTENCE_LABELS:
+                made = list(hard_groups(f, train_calib.corpus_bot(f), "train", rng, args.negatives, args.hard_negatives))
+                counts[f.name] = len(made)
+                data += made
+    else:
+        data, counts = load_groups(files, "train", args.seed, args.negatives)
     log(f"{len(data)} training groups: {counts}")
     encoder, rel, span_head = train(location, data, args, log, init)
     recipe = " ".join(["python -m eval.train_reader", *(f.name for f in files)] + [
         f"--epochs {args.epochs} --batch {args.batch} --lr {args.lr} --negatives {args.negatives}",
-        f"--context-words {args.context_words} --seed {args.seed}" + (f" --max-steps {args.max_steps}" if args.max_steps else ""),
+        f"--context-words {args.context_words} --seed {args.seed}" + (f" --max-steps {args.max_steps}" if args.max_steps else "")
+        + (f" --hard-negatives {args.hard_negatives}" if args.hard_negatives else ""),
     ] + ([f"--init PREVIOUS --skip-steps {args.skip_steps}"] if args.init else []))
     if args.init:  # a chain of stages, each starting from the weights the one before it wrote
         recipe = f"{first.get('recipe', '?')}; then {recipe}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from eval import harness
-from eval.train import draw, squad_bot
+from eval.train import corpus_bot, draw
 from index.store import RESCORE_FEATURES, RESCORE_FILE, rescore_weights
 from qa.bot import Bot
 from qa.console import quiet_libraries
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESCORE_FILE), help="weights file to write")
     args = ap.parse_args(argv)
     quiet_libraries()
-    bot = squad_bot(args.squad)
+    bot = corpus_bot(Path(args.squad))
     questions, _ = draw(args.squad, args.n)
     lists = collect(bot, questions)
     weights = fit(lists)

@@ -139,3 +139,33 @@ def test_altered_unknown_or_foreign_weights_are_refused(tmp_path):
     corrupt.write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match="cannot be read"):
         Reader(corrupt)
+
+
+def test_hard_negatives_are_the_wrong_sentences_the_ranker_puts_first(tmp_path, embedder):
+    """eval.train_reader --hard-negatives: each question's right sentence (found in the index by
+    offset, its short answer marked) against the wrong sentences the shipped ranker ranks highest
+    for it, never one that overlaps the gold span or holds the answer."""
+    import random
+
+    from eval import harness
+    from eval.train_reader import hard_groups
+    from qa.answerer import Answerer, Question
+    from qa.bot import Bot
+    from tests.conftest import DATA
+
+    path = DATA / "tiny-squad.json"
+    bot = Bot(harness.squad_corpus(path, tmp_path), index_dir=tmp_path / "index", embedder=embedder)
+    bot.sync()
+    gold = {q: a for _, q, a, _ in harness.squad_questions(path)}
+    groups = list(hard_groups(path, bot, "calib", random.Random(0), 1, 10))
+    assert len(groups) == 3  # the calib split's three questions, each with a wrong sentence to find
+    for right, wrong in groups:
+        answers = gold[right.question]
+        assert right.right and right.sentence[right.span[0]:right.span[1]] == answers[0]
+        assert not wrong.right and wrong.span is None and answers[0] not in wrong.sentence
+        # the wrong sentence is the ranker's best wrong candidate
+        qvec = bot.embedder.embed([right.question])[0]
+        hits = bot.index.search(right.question, qvec, k=10)
+        rows, feats = Answerer().features(Question(right.question, bot.index), qvec, bot.index, hits)
+        texts = [bot.index.sentence_text(rows[i]) for i in np.argsort(-(feats @ Answerer().model.rank), kind="stable")]
+        assert wrong.sentence == next(t for t in texts if t != right.sentence and answers[0] not in t)
