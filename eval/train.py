@@ -341,6 +341,23 @@ def corpus_bot(path: Path) -> Bot:
     return bot
 
 
+def split_questions(path: Path, split: str) -> list[Asked]:
+    """The questions of one split of a training file, CoQA turns resolved against the gold
+    history as the bot resolves a follow-up (a CoQA turn limited to its story's document)."""
+    data = json.loads(path.read_bytes())
+    if not splits.is_coqa(data):
+        which = splits.squad_split(path)
+        return [(qid, q, a, sp, None) for qid, q, a, sp in harness.squad_questions(path) if which[qid] == split]
+    questions: list[Asked] = []
+    for conv in harness.coqa_set(path, None, 0, split):
+        history: list[tuple[str, str, str | None]] = []
+        for i, turn in enumerate(conv.turns):
+            asked = resolve(turn.question, history).searched_for
+            history.append((turn.question, asked, turn.answers[0] if turn.answers else None))
+            questions.append((f"{conv.id}#{i}", asked, list(turn.answers), list(turn.evidence), list(conv.docs or ())))
+    return questions
+
+
 def calib_corpus(path: Path) -> tuple[Bot, list[Asked], bool]:
     """A bot over the calibration units of a training file (one document per paragraph or
     story, named as ``qa eval`` names them), its calibration questions, and whether they are
@@ -348,25 +365,19 @@ def calib_corpus(path: Path) -> tuple[Bot, list[Asked], bool]:
     data = json.loads(path.read_bytes())
     folder = cache_dir() / f"calib-{file_sha256(path)[:12]}"
     docs = folder / "docs"
-    questions: list[Asked] = []
+    questions = split_questions(path, "calib")
     texts: dict[str, str] = {}
     coqa = splits.is_coqa(data)
     if coqa:
         stories = {s["id"]: s["story"] for s in data["data"]}
-        for conv in harness.coqa_set(path, None, 0, "calib"):
-            texts[harness.coqa_doc(conv.id)] = stories[conv.id]
-            history: list[tuple[str, str, str | None]] = []
-            for i, turn in enumerate(conv.turns):
-                asked = resolve(turn.question, history).searched_for
-                history.append((turn.question, asked, turn.answers[0] if turn.answers else None))
-                questions.append((f"{conv.id}#{i}", asked, list(turn.answers), list(turn.evidence), list(conv.docs or ())))
+        for conv_id in dict.fromkeys(q[0].split("#")[0] for q in questions):
+            texts[harness.coqa_doc(conv_id)] = stories[conv_id]
     else:
         which = splits.squad_split(path)
         for ai, article in enumerate(data["data"]):
             if any(which.get(qa["id"]) == "calib" for p in article["paragraphs"] for qa in p["qas"]):
                 for pi, para in enumerate(article["paragraphs"]):
                     texts[harness.squad_doc(ai, pi)] = para["context"]
-        questions = [(qid, q, a, sp, None) for qid, q, a, sp in harness.squad_questions(path) if which[qid] == "calib"]
     if not (docs / ".complete").exists():
         for name, text in texts.items():
             (docs / name).parent.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,8 @@ holds it verbatim (no span otherwise: "yes", "no" and paraphrases train only the
 score). An "unknown" turn gives a group of wrong sentences only: a question to decline.
 
 ``--hard-negatives N`` trains on other groups instead: ``N`` questions of each file against the
-wrong sentences the shipped ranker puts first for them (:func:`hard_groups`; a fourth stage of
-that kind was measured and not shipped, docs/reader.md).
+wrong sentences the shipped ranker puts first for them (:func:`hard_groups`; measured in
+docs/reader.md).
 
 The loss adds, per sentence, the binary cross-entropy of "answers the question" (so the score
 means the same across questions, which the confidence model uses), per group with a right
@@ -221,30 +221,21 @@ def hard_groups(path: Path, bot: Any, split: splits.Split, rng: random.Random, n
     :func:`coqa_groups`, located in the index by character offset. ``bot``: a :class:`qa.bot.Bot`
     over the file's corpus (:func:`eval.train.corpus_bot`)."""
     from eval import harness
-    from qa.answerer import Answerer, Question
+    from eval.train import make_ask, split_questions
+    from qa.answerer import Answerer
 
     coqa = splits.is_coqa(json.loads(path.read_text(encoding="utf-8")))
     index, answerer = bot.index, Answerer()
-    # (question as read, answers, gold spans, documents it is limited to)
-    asks: list[tuple[str, list[str], list[dict[str, Any]], list[str] | None]] = []
-    if coqa:
-        for conv in harness.coqa_set(path, None, 0, split):
-            history: list[tuple[str, str, str | None]] = []
-            for turn in conv.turns:
-                asked = resolve(turn.question, history).searched_for
-                history.append((turn.question, asked, turn.answers[0] if turn.answers else None))
-                asks.append((asked, list(turn.answers), list(turn.evidence), list(conv.docs or ())))
-    else:
-        which = splits.squad_split(path)
-        asks = [(q, a, sp, None) for qid, q, a, sp in harness.squad_questions(path) if which[qid] == split]
-    units = {sp[0]["doc"].split("/")[0] for _, _, sp, _ in asks if sp}
+    asks = split_questions(path, split)
+    units = {sp[0]["doc"].split("/")[0] for *_, sp, _ in asks if sp}
     # SQuAD's splits are by question (its report sample), the other files' by unit.
     own_unit = (lambda doc: True) if splits.FILES.get(path.name) == "squad" else (lambda doc: doc.split("/")[0] in units)
-    for asked, answers, spans, limit in rng.sample(asks, min(sample, len(asks))):
+    for _, asked, answers, spans, limit in rng.sample(asks, min(sample, len(asks))):
         qvec = bot.embedder.embed([asked])[0]
         hits = [h for h in index.search(asked, qvec, k=30, docs=limit) if own_unit(h.doc)][:10]
-        rows, feats = answerer.features(Question(asked, index), qvec, index, hits)
-        order = [rows[i] for i in np.argsort(-(feats @ answerer.model.rank), kind="stable")]
+        ask = make_ask(index, answerer, asked, qvec, hits, answers, spans, False)
+        if ask is None:
+            continue
         gold = None
         if spans:
             d = index.doc_pos.get(spans[0]["doc"])
@@ -260,13 +251,12 @@ def hard_groups(path: Path, bot: Any, split: splits.Split, rng: random.Random, n
             gold = at
         # A sentence elsewhere that holds the answer too may well answer: it is no negative.
         named = [a for a in answers if a.lower() not in _POLAR_ANSWERS]
-        wrong = [r for r in order if not harness.matches(spans, index.doc_ids[int(index.sentences.doc[r])],
-                                                          int(index.sentences.start[r]), int(index.sentences.end[r]), "")
-                 and not harness.contains_answer(index.sentence_text(r), named)]
+        wrong = [i for i in Answerer.to_read(ask.feats @ answerer.model.rank, len(ask.labels))
+                 if not ask.labels[i] and not harness.contains_answer(ask.texts[i], named)]
         want = negatives if gold is not None else negatives + 1
         if len(wrong) < want:
             continue
-        items = [Item(asked, index.sentence_before(r), index.sentence_text(r), False) for r in wrong[:want]]
+        items = [Item(asked, ask.before[i], ask.texts[i], False) for i in wrong[:want]]
         if gold is not None:
             sentence, start = index.sentence_text(gold), int(index.sentences.start[gold])
             if coqa:

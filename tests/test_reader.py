@@ -167,5 +167,5 @@ def test_hard_negatives_are_the_wrong_sentences_the_ranker_puts_first(tmp_path, 
         qvec = bot.embedder.embed([right.question])[0]
         hits = bot.index.search(right.question, qvec, k=10)
         rows, feats = Answerer().features(Question(right.question, bot.index), qvec, bot.index, hits)
-        texts = [bot.index.sentence_text(rows[i]) for i in np.argsort(-(feats @ Answerer().model.rank), kind="stable")]
+        texts = [bot.index.sentence_text(rows[i]) for i in Answerer.to_read(feats @ Answerer().model.rank, len(rows))]
         assert wrong.sentence == next(t for t in texts if t != right.sentence and answers[0] not in t)
