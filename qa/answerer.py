@@ -21,12 +21,14 @@ The ranker, reader weight, confidence model, threshold and the pattern question 
 ``qa/weights.json`` (``eval/train.py``, on the ``calib`` splits of every public training file);
 the reader's weights in ``qa/reader.safetensors`` (``eval/train_reader.py``); the locality prior
 in ``qa/locality.json`` (``eval/train_locality.py``); the yes/no verdict under ``polar`` in
-``qa/weights.json`` (``eval/train_polar.py``).
+``qa/weights.json`` (``eval/train_polar.py``), and how a settled turn's confidence is shown under
+``settled`` (``eval/train_settled.py``).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import dataclasses
 import json
 import math
@@ -34,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -149,6 +151,17 @@ class Model:
     # pooled output, its bias, and the probability of the likelier side it must reach
     # (``python -m eval.train_polar``); None: polar questions get their span, no verdict.
     polar: tuple[np.ndarray, float, float] | None = None
+    # A settled turn's shown confidence: ``sigmoid(scale * logit(c) + shift)`` of the model's
+    # ``c``, fit on real dialogues (``python -m eval.train_settled``); None: shown as it is.
+    settled: tuple[float, float] | None = None
+
+    def shown(self, confidence: float) -> float:
+        """The confidence shown for a settled turn whose model confidence is ``confidence``."""
+        if self.settled is None:
+            return confidence
+        c = min(max(confidence, 1e-4), 1 - 1e-4)
+        scale, shift = self.settled
+        return _sigmoid(scale * math.log(c / (1 - c)) + shift)
 
     def verdict(self, reading: Reading, confidence: float = 1.0) -> str | None:
         """"Yes" or "No" on the sentence ``reading`` read, when the verdict is sure enough; on a
@@ -181,6 +194,10 @@ class Model:
         polar = data.get("polar")
         if polar is not None and polar.get("reader_sha256") != READER_SHA256:
             raise ValueError(f"{path}: the yes/no verdict was fit on another reader; refit it with `python -m eval.train_polar`")
+        settled = data.get("settled")
+        if settled is not None and settled.get("confidence_model") != confidence_fingerprint(data):
+            raise ValueError(f"{path}: the settled turns' confidence was fit on another confidence model; "
+                             "refit it with `python -m eval.train_settled`")
         return cls(
             np.array([data["rank"][f] for f in FEATURES]),
             np.array([data["confidence"][f] for f in CONFIDENCE_FEATURES]),
@@ -188,6 +205,7 @@ class Model:
             frozenset(data.get("pattern_kinds", ())), data.get("follow_up_threshold"),
             float(data.get("corroboration_threshold", data["threshold"])),
             (np.array(polar["weight"], dtype=np.float32), float(polar["bias"]), float(polar["gate"])) if polar else None,
+            (float(settled["scale"]), float(settled["shift"])) if settled else None,
         )
 
 
@@ -203,6 +221,13 @@ class Decision:
     citations: list[Citation]
     passage_order: list[int]
     read: dict[int, Reading] = field(default_factory=dict)
+
+
+def confidence_fingerprint(weights: dict[str, Any]) -> str:
+    """A digest of what a weights file's confidence reads (its ranker, reader weight, confidence
+    weights and bias, and the shipped reader): what a later fit on its output was made for."""
+    model = {k: weights[k] for k in ("rank", "reader", "confidence", "bias")}
+    return hashlib.sha256(json.dumps([model, READER_SHA256], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _sigmoid(x: float) -> float:
@@ -500,6 +525,8 @@ class Answerer:
             confidence *= UNKNOWN_SPECIFIC_FACTOR
         threshold = model.follow_up_threshold if settled and model.follow_up_threshold is not None else model.threshold
         abstained = confidence < threshold
+        if settled:
+            confidence = model.shown(confidence)
         # A citation's score: its share of the ranker's preference among the candidates.
         share = np.exp(scores - scores.max())
         share /= share.sum()

@@ -176,6 +176,26 @@ def test_a_yes_no_verdict_fit_on_another_reader_is_refused(tmp_path):
         Model.load(stale)
 
 
+def test_a_settled_rescaling_fit_on_another_confidence_model_is_refused(tmp_path):
+    import json
+
+    from qa.answerer import WEIGHTS_FILE, Model, confidence_fingerprint
+
+    weights = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    weights["settled"] = {"scale": 0.5, "shift": 1.0, "confidence_model": confidence_fingerprint(weights)}
+    fitted = tmp_path / "weights.json"
+    fitted.write_text(json.dumps(weights), encoding="utf-8")
+    model = Model.load(fitted)
+    assert model.settled == (0.5, 1.0)
+    # sigmoid(0.5 * logit(c) + 1): monotonic, 0.5 -> 0.731
+    assert model.shown(0.5) == pytest.approx(0.7311, abs=1e-4)
+    assert model.shown(0.2) < model.shown(0.3) < model.shown(0.9)
+    weights["bias"] += 0.5  # the confidence model refit: the rescaling no longer fits it
+    fitted.write_text(json.dumps(weights), encoding="utf-8")
+    with pytest.raises(ValueError, match="eval.train_settled"):
+        Model.load(fitted)
+
+
 def test_a_verdict_counts_the_chance_that_its_sentence_is_wrong():
     """On a sentence right with probability c, the verdict is right about c·p + (1 - c)/2 of the time."""
     import dataclasses

@@ -1,5 +1,7 @@
 """Follow-up resolution: unit cases, and the bot using its own earlier answers."""
 
+import pytest
+
 from qa.answertype import ROLE, question_type
 from qa.bot import Turn
 from qa.conversation import is_follow_up, resolve as _resolve
@@ -164,6 +166,30 @@ def test_follow_up_threshold_holds_only_settled_conversations(seeds_bot, monkeyp
     assert seeds_bot.ask(follow_q, [], docs=[doc]).abstained  # the first turn
     # A later question that stands on its own is held to it too: the conversation is settled.
     assert not seeds_bot.ask("Who are the authors of Peril?", answered, docs=[doc]).abstained
+
+
+def test_settled_turns_show_the_rescaled_confidence_and_are_declined_on_the_models_own(seeds_bot, monkeypatch):
+    """A settled turn shows Model.shown of the confidence model's output; declining still reads
+    the model's own confidence, and a turn that is not settled is shown it as it is."""
+    import dataclasses
+
+    first_q = "Which senator wrote to Biden about Milley?"
+    first = seeds_bot.ask(first_q)
+    doc, answered = first.citations[0].doc, [Turn(first_q, first)]
+    follow_q = "What did he want the president to do?"
+    plain = dataclasses.replace(seeds_bot.answerer.model, settled=None, follow_up_threshold=0.0)
+    monkeypatch.setattr(seeds_bot.answerer, "model", plain)
+    raw = seeds_bot.ask(follow_q, answered, docs=[doc])
+    unsettled = seeds_bot.ask(follow_q, answered)
+    assert not raw.abstained and 0.05 < raw.confidence < 0.9999
+    # Held just under the model's own confidence, which the rescaling lowers well under it:
+    rescaled = dataclasses.replace(plain, settled=(1.0, -3.0), follow_up_threshold=raw.confidence - 1e-6)
+    monkeypatch.setattr(seeds_bot.answerer, "model", rescaled)
+    shown = seeds_bot.ask(follow_q, answered, docs=[doc])
+    assert not shown.abstained and shown.answer == raw.answer
+    assert shown.confidence == pytest.approx(rescaled.shown(raw.confidence)) and shown.confidence < raw.confidence - 0.05
+    assert [(c.doc, c.start) for c in shown.citations] == [(c.doc, c.start) for c in raw.citations]
+    assert seeds_bot.ask(follow_q, answered).confidence == pytest.approx(unsettled.confidence)
 
 
 def test_api_history_conversation_id_and_cli_chat_give_the_same_answers(seeds_bot, tmp_path):

@@ -256,6 +256,37 @@ def test_cli_eval_coqa_and_answered_gate(tmp_path: Path):
     assert "answered_accuracy" in r.stdout
 
 
+def test_settled_rescaling_learns_from_turns_after_an_answered_one(tmp_path: Path, embedder):
+    """eval.train_settled fits on the bot's own run: the turns after an answered turn of the same
+    conversation (declined ones before it do not count), labelled by the top citation."""
+    import dataclasses
+
+    import numpy as np
+
+    from eval.train_settled import fit, settled_turns
+    from qa.bot import Bot
+
+    bot = Bot(harness.coqa_corpus(DATA / "tiny-coqa.json", tmp_path), index_dir=tmp_path / "index", embedder=embedder)
+    bot.sync()
+    results = harness.run(bot, harness.coqa_set(DATA / "tiny-coqa.json", None, 0))
+    first_answered = {}
+    for k, r in enumerate(results):
+        if not r.answer.abstained:
+            first_answered.setdefault(r.id, k)
+    want = [r for k, r in enumerate(results) if r.id in first_answered and k > first_answered[r.id]]
+    assert 3 <= len(want) < len(results)
+    assert settled_turns(results) == want
+    # A conversation whose first turn was declined settles only after its first answer.
+    declined = [dataclasses.replace(results[0], answer=dataclasses.replace(results[0].answer, abstained=True))] + results[1:]
+    assert settled_turns(declined)[0] is results[2]
+    # Right turns shown low and wrong ones shown high: the fit turns the order round.
+    right = [dataclasses.replace(r, rank=1, gold=dataclasses.replace(r.gold, answerable=True),
+                                 answer=dataclasses.replace(r.answer, confidence=c)) for r, c in zip(want, (0.1, 0.2))]
+    wrong = [dataclasses.replace(r, rank=None, answer=dataclasses.replace(r.answer, confidence=c)) for r, c in zip(want, (0.8, 0.9))]
+    scale, _ = fit(right * 5 + wrong * 5)
+    assert scale < 0 and np.isfinite(scale)
+
+
 def test_polar_training_turns_and_gate(tmp_path: Path):
     """The yes/no verdict learns from polar turns answered yes/no, each with its rationale's
     sentence; its gate is the lowest at which the given verdicts are right often enough."""
