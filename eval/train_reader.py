@@ -29,7 +29,7 @@ score). An "unknown" turn gives a group of wrong sentences only: a question to d
 
 ``--hard-negatives N`` trains on other groups instead: ``N`` questions of each file against the
 wrong sentences the shipped ranker puts first for them (:func:`hard_groups`; measured in
-docs/reader.md).
+docs/reader.md); ``--mix-usual`` adds as many of the usual groups, drawn at random.
 
 The loss adds, per sentence, the binary cross-entropy of "answers the question" (so the score
 means the same across questions, which the confidence model uses), per group with a right
@@ -414,8 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hard-negatives", type=int, default=0, metavar="N",
                     help="train on N questions of each file (Quoref's left out) against the wrong sentences the "
                          "shipped ranker puts first for them (see hard_groups), not on the usual groups")
+    ap.add_argument("--mix-usual", action="store_true",
+                    help="with --hard-negatives: add as many of the usual groups (same --negatives), drawn at random")
     ap.add_argument("--out", type=Path, default=READER_FILE, help="weights file to write")
     args = ap.parse_args(argv)
+    if args.mix_usual and not args.hard_negatives:
+        ap.error("--mix-usual adds the usual groups to --hard-negatives ones; give --hard-negatives N")
     for f in args.files:
         if f.name not in splits.FILES:
             ap.error(f"{f}: not one of the public training files {sorted(splits.FILES)}")
@@ -443,6 +447,12 @@ def main(argv: list[str] | None = None) -> int:
                 made = list(hard_groups(f, train_calib.corpus_bot(f), "train", rng, args.negatives, args.hard_negatives))
                 counts[f.name] = len(made)
                 data += made
+        if args.mix_usual:
+            usual, _ = load_groups(files, "train", args.seed, args.negatives)
+            # Only full groups: a batch of mixed sizes trains no order (see train).
+            usual = [g for g in usual if len(g) == args.negatives + 1]
+            counts["usual"] = min(len(data), len(usual))
+            data += rng.sample(usual, counts["usual"])
     else:
         data, counts = load_groups(files, "train", args.seed, args.negatives)
     log(f"{len(data)} training groups: {counts}")
@@ -450,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     recipe = " ".join(["python -m eval.train_reader", *(f.name for f in files)] + [
         f"--epochs {args.epochs} --batch {args.batch} --lr {args.lr} --negatives {args.negatives}",
         f"--context-words {args.context_words} --seed {args.seed}" + (f" --max-steps {args.max_steps}" if args.max_steps else "")
-        + (f" --hard-negatives {args.hard_negatives}" if args.hard_negatives else ""),
+        + (f" --hard-negatives {args.hard_negatives}" if args.hard_negatives else "")
+        + (" --mix-usual" if args.mix_usual else ""),
     ] + ([f"--init PREVIOUS --skip-steps {args.skip_steps}"] if args.init else []))
     if args.init:  # a chain of stages, each starting from the weights the one before it wrote
         recipe = f"{first.get('recipe', '?')}; then {recipe}"

@@ -169,3 +169,14 @@ def test_hard_negatives_are_the_wrong_sentences_the_ranker_puts_first(tmp_path, 
         rows, feats = Answerer().features(Question(right.question, bot.index), qvec, bot.index, hits)
         texts = [bot.index.sentence_text(rows[i]) for i in Answerer.to_read(feats @ Answerer().model.rank, len(rows))]
         assert wrong.sentence == next(t for t in texts if t != right.sentence and answers[0] not in t)
+
+
+def test_mix_usual_needs_hard_negatives(capsys):
+    """--mix-usual adds the usual groups to the hard ones; alone it is refused before any work."""
+    from eval.train_reader import main
+    from tests.conftest import DATA
+
+    with pytest.raises(SystemExit) as exit_:
+        main([str(DATA / "tiny-squad.json"), "--mix-usual"])
+    assert exit_.value.code == 2
+    assert "--mix-usual adds the usual groups" in capsys.readouterr().err
