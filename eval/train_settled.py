@@ -29,12 +29,8 @@ import numpy as np
 from eval import harness, splits
 from eval.train import corpus_bot
 from index.embedder import file_sha256
-from qa.answerer import WEIGHTS_FILE, confidence_fingerprint
+from qa.answerer import WEIGHTS_FILE, confidence_fingerprint, confidence_logit
 from qa.console import quiet_libraries
-
-# Confidences are clipped this far from 0 and 1 before their logit.
-EPS = 1e-4
-
 
 def settled_turns(results: list[harness.TurnResult]) -> list[harness.TurnResult]:
     """The turns of ``results`` (in conversation order) that came after an answered turn of the
@@ -48,16 +44,11 @@ def settled_turns(results: list[harness.TurnResult]) -> list[harness.TurnResult]
     return out
 
 
-def logit(confidence: np.ndarray) -> np.ndarray:
-    c = np.clip(confidence, EPS, 1 - EPS)
-    return np.log(c / (1 - c))
-
-
 def fit(results: list[harness.TurnResult]) -> tuple[float, float]:
     """``(scale, shift)`` of the logistic fit of "right" on the logit of the confidence."""
     from sklearn.linear_model import LogisticRegression
 
-    x = logit(np.array([r.answer.confidence for r in results]))[:, None]
+    x = np.array([[confidence_logit(r.answer.confidence)] for r in results])
     y = np.array([r.gold.answerable and r.rank == 1 for r in results], dtype=int)
     clf = LogisticRegression(C=1.0).fit(x, y)
     return float(clf.coef_[0][0]), float(clf.intercept_[0])
@@ -75,16 +66,16 @@ def main(argv: list[str] | None = None) -> int:
 
     bot = corpus_bot(args.coqa)
     # The fit reads the confidence model's own output: any rescaling already shipped is undone.
-    bot.answerer.model = dataclasses.replace(bot.answerer.model, settled=None)
+    model = bot.answerer.model = dataclasses.replace(bot.answerer.model, settled=None)
     conversations = harness.coqa_set(args.coqa, None, 0, "calib")
     with tqdm(total=sum(len(c.turns) for c in conversations), desc="calib turns", unit="turn", file=sys.stderr) as bar:
         results = harness.run(bot, conversations, bar.update)
     turns = settled_turns(results)
     scale, shift = fit(turns)
     before = harness.calibration_error(turns)
-    shown = [dataclasses.replace(r, answer=dataclasses.replace(
-        r.answer, confidence=1 / (1 + float(np.exp(-(scale * logit(np.array(r.answer.confidence)) + shift))))))
-        for r in turns]
+    rescaled = dataclasses.replace(model, settled=(scale, shift))
+    shown = [dataclasses.replace(r, answer=dataclasses.replace(r.answer, confidence=rescaled.shown(r.answer.confidence)))
+             for r in turns]
     report = {
         "settled_turns": len(turns), "right": round(float(np.mean([r.gold.answerable and r.rank == 1 for r in turns])), 3),
         "mean_confidence": round(float(np.mean([r.answer.confidence for r in turns])), 3),

@@ -28,8 +28,8 @@ in ``qa/locality.json`` (``eval/train_locality.py``); the yes/no verdict under `
 from __future__ import annotations
 
 import copy
-import hashlib
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -159,9 +159,8 @@ class Model:
         """The confidence shown for a settled turn whose model confidence is ``confidence``."""
         if self.settled is None:
             return confidence
-        c = min(max(confidence, 1e-4), 1 - 1e-4)
         scale, shift = self.settled
-        return _sigmoid(scale * math.log(c / (1 - c)) + shift)
+        return _sigmoid(scale * confidence_logit(confidence) + shift)
 
     def verdict(self, reading: Reading, confidence: float = 1.0) -> str | None:
         """"Yes" or "No" on the sentence ``reading`` read, when the verdict is sure enough; on a
@@ -228,6 +227,12 @@ def confidence_fingerprint(weights: dict[str, Any]) -> str:
     weights and bias, and the shipped reader): what a later fit on its output was made for."""
     model = {k: weights[k] for k in ("rank", "reader", "confidence", "bias")}
     return hashlib.sha256(json.dumps([model, READER_SHA256], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def confidence_logit(confidence: float) -> float:
+    """The logit of a confidence, clipped 1e-4 from 0 and 1 (what ``settled`` rescales)."""
+    c = min(max(confidence, 1e-4), 1 - 1e-4)
+    return math.log(c / (1 - c))
 
 
 def _sigmoid(x: float) -> float:
