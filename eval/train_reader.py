@@ -243,12 +243,9 @@ def hard_groups(path: Path, bot: Any, split: splits.Split, rng: random.Random, n
                 continue
             # The sentence holding the answer's first character (a CoQA rationale may open with spaces).
             piece = index.entries[d].text[spans[0]["start"]:spans[0]["end"]]
-            char = spans[0]["start"] + len(piece) - len(piece.lstrip())
-            first, end = index.doc_sentences(d)
-            at = first + int(np.searchsorted(index.sentences.end[first:end], char, side="right"))
-            if at >= end:
+            gold = index.sentence_holding(spans[0]["doc"], spans[0]["start"] + len(piece) - len(piece.lstrip()))
+            if gold is None:
                 continue
-            gold = at
         # A sentence elsewhere that holds the answer too may well answer: it is no negative.
         named = [a for a in answers if a.lower() not in _POLAR_ANSWERS]
         wrong = [i for i in Answerer.to_read(ask.feats @ answerer.model.rank, len(ask.labels))

@@ -3,7 +3,7 @@
 Usage: ``python -m eval.train_settled ../shared/benchmarks/coqa-stories-367.json``
 
 A *settled* turn is a later turn of a conversation kept to a few documents, once an earlier turn
-was answered there (:data:`qa.bot.FEW_DOCUMENTS`; held to the follow-up threshold). The
+was answered there (:func:`qa.bot.is_settled`; held to the follow-up threshold). The
 confidence model learned from questions that stand alone, over many documents; in a settled
 conversation the same score means a likelier right answer (CoQA dev follow-ups were shown 0.52
 on average and were right 0.69 of the time). So the shown confidence of a settled turn is
@@ -30,17 +30,18 @@ from eval import harness, splits
 from eval.train import corpus_bot
 from index.embedder import file_sha256
 from qa.answerer import WEIGHTS_FILE, confidence_fingerprint, confidence_logit
+from qa.bot import Turn, is_settled
 from qa.console import quiet_libraries
 
-def settled_turns(results: list[harness.TurnResult]) -> list[harness.TurnResult]:
-    """The turns of ``results`` (in conversation order) that came after an answered turn of the
-    same conversation (each CoQA conversation is kept to its one story)."""
-    out, answered = [], set()
+def settled_turns(results: list[harness.TurnResult], docs: dict[str, list[str] | None]) -> list[harness.TurnResult]:
+    """The turns of ``results`` (in conversation order) the bot asked as settled
+    (:func:`qa.bot.is_settled`), given each conversation's documents by its id in ``docs``."""
+    out, history = [], {}
     for r in results:
-        if r.id in answered:
+        earlier = history.setdefault(r.id, [])
+        if is_settled(earlier, docs[r.id]):
             out.append(r)
-        if not r.answer.abstained:
-            answered.add(r.id)
+        earlier.append(Turn(r.gold.question, r.answer))
     return out
 
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     conversations = harness.coqa_set(args.coqa, None, 0, "calib")
     with tqdm(total=sum(len(c.turns) for c in conversations), desc="calib turns", unit="turn", file=sys.stderr) as bar:
         results = harness.run(bot, conversations, bar.update)
-    turns = settled_turns(results)
+    turns = settled_turns(results, {c.id: c.docs for c in conversations})
     scale, shift = fit(turns)
     before = harness.calibration_error(turns)
     rescaled = dataclasses.replace(model, settled=(scale, shift))

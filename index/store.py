@@ -200,11 +200,17 @@ class HybridIndex:
     def sentence_at(self, doc: str, start: int) -> int | None:
         """The row of the sentence of document ``doc`` that starts at character ``start`` (as a
         citation gives it), None when the document or that sentence is gone."""
+        row = self.sentence_holding(doc, start)
+        return row if row is not None and int(self.sentences.start[row]) == start else None
+
+    def sentence_holding(self, doc: str, char: int) -> int | None:
+        """The row of the first sentence of document ``doc`` ending after character ``char`` (the
+        one holding it, or the next after a gap), None past its last sentence or without it."""
         if doc not in self.doc_pos:
             return None
         first, end = self.doc_sentences(self.doc_pos[doc])
-        row = first + int(np.searchsorted(self.sentences.start[first:end], start))
-        return row if row < end and int(self.sentences.start[row]) == start else None
+        row = first + int(np.searchsorted(self.sentences.end[first:end], char, side="right"))
+        return row if row < end else None
 
     def seq(self, rows):
         """Position of sentence ``rows`` (an int or an array) in their documents (0: first)."""

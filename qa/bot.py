@@ -47,6 +47,12 @@ MAX_QUESTION_CHARS = 2000
 FEW_DOCUMENTS = 3
 
 
+def is_settled(history: Sequence[Turn], docs: Sequence[str] | None) -> bool:
+    """Is the next turn *settled*: in a conversation kept to at most :data:`FEW_DOCUMENTS`
+    documents, after an earlier turn was answered there (held to the follow-up threshold)."""
+    return any(not t.answer.abstained for t in history) and docs is not None and len(docs) <= FEW_DOCUMENTS
+
+
 class QuestionError(ValueError):
     """The question cannot be asked (empty, too long, unknown document)."""
 
@@ -671,8 +677,7 @@ class Bot:
         view, hits = found.index, found.hits
         previous = cited_sentence(view, last)
         t1 = time.perf_counter()
-        settled = (any(not t.answer.abstained for t in history)
-                   and docs is not None and len(docs) <= FEW_DOCUMENTS)
+        settled = is_settled(history, docs)
         decision = self.answerer.answer(
             resolved.question, qvec, view, hits, top_k=top_k, context=resolved.carried,
             previous=previous, previous_confidence=last.confidence if last else 0.0, settled=settled,

@@ -268,17 +268,19 @@ def test_settled_rescaling_learns_from_turns_after_an_answered_one(tmp_path: Pat
 
     bot = Bot(harness.coqa_corpus(DATA / "tiny-coqa.json", tmp_path), index_dir=tmp_path / "index", embedder=embedder)
     bot.sync()
-    results = harness.run(bot, harness.coqa_set(DATA / "tiny-coqa.json", None, 0))
+    conversations = harness.coqa_set(DATA / "tiny-coqa.json", None, 0)
+    results = harness.run(bot, conversations)
+    docs = {c.id: c.docs for c in conversations}
     first_answered = {}
     for k, r in enumerate(results):
         if not r.answer.abstained:
             first_answered.setdefault(r.id, k)
     want = [r for k, r in enumerate(results) if r.id in first_answered and k > first_answered[r.id]]
     assert 3 <= len(want) < len(results)
-    assert settled_turns(results) == want
+    assert settled_turns(results, docs) == want
     # A conversation whose first turn was declined settles only after its first answer.
     declined = [dataclasses.replace(results[0], answer=dataclasses.replace(results[0].answer, abstained=True))] + results[1:]
-    assert settled_turns(declined)[0] is results[2]
+    assert settled_turns(declined, docs)[0] is results[2]
     # Right turns shown low and wrong ones shown high: the fit turns the order round.
     right = [dataclasses.replace(r, rank=1, gold=dataclasses.replace(r.gold, answerable=True),
                                  answer=dataclasses.replace(r.answer, confidence=c)) for r, c in zip(want, (0.1, 0.2))]
