@@ -5,14 +5,14 @@ Usage: ``python -m eval.train_settled ../shared/benchmarks/coqa-stories-367.json
 A *settled* turn is a later turn of a conversation kept to a few documents, once an earlier turn
 was answered there (:func:`qa.bot.is_settled`; held to the follow-up threshold). The
 confidence model learned from questions that stand alone, over many documents; in a settled
-conversation the same score means a likelier right answer (CoQA dev follow-ups were shown 0.52
-on average and were right 0.69 of the time). So the shown confidence of a settled turn is
+conversation the same score means a likelier right answer (measured in docs/experiments.md).
+So the shown confidence of a settled turn is
 rescaled: ``sigmoid(scale * logit(c) + shift)``, a logistic fit of "the top citation is right"
 on the logit of the model's confidence, over the settled turns of the bot's own runs through the
 CoQA file's ``calib`` stories (kept from the reader; "unknown" turns count as wrong). It moves
 no decision on its own turn: declining is still decided on the model's own confidence against
 the follow-up threshold; the next turn's locality prior and a yes/no verdict read the shown
-one, a probability (measured in docs/experiments.md). Run it after ``python -m eval.train`` (whose refit
+one, a probability. Run it after ``python -m eval.train`` (whose refit
 drops it) and ``python -m eval.train_polar``.
 """
 
