@@ -81,6 +81,7 @@ class Ask:
     declined: bool  # an ask with no right candidate to find: the bot should abstain
     answers: tuple[str, ...] = ()  # the gold short answers
     domain: str = ""  # the training file's domain (eval.splits.FILES)
+    rows: tuple[int, ...] = ()  # each candidate's sentence in the index
 
 
 # One question to ask: (id, question, gold answers, gold spans, documents it is limited to or None).
@@ -111,7 +112,8 @@ def make_ask(index: HybridIndex, answerer: Answerer, question: str, qvec: np.nda
         labels.append(int(right))
     right_ones = np.array(labels)
     to_decline = (near_miss or not spans) and right_ones.sum() == 0
-    return Ask(question, feats, texts, before, right_ones, near_miss, to_decline, tuple(answers), domain)
+    return Ask(question, feats, texts, before, right_ones, near_miss, to_decline, tuple(answers), domain,
+               tuple(int(r) for r in rows))
 
 
 def collect(bot: Bot, questions: list[Asked], domain: str = "") -> list[Ask]:

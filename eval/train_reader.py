@@ -29,7 +29,8 @@ score). An "unknown" turn gives a group of wrong sentences only: a question to d
 
 ``--hard-negatives N`` trains on other groups instead: ``N`` questions of each file against the
 wrong sentences the shipped ranker puts first for them (:func:`hard_groups`; measured in
-docs/reader.md); ``--mix-usual`` adds as many of the usual groups, drawn at random.
+docs/reader.md); ``--same-document`` takes them from the right sentence's own document only, and
+``--mix-usual`` adds as many of the usual groups, drawn at random.
 
 The loss adds, per sentence, the binary cross-entropy of "answers the question" (so the score
 means the same across questions, which the confidence model uses), per group with a right
@@ -212,14 +213,17 @@ def load_groups(files: list[Path], split: splits.Split, seed: int, negatives: in
     return out, counts
 
 
-def hard_groups(path: Path, bot: Any, split: splits.Split, rng: random.Random, negatives: int, sample: int) -> Iterator[Group]:
+def hard_groups(path: Path, bot: Any, split: splits.Split, rng: random.Random, negatives: int, sample: int,
+                same_document: bool = False) -> Iterator[Group]:
     """Up to ``sample`` questions (or CoQA turns) of ``split``, each grouped with the wrong
     sentences the product itself ranks highest for it: the bot's search over the file's corpus
     (as ``qa eval`` builds it; only the split's own units), then the shipped ranker, the wrong
     ones among its best candidates in its order. These are the sentences the reader has to tell
     apart at run time; the right sentence and its span are those of :func:`squad_groups` and
     :func:`coqa_groups`, located in the index by character offset. ``bot``: a :class:`qa.bot.Bot`
-    over the file's corpus (:func:`eval.train.corpus_bot`)."""
+    over the file's corpus (:func:`eval.train.corpus_bot`). With ``same_document`` a question with
+a right sentence takes its wrong ones from that sentence's own document only (its paragraph, its
+story): a similar sentence in another document may be a second report of the same fact."""
     from eval import harness
     from eval.train import make_ask, split_questions
     from qa.answerer import Answerer
@@ -250,6 +254,8 @@ def hard_groups(path: Path, bot: Any, split: splits.Split, rng: random.Random, n
         named = [a for a in answers if a.lower() not in _POLAR_ANSWERS]
         wrong = [i for i in Answerer.to_read(ask.feats @ answerer.model.rank, len(ask.labels))
                  if not ask.labels[i] and not harness.contains_answer(ask.texts[i], named)]
+        if same_document and gold is not None:
+            wrong = [i for i in wrong if index.sentences.doc[ask.rows[i]] == index.sentences.doc[gold]]
         want = negatives if gold is not None else negatives + 1
         if len(wrong) < want:
             continue
@@ -413,10 +419,14 @@ def main(argv: list[str] | None = None) -> int:
                          "shipped ranker puts first for them (see hard_groups), not on the usual groups")
     ap.add_argument("--mix-usual", action="store_true",
                     help="with --hard-negatives: add as many of the usual groups (same --negatives), drawn at random")
+    ap.add_argument("--same-document", action="store_true",
+                    help="with --hard-negatives: take a question's wrong sentences from its right sentence's own "
+                         "document only (not from other documents, which may report the same fact)")
     ap.add_argument("--out", type=Path, default=READER_FILE, help="weights file to write")
     args = ap.parse_args(argv)
-    if args.mix_usual and not args.hard_negatives:
-        ap.error("--mix-usual adds the usual groups to --hard-negatives ones; give --hard-negatives N")
+    for flag, given in (("--mix-usual", args.mix_usual), ("--same-document", args.same_document)):
+        if given and not args.hard_negatives:
+            ap.error(f"{flag} changes the --hard-negatives groups; give --hard-negatives N")
     for f in args.files:
         if f.name not in splits.FILES:
             ap.error(f"{f}: not one of the public training files {sorted(splits.FILES)}")
@@ -441,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         data, counts = [], {}
         for f in files:
             if splits.FILES[f.name] not in splits.NOISY_SENTENCE_LABELS:
-                made = list(hard_groups(f, train_calib.corpus_bot(f), "train", rng, args.negatives, args.hard_negatives))
+                made = list(hard_groups(f, train_calib.corpus_bot(f), "train", rng, args.negatives, args.hard_negatives,
+                                        args.same_document))
                 counts[f.name] = len(made)
                 data += made
         if args.mix_usual:
@@ -458,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         f"--epochs {args.epochs} --batch {args.batch} --lr {args.lr} --negatives {args.negatives}",
         f"--context-words {args.context_words} --seed {args.seed}" + (f" --max-steps {args.max_steps}" if args.max_steps else "")
         + (f" --hard-negatives {args.hard_negatives}" if args.hard_negatives else "")
-        + (" --mix-usual" if args.mix_usual else ""),
+        + (" --mix-usual" if args.mix_usual else "") + (" --same-document" if args.same_document else ""),
     ] + ([f"--init PREVIOUS --skip-steps {args.skip_steps}"] if args.init else []))
     if args.init:  # a chain of stages, each starting from the weights the one before it wrote
         recipe = f"{first.get('recipe', '?')}; then {recipe}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -171,12 +173,48 @@ def test_hard_negatives_are_the_wrong_sentences_the_ranker_puts_first(tmp_path, 
         assert wrong.sentence == next(t for t in texts if t != right.sentence and answers[0] not in t)
 
 
-def test_mix_usual_needs_hard_negatives(capsys):
-    """--mix-usual adds the usual groups to the hard ones; alone it is refused before any work."""
+def test_same_document_hard_negatives_come_from_the_right_sentences_document(tmp_path, embedder):
+    """--same-document: a question's wrong sentences are the ranker's best wrong candidates within
+    the right sentence's own paragraph, never a sentence of another paragraph."""
+    import random
+
+    from eval import harness
+    from eval.train_reader import hard_groups
+    from qa.answerer import Answerer, Question
+    from qa.bot import Bot
+    from tests.conftest import DATA
+
+    # A paragraph of the same title (so the same split) that echoes the first question's words
+    # without its answer: the ranker's best wrong sentence, but in another document.
+    data = json.loads((DATA / "tiny-squad.json").read_text(encoding="utf-8"))
+    data["data"][0]["paragraphs"].append({"context": "Who built the harbour lighthouse is asked on every boat tour.", "qas": []})
+    path = tmp_path / "echo-squad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    bot = Bot(harness.squad_corpus(path, tmp_path / "docs"), index_dir=tmp_path / "index", embedder=embedder)
+    bot.sync()
+    index, gold = bot.index, {q: a for _, q, a, _ in harness.squad_questions(path)}
+    everywhere = {g[0].question: g[1] for g in hard_groups(path, bot, "calib", random.Random(0), 1, 10)}
+    groups = list(hard_groups(path, bot, "calib", random.Random(0), 1, 10, same_document=True))
+    assert groups
+    moved = 0
+    for right, wrong in groups:
+        qvec = bot.embedder.embed([right.question])[0]
+        rows, feats = Answerer().features(Question(right.question, index), qvec, index, index.search(right.question, qvec, k=10))
+        ranked = [rows[i] for i in Answerer.to_read(feats @ Answerer().model.rank, len(rows))]
+        home = next(index.sentences.doc[r] for r in ranked if index.sentence_text(r) == right.sentence)
+        same = [index.sentence_text(r) for r in ranked if index.sentences.doc[r] == home]
+        assert wrong.sentence == next(t for t in same if t != right.sentence and gold[right.question][0] not in t)
+        moved += wrong.sentence != everywhere[right.question].sentence
+    assert moved  # on this data the filter changes at least one group
+
+
+@pytest.mark.parametrize("flag", ["--mix-usual", "--same-document"])
+def test_hard_negative_options_need_hard_negatives(capsys, flag):
+    """--mix-usual and --same-document change the hard groups; alone they are refused before any work."""
     from eval.train_reader import main
     from tests.conftest import DATA
 
     with pytest.raises(SystemExit) as exit_:
-        main([str(DATA / "tiny-squad.json"), "--mix-usual"])
+        main([str(DATA / "tiny-squad.json"), flag])
     assert exit_.value.code == 2
-    assert "--mix-usual adds the usual groups" in capsys.readouterr().err
+    assert f"{flag} changes the --hard-negatives groups" in capsys.readouterr().err
