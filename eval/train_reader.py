@@ -222,8 +222,8 @@ def hard_groups(path: Path, bot: Any, split: splits.Split, rng: random.Random, n
     apart at run time; the right sentence and its span are those of :func:`squad_groups` and
     :func:`coqa_groups`, located in the index by character offset. ``bot``: a :class:`qa.bot.Bot`
     over the file's corpus (:func:`eval.train.corpus_bot`). With ``same_document`` a question with
-a right sentence takes its wrong ones from that sentence's own document only (its paragraph, its
-story): a similar sentence in another document may be a second report of the same fact."""
+    a right sentence takes its wrong ones from that sentence's own document only (its paragraph,
+    its story): a similar sentence in another document may be a second report of the same fact."""
     from eval import harness
     from eval.train import make_ask, split_questions
     from qa.answerer import Answerer
