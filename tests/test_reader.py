@@ -143,22 +143,36 @@ def test_altered_unknown_or_foreign_weights_are_refused(tmp_path):
         Reader(corrupt)
 
 
+def _squad_bot(path, tmp_path, embedder):
+    """A bot over ``path``'s paragraphs (as ``qa eval --squad`` builds them) and its gold answers."""
+    from eval import harness
+    from qa.bot import Bot
+
+    bot = Bot(harness.squad_corpus(path, tmp_path / "docs"), index_dir=tmp_path / "index", embedder=embedder)
+    bot.sync()
+    return bot, {q: a for _, q, a, _ in harness.squad_questions(path)}
+
+
+def _ranked_rows(bot, question: str) -> list[int]:
+    """The sentences the shipped ranker reads for ``question``, best first."""
+    from qa.answerer import Answerer, Question
+
+    qvec = bot.embedder.embed([question])[0]
+    rows, feats = Answerer().features(Question(question, bot.index), qvec, bot.index, bot.index.search(question, qvec, k=10))
+    return [rows[i] for i in Answerer.to_read(feats @ Answerer().model.rank, len(rows))]
+
+
 def test_hard_negatives_are_the_wrong_sentences_the_ranker_puts_first(tmp_path, embedder):
     """eval.train_reader --hard-negatives: each question's right sentence (found in the index by
     offset, its short answer marked) against the wrong sentences the shipped ranker ranks highest
     for it, never one that overlaps the gold span or holds the answer."""
     import random
 
-    from eval import harness
     from eval.train_reader import hard_groups
-    from qa.answerer import Answerer, Question
-    from qa.bot import Bot
     from tests.conftest import DATA
 
     path = DATA / "tiny-squad.json"
-    bot = Bot(harness.squad_corpus(path, tmp_path), index_dir=tmp_path / "index", embedder=embedder)
-    bot.sync()
-    gold = {q: a for _, q, a, _ in harness.squad_questions(path)}
+    bot, gold = _squad_bot(path, tmp_path, embedder)
     groups = list(hard_groups(path, bot, "calib", random.Random(0), 1, 10))
     assert len(groups) == 3  # the calib split's three questions, each with a wrong sentence to find
     for right, wrong in groups:
@@ -166,10 +180,7 @@ def test_hard_negatives_are_the_wrong_sentences_the_ranker_puts_first(tmp_path, 
         assert right.right and right.sentence[right.span[0]:right.span[1]] == answers[0]
         assert not wrong.right and wrong.span is None and answers[0] not in wrong.sentence
         # the wrong sentence is the ranker's best wrong candidate
-        qvec = bot.embedder.embed([right.question])[0]
-        hits = bot.index.search(right.question, qvec, k=10)
-        rows, feats = Answerer().features(Question(right.question, bot.index), qvec, bot.index, hits)
-        texts = [bot.index.sentence_text(rows[i]) for i in Answerer.to_read(feats @ Answerer().model.rank, len(rows))]
+        texts = [bot.index.sentence_text(r) for r in _ranked_rows(bot, right.question)]
         assert wrong.sentence == next(t for t in texts if t != right.sentence and answers[0] not in t)
 
 
@@ -178,10 +189,7 @@ def test_same_document_hard_negatives_come_from_the_right_sentences_document(tmp
     the right sentence's own paragraph, never a sentence of another paragraph."""
     import random
 
-    from eval import harness
     from eval.train_reader import hard_groups
-    from qa.answerer import Answerer, Question
-    from qa.bot import Bot
     from tests.conftest import DATA
 
     # A paragraph of the same title (so the same split) that echoes the first question's words
@@ -190,17 +198,14 @@ def test_same_document_hard_negatives_come_from_the_right_sentences_document(tmp
     data["data"][0]["paragraphs"].append({"context": "Who built the harbour lighthouse is asked on every boat tour.", "qas": []})
     path = tmp_path / "echo-squad.json"
     path.write_text(json.dumps(data), encoding="utf-8")
-    bot = Bot(harness.squad_corpus(path, tmp_path / "docs"), index_dir=tmp_path / "index", embedder=embedder)
-    bot.sync()
-    index, gold = bot.index, {q: a for _, q, a, _ in harness.squad_questions(path)}
+    bot, gold = _squad_bot(path, tmp_path, embedder)
+    index = bot.index
     everywhere = {g[0].question: g[1] for g in hard_groups(path, bot, "calib", random.Random(0), 1, 10)}
     groups = list(hard_groups(path, bot, "calib", random.Random(0), 1, 10, same_document=True))
     assert groups
     moved = 0
     for right, wrong in groups:
-        qvec = bot.embedder.embed([right.question])[0]
-        rows, feats = Answerer().features(Question(right.question, index), qvec, index, index.search(right.question, qvec, k=10))
-        ranked = [rows[i] for i in Answerer.to_read(feats @ Answerer().model.rank, len(rows))]
+        ranked = _ranked_rows(bot, right.question)
         home = next(index.sentences.doc[r] for r in ranked if index.sentence_text(r) == right.sentence)
         same = [index.sentence_text(r) for r in ranked if index.sentences.doc[r] == home]
         assert wrong.sentence == next(t for t in same if t != right.sentence and gold[right.question][0] not in t)
