@@ -190,12 +190,15 @@ class OnnxEmbedder:
         self.variant = "onnx-int8" if quantize else "onnx"
         self.batch_size = batch_size
         pooling = _read_json(location / "1_Pooling" / "config.json")
-        if not pooling.get("pooling_mode_mean_tokens") or any(
-            pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
-        ):
+        if not _mean_pooling(pooling):
             raise ModelError(f"{location} does not use mean pooling; the ONNX backend supports only that: use QA_EMBED_BACKEND=torch")
-        self.dim = int(pooling["word_embedding_dimension"])
-        max_len = int(_read_json(location / "sentence_bert_config.json").get("max_seq_length", 256))
+        self.dim = int(pooling.get("word_embedding_dimension") or pooling.get("embedding_dimension") or 0)
+        if not self.dim:
+            raise ModelError(f"{location / '1_Pooling' / 'config.json'} gives no embedding dimension")
+        # Older sentence-transformers releases keep the limit in sentence_bert_config.json,
+        # current ones as the tokenizer's model_max_length.
+        max_len = int(_read_json(location / "sentence_bert_config.json").get("max_seq_length")
+                      or _read_json(location / "tokenizer_config.json").get("model_max_length", 256))
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_file(str(location / "tokenizer.json"))
@@ -230,6 +233,15 @@ class OnnxEmbedder:
             vecs = summed / np.maximum(mask.sum(1, keepdims=True), 1)
             out[rows] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return out
+
+
+def _mean_pooling(pooling: dict) -> bool:
+    """Whether a sentence-transformers pooling configuration is mean pooling alone, in either
+    the older form (one flag per mode) or the one current releases save (``pooling_mode``)."""
+    if "pooling_mode" in pooling:
+        return pooling["pooling_mode"] == "mean"
+    modes = ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
+    return bool(pooling.get("pooling_mode_mean_tokens")) and not any(pooling.get(k) for k in modes)
 
 
 def _read_json(path: Path) -> dict:

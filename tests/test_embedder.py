@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -53,3 +55,32 @@ def test_damaged_cached_model_is_rebuilt(tmp_path, monkeypatch):
     onnx_file.write_bytes(onnx_file.read_bytes()[:1000])  # truncated, e.g. by a full disk
     again = OnnxEmbedder(quantize=True)
     assert np.allclose(again.embed(TEXTS[:2]), reference, atol=1e-6)
+
+
+def _copy_of_packaged_model(folder, pooling: dict) -> None:
+    """The packaged MiniLM's files in ``folder`` (weights linked), with another pooling configuration
+    and the token limit kept where current sentence-transformers releases keep it."""
+    import shutil
+
+    from index.embedder import resolve_model
+
+    _, location, _ = resolve_model()
+    shutil.copytree(location, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    (folder / "model.safetensors").symlink_to(location / "model.safetensors")
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling), encoding="utf-8")
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"transformer_task": "feature-extraction"}), encoding="utf-8")
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 256}), encoding="utf-8")
+
+
+def test_onnx_reads_a_folder_saved_by_current_sentence_transformers(tmp_path, torch_vectors):
+    """Current releases write ``pooling_mode`` and keep the token limit with the tokenizer: the
+    ONNX backend reads such a folder (as ``eval.train_embedder`` writes it) like the old form."""
+    folder = tmp_path / "model"
+    _copy_of_packaged_model(folder, {"embedding_dimension": 384, "pooling_mode": "mean", "include_prompt": True})
+    onnx = OnnxEmbedder(str(folder), quantize=False)
+    assert onnx.dim == 384 and np.allclose(onnx.embed(TEXTS), torch_vectors, atol=1e-4)
+    other = tmp_path / "cls"
+    _copy_of_packaged_model(other, {"embedding_dimension": 384, "pooling_mode": "cls"})
+    with pytest.raises(ModelError, match="does not use mean pooling"):
+        OnnxEmbedder(str(other))
