@@ -84,3 +84,49 @@ def test_onnx_reads_a_folder_saved_by_current_sentence_transformers(tmp_path, to
     _copy_of_packaged_model(other, {"embedding_dimension": 384, "pooling_mode": "cls"})
     with pytest.raises(ModelError, match="does not use mean pooling"):
         OnnxEmbedder(str(other))
+
+
+def _tiny_training_file(path) -> None:
+    """A SQuAD-format file of 12 made-up articles, each two paragraphs with one question."""
+    articles = []
+    for n in range(12):
+        paragraphs = []
+        for p, (thing, year) in enumerate((("bridge", 1900 + n), ("library", 1950 + n))):
+            context = f"The town {n} built a {thing} in {year}. Visitors of town {n} like the {thing} very much."
+            start = context.index(str(year))
+            paragraphs.append({"context": context, "qas": [{
+                "id": f"q{n}-{p}", "question": f"When did town {n} build its {thing}?",
+                "answers": [{"text": str(year), "answer_start": start}]}]})
+        articles.append({"title": f"Town {n}", "paragraphs": paragraphs})
+    path.write_text(json.dumps({"version": "1.0", "data": articles}), encoding="utf-8")
+
+
+def test_embedder_training_writes_a_model_folder_the_product_reads(tmp_path):
+    from eval.train_embedder import main, pairs_of
+
+    data = tmp_path / "squadshifts-new-wiki-v1.0.json"  # a public training file's name, made-up content
+    _tiny_training_file(data)
+    pairs = pairs_of([data], 0)
+    assert pairs and all(q.startswith("When did town") and s != neg for q, s, neg in pairs)
+    out = tmp_path / "minilm-qa"
+    assert main([str(data), "--epochs", "1", "--batch", "4", "--max-steps", "2", "--out", str(out)]) == 0
+    meta = json.loads((out / "training.json").read_text(encoding="utf-8"))
+    assert meta["recipe"].startswith("python -m eval.train_embedder squadshifts-new-wiki-v1.0.json --epochs 1.0")
+    assert meta["pairs"] == len(pairs) and set(meta["data_sha256"]) == {data.name}
+    tuned = OnnxEmbedder(str(out), quantize=False)
+    assert np.allclose(tuned.embed(TEXTS), SentenceTransformerEmbedder(str(out)).embed(TEXTS), atol=1e-4)
+    assert np.abs(tuned.embed(TEXTS) - OnnxEmbedder(quantize=False).embed(TEXTS)).max() > 1e-4  # it was trained
+    with pytest.raises(SystemExit):  # an existing folder is not overwritten
+        main([str(data), "--out", str(out)])
+
+
+@pytest.mark.parametrize("name", ["quoref-6500.json", "coqa-stories-367.json", "other.json"])
+def test_embedder_training_refuses_files_it_cannot_learn_from(tmp_path, capsys, name):
+    from eval.train_embedder import main
+
+    data = {"data": [{"story": "A story.", "questions": [], "answers": []}]} if name.startswith("coqa") else {"data": []}
+    path = tmp_path / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main([str(path), "--out", str(tmp_path / "out")])
+    assert name in capsys.readouterr().err and not (tmp_path / "out").exists()
