@@ -44,6 +44,14 @@ FILES = {
 NOISY_SENTENCE_LABELS = frozenset({"quoref"})
 
 
+def training_files(files: list[Path]) -> list[Path]:
+    """``files`` in :data:`FILES` order; ValueError naming the first that is not a public training file."""
+    for f in files:
+        if f.name not in FILES:
+            raise ValueError(f"{f}: not one of the public training files {sorted(FILES)}")
+    return sorted(files, key=lambda f: list(FILES).index(f.name))
+
+
 def is_coqa(data: dict[str, Any]) -> bool:
     """CoQA files hold stories with question and answer lists; SQuAD files hold articles."""
     return bool(data.get("data")) and "story" in data["data"][0]

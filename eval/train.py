@@ -407,11 +407,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.collect_only and not args.features_cache:
         ap.error("--collect-only needs --features-cache")
-    for f in args.files:
-        if f.name not in splits.FILES:
-            ap.error(f"{f}: not one of the public training files {sorted(splits.FILES)}")
+    try:
+        files = splits.training_files(args.files)
+    except ValueError as exc:
+        ap.error(str(exc))
     quiet_libraries()
-    files = sorted(args.files, key=lambda f: list(splits.FILES).index(f.name))
     previous = json.loads(Path(WEIGHTS_FILE).read_text(encoding="utf-8"))
     ranker_note = previous.get("ranker_source", previous.get("source", ""))
     if args.fit_ranker:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from eval import splits
 from eval.train_reader import load_groups
-from index.embedder import DEFAULT_MODEL, file_sha256, resolve_model, verified_sha256
+from index.embedder import file_sha256, verified_base
 
 # Cosine to logit: a softmax over cosines in [-1, 1] needs a temperature to be sharp.
 SCALE = 20.0
@@ -107,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps of the planned run (0: all; for trials)")
     ap.add_argument("--out", type=Path, required=True, help="model folder to write (sentence-transformers format)")
     args = ap.parse_args(argv)
-    for f in args.files:
-        if f.name not in splits.FILES:
-            ap.error(f"{f}: not one of the public training files {sorted(splits.FILES)}")
+    try:
+        files = splits.training_files(args.files)
+    except ValueError as exc:
+        ap.error(str(exc))
+    for f in files:
         if splits.FILES[f.name] in splits.NOISY_SENTENCE_LABELS:
             ap.error(f"{f}: its answers sit at their first occurrence, not in the answering sentence; leave it out")
         if splits.is_coqa(json.loads(f.read_text(encoding="utf-8"))):
@@ -120,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.out.exists() and any(args.out.iterdir()):
         ap.error(f"{args.out} exists and is not empty; name a new folder")
-    _, location, expected = resolve_model(DEFAULT_MODEL)
-    assert isinstance(location, Path)
-    base = verified_sha256(location, expected)
-    files = sorted(args.files, key=lambda f: list(splits.FILES).index(f.name))
+    location, base = verified_base()
     pairs = pairs_of(files, args.seed)
     log(f"{len(pairs)} training pairs")
     model = train(location, pairs, args, log)

@@ -397,7 +397,7 @@ def save(encoder: Any, rel: Any, span_head: Any, path: Path, meta: dict[str, str
 
 
 def main(argv: list[str] | None = None) -> int:
-    from index.embedder import DEFAULT_MODEL, file_sha256, resolve_model, verified_sha256
+    from index.embedder import file_sha256, verified_base
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", type=Path, help="SQuAD- or CoQA-format files (../shared/benchmarks/*.json)")
@@ -427,17 +427,15 @@ def main(argv: list[str] | None = None) -> int:
     for flag, given in (("--mix-usual", args.mix_usual), ("--same-document", args.same_document)):
         if given and not args.hard_negatives:
             ap.error(f"{flag} changes the --hard-negatives groups; give --hard-negatives N")
-    for f in args.files:
-        if f.name not in splits.FILES:
-            ap.error(f"{f}: not one of the public training files {sorted(splits.FILES)}")
+    try:
+        files = splits.training_files(args.files)
+    except ValueError as exc:
+        ap.error(str(exc))
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    _, location, expected = resolve_model(DEFAULT_MODEL)
-    assert isinstance(location, Path)
-    base = verified_sha256(location, expected)
-    files = sorted(args.files, key=lambda f: list(splits.FILES).index(f.name))
+    location, base = verified_base()
     init, first = None, {}
     if args.init:  # checked before training, not after
         try:

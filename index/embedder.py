@@ -102,6 +102,13 @@ def verified_sha256(location: Path | str, expected: str | None) -> str:
     return actual
 
 
+def verified_base() -> tuple[Path, str]:
+    """The packaged MiniLM's folder and its checked sha256: what the fine-tuned models start from."""
+    _, location, expected = resolve_model(DEFAULT_MODEL)
+    assert isinstance(location, Path)
+    return location, verified_sha256(location, expected)
+
+
 def load_embedder(model: str | None = None, backend: str | None = None) -> Embedder:
     """The embedder for ``model`` on ``backend`` (default ``auto``).
 

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from index.embedder import DEFAULT_MODEL, ModelError, file_sha256, onnx_file, onnx_session, resolve_model, verified_sha256
+from index.embedder import ModelError, file_sha256, onnx_file, onnx_session, verified_base
 
 READER_FILE = Path(__file__).with_name("reader.safetensors")
 # sha256 of the shipped weights file; a reader file with another digest is refused.
@@ -177,9 +177,7 @@ class Reader:
     """
 
     def __init__(self, weights: Path = READER_FILE, quantize: bool = True, expected_sha256: str | None = None) -> None:
-        _, location, expected = resolve_model(DEFAULT_MODEL)
-        assert isinstance(location, Path)
-        base = verified_sha256(location, expected)
+        location, base = verified_base()
         if expected_sha256 is None and weights == READER_FILE:
             expected_sha256 = READER_SHA256
         tensors, meta, digest = load_weights(weights, base, expected_sha256)

@@ -78,10 +78,9 @@ def test_best_span_keeps_start_before_end_within_the_sentence_and_the_length_cap
 
 def base_sha256() -> str:
     """The verified MiniLM's sha256."""
-    from index.embedder import DEFAULT_MODEL, resolve_model, verified_sha256
+    from index.embedder import verified_base
 
-    _, location, expected = resolve_model(DEFAULT_MODEL)
-    return verified_sha256(location, expected)
+    return verified_base()[1]
 
 
 def test_onnx_reader_matches_the_model_as_trained():
@@ -91,10 +90,10 @@ def test_onnx_reader_matches_the_model_as_trained():
     import torch
 
     from eval.train_reader import build
-    from index.embedder import DEFAULT_MODEL, resolve_model
+    from index.embedder import verified_base
     from qa.reader import encode_pairs, load_weights, mean_pool, pair_tokenizer, reader_pair
 
-    _, location, _ = resolve_model(DEFAULT_MODEL)
+    location, _ = verified_base()
     tensors, meta, _ = load_weights(READER_FILE, base_sha256(), None)
     encoder, rel, span_head = build(location, tensors)  # as a second training stage starts
     with torch.no_grad():
