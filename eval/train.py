@@ -26,7 +26,8 @@ is a logistic regression on the final top sentence's features, lead and reader s
 when that sentence is right, with the asks to decline weighted to ``--unanswerable-share`` of
 the whole, so its probability is calibrated for that mix. The threshold maximises the expected
 share of good outcomes at that mix: right top sentence answered, or abstention when there is
-nothing to find. The follow-up threshold is the same search at the share of follow-ups that real
+nothing to find (the median of that choice over seeded bootstrap draws, as the share is flat
+near its top). The follow-up threshold is the same search at the share of follow-ups that real
 dialogues leave unanswered (CoQA's train-split "unknown" follow-ups, 0.9%): it holds a follow-up
 in a conversation kept to a few documents that answered its last turn. Short answers come from the reader's span head except for the question types
 (:func:`qa.answertype.question_type`) where the hand-written patterns scored a higher F1 on the
@@ -53,7 +54,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from eval import harness, splits
-from qa.answerer import CONFIDENCE_FEATURES, FEATURES, WEIGHTS_FILE, Answerer, Question
+from qa.answerer import CONFIDENCE_FEATURES, FEATURES, WEIGHTS_FILE, Answerer, Question, confidence_fingerprint
 from qa.answertype import find_answer, question_type
 from qa.bot import Bot
 from qa.conversation import resolve
@@ -265,19 +266,40 @@ def final_tops(asks: list[Ask], rank_w: np.ndarray, reads: list[Read], reader_w:
     return out
 
 
+# Thresholds tried, and how many bootstrap draws of the calibration asks vote on one.
+THRESHOLDS = np.round(np.linspace(0.01, 0.9, 90), 2)
+BOOTSTRAP_DRAWS = 200
+
+
+def threshold_objective(p: np.ndarray, y: np.ndarray, declined: np.ndarray, share: float) -> np.ndarray:
+    """For each of :data:`THRESHOLDS`, the share of good outcomes when ``share`` of the questions
+    are ones to decline: right top sentence answered, or abstention when there is nothing to find."""
+    answered_right = ((y[~declined] == 1)[None, :] & (p[~declined][None, :] >= THRESHOLDS[:, None])).mean(axis=1)
+    abstained = (p[declined][None, :] < THRESHOLDS[:, None]).mean(axis=1)
+    return (1 - share) * answered_right + share * abstained
+
+
 def best_threshold(p: np.ndarray, y: np.ndarray, declined: np.ndarray, share: float) -> tuple[float, dict[str, float]]:
-    """The threshold with the most good outcomes when ``share`` of the questions are ones to
-    decline: right top sentence answered, or abstention when there is nothing to find."""
-    best = (0.0, -1.0, {})
-    for t in np.linspace(0.01, 0.9, 90):
-        answered_right = np.mean((y[~declined] == 1) & (p[~declined] >= t))
-        abstained = np.mean(p[declined] < t)
-        score = (1 - share) * answered_right + share * abstained
-        if score > best[1]:
-            best = (float(t), score, {"answerable_right": round(float(answered_right), 4),
-                                      "declined_abstained": round(float(abstained), 4),
-                                      "top1_right_if_always_answering": round(float(np.mean(y[~declined])), 4)})
-    return best[0], best[2]
+    """The threshold with the most good outcomes (:func:`threshold_objective`), made stable.
+
+    The objective is flat near its top (on the shipped calibration asks it moves by 0.002
+    between 0.25 and 0.35), so its argmax on one sample jumps with the draw; the median of the
+    argmaxes over seeded bootstrap draws of the asks (one of the tried values) is kept instead."""
+    rng = np.random.default_rng(0)
+    idx = np.arange(len(p))
+    votes = []
+    for _ in range(BOOTSTRAP_DRAWS):
+        draw = rng.choice(idx, len(idx))
+        votes.append(THRESHOLDS[int(np.argmax(threshold_objective(p[draw], y[draw], declined[draw], share)))])
+    t = float(np.sort(votes)[len(votes) // 2])
+    objective = threshold_objective(p, y, declined, share)
+    at = int(np.argmin(np.abs(THRESHOLDS - t)))
+    return t, {"answerable_right": round(float(np.mean((y[~declined] == 1) & (p[~declined] >= t))), 4),
+               "declined_abstained": round(float(np.mean(p[declined] < t)), 4),
+               "top1_right_if_always_answering": round(float(np.mean(y[~declined])), 4),
+               "objective": round(float(objective[at]), 4),
+               "objective_best": round(float(objective.max()), 4),
+               "bootstrap_thresholds_5_95": [round(float(v), 2) for v in np.percentile(votes, [5, 95])]}
 
 
 def fit_confidence(asks: list[Ask], tops: list[Top], unanswerable_share: float, follow_up_share: float):
@@ -358,6 +380,17 @@ def split_questions(path: Path, split: str) -> list[Asked]:
             history.append((turn.question, asked, turn.answers[0] if turn.answers else None))
             questions.append((f"{conv.id}#{i}", asked, list(turn.answers), list(turn.evidence), list(conv.docs or ())))
     return questions
+
+
+def still_valid(previous: dict, refit: dict) -> dict:
+    """The later fits of the ``previous`` weights file that still hold for the ``refit`` one: the
+    yes/no verdict (it reads the reader alone; eval/train_polar.py), and the settled turns'
+    rescaling when the confidence model it was fit on is unchanged (eval/train_settled.py)."""
+    kept = {"polar": previous["polar"]} if "polar" in previous else {}
+    settled = previous.get("settled")
+    if settled is not None and settled.get("confidence_model") == confidence_fingerprint(refit):
+        kept["settled"] = settled
+    return kept
 
 
 def calib_corpus(path: Path) -> tuple[Bot, list[Asked], bool]:
@@ -482,10 +515,7 @@ def main(argv=None) -> int:
                      **reader_fit, **fit, "short_answers": span_fit},
     }
     if Path(args.out).is_file():
-        # The yes/no verdict reads the reader alone: a refit keeps it (eval/train_polar.py writes it).
-        polar = json.loads(Path(args.out).read_text(encoding="utf-8")).get("polar")
-        if polar is not None:
-            out["polar"] = polar
+        out.update(still_valid(json.loads(Path(args.out).read_text(encoding="utf-8")), out))
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))
     return 0

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import DATA, ROOT
@@ -188,6 +189,42 @@ def test_cached_asks_collects_each_part_once(tmp_path: Path):
     assert cached_asks(str(cache), "ranker", make("ranker")) == ["ranker"]  # read back, not collected
     assert cached_asks(None, "small", make("small")) == ["small"]  # no cache: always collected
     assert calls == ["ranker", "small", "small"]
+
+
+def test_threshold_is_the_bootstrap_median_of_the_best():
+    """eval.train's threshold: on asks where a right answer is held at 0.6-0.9, a wrong one at
+    0.2-0.5 and a question to decline at 0.1-0.4, it falls between the top of the questions to
+    decline and the bottom of the right answers; the same asks give the same threshold (seeded
+    draws), and the fit says how far the draws' choices spread."""
+    from eval.train import THRESHOLDS, best_threshold, threshold_objective
+
+    rng = np.random.default_rng(3)
+    right, wrong, to_decline = rng.uniform(0.6, 0.9, 300), rng.uniform(0.2, 0.5, 100), rng.uniform(0.1, 0.4, 100)
+    p = np.concatenate([right, wrong, to_decline])
+    y = np.concatenate([np.ones(300), np.zeros(200)]).astype(int)
+    declined = np.concatenate([np.zeros(400, bool), np.ones(100, bool)])
+    t, fit = best_threshold(p, y, declined, 0.2)
+    assert 0.4 <= t <= 0.6 and t in THRESHOLDS
+    assert best_threshold(p, y, declined, 0.2) == (t, fit)
+    assert fit["answerable_right"] == 0.75 and fit["declined_abstained"] == 1.0  # every right answered, all declined
+    assert fit["objective"] == fit["objective_best"] == round(float(threshold_objective(p, y, declined, 0.2).max()), 4)
+    low, high = fit["bootstrap_thresholds_5_95"]
+    assert low <= t <= high
+    # Nothing to decline: answering everything is best.
+    assert best_threshold(p, y, np.zeros(500, bool), 0.0)[0] == THRESHOLDS[0]
+
+
+def test_a_refit_keeps_the_later_fits_that_still_hold():
+    """eval.train keeps the shipped file's yes/no verdict, and its settled turns' rescaling only
+    while the confidence model it was fit on is unchanged."""
+    from eval.train import still_valid
+    from qa.answerer import WEIGHTS_FILE
+
+    shipped = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    assert still_valid(shipped, shipped) == {"polar": shipped["polar"], "settled": shipped["settled"]}
+    refit = {**shipped, "bias": shipped["bias"] + 0.5}
+    assert still_valid(shipped, refit) == {"polar": shipped["polar"]}
+    assert still_valid({}, refit) == {}
 
 
 def test_splits_are_fixed_disjoint_and_sized():
