@@ -458,6 +458,85 @@ def report(results: list[TurnResult]) -> dict[str, Any]:
     }
 
 
+# ----- comparing two runs ------------------------------------------------------------
+# The per-turn figures compared between two reports of the same turns.
+PAIRED_METRICS = ("answered_accuracy", "sentence_accuracy", "answer_f1")
+COMPARE_DRAWS = 2000
+
+
+def report_turns(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """The turns of a JSON report written by ``qa eval --json-out``, by (conversation, turn);
+    :class:`EvalSetError` when the file is not such a report."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvalSetError(f"cannot read the report {str(path)!r}: {exc}") from None
+    turns = data.get("turns") if isinstance(data, dict) else None
+    needed = ("id", "turn", "hit", "answerable", "answer")
+    if not isinstance(turns, list) or not all(isinstance(t, dict) and all(k in t for k in needed) for t in turns):
+        raise EvalSetError(f"{str(path)!r} is not a report of `qa eval --json-out` (each turn needs {', '.join(needed)})")
+    return {(str(t["id"]), int(t["turn"])): t for t in turns}
+
+
+def _turn_figures(turn: dict[str, Any]) -> dict[str, float | None]:
+    """One report turn's share in each of :data:`PAIRED_METRICS` (None where it has none)."""
+    answer = turn["answer"]
+    abstained = bool(answer.get("abstained"))
+    golds = turn.get("gold_answers") or []
+    return {
+        "answered_accuracy": float(turn["hit"] and not abstained) if turn["answerable"] else None,
+        "sentence_accuracy": float(turn["hit"]) if turn["answerable"] else None,
+        "answer_f1": answer_scores(None if abstained else answer.get("answer"), golds)[1]
+        if turn["answerable"] and golds else None,
+    }
+
+
+def compare_runs(this: dict[tuple[str, int], dict[str, Any]], against: dict[tuple[str, int], dict[str, Any]],
+                 seed: int = 0) -> dict[str, Any]:
+    """One run's report turns (see :func:`report_turns`) against another's: per metric, both
+    figures over the turns both scored, the difference, its 95% interval from a paired bootstrap
+    over whole conversations (their turns depend on each other), and how many turns got better
+    or worse."""
+    pairs = [(_turn_figures(turn), _turn_figures(against[key]), key[0]) for key, turn in this.items() if key in against]
+    if not pairs:
+        raise EvalSetError("the report compared against holds none of this run's turns (another set or split?)")
+    conversations = sorted({cid for *_, cid in pairs})
+    where = {c: i for i, c in enumerate(conversations)}
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(conversations), size=(COMPARE_DRAWS, len(conversations)))
+    out: dict[str, Any] = {"paired_turns": len(pairs), "conversations": len(conversations), "metrics": {}}
+    for metric in PAIRED_METRICS:
+        rows = [(new[metric], old[metric], cid) for new, old, cid in pairs if new[metric] is not None and old[metric] is not None]
+        if not rows:
+            continue
+        new = np.array([a for a, _, _ in rows])
+        old = np.array([b for _, b, _ in rows])
+        conv = np.array([where[c] for *_, c in rows])
+        # Per conversation: its turns' summed difference and count, so a draw is two bincounts.
+        diff_sum = np.bincount(conv, weights=new - old, minlength=len(conversations))
+        count = np.bincount(conv, minlength=len(conversations)).astype(float)
+        sampled = diff_sum[draws].sum(axis=1) / np.maximum(count[draws].sum(axis=1), 1.0)
+        low, high = np.percentile(sampled, [2.5, 97.5])
+        out["metrics"][metric] = {
+            "this": round(float(new.mean()), 4), "against": round(float(old.mean()), 4),
+            "difference": round(float((new - old).mean()), 4),
+            "interval_95": [round(float(low), 4), round(float(high), 4)],
+            "turns_better": int(np.sum(new > old)), "turns_worse": int(np.sum(new < old)), "turns": len(rows),
+        }
+    return out
+
+
+def format_comparison(comparison: dict[str, Any], name: str) -> str:
+    """The comparison as a table: each metric's two figures, difference and its interval."""
+    lines = [f"against {name}: {comparison['paired_turns']} turns of {comparison['conversations']} conversations in both runs",
+             f"{'metric':<20}{'this':>8}{'against':>9}{'difference':>12}   {'95% interval':<18}{'turns better / worse':>21}"]
+    for metric, f in comparison["metrics"].items():
+        low, high = f["interval_95"]
+        lines.append(f"{metric:<20}{f['this']:>8.3f}{f['against']:>9.3f}{f['difference']:>+12.3f}   "
+                     f"[{low:+.3f}, {high:+.3f}]{f['turns_better']:>11} / {f['turns_worse']}")
+    return "\n".join(lines)
+
+
 def format_table(named: dict[str, dict[str, Any]]) -> str:
     """Metrics side by side, one column per named run."""
     names = list(named)

@@ -241,6 +241,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             conversations = harness.load_set(args.set)
     except harness.EvalSetError as exc:
         raise CLIError(str(exc)) from None
+    try:
+        # Read before the run, so a wrong path costs nothing.
+        against = harness.report_turns(args.against) if args.against else None
+    except harness.EvalSetError as exc:
+        raise CLIError(str(exc)) from None
     bot = _make_bot(args)
     _sync(bot, show_progress=True)
     n = sum(len(c.turns) for c in conversations)
@@ -269,6 +274,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.compare:
         named = {"all": rep["metrics"], "first turns": rep["metrics_first_turns"], "follow-ups": rep["metrics_follow_ups"]}
     print(harness.format_table(named))
+    unpaired = None
+    if against is not None:
+        try:
+            comparison = harness.compare_runs({(t["id"], t["turn"]): t for t in rep["turns"]}, against)
+            rep["against"] = {"report": str(args.against), **comparison}
+            print()
+            print(harness.format_comparison(comparison, args.against))
+        except harness.EvalSetError as exc:
+            unpaired = str(exc)  # said after the report is written, so the run is kept
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         if args.compare:
@@ -278,7 +292,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.curve:
         harness.plot_risk_coverage(results, args.curve, bot.answerer.model.threshold)
         print(f"risk-coverage curve written to {args.curve}", file=sys.stderr)
-    failed = False
+    failed = unpaired is not None
+    if unpaired:
+        print(f"qa: {unpaired}", file=sys.stderr)
     for metric, floor in (("sentence_accuracy", args.min_sentence_accuracy), ("answered_accuracy", args.min_answered_accuracy)):
         value = rep["metrics"][metric]
         if floor is not None and (value is None or value < floor):
@@ -363,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--stories", type=int, default=None, metavar="N", help="with --coqa: score N stories sampled with --seed")
     sp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     sp.add_argument("--json-out", metavar="FILE", help="write the JSON report (metrics and every turn's Answer)")
+    sp.add_argument("--against", metavar="REPORT.json",
+                    help="compare with an earlier --json-out report of the same turns: each metric's difference "
+                         "with its 95%% interval (paired bootstrap over conversations)")
     sp.add_argument("--min-sentence-accuracy", type=float, metavar="X", help="exit 1 when sentence_accuracy is below X")
     sp.add_argument("--min-answered-accuracy", type=float, metavar="X", help="exit 1 when answered_accuracy is below X")
     sp.add_argument("--compare", action="store_true", help="also run the ablations (BM25 only, dense only, hybrid top sentence, ranker without the reader) side by side")

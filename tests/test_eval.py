@@ -140,6 +140,58 @@ def test_cli_eval_squad_gate_and_report(tmp_path: Path):
     assert rep["metrics"]["n_turns"] == 4 and len(rep["turns"]) == 4
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert "sentence_accuracy" in r.stdout
+    # The same turns again, against that report: nothing differs.
+    again = tmp_path / "again.json"
+    cmd = [sys.executable, "-m", "qa.cli", "eval", "--squad", str(DATA / "tiny-squad.json"), "--against", str(out),
+           "--json-out", str(again)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    assert f"against {out}: 4 turns of 4 conversations in both runs" in r.stdout
+    compared = json.loads(again.read_text())["against"]
+    assert compared["report"] == str(out) and compared["paired_turns"] == 4
+    assert compared["metrics"]["answered_accuracy"]["difference"] == 0.0
+    assert compared["metrics"]["answered_accuracy"]["interval_95"] == [0.0, 0.0]
+    # A file that is not a report is refused before anything is run.
+    r = subprocess.run(cmd[:-4] + ["--against", str(DATA / "tiny-squad.json")], capture_output=True, text=True, cwd=ROOT,
+                       env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert r.returncode == 2 and "is not a report of `qa eval --json-out`" in r.stderr
+    assert "eval full" not in r.stderr
+
+
+def _report_turn(cid: str, hit: bool, abstained: bool = False, answer: str = "1952", answerable: bool = True) -> dict:
+    return {"id": cid, "turn": 0, "hit": hit, "answerable": answerable, "gold_answers": ["1952"] if answerable else [],
+            "answer": {"abstained": abstained, "answer": None if abstained else answer}}
+
+
+def test_compare_runs_pairs_turns_and_bounds_the_difference(tmp_path: Path):
+    """``qa eval --against``: the difference over the turns both runs scored, a declined turn
+    counted as not answered (its citation still counts for sentence accuracy), an interval that
+    holds the difference, and turns better and worse counted."""
+    old = {(f"c{i}", 0): _report_turn(f"c{i}", hit=i < 10, answer="1952" if i < 10 else "in the spring") for i in range(20)}
+    new = dict(old)
+    new[("c10", 0)] = _report_turn("c10", hit=True)  # now right
+    new[("c11", 0)] = _report_turn("c11", hit=True, abstained=True)  # right sentence, declined
+    new[("c0", 0)] = _report_turn("c0", hit=True, answer="1950")  # right sentence, wrong short answer
+    new[("extra", 0)] = _report_turn("extra", hit=True)  # not in the other run: not compared
+    out = harness.compare_runs(new, old)
+    assert out["paired_turns"] == 20 and out["conversations"] == 20
+    answered, sentence, f1 = (out["metrics"][m] for m in ("answered_accuracy", "sentence_accuracy", "answer_f1"))
+    assert (answered["this"], answered["against"], answered["difference"]) == (0.55, 0.5, 0.05)
+    assert (answered["turns_better"], answered["turns_worse"]) == (1, 0)
+    assert sentence["difference"] == 0.1 and sentence["turns_better"] == 2
+    assert (f1["turns_better"], f1["turns_worse"]) == (1, 1)
+    low, high = answered["interval_95"]
+    assert 0.0 <= low <= 0.05 <= high
+    assert harness.compare_runs(old, old)["metrics"]["answer_f1"]["interval_95"] == [0.0, 0.0]
+    with pytest.raises(harness.EvalSetError, match="none of this run's turns"):
+        harness.compare_runs({("x", 0): _report_turn("x", hit=True)}, old)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"turns": [{"id": "c0", "turn": 0}]}))
+    with pytest.raises(harness.EvalSetError, match="not a report"):
+        harness.report_turns(bad)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"metrics": {}, "turns": list(old.values())}))
+    assert harness.report_turns(good) == old
 
 
 def test_small_corpus_asks_leave_the_answer_out_of_the_other_half(tmp_path: Path, embedder):
