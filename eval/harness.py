@@ -473,9 +473,11 @@ def report_turns(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
         raise EvalSetError(f"cannot read the report {str(path)!r}: {exc}") from None
     turns = data.get("turns") if isinstance(data, dict) else None
     needed = ("id", "turn", "hit", "answerable", "answer")
-    if not isinstance(turns, list) or not all(isinstance(t, dict) and all(k in t for k in needed) for t in turns):
+    if not isinstance(turns, list) or not all(
+            isinstance(t, dict) and all(k in t for k in needed) and isinstance(t["answer"], dict) and isinstance(t["turn"], int)
+            for t in turns):
         raise EvalSetError(f"{str(path)!r} is not a report of `qa eval --json-out` (each turn needs {', '.join(needed)})")
-    return {(str(t["id"]), int(t["turn"])): t for t in turns}
+    return {(str(t["id"]), t["turn"]): t for t in turns}
 
 
 def _turn_figures(turn: dict[str, Any]) -> dict[str, float | None]:

@@ -186,9 +186,10 @@ def test_compare_runs_pairs_turns_and_bounds_the_difference(tmp_path: Path):
     with pytest.raises(harness.EvalSetError, match="none of this run's turns"):
         harness.compare_runs({("x", 0): _report_turn("x", hit=True)}, old)
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"turns": [{"id": "c0", "turn": 0}]}))
-    with pytest.raises(harness.EvalSetError, match="not a report"):
-        harness.report_turns(bad)
+    for turns in ([{"id": "c0", "turn": 0}], [{**old[("c0", 0)], "turn": "0"}], [{**old[("c0", 0)], "answer": "1952"}]):
+        bad.write_text(json.dumps({"turns": turns}))
+        with pytest.raises(harness.EvalSetError, match="not a report"):
+            harness.report_turns(bad)
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"metrics": {}, "turns": list(old.values())}))
     assert harness.report_turns(good) == old
