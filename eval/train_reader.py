@@ -322,7 +322,8 @@ def train(location: Path, data: list[Group], args: argparse.Namespace, log: Any,
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    encoder, rel, span_head = build(location, init)
+    device = torch.device(args.device)
+    encoder, rel, span_head = (m.to(device) for m in build(location, init))
     tokenizer = pair_tokenizer(location)
     params = [p for p in list(encoder.parameters()) + list(rel.parameters()) + list(span_head.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -342,18 +343,18 @@ def train(location: Path, data: list[Group], args: argparse.Namespace, log: Any,
         items = [it for g in chunk for it in g]
         pairs = [reader_pair(it.question, it.sentence, it.before, args.context_words) for it in items]
         encodings = tokenizer.encode_batch(pairs)
-        ids, types, mask = (torch.as_tensor(x) for x in encode_pairs(encodings))
+        ids, types, mask = (torch.as_tensor(x, device=device) for x in encode_pairs(encodings))
         hidden = encoder(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
         score = rel(mean_pool(hidden, mask.float())).squeeze(-1)
-        labels = torch.tensor([float(it.right) for it in items])
+        labels = torch.tensor([float(it.right) for it in items], device=device)
         loss_rel = F.binary_cross_entropy_with_logits(score, labels)
         # Order: the right sentence against its group (groups are the same size within a batch).
         sizes = [len(g) for g in chunk]
         grouped = [j for j, g in enumerate(chunk) if g[0].right]
-        loss_rank = torch.tensor(0.0)
+        loss_rank = torch.tensor(0.0, device=device)
         if grouped and len(set(sizes)) == 1:
             s = score.view(len(chunk), sizes[0])[grouped]
-            loss_rank = F.cross_entropy(s, torch.zeros(len(grouped), dtype=torch.long))
+            loss_rank = F.cross_entropy(s, torch.zeros(len(grouped), dtype=torch.long, device=device))
         # Span: start/end over the sentence's tokens of each right sentence with a short answer.
         logits = span_head(hidden)
         outside = (types == 0) | (mask == 0)
@@ -365,11 +366,12 @@ def train(location: Path, data: list[Group], args: argparse.Namespace, log: Any,
                     rows.append(j)
                     starts.append(ts[0])
                     ends.append(ts[1])
-        loss_span = torch.tensor(0.0)
+        loss_span = torch.tensor(0.0, device=device)
         if rows:
             sl = logits[rows, :, 0].masked_fill(outside[rows], -1e4)
             el = logits[rows, :, 1].masked_fill(outside[rows], -1e4)
-            loss_span = (F.cross_entropy(sl, torch.tensor(starts)) + F.cross_entropy(el, torch.tensor(ends))) / 2
+            loss_span = (F.cross_entropy(sl, torch.tensor(starts, device=device))
+                         + F.cross_entropy(el, torch.tensor(ends, device=device))) / 2
         loss = loss_rel + loss_rank + loss_span
         opt.zero_grad()
         loss.backward()
@@ -387,12 +389,11 @@ def save(encoder: Any, rel: Any, span_head: Any, path: Path, meta: dict[str, str
     """The fine-tuned weights (float16) but the word embeddings, and the heads, with ``meta``."""
     from safetensors.numpy import save_file
 
-    tensors = {f"encoder.{k}": v.detach().numpy().astype(np.float16)
+    tensors = {f"encoder.{k}": v.detach().cpu().numpy().astype(np.float16)
                for k, v in encoder.state_dict().items() if k.startswith(SHIPPED_PREFIXES)}
-    tensors["rel.weight"] = rel.weight.detach().numpy().astype(np.float32)
-    tensors["rel.bias"] = rel.bias.detach().numpy().astype(np.float32)
-    tensors["span.weight"] = span_head.weight.detach().numpy().astype(np.float32)
-    tensors["span.bias"] = span_head.bias.detach().numpy().astype(np.float32)
+    for name, head in (("rel", rel), ("span", span_head)):
+        tensors[f"{name}.weight"] = head.weight.detach().cpu().numpy().astype(np.float32)
+        tensors[f"{name}.bias"] = head.bias.detach().cpu().numpy().astype(np.float32)
     save_file(tensors, str(path), metadata=meta)
 
 
@@ -422,8 +423,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--same-document", action="store_true",
                     help="with --hard-negatives: take a question's wrong sentences from its right sentence's own "
                          "document only (not from other documents, which may report the same fact)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where to train: cpu (the shipped weights' recipe, which it reproduces) or cuda (a GPU: "
+                         "faster, the same recipe to float rounding; the metadata says so)")
     ap.add_argument("--out", type=Path, default=READER_FILE, help="weights file to write")
     args = ap.parse_args(argv)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            ap.error("--device cuda: torch sees no CUDA GPU on this machine (train with --device cpu)")
     for flag, given in (("--mix-usual", args.mix_usual), ("--same-document", args.same_document)):
         if given and not args.hard_negatives:
             ap.error(f"{flag} changes the --hard-negatives groups; give --hard-negatives N")
@@ -467,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         f"--epochs {args.epochs} --batch {args.batch} --lr {args.lr} --negatives {args.negatives}",
         f"--context-words {args.context_words} --seed {args.seed}" + (f" --max-steps {args.max_steps}" if args.max_steps else "")
         + (f" --hard-negatives {args.hard_negatives}" if args.hard_negatives else "")
-        + (" --mix-usual" if args.mix_usual else "") + (" --same-document" if args.same_document else ""),
+        + (" --mix-usual" if args.mix_usual else "") + (" --same-document" if args.same_document else "")
+        + (" --device cuda" if args.device == "cuda" else ""),
     ] + ([f"--init PREVIOUS --skip-steps {args.skip_steps}"] if args.init else []))
     if args.init:  # a chain of stages, each starting from the weights the one before it wrote
         recipe = f"{first.get('recipe', '?')}; then {recipe}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -58,3 +59,18 @@ def seeds_bot(embedder, tmp_path_factory):
     bot = Bot(DOCUMENTS, index_dir=tmp_path_factory.mktemp("seeds-index"), embedder=embedder)
     bot.sync()
     return bot
+
+
+def tiny_training_file(path: Path) -> None:
+    """A SQuAD-format file of 12 made-up articles, each two paragraphs with one question."""
+    articles = []
+    for n in range(12):
+        paragraphs = []
+        for p, (thing, year) in enumerate((("bridge", 1900 + n), ("library", 1950 + n))):
+            context = f"The town {n} built a {thing} in {year}. Visitors of town {n} like the {thing} very much."
+            start = context.index(str(year))
+            paragraphs.append({"context": context, "qas": [{
+                "id": f"q{n}-{p}", "question": f"When did town {n} build its {thing}?",
+                "answers": [{"text": str(year), "answer_start": start}]}]})
+        articles.append({"title": f"Town {n}", "paragraphs": paragraphs})
+    path.write_text(json.dumps({"version": "1.0", "data": articles}), encoding="utf-8")

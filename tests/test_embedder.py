@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import tiny_training_file
 from index.embedder import ModelError, OnnxEmbedder, SentenceTransformerEmbedder, load_embedder
 from qa.settings import Settings
 
@@ -86,26 +87,11 @@ def test_onnx_reads_a_folder_saved_by_current_sentence_transformers(tmp_path, to
         OnnxEmbedder(str(other))
 
 
-def _tiny_training_file(path) -> None:
-    """A SQuAD-format file of 12 made-up articles, each two paragraphs with one question."""
-    articles = []
-    for n in range(12):
-        paragraphs = []
-        for p, (thing, year) in enumerate((("bridge", 1900 + n), ("library", 1950 + n))):
-            context = f"The town {n} built a {thing} in {year}. Visitors of town {n} like the {thing} very much."
-            start = context.index(str(year))
-            paragraphs.append({"context": context, "qas": [{
-                "id": f"q{n}-{p}", "question": f"When did town {n} build its {thing}?",
-                "answers": [{"text": str(year), "answer_start": start}]}]})
-        articles.append({"title": f"Town {n}", "paragraphs": paragraphs})
-    path.write_text(json.dumps({"version": "1.0", "data": articles}), encoding="utf-8")
-
-
 def test_embedder_training_writes_a_model_folder_the_product_reads(tmp_path):
     from eval.train_embedder import main, pairs_of
 
     data = tmp_path / "squadshifts-new-wiki-v1.0.json"  # a public training file's name, made-up content
-    _tiny_training_file(data)
+    tiny_training_file(data)
     pairs = pairs_of([data], 0)
     assert pairs and all(q.startswith("When did town") and s != neg for q, s, neg in pairs)
     out = tmp_path / "minilm-qa"

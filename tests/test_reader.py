@@ -222,3 +222,42 @@ def test_hard_negative_options_need_hard_negatives(capsys, flag):
         main([str(DATA / "tiny-squad.json"), flag])
     assert exit_.value.code == 2
     assert f"{flag} changes the --hard-negatives groups" in capsys.readouterr().err
+
+
+def test_reader_training_is_repeatable_and_writes_a_reader_file(tmp_path):
+    """Two steps of `python -m eval.train_reader` on a made-up public-format file, twice with one
+    seed: the same tensors both times (the CPU recipe reproduces its weights), a file the reader
+    loads with its recipe and data recorded, and weights moved from the shipped ones it started from."""
+    from safetensors.numpy import load_file
+
+    from conftest import tiny_training_file
+    from eval.train_reader import main
+    from qa.reader import load_weights
+
+    data = tmp_path / "squadshifts-new-wiki-v1.0.json"  # a public training file's name, made-up content
+    tiny_training_file(data)
+    outs = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
+    for out in outs:
+        assert main([str(data), "--init", str(READER_FILE), "--batch", "4", "--max-steps", "2", "--out", str(out)]) == 0
+    first, second = (load_file(str(o)) for o in outs)
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+    tensors, meta, _ = load_weights(outs[0], base_sha256(), None)
+    shipped, _, _ = load_weights(READER_FILE, base_sha256(), READER_SHA256)
+    assert meta["recipe"].endswith("python -m eval.train_reader squadshifts-new-wiki-v1.0.json --epochs 1 --batch 4 "
+                                   "--lr 0.0001 --negatives 2 --context-words 24 --seed 0 --max-steps 2 --init PREVIOUS --skip-steps 0")
+    assert set(json.loads(meta["data_sha256"])) == {data.name}
+    assert any(not np.array_equal(tensors[k], shipped[k]) for k in shipped)
+
+
+def test_reader_training_on_a_gpu_needs_one(capsys):
+    """--device cuda is refused, before any work, where torch sees no GPU."""
+    import torch
+
+    from eval.train_reader import main
+    from tests.conftest import DATA
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible here: the refusal cannot happen")
+    with pytest.raises(SystemExit) as exit_:
+        main([str(DATA / "tiny-squad.json"), "--device", "cuda"])
+    assert exit_.value.code == 2 and "torch sees no CUDA GPU" in capsys.readouterr().err
