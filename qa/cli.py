@@ -218,6 +218,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.report:
+        return compare_saved(args)
     if sum(map(bool, (args.set, args.squad, args.coqa))) != 1:
         raise CLIError("give one of: an eval set (SET.jsonl), --squad FILE.json or --coqa FILE.json")
     quiet_libraries()
@@ -303,6 +305,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return int(failed)
 
 
+def compare_saved(args: argparse.Namespace) -> int:
+    """``qa eval --report NEW.json --against OLD.json``: compare two saved reports, running nothing."""
+    from eval import harness
+
+    if not args.against:
+        raise CLIError("--report compares a saved report: give the other one with --against OLD.json")
+    if args.set or args.squad or args.coqa:
+        raise CLIError("--report compares two saved reports and runs nothing: leave out the eval set, --squad and --coqa")
+    try:
+        comparison = harness.compare_runs(harness.report_turns(args.report), harness.report_turns(args.against))
+    except harness.EvalSetError as exc:
+        raise CLIError(str(exc)) from None
+    print(harness.format_comparison(comparison, args.against))
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps({"report": args.report, "against": args.against, **comparison}, indent=1),
+                                       encoding="utf-8")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     quiet_libraries()
     from eval import bench
@@ -382,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--against", metavar="REPORT.json",
                     help="compare with an earlier --json-out report of the same turns: each metric's difference "
                          "with its 95%% interval (paired bootstrap over conversations)")
+    sp.add_argument("--report", metavar="NEW.json",
+                    help="with --against: compare this saved report instead of running the eval "
+                         "(--json-out then writes the comparison)")
     sp.add_argument("--min-sentence-accuracy", type=float, metavar="X", help="exit 1 when sentence_accuracy is below X")
     sp.add_argument("--min-answered-accuracy", type=float, metavar="X", help="exit 1 when answered_accuracy is below X")
     sp.add_argument("--compare", action="store_true", help="also run the ablations (BM25 only, dense only, hybrid top sentence, ranker without the reader) side by side")

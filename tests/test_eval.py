@@ -156,6 +156,14 @@ def test_cli_eval_squad_gate_and_report(tmp_path: Path):
                        env={**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert r.returncode == 2 and "is not a report of `qa eval --json-out`" in r.stderr
     assert "eval full" not in r.stderr
+    # Two saved reports compared without running anything; --report alone is refused.
+    saved = [sys.executable, "-m", "qa.cli", "eval", "--report", str(again)]
+    r = subprocess.run(saved + ["--against", str(out), "--json-out", str(tmp_path / "cmp.json")], capture_output=True,
+                       text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 0 and f"against {out}: 4 turns" in r.stdout and "eval full" not in r.stderr
+    assert json.loads((tmp_path / "cmp.json").read_text())["metrics"]["sentence_accuracy"]["difference"] == 0.0
+    r = subprocess.run(saved, capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 2 and "give the other one with --against" in r.stderr
 
 
 def _report_turn(cid: str, hit: bool, abstained: bool = False, answer: str = "1952", answerable: bool = True) -> dict:
