@@ -477,6 +477,11 @@ def report_turns(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
             isinstance(t, dict) and all(k in t for k in needed) and isinstance(t["answer"], dict) and isinstance(t["turn"], int)
             for t in turns):
         raise EvalSetError(f"{str(path)!r} is not a report of `qa eval --json-out` (each turn needs {', '.join(needed)})")
+    return turns_by_key(turns)
+
+
+def turns_by_key(turns: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Report turns by (conversation, turn), the key two runs' turns are paired on."""
     return {(str(t["id"]), t["turn"]): t for t in turns}
 
 

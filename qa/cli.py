@@ -279,7 +279,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     unpaired = None
     if against is not None:
         try:
-            comparison = harness.compare_runs({(t["id"], t["turn"]): t for t in rep["turns"]}, against)
+            comparison = harness.compare_runs(harness.turns_by_key(rep["turns"]), against)
             rep["against"] = {"report": str(args.against), **comparison}
             print()
             print(harness.format_comparison(comparison, args.against))
