@@ -73,16 +73,19 @@ def test_stories_set_points_into_its_own_corpus():
             assert all(ev in text for ev in t.evidence), t.question
 
 
-def test_manuals_set_points_into_its_own_corpus():
-    """The team's non-news set (a manual, terms of service, a forum thread): every excerpt is in
-    one of its documents, and near misses make up a fair share of the turns."""
-    convs = harness.load_set(ROOT / "eval" / "manuals.jsonl")
-    # Listed as ingest lists a folder, so an index left there by `qa eval --docs eval/manuals` is skipped.
-    texts = [" ".join(p.read_text(encoding="utf-8").split()) for p, _, _ in iter_files(ROOT / "eval" / "manuals")]
-    turns = [t for c in convs for t in c.turns]
-    assert len(turns) >= 50 and sum(not t.answerable for t in turns) >= 12
-    for t in turns:
-        assert all(any(" ".join(ev.split()) in text for text in texts) for ev in t.evidence), t.question
+@pytest.mark.parametrize("name", ["manuals", "licenses"])
+def test_non_news_set_points_into_its_own_corpus(name: str):
+    """The team's non-news sets (a manual, terms of service and a forum thread; seven software
+    licenses): every excerpt is in one of the set's documents (in the conversation's own, where it
+    is limited to some), and near misses make up a fair share of the turns."""
+    convs = harness.load_set(ROOT / "eval" / f"{name}.jsonl")
+    # Listed as ingest lists a folder, so an index left there by `qa eval --docs eval/<name>` is skipped.
+    texts = {p.name: " ".join(p.read_text(encoding="utf-8").split()) for p, _, _ in iter_files(ROOT / "eval" / name)}
+    turns = [(c, t) for c in convs for t in c.turns]
+    assert len(turns) >= 50 and sum(not t.answerable for _, t in turns) >= 12
+    for c, t in turns:
+        own = [texts[d] for d in c.docs] if c.docs else list(texts.values())
+        assert all(any(" ".join(ev.split()) in text for text in own) for ev in t.evidence), t.question
 
 
 def test_squad_conversion_and_sampling(tmp_path: Path):
