@@ -49,10 +49,10 @@ run: $(STAMP)
 test: $(STAMP) browser
 	QA_REQUIRE_BROWSER=1 $(PY) -m pytest
 	# Accuracy gates on the team's eval set (the index goes to a throw-away folder), just below
-	# what the shipped answerer measures (sentence 0.820, answered and right 0.770): they catch
+	# what the shipped answerer measures (sentence 0.836, answered and right 0.787): they catch
 	# regressions, not the issue targets (0.9 answered and right), which are not reached yet.
 	$(VENV)/bin/qa eval eval/seeds.jsonl --docs documents --index "$$(mktemp -d)" --details none \
-	  --min-sentence-accuracy 0.8 --min-answered-accuracy 0.75
+	  --min-sentence-accuracy 0.82 --min-answered-accuracy 0.77
 
 clean:
 	rm -rf $(VENV) $(LOCKVENV) documents/.qa-index

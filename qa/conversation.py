@@ -10,7 +10,8 @@ or by having too few content words to stand alone. Its search gets:
   the follow-up names itself;
 * the previous question's salient words carried along in parentheses, after the question's
   own words, so they add to the lexical overlap and weigh less in the embedding; a follow-up
-  without a question word also inherits the previous one ("when"), so it keeps its answer type.
+  without a question word also inherits the previous one ("when"), so it keeps its answer type;
+  one that swaps in a name of its own ("And in the MPL?") does not carry the names it replaces.
 
 A question that stands on its own is searched as it is: the previous topic is not dragged in.
 """
@@ -169,11 +170,14 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
             rewritten = re.sub(r"\b(his|hers)\b", f"{person}'s", rewritten, count=1, flags=re.IGNORECASE)
         rewritten = re.sub(r"\b(him|her)\b", person, rewritten, count=1, flags=re.IGNORECASE)
     have = {_base(w) for w in _WORD.findall(rewritten)}
+    # "And in the MPL?", "What about X?": the follow-up asks the last question of a name of its
+    # own instead of the names the last question held, so those are not carried.
+    replaced = {_base(w) for n in _names(prev_core) for w in n.split()} if named and _LEAD.search(question) else set()
     carried: list[str] = []
 
     def carry(words: list[str]) -> None:
         for w in words:
-            if _base(w) not in have and w not in carried and len(carried) < _MAX_CARRIED:
+            if _base(w) not in have | replaced and w not in carried and len(carried) < _MAX_CARRIED:
                 carried.append(w)
 
     # A name answered last turn is what the follow-up is probably about; a date, number or job
