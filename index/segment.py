@@ -20,6 +20,9 @@ _HEADING = re.compile(r"^\s*#{1,6}\s")
 # ".If" glued: a word (two lowercase letters or a closing bracket) then terminal punctuation,
 # then a capitalised word with no space between them.
 _GLUED = re.compile(r"(?<=[a-z\]\)]{1}[a-z\]\)\"”’])[.!?][\"”’]?(?=[A-Z][a-z])")
+# syntok ends a sentence after an enumeration-like "(c)" before a capital ("Copyright (c) The
+# Regents of…"); prose never ends on one without punctuation, so the next sentence joins it.
+_OPEN_MARKER = re.compile(r"\S\s*\([A-Za-z]{1,3}\)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ def split_sentences(text: str) -> list[Span]:
                         continue
                     if out and not any(ch.isalnum() for ch in text[span.start:span.end]):
                         # A stray closing quote after a space belongs to the sentence before it.
+                        out[-1] = Span(out[-1].start, span.end)
+                    elif out and out[-1].start >= block.start and _OPEN_MARKER.search(text, out[-1].start, out[-1].end):
                         out[-1] = Span(out[-1].start, span.end)
                     else:
                         out.append(span)

@@ -30,6 +30,14 @@ def test_lone_closing_quote_joins_previous_sentence():
     assert _sentences(text) == ['"There is no reason to undermine it. "', "Next paragraph."]
 
 
+def test_copyright_sign_in_letters_does_not_end_a_sentence():
+    text = "Copyright (c) The Regents of the Acme Institute.\nAll rights reserved. Item (a) is fine. (b) The other one."
+    assert _sentences(text) == ["Copyright (c) The Regents of the Acme Institute.", "All rights reserved.",
+                                "Item (a) is fine.", "(b) The other one."]
+    # Only within a block: a heading line that ends on "(c)" stays its own sentence.
+    assert _sentences("Part (c)\n\nThe rest follows.") == ["Part (c)", "The rest follows."]
+
+
 def test_title_lines_are_their_own_sentences():
     text = (DOCUMENTS / "000_d638d58df6cf935f.txt").read_text(encoding="utf-8")
     out = _sentences(text)
