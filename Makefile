@@ -43,7 +43,7 @@ lock: | sysdeps
 
 # The chat page (and the answer API under /api) over documents/: open http://127.0.0.1:7860
 run: $(STAMP)
-	$(VENV)/bin/qa serve --docs documents --host 127.0.0.1 --port 7860
+	$(VENV)/bin/qa serve --docs documents --host 127.0.0.1 --port 7860 --example "When was the second call?"
 
 # QA_REQUIRE_BROWSER: the browser test fails, rather than skips, without chromium or playwright.
 test: $(STAMP) browser

@@ -56,7 +56,7 @@ def article(doc: Document) -> Article:
         for line in (ln.strip() for ln in blocks[0].splitlines()):
             if not line or line.lstrip("#").strip() == doc.title:
                 continue
-            if line.endswith(doc.title):  # "date 2021-09-17 Headline": the date stays, the headline is the <h1>
+            if line.endswith(doc.title):  # "date 2019-05-02 Headline": the date stays, the headline is the <h1>
                 line = line[: -len(doc.title)].strip()
             paragraphs.append(line)
     paragraphs += [" ".join(ln.strip() for ln in b.splitlines()) for b in blocks[1:]]

@@ -3,7 +3,7 @@
 Variant: BM25+ as rank-bm25's ``BM25Plus`` defines it (the tests check our scores equal its
 ``get_batch_scores``). ``BM25Okapi`` gives a zero or negative IDF to any term in half the
 passages or more (rank-bm25 issues #29/#39/#43), so in a small corpus such as two news
-articles the most on-topic words ("Milley", "call") would count for nothing or against a
+articles the most on-topic words ("Brunel", "visit") would count for nothing or against a
 passage. BM25+ uses ``log((N + 1) / df)``, positive for every term, and its lower bound
 ``delta`` keeps long passages from being over-penalised.
 

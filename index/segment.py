@@ -3,7 +3,7 @@
 Sentences come from syntok (a rule-based segmenter that reports token offsets), run over
 blocks of text that end at paragraph breaks and at line breaks that end a line on purpose
 (headings, list items, short lines). A small post-pass splits boundaries syntok misses when
-a sentence ends with no space after it ("against you [China].If we").
+a sentence ends with no space after it ("signed by [the firm].If we").
 """
 
 from __future__ import annotations

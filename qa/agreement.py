@@ -1,6 +1,6 @@
 """Do two short answers say the same thing? Each is normalised in its own document first:
 a date to ISO against the document's date (:mod:`qa.dates`), a number to its value and unit,
-a name to its longest form in the document ("Milley" → "Mark A. Milley"), anything else to its
+a name to its longest form in the document ("Brunel" → "Ada K. Brunel"), anything else to its
 words (SQuAD normalisation). Two answers agree when their normal forms match on what both say.
 """
 
@@ -48,7 +48,7 @@ class Normal:
 
     kind: str
     value: object
-    shown: str  # what a reader is shown for it ("2021-01-08", "Mark A. Milley", "2 calls")
+    shown: str  # what a reader is shown for it ("2019-03-03", "Ada K. Brunel", "2 visits")
 
 
 def number(text: str) -> tuple[float, str] | None:
@@ -78,7 +78,7 @@ def number(text: str) -> tuple[float, str] | None:
 
 def longest_name(answer: str, document: str) -> str:
     """The longest run of capitalised words in ``document`` that holds every capitalised word
-    of ``answer`` in order ("Milley" → "Mark A. Milley"); ``answer`` itself when none does."""
+    of ``answer`` in order ("Brunel" → "Ada K. Brunel"); ``answer`` itself when none does."""
     caps = [w for w in re.findall(r"[\w'’.-]+", answer) if w[:1].isupper()]
     if not caps:
         return answer
@@ -92,7 +92,7 @@ def longest_name(answer: str, document: str) -> str:
 
 
 def is_name(answer: str) -> bool:
-    """A few words, each capitalised but for connectives ("Bank of England", "Li Zuocheng")."""
+    """A few words, each capitalised but for connectives ("Bank of England", "Ada Brunel")."""
     ws = answer.split()
     return 0 < len(ws) <= 6 and ws[0][:1].isupper() and all(w[:1].isupper() or w.lower() in _CONNECTIVES for w in ws)
 

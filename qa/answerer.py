@@ -103,7 +103,7 @@ LOCALITY = ("same", "next", "next2", "before", "nearby", "further")
 NEARBY, FURTHER = 4, 8
 LOCALITY_FILE = Path(__file__).with_name("locality.json")
 # A question that names something no document mentions ("…the capital of France?" over news
-# about China, "…the 2022 elections?" over news from 2021) is not answered by them, however
+# about a harbour town, "…the 2030 elections?" over news from 2019) is not answered by them, however
 # well its other words match: its confidence is scaled by this factor.
 UNKNOWN_SPECIFIC_FACTOR = 0.2
 CANDIDATE_PASSAGES = 8

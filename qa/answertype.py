@@ -15,7 +15,7 @@ DATE, NUMBER, PERSON, PLACE, ENTITY, NONE = "date", "number", "person", "place",
 # Numbers of a particular sort: an age ("How old…") and a span of time or distance ("How long…").
 AGE, DURATION = "age", "duration"
 NUMERIC = (NUMBER, AGE, DURATION)
-# A job or title ("What is X's role at the paper?", "What position does X play?"): "associate editor".
+# A job or title ("What is X's role at the firm?", "What position does X play?"): "staff writer".
 ROLE = "role"
 
 _MONTHS = (
@@ -151,7 +151,7 @@ def question_type(question: str) -> str:
     return NONE
 
 
-# Nouns that make "which/what <noun>" ask for a person or a named thing ("Which senator wrote…",
+# Nouns that make "which/what <noun>" ask for a person or a named thing ("Which senator voted…",
 # "What news agency reported…"). General English, nothing from any particular document.
 PERSON_NOUNS = frozenset(
     "senator president leader official spokesman spokeswoman spokesperson minister author authors writer "
@@ -170,8 +170,8 @@ ENTITY_NOUNS = frozenset(
 
 ROLE_NOUNS = PERSON_NOUNS | ENTITY_NOUNS
 
-# Jobs and titles (general English, singular): the head of a ROLE answer ("national political
-# reporter", "chairman of the Joint Chiefs of Staff", "linebacker").
+# Jobs and titles (general English, singular): the head of a ROLE answer ("senior staff
+# reporter", "chairman of the Board of Trustees", "linebacker").
 _NOT_TITLES = {"authors", "man", "members", "people", "person", "player", "players", "prime", "woman"}
 ROLE_TITLES = (PERSON_NOUNS - _NOT_TITLES) | frozenset(
     "chairwoman chairperson premier architect economist sociologist historian priest pastor "
@@ -238,8 +238,8 @@ def _singular(word: str) -> str:
 
 
 def _role_spans(sentence: str) -> list[Span]:
-    """Job titles in ``sentence``: a title word with the modifiers before it ("associate editor",
-    "Vice Chairman") and an "of …" name after it ("chairman of the Joint Chiefs of Staff")."""
+    """Job titles in ``sentence``: a title word with the modifiers before it ("staff writer",
+    "Deputy Director") and an "of …" name after it ("chairman of the Board of Trustees")."""
     toks = list(_ROLE_WORD.finditer(sentence))
     heads = [_singular(t.group()) for t in toks]
     found = []
@@ -248,7 +248,7 @@ def _role_spans(sentence: str) -> list[Span]:
         if head not in ROLE_TITLES:
             continue
         if t.group()[0].isupper() and head != t.group().lower():
-            continue  # "Institute of Radio Engineers", "Joint Chiefs": a name, not someone's title
+            continue  # "Institute of Radio Engineers", "Royal Engineers": a name, not someone's title
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         joined = nxt is not None and sentence[t.end():nxt.start()].strip() == ""
         if joined and heads[i + 1] in ROLE_TITLES:
@@ -264,7 +264,7 @@ def _role_spans(sentence: str) -> list[Span]:
                 break
             if low.endswith(("ly", "ed")):
                 break  # "later became editor", "was appointed director": verbs and adverbs
-            # Capitalised words lead a capitalised title ("Vice Chairman"), not a lower-case one.
+            # Capitalised words lead a capitalised title ("Deputy Director"), not a lower-case one.
             if prev.group()[0].isupper() != t.group()[0].isupper():
                 break
             j -= 1
@@ -283,7 +283,7 @@ def _asks_for(q: str, nouns: frozenset[str]) -> bool:
     """Does ``q`` (lower case, from its wh-word) open with "what/which", up to two modifiers,
     then one of ``nouns``?
 
-    The modifiers must be content words ("Which Chinese military commentator"), so "What did
+    The modifiers must be content words ("Which Dutch art critic"), so "What did
     the president say?" is not a question about which president.
     """
     toks = re.findall(r"[a-z][a-z’'-]*", q)
@@ -373,7 +373,7 @@ def _fitting_end(kind: str, sentence: str, start: int, end: int, offsets: bool =
         return end
     if _AGE_BEFORE.search(sentence[max(0, start - 12):start]) or _AGE_AFTER.match(sentence[end:]):
         return end
-    # "Li Zuocheng, 68, said…": a small bare number set off by commas after a name.
+    # "Ada Brunel, 68, said…": a small bare number set off by commas after a name.
     number = re.match(r"\d{1,3}", text)
     if number and sentence[start - 2:start] == ", " and sentence[start + number.end():start + number.end() + 1] == ",":
         return start + number.end() if int(number.group()) < 130 else None
@@ -395,14 +395,14 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
     """The best candidate of ``kind`` in ``sentence`` and its closeness to the question's words.
 
     Candidates made only of question words are dropped (they restate the question). An
-    ordinal in the question ("the second call") picks the candidate in that position; else the
+    ordinal in the question ("the second visit") picks the candidate in that position; else the
     candidate nearest the question's words in the sentence wins. Closeness is 1 next to a
     question word, falling with the distance (0 when no question word is in the sentence).
     """
     if kind == NONE:
         return None
     # A role word the question asks about ("Which senator…") is part of the answer's name
-    # ("Senator Marco Rubio"), not a sign that the candidate restates the question; when the
+    # ("Senator Ada Brunel"), not a sign that the candidate restates the question; when the
     # question asks for a job, one it names ("Though trained as a lawyer…") is no answer.
     qterms = {
         normalise(m.group()) for m in words(question)
@@ -423,7 +423,7 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
     # A candidate sharing words with the question is usually its subject, not its answer.
     cands = of_unit or fresh or echoing
     if kind == DATE:
-        # "In what year…" over "on October 30, 2020": the part of the date that was asked for.
+        # "In what year…" over "on March 3, 2019": the part of the date that was asked for.
         part = next((found for asks, found in _DATE_PARTS if asks.search(question)), None)
         if part:
             found = [part.search(sentence, c.start, c.end) for c in cands]
@@ -440,8 +440,8 @@ def find_answer(question: str, sentence: str, kind: str) -> tuple[Span, float] |
     anchors = [m.start() for m in toks if m.group().lower() not in STOPWORDS and normalise(m.group()) in qterms]
     if not anchors:
         return cands[0], 0.0
-    # "Who did Milley call?" asks for the object of its verb: in the sentence, the person after
-    # the question's lower-case words ("…phone calls to … Li Zuocheng"), not one before them.
+    # "Who did Brunel visit?" asks for the object of its verb: in the sentence, the person after
+    # the question's lower-case words ("…visits to … Tom Hale"), not one before them.
     after = None
     if kind == PERSON and _OBJECT_QUESTION.match(question.strip()) and not _REPORTING.search(question):
         verbs = {normalise(m.group()) for m in words(question) if m.group().islower() and m.group() not in STOPWORDS}

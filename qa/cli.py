@@ -209,7 +209,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         print(f"warning: serving on {args.host} without QA_API_KEY: anyone who can reach it may upload and delete documents",
               file=sys.stderr)
-    app = mount_chat(create_app(bot, config), bot)
+    app = mount_chat(create_app(bot, config), bot, examples=args.example or ())
     print(f"Chat over the {len(bot.index.entries)} documents in {args.docs}: {url}/\n"
           f"Answer API: {url}/api/answer (OpenAPI: {url}/openapi.json); Ctrl-C stops", flush=True)
     # Slow clients are bounded below the app too: see qa.guard.uvicorn_options.
@@ -435,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_args(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sp.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    sp.add_argument("--example", action="append", metavar="QUESTION",
+                    help="an example question shown in the empty chat (repeat for more; default none)")
     sp.set_defaults(func=cmd_serve)
     return p
 

@@ -73,8 +73,8 @@ def _names(text: str) -> list[str]:
 def _antecedents(text: str) -> list[str]:
     """Who a personal pronoun in the next question may point back to, in order of mention.
 
-    A name counts unless it is an acronym ("US"), follows "the" ("the Washington Post") or holds
-    an organisation word; a role ("the vice chairman of …", "Which military expert…") counts
+    A name counts unless it is an acronym ("US"), follows "the" ("the Daily Herald") or holds
+    an organisation word; a role ("the deputy director of …", "Which art critic…") counts
     too, as "the <role>", so "What's his name?" can still be rewritten when no name was given.
     """
     found: list[tuple[int, str]] = []
@@ -94,7 +94,7 @@ def _antecedents(text: str) -> list[str]:
         while j > 0 and i - j < 3 and _base(toks[j - 1].group()) not in STOPWORDS and toks[j - 1].group().lower() not in _QUESTION_WORDS:
             j -= 1
         role = "the " + _POSSESSIVE.sub("", text[toks[j].start():t.end()])
-        # A role that opens with a name ("Chinese military commentator") replaces that name.
+        # A role that opens with a name ("Dutch art critic") replaces that name.
         found = [(s, n) for s, n in found if s != toks[j].start()]
         found.append((toks[j].start(), role))
     return [n for _, n in sorted(found)]
@@ -159,7 +159,7 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
     kind = question_type(prev_q)
     answered = _names(prev_answer) if prev_answer and kind == PERSON else []
     people = answered if len(answered) == 1 and len(prev_answer.split()) >= 2 else []
-    # A pronoun does not mean someone its own question names ("Did Milley ring him?"): the
+    # A pronoun does not mean someone its own question names ("Did Brunel ring him?"): the
     # next antecedent in line does.
     named = {_base(w) for n in _names(question) for w in n.split()}
     person = next((p for p in people + _antecedents(prev_core) if not named & {_base(w) for w in p.split()}), None)
@@ -181,7 +181,7 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
                 carried.append(w)
 
     # A name answered last turn is what the follow-up is probably about; a date, number or job
-    # title is not ("associate editor" says nothing about "And Robert Costa's?").
+    # title is not ("staff writer" says nothing about "And Tom Hale's?").
     if kind not in (DATE, NONE, ROLE, *NUMERIC) and prev_answer and len(prev_answer.split()) <= 6:
         carry(_content(prev_answer))
     carry(_content(prev_core))

@@ -1,9 +1,9 @@
 """Short answers that are dates, placed in time against their document's own date.
 
-"January 8" in an article dated 2021-09-15 is 2021-01-08; "on Tuesday" is the Tuesday before
+"March 3" in an article dated 2019-06-20 is 2019-03-03; "on Tuesday" is the Tuesday before
 it; "April 14" in an article dated 2023-03-02 is 2023-04-14. Parsing is dateparser's, with
 ``RELATIVE_BASE`` set to the document's date. A document without a date keeps only what the text
-itself says: "January 8" is ``--01-08`` (ISO 8601 for a day of a year not given).
+itself says: "March 3" is ``--03-03`` (ISO 8601 for a day of a year not given).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def _parser(base: dt.datetime, prefer: str) -> DateDataParser:
 
 def _prefer(text: str) -> str:
     """A day named without its month ("on Tuesday") is the one before the document's date, as
-    news reports it; a month and day without a year are of the document's year ("January 8"
-    in September, "April 14" in March)."""
+    news reports it; a month and day without a year are of the document's year ("March 3"
+    in June, "April 14" in March)."""
     named = {w.group().lower() for w in _WORD.finditer(text)}
     return "past" if not named & _MONTH_WORDS and not any(c.isdigit() for c in text) else "current_period"
 
@@ -67,8 +67,8 @@ def document_date(date: str | None) -> dt.datetime | None:
 
 def answer_date(text: str, doc_date: str | None = None) -> str | None:
     """The ISO 8601 date ``text`` names, resolved against ``doc_date`` (the document's ISO
-    date), as precise as the text: ``2021-01-08``, ``2020-10``, ``2020``; without a document
-    date, the parts the text gives (``--01-08`` for a day without its year). None when ``text``
+    date), as precise as the text: ``2019-03-03``, ``2019-03``, ``2019``; without a document
+    date, the parts the text gives (``--03-03`` for a day without its year). None when ``text``
     is not a date (or only a relative one, "on Tuesday", with no document date to place it)."""
     text = " ".join(text.split())
     if not text or len(text) > MAX_CHARS or not looks_like_date(text):
@@ -93,7 +93,7 @@ def answer_date(text: str, doc_date: str | None = None) -> str | None:
 
 def same_date(a: str, b: str) -> bool:
     """Do two ISO dates (as :func:`answer_date` gives them, possibly partial) agree on every
-    part both state? ``2021-01-08`` and ``--01-08`` agree; ``2021-01`` and ``2021-02-03`` do not."""
+    part both state? ``2019-03-03`` and ``--03-03`` agree; ``2019-03`` and ``2019-04-05`` do not."""
     def parts(iso: str) -> tuple[str | None, str | None, str | None]:
         if iso.startswith("--"):
             month, day = iso[2:].split("-")

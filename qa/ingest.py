@@ -179,7 +179,7 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
             date = parsed[0].date().isoformat()
             rest = m.group("rest")[parsed[1]:].strip()
             if not title and rest:
-                title = short_title(rest)  # "date 2021-09-17 Headline…": the headline follows the date
+                title = short_title(rest)  # "date 2019-05-02 Headline…": the headline follows the date
             continue
         if not title:
             title = short_title(line.strip().lstrip("#").strip())

@@ -8,6 +8,7 @@ makes the absence a failure. Screenshots go to artifacts/ui/ (git-ignored), or $
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -244,7 +245,8 @@ def test_qa_serve_mounts_the_chat_page(tmp_path):
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_API_KEY": "", "QA_API_KEY_REQUIRED": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(tmp_path / "index"), "--port", str(port)],
+        [sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(tmp_path / "index"), "--port", str(port),
+         "--example", "Who made the calls?"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -254,6 +256,7 @@ def test_qa_serve_mounts_the_chat_page(tmp_path):
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         config = httpx.get(f"{url}/config", timeout=10).json()
         assert config["title"] == "Ask the documents"
+        assert "Who made the calls?" in json.dumps(config)  # --example reaches the empty chat
         r = httpx.post(f"{url}/api/answer", json={"question": "When was the second call?"}, timeout=30)
         assert r.status_code == 200 and r.json()["citations"]
     finally:
@@ -303,7 +306,7 @@ def live(embedder, tmp_path_factory):
         shutil.copyfile(f, docs / f.name)
     bot = Bot(docs, index_dir=base / "index", embedder=embedder)
     bot.sync()
-    with serving(mount_chat(create_app(bot, Settings(rate_limit=0)), bot)) as url:
+    with serving(mount_chat(create_app(bot, Settings(rate_limit=0)), bot, examples=("When was the second call?",))) as url:
         yield url, bot
 
 

@@ -39,12 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The default corpus's questions; pass ``examples=`` for another corpus.
-DEFAULT_EXAMPLES: tuple[str, ...] = (
-    "When was the second call?",
-    "Who are the authors of Peril?",
-    "How many calls did Milley make?",
-)
 MAX_TURNS = 20  # earlier turns passed to the Bot, as the API does
 MAX_SHOWN = 100  # exchanges kept on the page (and in the session's memory)
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
@@ -350,7 +344,7 @@ class ChatPage:
 
 def build_chat(
     bot: Bot,
-    examples: Sequence[str] = DEFAULT_EXAMPLES,
+    examples: Sequence[str] = (),
     upload_key: str | None = None,
     workers: int = 4,
     parse_budget: ParseBudget | None = None,
@@ -359,7 +353,8 @@ def build_chat(
 
     Args:
         bot: answers the questions and stores uploaded documents (see :class:`ChatPage`).
-        examples: example questions shown in the empty chat.
+        examples: example questions shown in the empty chat (none by default: good ones depend on
+            the corpus; ``qa serve --example`` passes them).
         upload_key: when set (the API's ``QA_API_KEY``), uploading from the page asks for it.
         workers: questions answered at the same time; more wait in Gradio's queue.
         parse_budget: threads and time limit for parsing uploads (see :class:`ChatPage`).
@@ -454,7 +449,7 @@ def mount_chat(
     app: "FastAPI",
     bot: Bot,
     path: str = "/",
-    examples: Sequence[str] = DEFAULT_EXAMPLES,
+    examples: Sequence[str] = (),
     settings: "Settings | None" = None,
 ) -> "FastAPI":
     """Mount the chat page on ``app`` (from :func:`qa.api.create_app`) at ``path``.

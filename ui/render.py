@@ -42,7 +42,7 @@ def _inline(text: str) -> str:
 
 
 def pretty_date(value: str | None) -> str:
-    """``2021-09-15`` as ``Sep 15, 2021``; anything else as given."""
+    """``2019-06-20`` as ``Jun 20, 2019``; anything else as given."""
     if not value:
         return ""
     try:

@@ -270,7 +270,7 @@ def _drop_running_lines(lines: list[_Line], pages: int) -> list[_Line]:
 def _assemble(lines: list[_Line], sizes: list[tuple[float, float]], ocr: list[bool], source_sha256: str):
     """Join the lines into the document's text: paragraphs apart by a blank line, the lines of
     one paragraph by a space. A hyphen at a line end joins the next line directly, and is left
-    out when it only split a word ("exam-" + "ple"; kept in "China-" + "US"), as is a soft
+    out when it only split a word ("exam-" + "ple"; kept in "Franco-" + "German"), as is a soft
     hyphen. A page's first line continues the paragraph before it unless that one ended a
     sentence."""
     joins: list[tuple[str, bool]] = [("", False)]  # between line n-1 and line n: separator, drop n-1's last character
