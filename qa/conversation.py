@@ -169,15 +169,16 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
             rewritten = re.sub(r"\b(he|she)\b", person, rewritten, count=1, flags=re.IGNORECASE)
             rewritten = re.sub(r"\b(his|hers)\b", f"{person}'s", rewritten, count=1, flags=re.IGNORECASE)
         rewritten = re.sub(r"\b(him|her)\b", person, rewritten, count=1, flags=re.IGNORECASE)
-    have = {_base(w) for w in _WORD.findall(rewritten)}
+    skip = {_base(w) for w in _WORD.findall(rewritten)}
     # "And in the MPL?", "What about X?": the follow-up asks the last question of a name of its
     # own instead of the names the last question held, so those are not carried.
-    replaced = {_base(w) for n in _names(prev_core) for w in n.split()} if named and _LEAD.search(question) else set()
+    if named and _LEAD.search(question):
+        skip |= {_base(w) for n in _names(prev_core) for w in n.split()}
     carried: list[str] = []
 
     def carry(words: list[str]) -> None:
         for w in words:
-            if _base(w) not in have | replaced and w not in carried and len(carried) < _MAX_CARRIED:
+            if _base(w) not in skip and w not in carried and len(carried) < _MAX_CARRIED:
                 carried.append(w)
 
     # A name answered last turn is what the follow-up is probably about; a date, number or job
