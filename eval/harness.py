@@ -22,7 +22,7 @@ import string
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -314,6 +314,17 @@ def calibration_error(results: list[TurnResult]) -> float | None:
     return round(float(gap) / len(results), 4)
 
 
+def turn_figures(answerable: bool, hit: bool, abstained: bool, answer: str | None, golds: Sequence[str]) -> dict[str, float | None]:
+    """One turn's share in ``answered_accuracy``, ``sentence_accuracy``, ``answer_em`` and
+    ``answer_f1`` (None where it counts in none): a declined turn is not answered and has no
+    short answer; a turn without a gold short answer (a feedback mark that picked only a
+    sentence) has no EM or F1."""
+    if not answerable:
+        return dict.fromkeys(("answered_accuracy", "sentence_accuracy", "answer_em", "answer_f1"))
+    em, f1 = answer_scores(None if abstained else answer, golds) if golds else (None, None)
+    return {"answered_accuracy": float(hit and not abstained), "sentence_accuracy": float(hit), "answer_em": em, "answer_f1": f1}
+
+
 def metrics(results: list[TurnResult]) -> dict[str, Any]:
     ans = [r for r in results if r.gold.answerable]
     unans = [r for r in results if not r.gold.answerable]
@@ -322,19 +333,21 @@ def metrics(results: list[TurnResult]) -> dict[str, Any]:
     def mean(xs: list[float]) -> float | None:
         return round(sum(xs) / len(xs), 4) if xs else None
 
-    # A turn without a gold short answer (a feedback mark that picked only a sentence) has no F1.
-    short = [r for r in ans if r.gold.answers]
-    ems, f1s = zip(*[answer_scores(None if r.answer.abstained else r.answer.answer, r.gold.answers) for r in short]) if short else ((), ())
+    figures = [turn_figures(True, r.hit, r.answer.abstained, r.answer.answer, r.gold.answers) for r in ans]
+
+    def mean_of(name: str) -> float | None:
+        return mean([f[name] for f in figures if f[name] is not None])
+
     lat = [r.answer.timings_ms.get("total", 0.0) for r in results]
     return {
-        "answered_accuracy": mean([float(r.hit and not r.answer.abstained) for r in ans]),
+        "answered_accuracy": mean_of("answered_accuracy"),
         "declined_answerable": mean([float(r.answer.abstained) for r in ans]),
-        "sentence_accuracy": mean([float(r.hit) for r in ans]),
+        "sentence_accuracy": mean_of("sentence_accuracy"),
         "sentence_recall@3": mean([float(r.rank is not None and r.rank <= 3) for r in ans]),
         "mrr@10": mean([1.0 / r.rank if r.rank else 0.0 for r in ans]),
         "passage_recall@5": mean([float(r.passage_hit) for r in ans]),
-        "answer_em": mean(list(ems)),
-        "answer_f1": mean(list(f1s)),
+        "answer_em": mean_of("answer_em"),
+        "answer_f1": mean_of("answer_f1"),
         "abstain_precision": mean([float(not r.gold.answerable) for r in abstained]),
         "abstain_recall": mean([float(r.answer.abstained) for r in unans]),
         "calibration_error": calibration_error(results),
@@ -486,16 +499,10 @@ def turns_by_key(turns: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str,
 
 
 def _turn_figures(turn: dict[str, Any]) -> dict[str, float | None]:
-    """One report turn's share in each of :data:`PAIRED_METRICS` (None where it has none)."""
+    """One report turn's :func:`turn_figures`."""
     answer = turn["answer"]
-    abstained = bool(answer.get("abstained"))
-    golds = turn.get("gold_answers") or []
-    return {
-        "answered_accuracy": float(turn["hit"] and not abstained) if turn["answerable"] else None,
-        "sentence_accuracy": float(turn["hit"]) if turn["answerable"] else None,
-        "answer_f1": answer_scores(None if abstained else answer.get("answer"), golds)[1]
-        if turn["answerable"] and golds else None,
-    }
+    return turn_figures(turn["answerable"], turn["hit"], bool(answer.get("abstained")), answer.get("answer"),
+                        turn.get("gold_answers") or [])
 
 
 def compare_runs(this: dict[tuple[str, int], dict[str, Any]], against: dict[tuple[str, int], dict[str, Any]],

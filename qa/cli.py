@@ -217,6 +217,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_json(path: str, data: dict) -> None:
+    """``--json-out``: ``data`` as JSON at ``path`` (its folder made if missing), said on stderr."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"report written to {path}", file=sys.stderr)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.report:
         return compare_saved(args)
@@ -286,11 +293,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except harness.EvalSetError as exc:
             unpaired = str(exc)  # said after the report is written, so the run is kept
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         if args.compare:
             rep["compare"] = named
-        Path(args.json_out).write_text(json.dumps(rep, ensure_ascii=False, indent=1), encoding="utf-8")
-        print(f"report written to {args.json_out}", file=sys.stderr)
+        write_json(args.json_out, rep)
     if args.curve:
         harness.plot_risk_coverage(results, args.curve, bot.answerer.model.threshold)
         print(f"risk-coverage curve written to {args.curve}", file=sys.stderr)
@@ -319,9 +324,7 @@ def compare_saved(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     print(harness.format_comparison(comparison, args.against))
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps({"report": args.report, "against": args.against, **comparison}, indent=1),
-                                       encoding="utf-8")
+        write_json(args.json_out, {"report": args.report, "against": args.against, **comparison})
     return 0
 
 
@@ -350,7 +353,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for k, v in figures.items():
         print(f"{k.ljust(width)}{'-' if v is None else v}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        write_json(args.json_out, figures)
     return 0
 
 
