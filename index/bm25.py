@@ -167,6 +167,14 @@ class BM25Index:
         """Whether some text holds the normalised ``term``."""
         return self._term_id(term) is not None
 
+    def holds(self, row: int, term: str) -> bool:
+        """Whether text ``row`` holds the normalised ``term``."""
+        i = self._term_id(term)
+        if i is None:
+            return False
+        a, z = self._post_ptr[i], self._post_ptr[i + 1]
+        return bool(np.any(self._post_rows[a:z] == row))
+
     def idf(self, term: str) -> float:
         """IDF of a normalised term (0 for a term the corpus lacks)."""
         i = self._term_id(term)

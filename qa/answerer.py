@@ -106,6 +106,11 @@ LOCALITY_FILE = Path(__file__).with_name("locality.json")
 # about a harbour town, "…the 2030 elections?" over news from 2019) is not answered by them, however
 # well its other words match: its confidence is scaled by this factor.
 UNKNOWN_SPECIFIC_FACTOR = 0.2
+# A specific the corpus's words lack is still known when a candidate document is named by it
+# ("BSD" for BSD.txt), its parts are known ("GPLv3": "GPL" and "3"), or it spells the initials
+# of capitalised words of a candidate sentence ("FSF": "Free Software Foundation").
+_VERSIONED = re.compile(r"([^\W\d_]+?)v?(\d+)", re.IGNORECASE)
+_ACRONYM_JOIN = r"[\W_]+(?:(?:of|and|the|for|on|de)[\W_]+){0,2}"
 CANDIDATE_PASSAGES = 8
 # The reader scores this many of the ranker's best candidates: the right sentence is among the
 # top 5 for 0.939 of the SQuAD sample (0.955 for the top 10), and reading the top 3, 5 or 10
@@ -235,6 +240,17 @@ def confidence_logit(confidence: float) -> float:
     return math.log(c / (1 - c))
 
 
+def _docs_of(index: HybridIndex, rows: Sequence[int]) -> set[int]:
+    """The document rows of sentence ``rows``."""
+    return {int(d) for d in index.sentences.doc[list(rows)]} if len(rows) else set()
+
+
+def _name_words(index: HybridIndex, doc: int, title: bool) -> set[str]:
+    """The normalised words of document ``doc``'s id (its file name), and of its title."""
+    entry = index.entries[doc]
+    return {normalise(m.group()) for m in words(f"{entry.id} {entry.meta.get('title', '') if title else ''}")}
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
@@ -275,6 +291,49 @@ class Question:
         self.idf.update({t: context_weight * w for t, w in self._carried_idf.items()})
         self.mass = sum(self.idf.values()) or 1.0
         self.oov = sum(w for t, w in self.idf.items() if t in self._absent) / self.mass
+
+    def lacks_specifics(self, index: HybridIndex, rows: Sequence[int]) -> bool:
+        """Whether a specific the corpus lacks (:attr:`unknown_specifics`) is not known from the
+        candidate sentences ``rows`` either: by their documents' file names and titles, by its
+        known parts, or as the initials of their capitalised words."""
+        if not self.unknown_specifics:
+            return False
+        names = set().union(*(_name_words(index, d, title=True) for d in _docs_of(index, rows)))
+        texts = [index.sentence_text(r) for r in rows]
+
+        def known(word: str) -> bool:
+            w = normalise(word)
+            return index.bm25.has(w) or w in names
+
+        def named(word: str) -> bool:
+            if known(word):
+                return True
+            parts = _VERSIONED.fullmatch(word)
+            if parts:
+                return all(named(p) for p in parts.groups())
+            if not (word.isalpha() and word.isupper() and 3 <= len(word) <= 6):
+                return False
+            spelled = re.compile(r"\b" + _ACRONYM_JOIN.join(f"{c}[^\\W_]*" for c in word) + r"\b")
+            return any(spelled.search(t) for t in texts)
+
+        return not all(named(w) for w in self.unknown_specifics)
+
+    def names_another_document(self, index: HybridIndex, rows: Sequence[int], cited: int) -> bool:
+        """Whether the question names, by a word of its file name, a candidate document other
+        than the one sentence ``cited`` comes from, while that one neither has the word in its
+        name nor holds it ("… of the Apache License?" answered from MPL-2.0.txt)."""
+        doc = int(index.sentences.doc[cited])
+        own = _name_words(index, doc, title=False)
+        others = set().union(*(_name_words(index, d, title=False) for d in _docs_of(index, rows) - {doc}))
+        for m in words(self.text):
+            parts = _VERSIONED.fullmatch(m.group())
+            word = parts.group(1) if parts else m.group()
+            if not word[0].isupper() or word.lower() in STOPWORDS or word.isdigit():
+                continue
+            w = normalise(word)
+            if w in others and w not in own and not index.doc_bm25.holds(doc, w):
+                return True
+        return False
 
     def counting_context(self, context_weight: float) -> "Question":
         """This question with its carried words at ``context_weight`` of their IDF. The answer
@@ -526,7 +585,7 @@ class Answerer:
         # The sentence is judged on its own merits, as in training: the prior only chose it.
         conf_x = self.confidence_features(conf_feats, scores - prior, int(order[0]), readings)
         confidence = _sigmoid(float(conf_x @ model.confidence + model.bias))
-        if q.unknown_specifics:
+        if q.lacks_specifics(index, rows) or q.names_another_document(index, rows, rows[int(order[0])]):
             confidence *= UNKNOWN_SPECIFIC_FACTOR
         threshold = model.follow_up_threshold if settled and model.follow_up_threshold is not None else model.threshold
         abstained = confidence < threshold
@@ -591,7 +650,7 @@ class Answerer:
             readings = {j: known[rows[i]] for j, i in enumerate(members)}
             x = self.confidence_features(feats[at], scores, best, readings)
             confidence = _sigmoid(float(x @ model.confidence + model.bias))
-            if q.unknown_specifics:
+            if q.lacks_specifics(index, [rows[i] for i in members]):
                 confidence *= UNKNOWN_SPECIFIC_FACTOR
             if confidence < model.corroboration_threshold:
                 continue

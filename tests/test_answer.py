@@ -64,6 +64,93 @@ def test_a_year_no_document_mentions_abstains(seeds_bot):
     assert a.abstained and a.answer is None
 
 
+# Two made-up licences: one whose file name and title name it, one whose file name alone does.
+LICENCES = {
+    "Zephyr-2.0.txt": "Zephyr Public License, version 2.0\n\n"
+    "1. Grant. Each contributor grants you a worldwide, royalty-free license to copy, modify and share the work.\n\n"
+    "2. Disputes. Any dispute under this license is heard only by the courts of the place where the defendant "
+    "keeps its main office.\n\n"
+    "3. Steward. The Northport Software Guild is the license steward and alone may publish new versions of this "
+    "license.\n",
+    "Harbor.txt": "Permission notice\n\nCopyright (c) The Trustees of the Lakeside Institute.\n\n"
+    "Redistributions in binary form must keep the copyright notice above and this list of conditions.\n\n"
+    "The name of the Institute may not be used to promote products made from this software without written "
+    "permission.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def licences_bot(seeds_bot, tmp_path_factory):
+    from qa.bot import Bot
+
+    folder = tmp_path_factory.mktemp("licences")
+    for name, text in LICENCES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    bot = Bot(folder, index_dir=tmp_path_factory.mktemp("licences-index"), embedder=seeds_bot.embedder,
+              answerer=seeds_bot.answerer)
+    bot.sync()
+    return bot
+
+
+def _rows(index, *docs):
+    """The sentence rows of the documents named ``docs``."""
+    return [r for d in docs for r in range(*index.doc_sentences(index.doc_pos[d]))]
+
+
+def _row(index, doc, opening):
+    return next(r for r in _rows(index, doc) if index.sentence_text(r).startswith(opening))
+
+
+@pytest.mark.parametrize("question, where, lacks", [
+    # No text says "Harbor": its file name does, when that document is a candidate.
+    ("Who holds the copyright in the Harbor license?", ("Harbor.txt",), False),
+    ("Who holds the copyright in the Harbor license?", ("Zephyr-2.0.txt",), True),
+    # Initials of capitalised words in a candidate sentence, connecting words skipped.
+    ("Which courts hear disputes under the ZPL?", ("Zephyr-2.0.txt",), False),
+    ("Which courts hear disputes under the ZPL?", ("Harbor.txt",), True),
+    ("Who owns the copyright of the TLI?", ("Harbor.txt",), False),
+    # A version-suffixed name is known when its parts are.
+    ("Who may publish new versions of the ZPLv2?", ("Zephyr-2.0.txt",), False),
+    ("Who may publish new versions of the ZPLv7?", ("Zephyr-2.0.txt",), True),
+    # Two letters spell too many things by chance; a name nothing holds stays unknown.
+    ("Who is the license steward of the LI?", ("Zephyr-2.0.txt", "Harbor.txt"), True),
+    ("Which law governs the Eclipse license?", ("Zephyr-2.0.txt", "Harbor.txt"), True),
+])
+def test_a_specific_known_by_a_file_name_initials_or_parts(licences_bot, question, where, lacks):
+    from qa.answerer import Question
+
+    index = licences_bot.index
+    q = Question(question, index)
+    assert q.unknown_specifics, "the corpus's words alone lack a specific of the question"
+    assert q.lacks_specifics(index, _rows(index, *where)) is lacks
+
+
+def test_a_question_naming_another_document_by_its_file_name(licences_bot):
+    from qa.answerer import Question
+
+    index = licences_bot.index
+    rows = _rows(index, "Zephyr-2.0.txt", "Harbor.txt")
+    steward, binary = _row(index, "Zephyr-2.0.txt", "The Northport"), _row(index, "Harbor.txt", "Redistributions")
+    of_harbor = Question("Who is the license steward of the Harbor license?", index)
+    assert of_harbor.names_another_document(index, rows, steward)
+    assert not of_harbor.names_another_document(index, rows, binary)
+    # The document named is the cited one, or none is named.
+    assert not Question("Who is the license steward of the Zephyr license?", index).names_another_document(index, rows, steward)
+    assert not Question("Who is the license steward?", index).names_another_document(index, rows, steward)
+
+
+def test_licences_named_by_file_name_or_acronym_are_answered_and_another_is_declined(licences_bot):
+    a = licences_bot.ask("Which courts hear disputes under the ZPL?")
+    assert not a.abstained and a.citations[0].doc == "Zephyr-2.0.txt"
+    assert "courts of the place" in a.answer
+    a = licences_bot.ask("Who holds the copyright in the Harbor license?")
+    assert not a.abstained and a.citations[0].doc == "Harbor.txt"
+    assert "Lakeside Institute" in a.answer
+    # Only the Zephyr licence has a steward: asked of the Harbor licence, the bot declines.
+    a = licences_bot.ask("Who is the license steward of the Harbor license?")
+    assert a.abstained and a.answer is None
+
+
 def test_answer_json_shape(seeds_bot):
     d = seeds_bot.ask("Who did Milley call?").to_dict()
     base = {"question", "searched_for", "abstained", "answer", "confidence", "citations", "timings_ms"}

@@ -36,6 +36,12 @@ def test_only_candidates_from_postings_are_scored():
     assert idx.search("volcano", k=5) == []
 
 
+def test_holds_names_the_texts_with_a_term():
+    idx = BM25Index.from_texts(TEXTS)
+    assert [r for r in range(len(TEXTS)) if idx.holds(r, "book")] == [1, 2]
+    assert not idx.holds(0, "volcano") and not idx.holds(len(TEXTS), "book")
+
+
 def test_allowed_mask_restricts_candidates():
     idx = BM25Index.from_texts(TEXTS)
     allowed = np.array([False, True, False, True])
