@@ -328,7 +328,7 @@ class Question:
         for m in words(self.text):
             parts = _VERSIONED.fullmatch(m.group())
             word = parts.group(1) if parts else m.group()
-            if not word[0].isupper() or word.lower() in STOPWORDS or word.isdigit():
+            if not word[0].isupper() or word.lower() in STOPWORDS:
                 continue
             w = normalise(word)
             if w in others and w not in own and not index.doc_bm25.holds(doc, w):
