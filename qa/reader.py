@@ -16,8 +16,9 @@ The weights are the packaged all-MiniLM-L6-v2 (verified by sha256, like the embe
 every tensor but the word embeddings replaced by the fine-tuned ones in
 ``qa/reader.safetensors`` (float16, written by ``eval/train_reader.py``, which records the base's
 sha256, the training files' sha256 and its recipe). The file's own sha256 is checked against
-:data:`READER_SHA256` at load. The merged encoder is exported to ONNX and quantised to int8 once
-(cached like the embedder's), so answering needs no torch.
+:data:`READER_SHA256` at load. The merged encoder is exported to ONNX once (with int8 weights,
+or float32 when ``QA_READER_PRECISION=float32``), cached like the embedder's, so answering
+needs no torch.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from index.embedder import ModelError, file_sha256, onnx_file, onnx_session, verified_base
+
+from .settings import Settings
 
 READER_FILE = Path(__file__).with_name("reader.safetensors")
 # sha256 of the shipped weights file; a reader file with another digest is refused.
@@ -170,13 +173,16 @@ class Reader:
 
     Args:
         weights: the weights file (default ``qa/reader.safetensors``).
-        quantize: run the encoder with int8 weights (default) or float32.
+        quantize: run the encoder with int8 weights (faster) or in float32 (reads exactly as
+            trained); default: as ``QA_READER_PRECISION`` says (:class:`qa.settings.Settings`).
         expected_sha256: the sha256 the weights file must have (default: :data:`READER_SHA256`
             for the shipped file; another file, such as weights just trained, is checked only
             against the base weights its metadata names).
     """
 
-    def __init__(self, weights: Path = READER_FILE, quantize: bool = True, expected_sha256: str | None = None) -> None:
+    def __init__(self, weights: Path = READER_FILE, quantize: bool | None = None, expected_sha256: str | None = None) -> None:
+        if quantize is None:
+            quantize = Settings.from_env().reader_precision == "int8"
         location, base = verified_base()
         if expected_sha256 is None and weights == READER_FILE:
             expected_sha256 = READER_SHA256

@@ -83,10 +83,10 @@ def base_sha256() -> str:
     return verified_base()[1]
 
 
-def test_onnx_reader_matches_the_model_as_trained():
+def test_onnx_reader_matches_the_model_as_trained(reader):
     """The merged, exported float32 graph reads as the training-time model with the file's
     tensors loaded does (same names, tokens, pooling and heads), so a second training stage
-    starts from exactly what ships."""
+    starts from exactly what ships; the default int8 graph within a logit."""
     import torch
 
     from eval.train_reader import build
@@ -102,6 +102,20 @@ def test_onnx_reader_matches_the_model_as_trained():
         hidden = encoder.eval()(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
         expected = rel(mean_pool(hidden, mask.float())).view(-1).numpy()
     np.testing.assert_allclose(Reader(quantize=False).score(QUESTION, SENTENCES, BEFORE), expected, atol=1e-3)
+    int8 = reader.score(QUESTION, SENTENCES, BEFORE)
+    # Dynamic int8 moves a logit by up to about half a unit here (0.48 on the third sentence).
+    assert np.argmax(int8) == np.argmax(expected) and np.allclose(int8, expected, atol=1.0)
+    assert not np.allclose(int8, expected, atol=1e-3)
+
+
+def test_reader_precision_is_a_checked_setting(reader, monkeypatch):
+    from qa.settings import Settings
+
+    monkeypatch.setenv("QA_READER_PRECISION", "float32")
+    np.testing.assert_array_equal(Reader().score(QUESTION, SENTENCES, BEFORE),
+                                  Reader(quantize=False).score(QUESTION, SENTENCES, BEFORE))
+    with pytest.raises(ValueError, match="QA_READER_PRECISION='fp64': unknown reader precision"):
+        Settings.from_env({"QA_READER_PRECISION": "fp64"})
 
 
 def test_shipped_weights_are_the_recorded_ones_and_say_how_they_were_made():

@@ -114,20 +114,25 @@ class HealthPoller:
 
     def __init__(self, url: str) -> None:
         self.url, self.latencies, self.statuses = url, [], []
-        self._stop = threading.Event()
+        self._stop, self._ready = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as c:
-            while not self._stop.is_set():
+            # The connection is opened before the watch starts (on a loaded machine that alone
+            # outlasted a whole upload), and at least one poll is recorded once it has.
+            c.get("/healthz")
+            self._ready.set()
+            while True:
                 t0 = time.perf_counter()
                 self.statuses.append(c.get("/healthz").status_code)
                 self.latencies.append(time.perf_counter() - t0)
-                time.sleep(0.01)
+                if self._stop.wait(0.01):
+                    break
 
     def __enter__(self) -> "HealthPoller":
         self._thread.start()
-        time.sleep(0.05)
+        assert self._ready.wait(30), "/healthz did not answer within 30 s"
         return self
 
     def __exit__(self, *exc) -> None:
