@@ -6,12 +6,14 @@ import ipaddress
 import logging
 from typing import Annotated, Any, Mapping
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.config import EMBEDDING_BACKENDS
 
 READER_PRECISIONS = ("int8", "float32")
+# The settings that take one of a few names: what they name, and the names.
+_CHOICES = {"embedding": ("embedding backend", EMBEDDING_BACKENDS), "reader_precision": ("reader precision", READER_PRECISIONS)}
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +123,12 @@ class Settings(BaseSettings):
             raise ValueError("QA_API_KEY is too short: use at least 8 characters (e.g. `openssl rand -hex 16`)")
         return value
 
-    @field_validator("embedding")
+    @field_validator("embedding", "reader_precision")
     @classmethod
-    def _known_backend(cls, value: str) -> str:
-        if value not in EMBEDDING_BACKENDS:
-            raise ValueError(f"unknown embedding backend {value!r}: choose one of {', '.join(EMBEDDING_BACKENDS)}")
-        return value
-
-    @field_validator("reader_precision")
-    @classmethod
-    def _known_precision(cls, value: str) -> str:
-        if value not in READER_PRECISIONS:
-            raise ValueError(f"unknown reader precision {value!r}: choose one of {', '.join(READER_PRECISIONS)}")
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        what, choices = _CHOICES[info.field_name]
+        if value not in choices:
+            raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
         return value
 
     @field_validator("trusted_proxies")
