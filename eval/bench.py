@@ -114,13 +114,14 @@ def _build(
 def run(
     source: Path, passages: int, queries: int, workdir: Path, embedder: Any, show_progress: bool = True,
     adds: int = 5, backend: str = "faiss", milvus_uri: str | None = None, milvus_collection: str | None = None,
-    api_clients: int = 0,
+    api_clients: int = 0, quantize_reader: bool = True,
 ) -> dict[str, Any]:
     """Build (or reuse) the corpus and index under ``workdir`` and measure; returns the figures.
 
     The build runs in a child process (its peak memory is ``build_peak_rss_mb``); this process
     then opens the index, answers ``queries`` questions and adds ``adds`` documents one at a
     time (``add_one_doc_s`` is their median), so ``rss_mb`` is the memory of a serving process.
+    ``quantize_reader``: the answering bot's reader runs with int8 weights (else float32).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -136,7 +137,7 @@ def run(
         build = pool.submit(_build, docs, index_dir, embedder.name, embedder.variant, show_progress, options).result()
     built = build["built"]
     t0 = time.perf_counter()
-    bot = Bot(docs, index_dir=index_dir, embedder=embedder, **options)
+    bot = Bot(docs, index_dir=index_dir, embedder=embedder, quantize_reader=quantize_reader, **options)
     bot.sync()
     load_s = time.perf_counter() - t0
     idx = bot.index

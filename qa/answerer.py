@@ -242,7 +242,7 @@ def confidence_logit(confidence: float) -> float:
 
 def _docs_of(index: HybridIndex, rows: Sequence[int]) -> set[int]:
     """The document rows of sentence ``rows``."""
-    return {int(d) for d in index.sentences.doc[list(rows)]} if len(rows) else set()
+    return {int(d) for d in index.sentences.doc[list(rows)]}
 
 
 def _name_words(index: HybridIndex, doc: int, title: bool) -> set[str]:
@@ -365,9 +365,12 @@ class Question:
 class Answerer:
     """Ranks candidate sentences and decides whether to answer (see the module docstring)."""
 
-    def __init__(self, model: Model | None = None, reader: Reader | None = None) -> None:
+    def __init__(self, model: Model | None = None, reader: Reader | None = None, quantize_reader: bool = True) -> None:
+        """``reader``: a loaded reader to use; else one is loaded on first use, with int8 weights
+        unless ``quantize_reader`` is False (float32)."""
         self._model = model
         self._reader = reader
+        self._quantize_reader = quantize_reader
 
     @cached_property
     def model(self) -> Model:
@@ -375,7 +378,7 @@ class Answerer:
 
     @cached_property
     def reader(self) -> Reader:
-        return self._reader or Reader()
+        return self._reader or Reader(quantize=self._quantize_reader)
 
     def warm_up(self) -> None:
         """Load the weights and the reader (if the weights use it) now, not on the first question."""

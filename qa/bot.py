@@ -216,7 +216,9 @@ class Bot:
         model: model setting for the default embedder (see ``index.embedder.resolve_model``).
         embedding: how the default embedder runs (``index.config.EMBEDDING_BACKENDS``; default
             ``auto``). The command line fills both from ``qa.settings.Settings``.
-        answerer: the sentence scorer; default uses ``qa/weights.json``.
+        answerer: the sentence scorer; default uses ``qa/weights.json`` and a reader with int8
+            weights, or float32 ones when ``quantize_reader`` is False (the command line fills it
+            from ``QA_READER_PRECISION``).
         backend: where the corpus is stored and searched: ``faiss`` (the local hybrid index in
             ``index_dir``) or ``milvus`` (Milvus collections, the store of record: see
             ``index.milvus``; no copy of the corpus is kept in this process or folder).
@@ -246,6 +248,7 @@ class Bot:
         max_pdf_pages: int | None = None,
         corroborate: bool = True,
         same_matter: float | None = SAME_MATTER,
+        quantize_reader: bool = True,
     ) -> None:
         self.docs = Path(docs)
         self.corroborate = corroborate
@@ -255,7 +258,7 @@ class Bot:
         self.retriever: Retriever = open_retriever(backend, self.index_dir, milvus_uri, milvus_collection)
         self.backend = backend
         self.embedder = embedder or load_embedder(model, embedding)
-        self.answerer = answerer or Answerer()
+        self.answerer = answerer or Answerer(quantize_reader=quantize_reader)
         self.legs: tuple[str, ...] = LEGS
         self._index: HybridIndex | None = None
         self._lock = threading.Lock()  # one writer thread at a time; readers use the current snapshot

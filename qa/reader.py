@@ -31,8 +31,6 @@ import numpy as np
 
 from index.embedder import ModelError, file_sha256, onnx_file, onnx_session, verified_base
 
-from .settings import Settings
-
 READER_FILE = Path(__file__).with_name("reader.safetensors")
 # sha256 of the shipped weights file; a reader file with another digest is refused.
 READER_SHA256 = "0cd66c8a8ce62578e47688f99282e83cf235447db11d62d65dbffc99dda72ea3"
@@ -173,16 +171,14 @@ class Reader:
 
     Args:
         weights: the weights file (default ``qa/reader.safetensors``).
-        quantize: run the encoder with int8 weights (faster) or in float32 (reads exactly as
-            trained); default: as ``QA_READER_PRECISION`` says (:class:`qa.settings.Settings`).
+        quantize: run the encoder with int8 weights (default; faster) or in float32 (reads
+            exactly as trained; the command line's ``QA_READER_PRECISION=float32``).
         expected_sha256: the sha256 the weights file must have (default: :data:`READER_SHA256`
             for the shipped file; another file, such as weights just trained, is checked only
             against the base weights its metadata names).
     """
 
-    def __init__(self, weights: Path = READER_FILE, quantize: bool | None = None, expected_sha256: str | None = None) -> None:
-        if quantize is None:
-            quantize = Settings.from_env().reader_precision == "int8"
+    def __init__(self, weights: Path = READER_FILE, quantize: bool = True, expected_sha256: str | None = None) -> None:
         location, base = verified_base()
         if expected_sha256 is None and weights == READER_FILE:
             expected_sha256 = READER_SHA256

@@ -108,11 +108,14 @@ def test_onnx_reader_matches_the_model_as_trained(reader):
     assert not np.allclose(int8, expected, atol=1e-3)
 
 
-def test_reader_precision_is_a_checked_setting(reader, monkeypatch):
+def test_reader_precision_is_a_checked_setting(reader, monkeypatch, tmp_path):
+    from conftest import DOCUMENTS
+    from qa.cli import _make_bot, build_parser
     from qa.settings import Settings
 
     monkeypatch.setenv("QA_READER_PRECISION", "float32")
-    np.testing.assert_array_equal(Reader().score(QUESTION, SENTENCES, BEFORE),
+    args = build_parser().parse_args(["ask", "?", "--docs", str(DOCUMENTS), "--index", str(tmp_path)])
+    np.testing.assert_array_equal(_make_bot(args).answerer.reader.score(QUESTION, SENTENCES, BEFORE),
                                   Reader(quantize=False).score(QUESTION, SENTENCES, BEFORE))
     with pytest.raises(ValueError, match="QA_READER_PRECISION='fp64': unknown reader precision"):
         Settings.from_env({"QA_READER_PRECISION": "fp64"})
