@@ -284,15 +284,15 @@ def onnx_file(key: str, load: Callable[[], Any], quantize: bool) -> Path:
     return path
 
 
-def onnx_session(path: Path, spinning: bool = True) -> Any:
-    """An onnxruntime CPU session over the graph at ``path``, quiet; ``spinning=False`` makes
-    idle threads sleep rather than spin (for a session that alternates with another)."""
+def onnx_session(path: Path) -> Any:
+    """An onnxruntime CPU session over the graph at ``path``, quiet. Its idle threads sleep, not
+    spin: answering alternates the embedder's and the reader's sessions, and one's spinning
+    threads held the cores the other needed (docs/experiments.md)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

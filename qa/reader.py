@@ -190,9 +190,7 @@ class Reader:
         self._span_b = tensors["span.bias"].astype(np.float32)
         self._tokenizer = pair_tokenizer(location)
         key = "reader2-" + digest[:12] + "-" + base[:12]
-        # Idle threads sleep rather than spin: answering alternates this session with the
-        # embedder's, and spinning threads of one would hold the cores the other needs.
-        self._session = onnx_session(onnx_file(key, lambda: merged_encoder(location, tensors), quantize), spinning=False)
+        self._session = onnx_session(onnx_file(key, lambda: merged_encoder(location, tensors), quantize))
 
     def read(self, question: str, sentences: Sequence[str], before: Sequence[str] | None = None) -> list[Reading]:
         """One :class:`Reading` per sentence; ``before``: the sentence before each one in its

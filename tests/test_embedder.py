@@ -116,3 +116,32 @@ def test_embedder_training_refuses_files_it_cannot_learn_from(tmp_path, capsys, 
     with pytest.raises(SystemExit):
         main([str(path), "--out", str(tmp_path / "out")])
     assert name in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+IDLE_CHECK = """
+import time
+from index.embedder import OnnxEmbedder
+from qa.reader import Reader
+embedder, reader = OnnxEmbedder(), Reader()
+runs = (lambda: embedder.embed(["When was the second call?"] * 4), lambda: reader.read("When?", ["It was built in 1990."] * 3))
+busy = 0.0
+for run in runs * 3:
+    run()
+    before = time.process_time()
+    time.sleep(0.3)
+    busy = max(busy, time.process_time() - before)
+print(busy)
+"""
+
+
+def test_onnx_threads_sleep_between_runs_instead_of_holding_the_cores():
+    """Answering alternates the embedder's and the reader's sessions: threads left spinning
+    after one run (onnxruntime's default, about 40 ms of CPU here) would slow the next."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", IDLE_CHECK], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) < 0.01
