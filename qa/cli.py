@@ -45,7 +45,7 @@ def _make_bot(args: argparse.Namespace, config: "Settings | None" = None) -> "Bo
     try:
         return Bot(args.docs, index_dir=args.index, **_model_options(args, config), max_pdf_pages=config.max_pdf_pages,
                    corroborate=not getattr(args, "no_corroboration", False), **_backend_options(args, config),
-                   quantize_reader=config.reader_precision == "int8")
+                   quantize_reader=config.quantize_reader)
     except (ModelError, ValueError) as exc:
         raise CLIError(str(exc)) from None
 
@@ -350,7 +350,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.api < 0:
         raise CLIError("--api takes a number of concurrent clients (1 or more)")
     figures = bench.run(source, args.passages, args.queries, workdir, embedder, api_clients=args.api,
-                        quantize_reader=config.reader_precision == "int8", **options)
+                        quantize_reader=config.quantize_reader, **options)
     width = max(len(k) for k in figures) + 2
     for k, v in figures.items():
         print(f"{k.ljust(width)}{'-' if v is None else v}")

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
             else ``onnx-int8``; ``torch``; ``onnx``; ``onnx-int8``).
         reader_precision: ``QA_READER_PRECISION``, how the reader runs: ``int8`` weights (the
             default) or ``float32``, which reads exactly as trained and answers more questions
-            right (docs/reader.md) at about 1.5 times the answer time on a CPU.
+            right (docs/reader.md) at about 1.8 times the answer time on a CPU.
         milvus_uri: ``QA_MILVUS_URI``, with ``--backend milvus``: a server such as
             ``http://host:19530`` or a Milvus Lite file; unset, ``milvus.db`` in the index folder.
         api_key: ``QA_API_KEY``; when set, writes need it (uploads, deletions, and the chat
@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         if "*" in self.allowed_hosts:
             log.warning("QA_ALLOWED_HOSTS=* lets any host name through: DNS rebinding is no longer refused")
         return self
+
+    @property
+    def quantize_reader(self) -> bool:
+        """Does the reader run with int8 weights (``reader_precision``)?"""
+        return self.reader_precision == "int8"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
