@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import tiny_training_file
+from conftest import ROOT, tiny_training_file
 from index.embedder import ModelError, OnnxEmbedder, SentenceTransformerEmbedder, load_embedder
 from qa.settings import Settings
 
@@ -137,11 +139,6 @@ print(busy)
 def test_onnx_threads_sleep_between_runs_instead_of_holding_the_cores():
     """Answering alternates the embedder's and the reader's sessions: threads left spinning
     after one run (onnxruntime's default, about 40 ms of CPU here) would slow the next."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", IDLE_CHECK], cwd=root, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", IDLE_CHECK], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) < 0.01
