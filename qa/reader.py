@@ -12,6 +12,9 @@ sentence stands for. Two heads sit on its output:
   ``start <= end`` pair within :data:`MAX_ANSWER_TOKENS`, mapped back to character offsets in
   the sentence through the tokenizer's offsets (never searched for by its text).
 
+A sentence too long to read whole beside the question is also read in windows over the part
+that does not fit, and reads as its best window (:meth:`Reader.read`).
+
 The weights are the packaged all-MiniLM-L6-v2 (verified by sha256, like the embedder's) with
 every tensor but the word embeddings replaced by the fine-tuned ones in
 ``qa/reader.safetensors`` (float16, written by ``eval/train_reader.py``, which records the base's
@@ -44,6 +47,9 @@ CONTEXT_WORDS = 24
 MAX_TOKENS = 128
 # The longest short answer, in tokens (a clause of a "Why?" fits; a whole sentence does not).
 MAX_ANSWER_TOKENS = 30
+# A sentence longer than MAX_TOKENS allows is also read in at most this many more windows
+# (about 130 more tokens), so one endless "sentence" cannot make an answer slow.
+MAX_TAILS = 3
 
 
 class ReaderError(ModelError):
@@ -68,13 +74,18 @@ def scores_of(readings: Sequence[Reading]) -> np.ndarray:
     return np.array([r.score for r in readings], dtype=np.float32)
 
 
-def pair_tokenizer(location: Path) -> Any:
-    """The base model's tokenizer, set to cut the longer of question and sentence to MAX_TOKENS."""
+def pair_tokenizer(location: Path, windows: bool = False) -> Any:
+    """The base model's tokenizer, set to cut the longer of question and sentence to MAX_TOKENS;
+    with ``windows``, to keep the question whole and split the sentence into windows that
+    overlap by MAX_ANSWER_TOKENS (each encoding's ``overflowing``)."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(location / "tokenizer.json"))
     tokenizer.no_padding()
-    tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
+    if windows:
+        tokenizer.enable_truncation(MAX_TOKENS, stride=MAX_ANSWER_TOKENS, strategy="only_second")
+    else:
+        tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
     return tokenizer
 
 
@@ -189,17 +200,31 @@ class Reader:
         self._span_w = tensors["span.weight"].astype(np.float32).T  # (hidden, 2)
         self._span_b = tensors["span.bias"].astype(np.float32)
         self._tokenizer = pair_tokenizer(location)
+        self._window_tokenizer = pair_tokenizer(location, windows=True)
         key = "reader2-" + digest[:12] + "-" + base[:12]
         self._session = onnx_session(onnx_file(key, lambda: merged_encoder(location, tensors), quantize))
 
     def read(self, question: str, sentences: Sequence[str], before: Sequence[str] | None = None) -> list[Reading]:
         """One :class:`Reading` per sentence; ``before``: the sentence before each one in its
-        document ("" at the start), read as context."""
+        document ("" at the start), read as context.
+
+        A sentence too long to read whole beside the question is also read in overlapping
+        windows over its rest (:meth:`_tails`), in a second run, so that the readings of the
+        sentences that fit do not change; it reads as its best window (by ``rel``)."""
         if not sentences:
             return []
         before = before if before is not None else [""] * len(sentences)
         pairs = [reader_pair(question, s, b, self._context_words) for s, b in zip(sentences, before)]
         encodings = self._tokenizer.encode_batch(pairs)
+        out = self._run(encodings)
+        tails = [(j, enc) for j, whole in enumerate(encodings) if whole.overflowing for enc in self._tails(pairs[j])]
+        for (j, _), reading in zip(tails, self._run([enc for _, enc in tails]) if tails else []):
+            if reading.score > out[j].score:
+                out[j] = reading
+        return out
+
+    def _run(self, encodings: Sequence[Any]) -> list[Reading]:
+        """The readings of encoded pairs, run as one padded batch."""
         ids, types, mask = encode_pairs(encodings)
         hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
         pooled = mean_pool(hidden, mask.astype(np.float32))
@@ -211,6 +236,16 @@ class Reader:
             found = best_span(logits[j, :, 0], logits[j, :, 1], enc.offsets, inside)
             out.append(Reading(float(scores[j]), found[0] if found else None, found[1] if found else float("-inf"), pooled[j]))
         return out
+
+    def _tails(self, pair: tuple[str, str]) -> list[Any]:
+        """Windows over the part of a sentence cut off at MAX_TOKENS, the question kept whole in
+        each; consecutive windows overlap by MAX_ANSWER_TOKENS, so a short answer lies whole in
+        one. At most MAX_TAILS of them, and none when the question leaves too little room."""
+        # What is left of MAX_TOKENS for the sentence once the question, [CLS] and two [SEP] are in.
+        room = MAX_TOKENS - 3 - len(self._tokenizer.encode(pair[0], add_special_tokens=False).ids)
+        if room < 2 * MAX_ANSWER_TOKENS:
+            return []
+        return list(self._window_tokenizer.encode(*pair).overflowing[:MAX_TAILS])
 
     def score(self, question: str, sentences: Sequence[str], before: Sequence[str] | None = None) -> np.ndarray:
         """The ``rel`` logit of each sentence (see :meth:`read`)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from index.embedder import ModelError
-from qa.reader import MAX_ANSWER_TOKENS, READER_FILE, READER_SHA256, Reader, best_span
+from qa.reader import MAX_ANSWER_TOKENS, MAX_TAILS, READER_FILE, READER_SHA256, Reader, best_span, reader_pair
 
 QUESTION = "When was the harbour lighthouse built?"
 SENTENCES = [
@@ -58,6 +58,33 @@ def test_a_question_longer_than_the_reader_input_is_cut_not_refused(reader):
     long_question = QUESTION + " And what did the engineer say about the stone it was built of?" * 30
     readings = reader.read(long_question, SENTENCES)
     assert len(readings) == 3 and all(np.isfinite(r.score) for r in readings)
+
+
+
+def test_a_sentence_too_long_to_read_whole_is_read_in_windows(reader):
+    """A license-style sentence of about 150 tokens: cut at MAX_TOKENS, the reader never saw its
+    last clause; its tail read in windows, the short answer there is found, as offsets into the
+    sentence, and the sentences read with it read exactly as they would without it."""
+    filler = ", and any other entity that controls, is controlled by, or is under common control with that entity" * 6
+    sentence = f"Each party shall keep the notices{filler}, and this permission ends on 28 March 2031."
+    question = "On what date does this permission end?"
+    assert reader._tokenizer.encode(question, sentence).overflowing  # too long to read whole
+    tails = reader._tails((question, sentence))
+    assert tails and all(len(w.ids) <= 128 for w in tails)
+    read = reader.read(question, [SENTENCES[0], sentence])
+    a, b = read[1].span
+    assert "28 March 2031" in sentence[a:b] and b - a < 40
+    assert read[1].score > read[0].score
+    # The first run is the batch read before windows existed: the other sentence's reading is its.
+    cut = reader._run(reader._tokenizer.encode_batch([reader_pair(question, SENTENCES[0]), reader_pair(question, sentence)]))
+    assert (cut[0].score, cut[0].span) == (read[0].score, read[0].span)
+    assert "28 March 2031" not in sentence[cut[1].span[0]:cut[1].span[1]]
+    # One that fits has no tail to read; an endless one at most MAX_TAILS; a question that leaves
+    # too little room for windows none (the sentence is cut, as before).
+    assert reader._tails((QUESTION, SENTENCES[1])) == []
+    assert len(reader._tails((question, sentence * 20))) == MAX_TAILS
+    wordy = question + " Say which clause, which party and which notice the answer comes from." * 6
+    assert reader._tails((wordy, sentence)) == [] and np.isfinite(reader.read(wordy, [sentence])[0].score)
 
 
 def test_best_span_keeps_start_before_end_within_the_sentence_and_the_length_cap():
