@@ -34,7 +34,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -249,6 +249,40 @@ def _name_words(index: HybridIndex, doc: int, title: bool) -> set[str]:
     """The normalised words of document ``doc``'s id (its file name), and of its title."""
     entry = index.entries[doc]
     return {normalise(m.group()) for m in words(f"{entry.id} {entry.meta.get('title', '') if title else ''}")}
+
+
+def _name_parts(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The normalised words and the numbers of ``text`` ("GPLv2" gives "gpl" and "2"); function
+    words, single letters and tokens that mix letters and digits otherwise (hashes) are left out."""
+    alpha: set[str] = set()
+    nums: set[str] = set()
+    for m in words(text):
+        w = m.group()
+        versioned = _VERSIONED.fullmatch(w)
+        if versioned:
+            w, number = versioned.groups()
+            nums.add(str(int(number)))
+        if w.isdigit():
+            nums.add(str(int(w)))
+        elif w.isalpha() and len(w) > 1 and w.lower() not in STOPWORDS:
+            alpha.add(normalise(w))
+    return frozenset(alpha), frozenset(nums)
+
+
+@lru_cache(maxsize=100_000)
+def _file_name_parts(doc_id: str) -> tuple[frozenset[str], frozenset[str]]:
+    return _name_parts(Path(doc_id).stem)
+
+
+def named_documents(doc_ids: Sequence[str], question: str) -> list[str]:
+    """The documents ``question`` names by file name: every word of the name is in it ("Under
+    the Apache License, …" names ``Apache-2.0.txt``) and, where it gives a number that such
+    names hold ("GPL version 3", "GPLv2"), only those holding it. A name without words (a hash,
+    ``a000/p001.txt``) is never named."""
+    alpha, nums = _name_parts(question)
+    named = [d for d in doc_ids if _file_name_parts(d)[0] and _file_name_parts(d)[0] <= alpha]
+    held = nums & frozenset().union(*(_file_name_parts(d)[1] for d in named))
+    return [d for d in named if held <= _file_name_parts(d)[1]]
 
 
 def _sigmoid(x: float) -> float:

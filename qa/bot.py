@@ -22,7 +22,7 @@ from index.retriever import Found, Retriever, open_retriever
 from index.store import LEGS, Entry, HybridIndex, IndexBusy, IndexStoreError, content_hash  # noqa: F401 - IndexBusy for callers
 
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
-from .answerer import Answerer
+from .answerer import Answerer, named_documents
 from .conversation import resolve
 from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, max_bytes, parse_document
 from .layout import Layout, load_layout, save_layout
@@ -676,7 +676,10 @@ class Bot:
         # A follow-up's answer often sits at or just after the sentence the last turn cited.
         last = history[-1].answer if resolved.follow_up else None
         keep = [(last.citations[0].doc, last.citations[0].start)] if last is not None and last.citations else []
-        found = self._search(index, resolved.question, qvec, docs, context, keep=keep)
+        # A question that names documents by file name ("Under the GPLv2, …") is searched there:
+        # their names' words would otherwise pull in every document's sentences that repeat them.
+        named = [d for d in named_documents(index.doc_ids, resolved.question) if docs is None or d in docs]
+        found = self._search(index, resolved.question, qvec, named or docs, context, keep=keep)
         view, hits = found.index, found.hits
         previous = cited_sentence(view, last)
         t1 = time.perf_counter()

@@ -300,3 +300,45 @@ def test_a_verdict_counts_the_chance_that_its_sentence_is_wrong():
     assert model.verdict(yes, confidence=0.9) == "Yes"  # 0.9 * 0.88 + 0.05 = 0.84
     assert model.verdict(yes, confidence=0.5) is None  # 0.5 * 0.88 + 0.25 = 0.69
     assert dataclasses.replace(model, polar=None).verdict(yes) is None
+
+
+def test_named_documents_by_file_name_words_and_numbers():
+    from qa.answerer import named_documents
+
+    ids = ["Zephyr-2.0.txt", "Zephyr-3.txt", "Harbor.txt", "terms-of-service.md", "000_d638d58df6cf935f.txt", "a000/p001.txt"]
+    assert named_documents(ids, "Which courts hear disputes under the Zephyr license?") == ["Zephyr-2.0.txt", "Zephyr-3.txt"]
+    # A number the names hold picks among them ("version 3", "Zephyrv2"); one they lack does not.
+    assert named_documents(ids, "What does section 4 of Zephyr version 3 say?") == ["Zephyr-3.txt"]
+    assert named_documents(ids, "Under the Zephyrv2, who is the steward?") == ["Zephyr-2.0.txt"]
+    assert named_documents(ids, "What does section 4 of the Zephyr license say?") == ["Zephyr-2.0.txt", "Zephyr-3.txt"]
+    # Every word of a name is needed; hashes and numbered parts are never named.
+    assert named_documents(ids, "What do the terms of service say about refunds?") == ["terms-of-service.md"]
+    assert named_documents(ids, "What are the terms of the refund?") == []
+    assert named_documents(ids, "What is d638d58df6cf935f or a000 or p001?") == []
+
+
+def test_a_question_naming_a_document_is_searched_in_it(licences_bot, monkeypatch, tmp_path):
+    """A rival licence that repeats the named licence's name: searched everywhere, its sentence is
+    cited and confidently answered; searched in the document the question names, only that
+    document is cited (here it declines: its disputes clause is outranked by its headings)."""
+    from qa import bot as bot_module
+    from qa.bot import Bot
+
+    for name, text in LICENCES.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "Osprey.txt").write_text(
+        "Osprey License\n\nThe Osprey License replaces the Zephyr Public License for new projects.\n\n"
+        "Unlike the Zephyr Public License, any dispute under the Osprey License is heard by an arbitrator "
+        "the parties choose.\n", encoding="utf-8")
+    bot = Bot(tmp_path, index_dir=tmp_path / ".index", embedder=licences_bot.embedder, answerer=licences_bot.answerer)
+    bot.sync()
+    question = "Who hears disputes under the Zephyr license?"
+    a = bot.ask(question)
+    assert a.citations and all(c.doc == "Zephyr-2.0.txt" for c in a.citations) and a.answer != "arbitrator"
+    a = bot.ask("Under the Zephyr license, which courts hear disputes?")
+    assert not a.abstained and a.citations[0].doc == "Zephyr-2.0.txt" and "courts of the place" in a.answer
+    # The user's own limit still holds: a named document outside it is not searched.
+    assert all(c.doc == "Osprey.txt" for c in bot.ask(question, docs=["Osprey.txt"]).citations)
+    monkeypatch.setattr(bot_module, "named_documents", lambda doc_ids, text: [])
+    a = bot.ask(question)
+    assert not a.abstained and a.citations[0].doc == "Osprey.txt" and a.answer == "arbitrator"
