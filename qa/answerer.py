@@ -262,7 +262,7 @@ def _name_parts(text: str) -> tuple[frozenset[str], frozenset[str]]:
         if versioned:
             w, number = versioned.groups()
             nums.add(str(int(number)))
-        if w.isdigit():
+        if w.isdecimal():  # not isdigit: "²" is a digit that int() refuses
             nums.add(str(int(w)))
         elif w.isalpha() and len(w) > 1 and w.lower() not in STOPWORDS:
             alpha.add(normalise(w))

@@ -315,6 +315,8 @@ def test_named_documents_by_file_name_words_and_numbers():
     assert named_documents(ids, "What do the terms of service say about refunds?") == ["terms-of-service.md"]
     assert named_documents(ids, "What are the terms of the refund?") == []
     assert named_documents(ids, "What is d638d58df6cf935f or a000 or p001?") == []
+    # Any text is a question: digits int() refuses ("²") are not numbers of a name.
+    assert named_documents(ids + ["Area².txt"], "What is the Zephyr area, in metres ²?") == ["Zephyr-2.0.txt", "Zephyr-3.txt"]
 
 
 def test_a_question_naming_a_document_is_searched_in_it(licences_bot, monkeypatch, tmp_path):

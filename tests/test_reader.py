@@ -60,7 +60,6 @@ def test_a_question_longer_than_the_reader_input_is_cut_not_refused(reader):
     assert len(readings) == 3 and all(np.isfinite(r.score) for r in readings)
 
 
-
 def test_a_sentence_too_long_to_read_whole_is_read_in_windows(reader):
     """A license-style sentence of about 150 tokens: cut at MAX_TOKENS, the reader never saw its
     last clause; its tail read in windows, the short answer there is found, as offsets into the
