@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -269,9 +270,29 @@ def _name_parts(text: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(alpha), frozenset(nums)
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=200_000)
 def _file_name_parts(doc_id: str) -> tuple[frozenset[str], frozenset[str]]:
     return _name_parts(Path(doc_id).stem)
+
+
+class _FileNames:
+    """A corpus's file names, each filed under one of its words (so a question looks up only
+    the names that share a word with it), with its position, words and numbers."""
+
+    def __init__(self, doc_ids: Sequence[str]) -> None:
+        self.doc_ids = doc_ids
+        self.parts: dict[str, tuple[int, frozenset[str], frozenset[str]]] = {}
+        self.by_word: dict[str, list[str]] = {}
+        for pos, d in enumerate(doc_ids):
+            alpha, nums = _file_name_parts(d)  # cached: an update re-reads only new names
+            if alpha:
+                self.parts[d] = (pos, alpha, nums)
+                self.by_word.setdefault(min(alpha), []).append(d)
+
+
+# The file names of the last few corpora asked, by their id list (replaced, not changed, on update).
+_FILE_NAMES: dict[int, _FileNames] = {}
+_FILE_NAMES_LOCK = threading.Lock()
 
 
 def named_documents(doc_ids: Sequence[str], question: str) -> list[str]:
@@ -279,10 +300,17 @@ def named_documents(doc_ids: Sequence[str], question: str) -> list[str]:
     the Apache License, …" names ``Apache-2.0.txt``) and, where it gives a number that such
     names hold ("GPL version 3", "GPLv2"), only those holding it. A name without words (a hash,
     ``a000/p001.txt``) is never named."""
+    with _FILE_NAMES_LOCK:
+        names = _FILE_NAMES.get(id(doc_ids))
+        if names is None or names.doc_ids is not doc_ids:
+            while len(_FILE_NAMES) >= 4:
+                del _FILE_NAMES[next(iter(_FILE_NAMES))]
+            names = _FILE_NAMES[id(doc_ids)] = _FileNames(doc_ids)
     alpha, nums = _name_parts(question)
-    named = [d for d in doc_ids if _file_name_parts(d)[0] and _file_name_parts(d)[0] <= alpha]
-    held = nums & frozenset().union(*(_file_name_parts(d)[1] for d in named))
-    return [d for d in named if held <= _file_name_parts(d)[1]]
+    named = sorted((d for w in alpha for d in names.by_word.get(w, ()) if names.parts[d][1] <= alpha),
+                   key=lambda d: names.parts[d][0])
+    held = nums & frozenset().union(*(names.parts[d][2] for d in named))
+    return [d for d in named if held <= names.parts[d][2]]
 
 
 def _sigmoid(x: float) -> float:
