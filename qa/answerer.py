@@ -313,6 +313,16 @@ def named_documents(doc_ids: Sequence[str], question: str) -> list[str]:
     return [d for d in named if held <= names.parts[d][2]]
 
 
+_CLOSERS = "\"'”’)]»*"
+
+
+def echoes_question(asked: set[str], sentence: str, sentence_terms: Sequence[str]) -> bool:
+    """Whether ``sentence`` is a fragment (no closing ``.``, ``!`` or ``?``) all of whose terms
+    are among the question's ``asked`` terms: a heading or title that repeats the question has
+    no room for its answer ("The Artistic License" for "When does the Artistic License expire?")."""
+    return sentence.rstrip().rstrip(_CLOSERS)[-1:] not in (".", "!", "?", "…") and set(sentence_terms) <= asked
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
@@ -491,11 +501,6 @@ class Answerer:
         for rank, h in enumerate(hits[:CANDIDATE_PASSAGES], start=1):
             for row in range(int(index.pass_first[h.passage]), int(index.pass_last[h.passage]) + 1):
                 best.setdefault(row, (rank, h.score, h.passage))
-        rows = sorted(best)
-        feats = np.zeros((len(rows), len(FEATURES)))
-        if not rows:
-            return rows, feats
-        sents = index.sentences
         texts: dict[int, str] = {}
         toks: dict[int, list[str]] = {}
 
@@ -508,6 +513,14 @@ class Answerer:
             if row not in toks:
                 toks[row] = terms(text(row))
             return toks[row]
+
+        rows = sorted(best)
+        asked = set(q.idf)
+        rows = [r for r in rows if not echoes_question(asked, text(r), tokens(r))] or rows
+        feats = np.zeros((len(rows), len(FEATURES)))
+        if not rows:
+            return rows, feats
+        sents = index.sentences
 
         qv = qvec.astype(np.float32)
         top_score = hits[0].score
@@ -742,7 +755,9 @@ class Answerer:
 
         def best(j: int) -> int:
             p = hits[j].passage
-            return min(at[r] for r in range(int(index.pass_first[p]), int(index.pass_last[p]) + 1))
+            # A passage that is only a heading echoing the question has no candidate: it goes last.
+            return min((at[r] for r in range(int(index.pass_first[p]), int(index.pass_last[p]) + 1) if r in at),
+                       default=len(rows))
 
         return sorted(range(n), key=best) + list(range(n, len(hits)))
 

@@ -344,3 +344,33 @@ def test_a_question_naming_a_document_is_searched_in_it(licences_bot, monkeypatc
     monkeypatch.setattr(bot_module, "named_documents", lambda doc_ids, text: [])
     a = bot.ask(question)
     assert not a.abstained and a.citations[0].doc == "Osprey.txt" and a.answer == "arbitrator"
+
+
+def test_echoes_question_is_a_fragment_of_the_question_s_own_words():
+    from index.text import terms
+    from qa.answerer import echoes_question
+
+    asked = set(terms("When does the Artistic License expire?"))
+
+    def echo(sentence):
+        return echoes_question(asked, sentence, terms(sentence))
+
+    assert echo('The "Artistic License"') and echo("## Artistic license") and echo("")
+    # A sentence, or a fragment with a word of its own, may hold an answer.
+    assert not echo("The Artistic License expires.") and not echo('The "Artistic License."')
+    assert not echo("Artistic License, version 2") and not echo("Preamble")
+
+
+def test_a_title_that_repeats_the_question_is_not_cited(licences_bot, monkeypatch):
+    """Asked what a licence does not say, its title, which holds every word of the question and
+    nothing else, is no candidate; without the rule it is cited and answered."""
+    from qa import answerer
+
+    title = "Zephyr Public License, version 2.0"
+    expire, author = f"When does the {title} expire?", f"Who wrote the {title}?"
+    assert all(c.text != title for q in (expire, author) for c in licences_bot.ask(q).citations)
+    assert licences_bot.ask(author).abstained
+    monkeypatch.setattr(answerer, "echoes_question", lambda *args: False)
+    for q in (expire, author):
+        a = licences_bot.ask(q)
+        assert not a.abstained and a.citations[0].text == title
