@@ -514,9 +514,9 @@ class Answerer:
                 toks[row] = terms(text(row))
             return toks[row]
 
-        rows = sorted(best)
+        # A heading that only repeats the question cannot answer it; it stays only if all do.
         asked = set(q.idf)
-        rows = [r for r in rows if not echoes_question(asked, text(r), tokens(r))] or rows
+        rows = [r for r in sorted(best) if not echoes_question(asked, text(r), tokens(r))] or sorted(best)
         feats = np.zeros((len(rows), len(FEATURES)))
         if not rows:
             return rows, feats

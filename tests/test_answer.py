@@ -322,7 +322,7 @@ def test_named_documents_by_file_name_words_and_numbers():
 def test_a_question_naming_a_document_is_searched_in_it(licences_bot, monkeypatch, tmp_path):
     """A rival licence that repeats the named licence's name: searched everywhere, its sentence is
     cited and confidently answered; searched in the document the question names, only that
-    document is cited (here it declines: its disputes clause is outranked by its headings)."""
+    document is cited (here its disputes clause, declined: it names no one to answer "who")."""
     from qa import bot as bot_module
     from qa.bot import Bot
 
