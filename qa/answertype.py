@@ -329,9 +329,10 @@ def candidates(sentence: str, kind: str, offsets: bool = True) -> list[Span]:
             s, e = _trim(sentence, m.start(), m.end())
             if _YEAR.fullmatch(sentence[s:e]) and _YEAR_BEFORE.search(sentence[max(0, s - 8):s]):
                 continue  # "in 2019" dates something; it is no amount
-            tail = sentence[s:e].split()[-1].lower()
-            if tail in STOPWORDS and len(sentence[s:e].split()) > 1:
-                e = s + sentence[s:e].rfind(" ")
+            found_words = sentence[s:e].split()
+            if found_words[-1].lower() in STOPWORDS and len(found_words) > 1:
+                # Cut at the last run of any whitespace: "ten\nit" is "ten", not an empty span.
+                e = s + len(sentence[s:e].rsplit(None, 1)[0])
             if kind != NUMBER:
                 e = _fitting_end(kind, sentence, s, e, offsets)
                 if e is None:

@@ -191,3 +191,12 @@ def test_polar_questions(question, polar):
 
 def test_a_yes_no_question_asks_for_no_type():
     assert question_type("Was he still in prison when he died?") == NONE
+
+
+def test_a_number_before_a_line_break_and_a_function_word_is_cut_at_the_break():
+    """Hard-wrapped text ("out of ten\\nit's the drain hose") once left an empty span, and a
+    "How long…" question over it crashed."""
+    sentence = "Nine times out of ten\nit's the drain hose or the sink trap, not the pump."
+    assert [sentence[c.start:c.end] for c in candidates(sentence, NUMBER)] == ["Nine times", "ten"]
+    assert candidates(sentence, DURATION) == []
+    assert find_answer("How long does the pump last?", sentence, DURATION) is None
