@@ -313,13 +313,29 @@ def named_documents(doc_ids: Sequence[str], question: str) -> list[str]:
     return [d for d in named if held <= names.parts[d][2]]
 
 
+def without_names(question: str, doc_ids: Sequence[str], carried: Sequence[str] = ()) -> str:
+    """``question`` without the words that name documents ``doc_ids`` by file name ("What does
+    "convey" mean in the GPL version 3?" over ``GPL-3.txt`` reads "… mean in the version ?"); the
+    question itself if nothing would be left to read, counting the words a follow-up ``carried``."""
+    named = frozenset().union(*(alpha | nums for alpha, nums in map(_file_name_parts, doc_ids)))
+    kept, last = [], 0
+    for m in words(question):
+        alpha, nums = _name_parts(m.group())
+        if (alpha or nums) and alpha | nums <= named:
+            kept.append(question[last:m.start()])
+            last = m.end()
+    stripped = " ".join(("".join(kept) + question[last:]).split())
+    return stripped if terms(stripped) or carried else question
+
+
 _CLOSERS = "\"'”’)]»*"
 
 
 def echoes_question(asked: set[str], sentence: str, sentence_terms: Sequence[str]) -> bool:
     """Whether ``sentence`` is a fragment (no closing ``.``, ``!`` or ``?``) all of whose terms
-    are among the question's ``asked`` terms: a heading or title that repeats the question has
-    no room for its answer ("The Artistic License" for "When does the Artistic License expire?")."""
+    are among the ``asked`` terms (the question's, and its document's file name's): a heading or
+    title that repeats the question has no room for its answer ("The Artistic License" for "When
+    does the Artistic License expire?")."""
     return sentence.rstrip().rstrip(_CLOSERS)[-1:] not in (".", "!", "?", "…") and set(sentence_terms) <= asked
 
 
@@ -514,9 +530,18 @@ class Answerer:
                 toks[row] = terms(text(row))
             return toks[row]
 
-        # A heading that only repeats the question cannot answer it; it stays only if all do.
-        asked = set(q.idf)
-        rows = [r for r in sorted(best) if not echoes_question(asked, text(r), tokens(r))] or sorted(best)
+        # A heading that only repeats the question, or its document's file name, cannot answer
+        # it; it stays only if all do.
+        asked: dict[int, set[str]] = {}
+
+        def echoes(row: int) -> bool:
+            doc = int(index.sentences.doc[row])
+            if doc not in asked:
+                alpha, nums = _file_name_parts(index.entries[doc].id)
+                asked[doc] = set(q.idf) | (alpha | nums if alpha else set())
+            return echoes_question(asked[doc], text(row), tokens(row))
+
+        rows = [r for r in sorted(best) if not echoes(r)] or sorted(best)
         feats = np.zeros((len(rows), len(FEATURES)))
         if not rows:
             return rows, feats

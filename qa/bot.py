@@ -22,7 +22,7 @@ from index.retriever import Found, Retriever, open_retriever
 from index.store import LEGS, Entry, HybridIndex, IndexBusy, IndexStoreError, content_hash  # noqa: F401 - IndexBusy for callers
 
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
-from .answerer import Answerer, named_documents
+from .answerer import Answerer, named_documents, without_names
 from .conversation import resolve
 from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, max_bytes, parse_document
 from .layout import Layout, load_layout, save_layout
@@ -680,12 +680,15 @@ class Bot:
         # their names' words would otherwise pull in every document's sentences that repeat them.
         named = [d for d in named_documents(index.doc_ids, resolved.question) if docs is None or d in docs]
         found = self._search(index, resolved.question, qvec, named or docs, context, keep=keep)
+        # Inside the named documents their name is no sign of an answer: a clause that answers
+        # lacks it, a title repeats it. The sentences are ranked and read without it.
+        asked = without_names(resolved.question, named, resolved.carried) if named else resolved.question
         view, hits = found.index, found.hits
         previous = cited_sentence(view, last)
         t1 = time.perf_counter()
         settled = is_settled(history, docs)
         decision = self.answerer.answer(
-            resolved.question, qvec, view, hits, top_k=top_k, context=resolved.carried,
+            asked, qvec, view, hits, top_k=top_k, context=resolved.carried,
             previous=previous, previous_confidence=last.confidence if last else 0.0, settled=settled,
         )
         abstained, answer, citations = decision.abstained, decision.answer, decision.citations

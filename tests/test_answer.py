@@ -374,3 +374,27 @@ def test_a_title_that_repeats_the_question_is_not_cited(licences_bot, monkeypatc
     for q in (expire, author):
         a = licences_bot.ask(q)
         assert not a.abstained and a.citations[0].text == title
+
+
+def test_without_names_drops_the_words_that_name_the_documents():
+    from qa.answerer import without_names
+
+    assert without_names('What does "convey" mean in the GPL version 3?', ["GPL-3.txt"]) == 'What does "convey" mean in the version ?'
+    assert without_names("Under GPLv2, whom should I ask?", ["GPL-2.txt"]) == "Under , whom should I ask?"
+    # Words of other names, and a question that would be left with nothing to read, are kept.
+    assert without_names("Is the MPL like the GPL?", ["GPL-3.txt"]) == "Is the MPL like the ?"
+    assert without_names("GPLv3?", ["GPL-3.txt"]) == "GPLv3?"
+    assert without_names("And in the MPL?", ["MPL-2.0.txt"], carried=("courts",)) == "And in the ?"
+
+
+def test_a_named_document_is_read_without_its_name(licences_bot, monkeypatch):
+    """Searched in the licence it names, the question is read without the name: read with it, the
+    licence's title, which holds nothing but the name, is cited and answered."""
+    from qa import bot as bot_module
+
+    question, title = "Under the Zephyr license version 2, what may I do with the work?", "Zephyr Public License, version 2.0"
+    a = licences_bot.ask(question)
+    assert a.citations[0].text.startswith("Each contributor grants you") and all(c.doc == "Zephyr-2.0.txt" for c in a.citations)
+    monkeypatch.setattr(bot_module, "without_names", lambda question, doc_ids, carried=(): question)
+    a = licences_bot.ask(question)
+    assert not a.abstained and a.citations[0].text == title
