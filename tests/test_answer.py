@@ -362,8 +362,8 @@ def test_echoes_question_is_a_fragment_of_the_question_s_own_words():
 
 
 def test_a_title_that_repeats_the_question_is_not_cited(licences_bot, monkeypatch):
-    """Asked what a licence does not say, its title, which holds every word of the question and
-    nothing else, is no candidate; without the rule it is cited and answered."""
+    """Asked what a licence does not say, its title, which holds nothing but words of the
+    question, is no candidate; without the rule it is cited and answered."""
     from qa import answerer
 
     title = "Zephyr Public License, version 2.0"
