@@ -275,6 +275,13 @@ def _file_name_parts(doc_id: str) -> tuple[frozenset[str], frozenset[str]]:
     return _name_parts(Path(doc_id).stem)
 
 
+def _file_name_terms(doc_id: str) -> frozenset[str]:
+    """The words and numbers of a file name, as terms; none for a name without words (a hash,
+    ``a000/p001.txt``), which names nothing."""
+    alpha, nums = _file_name_parts(doc_id)
+    return alpha | nums if alpha else frozenset()
+
+
 class _FileNames:
     """A corpus's file names, each filed under one of its words (so a question looks up only
     the names that share a word with it), with its position, words and numbers."""
@@ -317,7 +324,7 @@ def without_names(question: str, doc_ids: Sequence[str], carried: Sequence[str] 
     """``question`` without the words that name documents ``doc_ids`` by file name ("What does
     "convey" mean in the GPL version 3?" over ``GPL-3.txt`` reads "… mean in the version ?"); the
     question itself if nothing would be left to read, counting the words a follow-up ``carried``."""
-    named = frozenset().union(*(alpha | nums for alpha, nums in map(_file_name_parts, doc_ids)))
+    named = frozenset().union(*map(_file_name_terms, doc_ids))
     kept, last = [], 0
     for m in words(question):
         alpha, nums = _name_parts(m.group())
@@ -537,11 +544,11 @@ class Answerer:
         def echoes(row: int) -> bool:
             doc = int(index.sentences.doc[row])
             if doc not in asked:
-                alpha, nums = _file_name_parts(index.entries[doc].id)
-                asked[doc] = set(q.idf) | (alpha | nums if alpha else set())
+                asked[doc] = set(q.idf) | _file_name_terms(index.entries[doc].id)
             return echoes_question(asked[doc], text(row), tokens(row))
 
-        rows = [r for r in sorted(best) if not echoes(r)] or sorted(best)
+        rows = sorted(best)
+        rows = [r for r in rows if not echoes(r)] or rows
         feats = np.zeros((len(rows), len(FEATURES)))
         if not rows:
             return rows, feats
