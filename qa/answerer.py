@@ -282,60 +282,125 @@ def _file_name_terms(doc_id: str) -> frozenset[str]:
     return alpha | nums if alpha else frozenset()
 
 
-class _FileNames:
-    """A corpus's file names, each filed under one of its words (so a question looks up only
-    the names that share a word with it), with its position, words and numbers."""
+_CLOSERS = "\"'”’)]»*"
+# A title names its document, as a file name does, when it is a heading (no closing ".", "!"
+# or "?") of two to this many words: a headline never does, nor one word ("Introduction").
+MAX_NAMING_TITLE_WORDS = 6
+# Initials shorter than this name nothing ("AL" for "Apache License" is too common a pair).
+MIN_INITIALS = 3
+_NOT_NAMING = frozenset({normalise("version")})
 
-    def __init__(self, doc_ids: Sequence[str]) -> None:
+
+@lru_cache(maxsize=200_000)
+def _title_parts(title: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """The words, numbers and initials by which a heading-like ``title`` names its document:
+    "GNU General Public License" gives its four words and the initials "ggpl" and, leaving out
+    its first word, "gpl"; "Version" counts as none of its words. Nothing for a sentence, a
+    single word or a title longer than :data:`MAX_NAMING_TITLE_WORDS` words."""
+    text = title.strip().rstrip(_CLOSERS)
+    alpha, nums = _name_parts(text)
+    alpha -= _NOT_NAMING
+    if text.endswith((".", "!", "?")) or not 2 <= len(alpha) <= MAX_NAMING_TITLE_WORDS:
+        return frozenset(), frozenset(), frozenset()
+    ordered = [w for m in words(text) if (w := m.group()).isalpha() and len(w) > 1
+               and w.lower() not in STOPWORDS and normalise(w) not in _NOT_NAMING]
+    initials = {"".join(w[0] for w in ordered).lower(), "".join(w[0] for w in ordered[1:]).lower()}
+    return alpha, nums, frozenset(i for i in initials if len(i) >= MIN_INITIALS)
+
+
+def _initials_in(question: str) -> frozenset[str]:
+    """The capitalised initials a question writes ("GPL", "MPL" in "MPL-2.0", "LGPL" in
+    "LGPLv3"), lower-cased."""
+    found = set()
+    for m in words(question):
+        versioned = _VERSIONED.fullmatch(m.group())
+        w = versioned.group(1) if versioned else m.group()
+        if len(w) >= MIN_INITIALS and w.isalpha() and w.isupper():
+            found.add(w.lower())
+    return frozenset(found)
+
+
+def name_terms(doc_ids: Sequence[str], titles: Sequence[str]) -> frozenset[str]:
+    """The terms that name documents ``doc_ids``: their file names' and their ``titles``' (in
+    the same order; see :func:`_file_name_terms` and :func:`_title_parts`), initials included."""
+    out: frozenset[str] = frozenset()
+    for doc_id, title in zip(doc_ids, titles, strict=True):
+        alpha, nums, initials = _title_parts(title)
+        out |= _file_name_terms(doc_id) | alpha | nums | initials
+    return out
+
+
+class _DocumentNames:
+    """A corpus's file names and heading-like titles, each filed under one of its words or its
+    initials (so a question looks up only the names that share one with it), with the
+    document's position and the numbers its names hold."""
+
+    def __init__(self, doc_ids: Sequence[str], titles: Sequence[str]) -> None:
         self.doc_ids = doc_ids
-        self.parts: dict[str, tuple[int, frozenset[str], frozenset[str]]] = {}
-        self.by_word: dict[str, list[str]] = {}
-        for pos, d in enumerate(doc_ids):
+        self.position: dict[str, int] = {}
+        self.numbers: dict[str, frozenset[str]] = {}
+        # Each name's words, under the least of them; initials under themselves.
+        self.by_word: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        self.by_initials: dict[str, list[str]] = {}
+        for pos, (d, title) in enumerate(zip(doc_ids, titles)):
             alpha, nums = _file_name_parts(d)  # cached: an update re-reads only new names
-            if alpha:
-                self.parts[d] = (pos, alpha, nums)
-                self.by_word.setdefault(min(alpha), []).append(d)
+            t_alpha, t_nums, initials = _title_parts(title)
+            for name in (n for n in (alpha, t_alpha) if n):
+                self.by_word.setdefault(min(name), []).append((d, name))
+            for i in initials:
+                self.by_initials.setdefault(i, []).append(d)
+            if alpha or t_alpha:
+                self.position[d] = pos
+                self.numbers[d] = (nums if alpha else frozenset()) | t_nums
 
 
-# The file names of the last few corpora asked, by their id list (replaced, not changed, on update).
-_FILE_NAMES: dict[int, _FileNames] = {}
-_FILE_NAMES_LOCK = threading.Lock()
+# The names of the last few corpora asked, by their id list (replaced, not changed, on update).
+_DOCUMENT_NAMES: dict[int, _DocumentNames] = {}
+_DOCUMENT_NAMES_LOCK = threading.Lock()
 
 
-def named_documents(doc_ids: Sequence[str], question: str) -> list[str]:
-    """The documents ``question`` names by file name: every word of the name is in it ("Under
-    the Apache License, …" names ``Apache-2.0.txt``) and, where it gives a number that such
-    names hold ("GPL version 3", "GPLv2"), only those holding it. A name without words (a hash,
-    ``a000/p001.txt``) is never named."""
-    with _FILE_NAMES_LOCK:
-        names = _FILE_NAMES.get(id(doc_ids))
+def named_documents(doc_ids: Sequence[str], question: str, titles: Callable[[], Sequence[str]] | None = None) -> list[str]:
+    """The documents ``question`` names by file name or title: every word of the name is in it
+    ("Under the Apache License, …" names ``Apache-2.0.txt``, and a document titled "Apache
+    License"), or it writes a title's initials ("the GPL" for "GNU General Public License");
+    where it gives a number that such names hold ("GPL version 3", "GPLv2"), only those holding
+    it. A file name without words (a hash, ``a000/p001.txt``) is never named, nor is a title that
+    is a sentence, one word or a long headline (see :func:`_title_parts`). ``titles`` gives the
+    documents' titles in ``doc_ids`` order; it is called once per corpus (None: no titles)."""
+    with _DOCUMENT_NAMES_LOCK:
+        names = _DOCUMENT_NAMES.get(id(doc_ids))
         if names is None or names.doc_ids is not doc_ids:
-            while len(_FILE_NAMES) >= 4:
-                del _FILE_NAMES[next(iter(_FILE_NAMES))]
-            names = _FILE_NAMES[id(doc_ids)] = _FileNames(doc_ids)
+            while len(_DOCUMENT_NAMES) >= 4:
+                del _DOCUMENT_NAMES[next(iter(_DOCUMENT_NAMES))]
+            names = _DOCUMENT_NAMES[id(doc_ids)] = _DocumentNames(doc_ids, titles() if titles else [""] * len(doc_ids))
     alpha, nums = _name_parts(question)
-    named = sorted((d for w in alpha for d in names.by_word.get(w, ()) if names.parts[d][1] <= alpha),
-                   key=lambda d: names.parts[d][0])
-    held = nums & frozenset().union(*(names.parts[d][2] for d in named))
-    return [d for d in named if held <= names.parts[d][2]]
+    by_words: dict[str, frozenset[str]] = {}
+    for w in alpha:
+        for d, name in names.by_word.get(w, ()):
+            if name <= alpha and len(name) > len(by_words.get(d, ())):
+                by_words[d] = name
+    # The most specific name wins: "GNU Lesser General Public License" names the document of
+    # that title, not also those titled "GNU General Public License".
+    found = {d for d, name in by_words.items() if not any(name < other for other in by_words.values())}
+    found |= {d for i in _initials_in(question) for d in names.by_initials.get(i, ())}
+    named = sorted(found, key=names.position.__getitem__)
+    held = nums & frozenset().union(*(names.numbers[d] for d in named))
+    return [d for d in named if held <= names.numbers[d]]
 
 
-def without_names(question: str, doc_ids: Sequence[str], carried: Sequence[str] = ()) -> str:
-    """``question`` without the words that name documents ``doc_ids`` by file name ("What does
-    "convey" mean in the GPL version 3?" over ``GPL-3.txt`` reads "… mean in the version ?"); the
-    question itself if nothing would be left to read, counting the words a follow-up ``carried``."""
-    named = frozenset().union(*map(_file_name_terms, doc_ids))
+def without_names(question: str, names: frozenset[str], carried: Sequence[str] = ()) -> str:
+    """``question`` without the words that are among the ``names`` of the documents it names
+    (:func:`name_terms`): "What does "convey" mean in the GPL version 3?" over ``GPL-3.txt``
+    reads "… mean in the version ?"; the question itself if nothing would be left to read,
+    counting the words a follow-up ``carried``."""
     kept, last = [], 0
     for m in words(question):
         alpha, nums = _name_parts(m.group())
-        if (alpha or nums) and alpha | nums <= named:
+        if (alpha or nums) and alpha | nums <= names:
             kept.append(question[last:m.start()])
             last = m.end()
     stripped = " ".join(("".join(kept) + question[last:]).split())
     return stripped if terms(stripped) or carried else question
-
-
-_CLOSERS = "\"'”’)]»*"
 
 
 def echoes_question(asked: set[str], sentence: str, sentence_terms: Sequence[str]) -> bool:
@@ -358,8 +423,9 @@ class Question:
     expected answer type's anchors.
     """
 
-    def __init__(self, text: str, index: HybridIndex, context: Sequence[str] = ()) -> None:
+    def __init__(self, text: str, index: HybridIndex, context: Sequence[str] = (), names: frozenset[str] = frozenset()) -> None:
         self.text = text
+        self.names = names  # the terms that name the documents searched, read away from ``text``
         self.kind = question_type(text)
         if self.kind == NONE and context:
             self.kind = question_type(" ".join(context))  # "And the second one? (when …)"
@@ -537,14 +603,14 @@ class Answerer:
                 toks[row] = terms(text(row))
             return toks[row]
 
-        # A heading that only repeats the question, or its document's file name, cannot answer
-        # it; it stays only if all do.
+        # A heading that only repeats the question, its document's file name or the names the
+        # question was read without, cannot answer it; it stays only if all do.
         asked: dict[int, set[str]] = {}
 
         def echoes(row: int) -> bool:
             doc = int(index.sentences.doc[row])
             if doc not in asked:
-                asked[doc] = set(q.idf) | _file_name_terms(index.entries[doc].id)
+                asked[doc] = set(q.idf) | _file_name_terms(index.entries[doc].id) | q.names
             return echoes_question(asked[doc], text(row), tokens(row))
 
         rows = sorted(best)
@@ -659,7 +725,7 @@ class Answerer:
     def answer(
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], top_k: int = 3,
         context: Sequence[str] = (), previous: int | None = None, previous_confidence: float = 0.0,
-        settled: bool = False,
+        settled: bool = False, names: frozenset[str] = frozenset(),
     ) -> Decision:
         """The :class:`Decision` on one question.
 
@@ -669,9 +735,11 @@ class Answerer:
         follow-up, and ``previous_confidence`` that answer's confidence (candidates near it
         gain the learned :data:`LOCALITY` weights). ``settled``: a later turn in a conversation
         kept to a few documents that answered an earlier turn (held to
-        :attr:`Model.follow_up_threshold`).
+        :attr:`Model.follow_up_threshold`). ``names``: the terms that name the documents the
+        question named, read away from it (:func:`without_names`); a heading made of them and
+        the question's words is no candidate.
         """
-        q = Question(question, index, context)
+        q = Question(question, index, context, names)
         rows, feats = self.features(q, qvec, index, hits)
         if not rows:
             return Decision(True, None, 0.0, [], list(range(len(hits))))

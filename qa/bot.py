@@ -20,9 +20,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 from index.embedder import Embedder, load_embedder
 from index.retriever import Found, Retriever, open_retriever
 from index.store import LEGS, Entry, HybridIndex, IndexBusy, IndexStoreError, content_hash  # noqa: F401 - IndexBusy for callers
+from index.text import terms
 
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
-from .answerer import Answerer, named_documents, without_names
+from .answerer import Answerer, name_terms, named_documents, without_names
 from .conversation import resolve
 from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, max_bytes, parse_document
 from .layout import Layout, load_layout, save_layout
@@ -676,13 +677,17 @@ class Bot:
         # A follow-up's answer often sits at or just after the sentence the last turn cited.
         last = history[-1].answer if resolved.follow_up else None
         keep = [(last.citations[0].doc, last.citations[0].start)] if last is not None and last.citations else []
-        # A question that names documents by file name ("Under the GPLv2, …") is searched there:
-        # their names' words would otherwise pull in every document's sentences that repeat them.
-        named = [d for d in named_documents(index.doc_ids, resolved.question) if docs is None or d in docs]
+        # A question that names documents by file name or title ("Under the GPLv2, …") is searched
+        # there: their names' words would otherwise pull in every sentence that repeats them.
+        def titles() -> list[str]:  # read once per corpus
+            return [e.meta.get("title", "") for e in index.entries]
+
+        named = [d for d in named_documents(index.doc_ids, resolved.question, titles) if docs is None or d in docs]
         found = self._search(index, resolved.question, qvec, named or docs, context, keep=keep)
         # Inside the named documents their name is no sign of an answer: a clause that answers
         # lacks it, a title repeats it. The sentences are ranked and read without it.
-        asked = without_names(resolved.question, named, resolved.carried) if named else resolved.question
+        names = name_terms(named, [index.entries[index.doc_pos[d]].meta.get("title", "") for d in named])
+        asked = without_names(resolved.question, names, resolved.carried) if named else resolved.question
         view, hits = found.index, found.hits
         previous = cited_sentence(view, last)
         t1 = time.perf_counter()
@@ -690,6 +695,7 @@ class Bot:
         decision = self.answerer.answer(
             asked, qvec, view, hits, top_k=top_k, context=resolved.carried,
             previous=previous, previous_confidence=last.confidence if last else 0.0, settled=settled,
+            names=names & frozenset(terms(resolved.question)),
         )
         abstained, answer, citations = decision.abstained, decision.answer, decision.citations
         t2 = time.perf_counter()

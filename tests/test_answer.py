@@ -78,6 +78,11 @@ LICENCES = {
     "permission.\n",
 }
 
+# A rival licence that repeats the Zephyr licence's name.
+OSPREY = ("Osprey License\n\nThe Osprey License replaces the Zephyr Public License for new projects.\n\n"
+          "Unlike the Zephyr Public License, any dispute under the Osprey License is heard by an arbitrator "
+          "the parties choose.\n")
+
 
 @pytest.fixture(scope="module")
 def licences_bot(seeds_bot, tmp_path_factory):
@@ -140,9 +145,10 @@ def test_a_question_naming_another_document_by_its_file_name(licences_bot):
 
 
 def test_licences_named_by_file_name_or_acronym_are_answered_and_another_is_declined(licences_bot):
+    # "ZPL" spells the title's initials, so the licence is searched alone and read without them.
     a = licences_bot.ask("Which courts hear disputes under the ZPL?")
-    assert not a.abstained and a.citations[0].doc == "Zephyr-2.0.txt"
-    assert "courts of the place" in a.answer
+    assert not a.abstained and all(c.doc == "Zephyr-2.0.txt" for c in a.citations)
+    assert a.citations[0].text.startswith("Any dispute under this license") and a.answer in a.citations[0].text
     a = licences_bot.ask("Who holds the copyright in the Harbor license?")
     assert not a.abstained and a.citations[0].doc == "Harbor.txt"
     assert "Lakeside Institute" in a.answer
@@ -319,6 +325,55 @@ def test_named_documents_by_file_name_words_and_numbers():
     assert named_documents(ids + ["Area².txt"], "What is the Zephyr area, in metres ²?") == ["Zephyr-2.0.txt", "Zephyr-3.txt"]
 
 
+def test_named_documents_by_title_words_and_initials():
+    """Hash-named files are named by a title that is a short heading: by every one of its words
+    (the most specific such title only) or by its initials, with or without its first word."""
+    from qa.answerer import named_documents
+
+    titles = {
+        "000_5f2c.txt": "GNU Zephyr Public License", "001_9b7d.txt": "GNU Lesser Zephyr Public License",
+        "002_3e44.txt": "Harbor License Version 2.0", "003_77aa.txt": "Harbor License Version 3",
+        "004_d638.txt": "Copyright (c) The Trustees of the Lakeside Institute.",
+        "005_a1b2.txt": "Introduction", "006_c3d4.txt": "Why the Northport harbour board voted to close the old pier",
+    }
+    ids = list(titles)
+    calls = []
+
+    def named(question):
+        return named_documents(ids, question, lambda: calls.append(1) or list(titles.values()))
+
+    assert named("Who hears disputes under the GNU Zephyr Public License?") == ["000_5f2c.txt"]
+    assert named("Under the GNU Lesser Zephyr Public License, may I link to it?") == ["001_9b7d.txt"]
+    assert named("Is the LZPL like the ZPL?") == ["000_5f2c.txt", "001_9b7d.txt"]
+    assert named("What does the GZPL say?") == ["000_5f2c.txt"]
+    # "Version" is no word of the name; a number the titles hold picks among them.
+    assert named("Under the Harbor License, who is the steward?") == ["002_3e44.txt", "003_77aa.txt"]
+    assert named("What does version 3 of the Harbor License add?") == ["003_77aa.txt"]
+    # A sentence, one word, a headline, lower-case initials and words of a title in part name nothing.
+    assert named("Which trustees of the Lakeside Institute hold the copyright?") == []
+    assert named("What does the introduction say?") == []
+    assert named("Why did the Northport harbour board vote to close the old pier?") == []
+    assert named("Is the zpl like the Zephyr license?") == []
+    assert calls == [1]  # the titles are read once per corpus
+
+
+def test_a_question_naming_a_document_by_title_is_searched_in_it(licences_bot, monkeypatch, tmp_path):
+    """As below, with file names that say nothing (hashes): the licence is named by its title."""
+    from qa import bot as bot_module
+    from qa.bot import Bot
+
+    (tmp_path / "000_5f2c9a1e.txt").write_text(LICENCES["Zephyr-2.0.txt"], encoding="utf-8")
+    (tmp_path / "001_9b7d3e44.txt").write_text(OSPREY, encoding="utf-8")
+    bot = Bot(tmp_path, index_dir=tmp_path / ".index", embedder=licences_bot.embedder, answerer=licences_bot.answerer)
+    bot.sync()
+    for question in ("Who hears disputes under the Zephyr Public License?", "Under the ZPL, who hears disputes?"):
+        a = bot.ask(question)
+        assert a.citations and all(c.doc == "000_5f2c9a1e.txt" for c in a.citations) and a.answer != "arbitrator"
+    monkeypatch.setattr(bot_module, "named_documents", lambda doc_ids, text, titles=None: [])
+    a = bot.ask("Who hears disputes under the Zephyr Public License?")
+    assert not a.abstained and a.citations[0].doc == "001_9b7d3e44.txt" and a.answer == "arbitrator"
+
+
 def test_a_question_naming_a_document_is_searched_in_it(licences_bot, monkeypatch, tmp_path):
     """A rival licence that repeats the named licence's name: searched everywhere, its sentence is
     cited and confidently answered; searched in the document the question names, only that
@@ -328,10 +383,7 @@ def test_a_question_naming_a_document_is_searched_in_it(licences_bot, monkeypatc
 
     for name, text in LICENCES.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    (tmp_path / "Osprey.txt").write_text(
-        "Osprey License\n\nThe Osprey License replaces the Zephyr Public License for new projects.\n\n"
-        "Unlike the Zephyr Public License, any dispute under the Osprey License is heard by an arbitrator "
-        "the parties choose.\n", encoding="utf-8")
+    (tmp_path / "Osprey.txt").write_text(OSPREY, encoding="utf-8")
     bot = Bot(tmp_path, index_dir=tmp_path / ".index", embedder=licences_bot.embedder, answerer=licences_bot.answerer)
     bot.sync()
     question = "Who hears disputes under the Zephyr license?"
@@ -341,7 +393,7 @@ def test_a_question_naming_a_document_is_searched_in_it(licences_bot, monkeypatc
     assert not a.abstained and a.citations[0].doc == "Zephyr-2.0.txt" and "courts of the place" in a.answer
     # The user's own limit still holds: a named document outside it is not searched.
     assert all(c.doc == "Osprey.txt" for c in bot.ask(question, docs=["Osprey.txt"]).citations)
-    monkeypatch.setattr(bot_module, "named_documents", lambda doc_ids, text: [])
+    monkeypatch.setattr(bot_module, "named_documents", lambda doc_ids, text, titles=None: [])
     a = bot.ask(question)
     assert not a.abstained and a.citations[0].doc == "Osprey.txt" and a.answer == "arbitrator"
 
@@ -377,14 +429,21 @@ def test_a_title_that_repeats_the_question_is_not_cited(licences_bot, monkeypatc
 
 
 def test_without_names_drops_the_words_that_name_the_documents():
-    from qa.answerer import without_names
+    from qa.answerer import name_terms, without_names
 
-    assert without_names('What does "convey" mean in the GPL version 3?', ["GPL-3.txt"]) == 'What does "convey" mean in the version ?'
-    assert without_names("Under GPLv2, whom should I ask?", ["GPL-2.txt"]) == "Under , whom should I ask?"
+    def without(question, doc_ids, titles=None, carried=()):
+        return without_names(question, name_terms(doc_ids, titles or [""] * len(doc_ids)), carried)
+
+    assert without('What does "convey" mean in the GPL version 3?', ["GPL-3.txt"]) == 'What does "convey" mean in the version ?'
+    assert without("Under GPLv2, whom should I ask?", ["GPL-2.txt"]) == "Under , whom should I ask?"
+    # A title's words and initials name its document as well; "version" is none of them.
+    assert without("Under the GNU General Public License version 3, whom should I ask?", ["000_5f2c.txt"],
+                   ["GNU GENERAL PUBLIC LICENSE"]) == "Under the version 3, whom should I ask?"
+    assert without("Under the GPL, whom should I ask?", ["000_5f2c.txt"], ["GNU GENERAL PUBLIC LICENSE"]) == "Under the , whom should I ask?"
     # Words of other names, and a question that would be left with nothing to read, are kept.
-    assert without_names("Is the MPL like the GPL?", ["GPL-3.txt"]) == "Is the MPL like the ?"
-    assert without_names("GPLv3?", ["GPL-3.txt"]) == "GPLv3?"
-    assert without_names("And in the MPL?", ["MPL-2.0.txt"], carried=("courts",)) == "And in the ?"
+    assert without("Is the MPL like the GPL?", ["GPL-3.txt"]) == "Is the MPL like the ?"
+    assert without("GPLv3?", ["GPL-3.txt"]) == "GPLv3?"
+    assert without("And in the MPL?", ["MPL-2.0.txt"], carried=("courts",)) == "And in the ?"
 
 
 def test_a_named_document_is_read_without_its_name(licences_bot, monkeypatch):
@@ -395,6 +454,6 @@ def test_a_named_document_is_read_without_its_name(licences_bot, monkeypatch):
     question, title = "Under the Zephyr license version 2, what may I do with the work?", "Zephyr Public License, version 2.0"
     a = licences_bot.ask(question)
     assert a.citations[0].text.startswith("Each contributor grants you") and all(c.doc == "Zephyr-2.0.txt" for c in a.citations)
-    monkeypatch.setattr(bot_module, "without_names", lambda question, doc_ids, carried=(): question)
+    monkeypatch.setattr(bot_module, "without_names", lambda question, names, carried=(): question)
     a = licences_bot.ask(question)
     assert not a.abstained and a.citations[0].text == title
