@@ -256,6 +256,8 @@ class Bot:
         self.same_matter = same_matter
         self.max_pdf_pages = max_pdf_pages
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
+        if self.index_dir.exists() and not self.index_dir.is_dir():
+            raise ValueError(f"the index folder {self.index_dir} is a file, not a folder: move it away, or pass --index DIR")
         self.retriever: Retriever = open_retriever(backend, self.index_dir, milvus_uri, milvus_collection)
         self.backend = backend
         self.embedder = embedder or load_embedder(model, embedding)

@@ -186,11 +186,13 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text, kind=kind)
 
 
-def iter_files(folder: Path) -> list[tuple[Path, str, os.stat_result]]:
+def iter_files(folder: Path, refused: dict[str, str] | None = None) -> list[tuple[Path, str, os.stat_result]]:
     """Supported regular files under ``folder``, recursively, with their ids (paths relative to
     it, ``/``-separated) and ``stat``, sorted by id; hidden files and folders are skipped (not
-    even walked)."""
+    even walked). A link to a file outside ``folder`` (``/etc/passwd``, ``/proc/…``) and a name
+    that is not valid UTF-8 are not listed but put in ``refused`` (id: why), the id printable."""
     out = []
+    inside = folder.resolve()
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel = Path(root).relative_to(folder).as_posix()
@@ -198,12 +200,25 @@ def iter_files(folder: Path) -> list[tuple[Path, str, os.stat_result]]:
             path = Path(root, name)
             if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
+            doc_id = name if rel == "." else f"{rel}/{name}"
+            try:
+                doc_id.encode("utf-8")
+            except UnicodeEncodeError:  # os.walk keeps undecodable bytes as lone surrogates
+                shown = doc_id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                if refused is not None:
+                    refused[shown] = f"{shown}: the file name is not valid UTF-8; rename the file"
+                continue
             try:
                 st = path.stat()
-            except OSError:
-                continue  # gone (or a broken link) since the folder was listed
+                outside = path.is_symlink() and not path.resolve().is_relative_to(inside)
+            except (OSError, RuntimeError):
+                continue  # gone (or a broken link, or a loop) since the folder was listed
+            if outside:
+                if refused is not None:
+                    refused[doc_id] = f"{doc_id}: a link to a file outside the documents folder; not read"
+                continue
             if stat.S_ISREG(st.st_mode):
-                out.append((path, name if rel == "." else f"{rel}/{name}", st))
+                out.append((path, doc_id, st))
     out.sort(key=lambda item: item[1])
     return out
 
@@ -222,7 +237,7 @@ def load_folder(
     if not folder.is_dir():
         raise IngestError(f"documents folder {folder} does not exist or is not a folder")
     result = IngestResult()
-    files = iter_files(folder)
+    files = iter_files(folder, result.errors)
     for done, (path, doc_id, st) in enumerate(files, 1):
         if progress is not None:
             progress(done, len(files))

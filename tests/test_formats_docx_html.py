@@ -221,6 +221,16 @@ def test_html_decodes_by_the_declared_charset():
     assert "caf\u00e9 on the quay" in parse_html(undeclared, "cafe2.html").text
 
 
+def test_a_charset_that_is_no_text_encoding_is_as_if_undeclared():
+    """Python knows "hex", "base64", "rot13" as codecs, but they turn bytes into bytes: a page
+    declaring one is read as undeclared, and so is one declaring UTF-32 in ASCII."""
+    for label in ("hex", "base64", "rot13", "zip", "utf-32"):
+        page = (f'<html><head><meta charset="{label}"><title>Pier</title></head><body><article><p>The pier '
+                "caf\u00e9 opens at nine every morning, and the ferry to the island leaves from its end.</p>"
+                "</article></body></html>")
+        assert "The pier caf\u00e9 opens at nine" in parse_html(page.encode("utf-8"), "pier.html").text
+
+
 def test_html_without_main_text_is_refused():
     page = '<html><head><title>App</title></head><body><div id="root"></div><script>render()</script></body></html>'
     with pytest.raises(IngestError, match=r"^app\.html: no main text found .*scripts"):

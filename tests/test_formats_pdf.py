@@ -80,6 +80,16 @@ def test_bad_pdfs_are_refused_by_name():
         parse_document(report_pdf(), "long.pdf", max_pages=1)
 
 
+def test_a_pdf_over_the_text_limit_is_refused_at_the_page_that_passes_it(monkeypatch):
+    """A few kilobytes of compressed PDF can hold gigabytes of text: it is refused as soon as a
+    page passes the limit, not after every page has been read."""
+    import qa.ingest
+
+    monkeypatch.setattr(qa.ingest, "MAX_DOCUMENT_BYTES", 100)
+    with pytest.raises(IngestError, match=r"^big\.pdf: over 100 characters of text by page 1 of 2"):
+        parse_document(report_pdf(), "big.pdf")
+
+
 def test_a_bad_pdf_in_a_folder_is_listed_and_the_rest_read(tmp_path):
     (tmp_path / "good.pdf").write_bytes(report_pdf())
     (tmp_path / "locked.pdf").write_bytes(report_pdf(encrypt="secret"))

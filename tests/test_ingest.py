@@ -92,3 +92,33 @@ def test_a_reader_crash_is_the_files_error_not_the_folders(tmp_path, monkeypatch
     result = load_folder(tmp_path)
     assert [d.id for d in result.documents] == ["b.txt"]
     assert result.errors["a.docx"].startswith("a.docx: could not be read as docx (KeyError")
+
+
+def test_links_out_of_the_folder_and_undecodable_names_are_refused_not_read(corpus: Path, tmp_path: Path):
+    """A link to a file outside the folder is not read (its text would be quoted to anyone
+    asking), a link inside it is; a file name that is not UTF-8 is refused by a printable id,
+    and the other files are still read."""
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("The vault password is hunter2.", encoding="utf-8")
+    (corpus / "secret.txt").symlink_to(outside / "secret.txt")
+    (corpus / "status.txt").symlink_to("/proc/self/status")
+    (corpus / "also-volcano.txt").symlink_to(corpus / "volcano.txt")
+    with open(os.path.join(os.fsencode(corpus), b"caf\xe9.txt"), "wb") as f:
+        f.write(b"A note with a Latin-1 name.")
+    result = load_folder(corpus)
+    ids = {d.id for d in result.documents}
+    assert {"lighthouse.md", "volcano.txt", "also-volcano.txt"} <= ids
+    assert not {"secret.txt", "status.txt"} & ids and not any("hunter2" in d.text for d in result.documents)
+    assert "outside the documents folder" in result.errors["secret.txt"] and "status.txt" in result.errors
+    assert "not valid UTF-8" in result.errors["caf\\xe9.txt"]
+
+
+def test_an_index_folder_that_is_a_file_is_a_clear_error(corpus: Path):
+    from qa.bot import Bot
+
+    (corpus / ".qa-index").write_text("not an index", encoding="utf-8")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        Bot(corpus)

@@ -122,10 +122,13 @@ def decode(data: bytes) -> str:
     if m:
         label = m.group(1).decode("ascii").lower()
         try:
-            encoding = "cp1252" if label in _AS_CP1252 else codecs.lookup(label).name
+            info = codecs.lookup("cp1252" if label in _AS_CP1252 else label)
         except LookupError:
-            encoding = None  # an unknown label: decide as for an undeclared page
-        if encoding is not None and not encoding.startswith("utf-16"):  # a meta tag readable as ASCII is not UTF-16
+            info = None  # an unknown label: decide as for an undeclared page
+        # Python's byte-to-byte codecs ("hex", "zip", "rot13") are no text encoding, nor is a
+        # wider one (a meta tag readable as ASCII is not UTF-16 or UTF-32): as if undeclared.
+        encoding = info.name if info is not None and info._is_text_encoding else None
+        if encoding is not None and not encoding.startswith(("utf-16", "utf-32")):
             return data.decode(encoding, errors="replace")
     try:
         return data.decode("utf-8")

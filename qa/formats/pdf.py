@@ -72,7 +72,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
     is encrypted, damaged, longer than ``max_pages`` or holds no text."""
     import pypdfium2 as pdfium
 
-    from ..ingest import IngestError, short_title
+    from ..ingest import MAX_DOCUMENT_BYTES, IngestError, short_title
 
     max_pages = MAX_PAGES if max_pages is None else max_pages
     try:
@@ -85,6 +85,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
         raise IngestError(f"{doc_id}: not a readable PDF ({exc}); the file is damaged or not a PDF") from None
     warnings: list[str] = []
     lines, sizes, ocr = [], [], []
+    chars = 0
     exe = tesseract()
     try:
         with PDFIUM:
@@ -111,6 +112,12 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
                 page_lines = _ocr_lines(image, sizes[-1][1], number, exe, doc_id)
             ocr.append(image is not None and bool(page_lines))
             lines.extend(page_lines)
+            chars += sum(len(line.text) for line in page_lines)
+            # Checked page by page: a few kilobytes of compressed PDF can hold a text layer of
+            # gigabytes, and reading it all before refusing it would take minutes.
+            if chars > MAX_DOCUMENT_BYTES:
+                raise IngestError(f"{doc_id}: over {MAX_DOCUMENT_BYTES} characters of text by page {number} of {pages}; "
+                                  "split it into smaller files")
     except pdfium.PdfiumError as exc:
         raise IngestError(f"{doc_id}: the PDF cannot be read ({exc}); the file is damaged") from None
     finally:
