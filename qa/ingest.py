@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import unicodedata
 import os
 import re
 import stat
@@ -139,8 +140,9 @@ def parse_document(data: bytes, doc_id: str, max_pages: int | None = None) -> Do
         raise
     except Exception as exc:
         # Whatever a third-party reader raises on a file it cannot handle is that file's problem:
-        # it is refused by name (the traceback goes to the log), and the other files are read.
-        log.warning("reading %s failed", doc_id, exc_info=True)
+        # it is refused by name (the traceback goes to the log at INFO, not to a terminal that
+        # shows the refusal anyway), and the other files are read.
+        log.info("reading %s failed", doc_id, exc_info=True)
         raise IngestError(f"{doc_id}: could not be read as {kind} ({type(exc).__name__}: {str(exc)[:200]})") from None
     check_text(doc.text, doc_id)
     return doc
@@ -190,7 +192,8 @@ def iter_files(folder: Path, refused: dict[str, str] | None = None) -> list[tupl
     """Supported regular files under ``folder``, recursively, with their ids (paths relative to
     it, ``/``-separated) and ``stat``, sorted by id; hidden files and folders are skipped (not
     even walked). A link to a file outside ``folder`` (``/etc/passwd``, ``/proc/…``) and a name
-    that is not valid UTF-8 are not listed but put in ``refused`` (id: why), the id printable."""
+    that is not valid UTF-8 or holds control characters are not listed but put in ``refused``
+    (id: why), the id printable."""
     out = []
     inside = folder.resolve()
     for root, dirs, files in os.walk(folder):
@@ -207,6 +210,12 @@ def iter_files(folder: Path, refused: dict[str, str] | None = None) -> list[tupl
                 shown = doc_id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
                 if refused is not None:
                     refused[shown] = f"{shown}: the file name is not valid UTF-8; rename the file"
+                continue
+            if any(unicodedata.category(c) == "Cc" for c in doc_id):
+                # Printed as it is, an escape sequence in a name would drive the terminal.
+                shown = doc_id.encode("unicode_escape").decode("ascii")
+                if refused is not None:
+                    refused[shown] = f"{shown}: the file name holds control characters; rename the file"
                 continue
             try:
                 st = path.stat()

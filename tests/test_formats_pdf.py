@@ -90,6 +90,15 @@ def test_a_pdf_over_the_text_limit_is_refused_at_the_page_that_passes_it(monkeyp
         parse_document(report_pdf(), "big.pdf")
 
 
+def test_a_huge_page_is_rendered_for_ocr_at_a_bounded_size():
+    """A4 is read at 300 dpi; a page of 200 by 200 inches (a few hundred bytes of PDF) is
+    rendered to no more than MAX_OCR_PIXELS, not to 3.6 gigapixels."""
+    a4 = (595.0, 842.0)
+    assert pdf_format.ocr_scale(*a4) == pdf_format.OCR_DPI / 72
+    scale = pdf_format.ocr_scale(14400.0, 14400.0)
+    assert scale < pdf_format.OCR_DPI / 72 and (14400 * scale) ** 2 <= pdf_format.MAX_OCR_PIXELS * 1.0001
+
+
 def test_a_bad_pdf_in_a_folder_is_listed_and_the_rest_read(tmp_path):
     (tmp_path / "good.pdf").write_bytes(report_pdf())
     (tmp_path / "locked.pdf").write_bytes(report_pdf(encrypt="secret"))

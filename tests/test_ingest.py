@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,7 @@ def test_a_run_without_spaces_is_refused_upload_and_folder(tmp_path: Path):
     assert "without a space" in result.errors["digits.txt"] and "limit" in result.errors["huge.txt"]
 
 
-def test_a_reader_crash_is_the_files_error_not_the_folders(tmp_path, monkeypatch):
+def test_a_reader_crash_is_the_files_error_not_the_folders(tmp_path, monkeypatch, caplog):
     import qa.formats.docx
     from qa.ingest import load_folder
 
@@ -89,15 +90,18 @@ def test_a_reader_crash_is_the_files_error_not_the_folders(tmp_path, monkeypatch
     monkeypatch.setattr(qa.formats.docx, "parse_docx", crash)
     (tmp_path / "a.docx").write_bytes(b"PK")
     (tmp_path / "b.txt").write_text("Fine text.\n", encoding="utf-8")
-    result = load_folder(tmp_path)
+    with caplog.at_level(logging.INFO, logger="qa.ingest"):
+        result = load_folder(tmp_path)
     assert [d.id for d in result.documents] == ["b.txt"]
     assert result.errors["a.docx"].startswith("a.docx: could not be read as docx (KeyError")
+    # The traceback is logged below WARNING, so Python does not print it on a bare terminal.
+    assert [(r.levelno, r.exc_info is not None) for r in caplog.records] == [(logging.INFO, True)]
 
 
 def test_links_out_of_the_folder_and_undecodable_names_are_refused_not_read(corpus: Path, tmp_path: Path):
     """A link to a file outside the folder is not read (its text would be quoted to anyone
-    asking), a link inside it is; a file name that is not UTF-8 is refused by a printable id,
-    and the other files are still read."""
+    asking), a link inside it is; a file name that is not UTF-8 or holds control characters is
+    refused by a printable id, and the other files are still read."""
     import os
 
     outside = tmp_path / "outside"
@@ -108,12 +112,15 @@ def test_links_out_of_the_folder_and_undecodable_names_are_refused_not_read(corp
     (corpus / "also-volcano.txt").symlink_to(corpus / "volcano.txt")
     with open(os.path.join(os.fsencode(corpus), b"caf\xe9.txt"), "wb") as f:
         f.write(b"A note with a Latin-1 name.")
+    (corpus / "notes\x1b]0;pwned\x07\x1b[2J.txt").write_text("A note whose name drives the terminal.", encoding="utf-8")
     result = load_folder(corpus)
     ids = {d.id for d in result.documents}
     assert {"lighthouse.md", "volcano.txt", "also-volcano.txt"} <= ids
     assert not {"secret.txt", "status.txt"} & ids and not any("hunter2" in d.text for d in result.documents)
     assert "outside the documents folder" in result.errors["secret.txt"] and "status.txt" in result.errors
     assert "not valid UTF-8" in result.errors["caf\\xe9.txt"]
+    assert "control characters" in result.errors["notes\\x1b]0;pwned\\x07\\x1b[2J.txt"]
+    assert not any(c in text for text in (*result.errors, *result.errors.values()) for c in "\x1b\x07")
 
 
 def test_an_index_folder_that_is_a_file_is_a_clear_error(corpus: Path):

@@ -35,6 +35,9 @@ PDFIUM = threading.RLock()
 MAX_PAGES = 2000
 # Scanned pages are rendered at this resolution for OCR (Tesseract reads 300 dpi best).
 OCR_DPI = 300
+# ... but a page is never rendered to more pixels than this (four A4 pages at 300 dpi): a
+# 300-byte PDF can declare a page of 5 by 5 metres, which Tesseract cannot read anyway.
+MAX_OCR_PIXELS = 36_000_000
 OCR_TIMEOUT_S = 120
 # A line ends its paragraph when the next line is further below than this many times the usual
 # line pitch, or changes height (a heading) by more than this share.
@@ -102,14 +105,14 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
                     sizes.append(page.get_size())
                     page_lines = _text_lines(page, number)
                     if not page_lines and exe is not None:
-                        image = page.render(scale=OCR_DPI / 72, grayscale=True).to_pil()
+                        image = page.render(scale=ocr_scale(*sizes[-1]), grayscale=True).to_pil()
                 finally:
                     page.close()
             if not page_lines and exe is None:
                 warnings.append(f"{doc_id}: page {number} has no text layer and Tesseract (tesseract-ocr) "
                                 "is not installed, so it was not read")
             elif image is not None:  # OCR runs outside the lock: it is a process of its own
-                page_lines = _ocr_lines(image, sizes[-1][1], number, exe, doc_id)
+                page_lines = _ocr_lines(image, sizes[-1], number, exe, doc_id)
             ocr.append(image is not None and bool(page_lines))
             lines.extend(page_lines)
             chars += sum(len(line.text) for line in page_lines)
@@ -218,12 +221,19 @@ def _mark_paragraphs(lines: list[_Line]) -> None:
         )
 
 
-def _ocr_lines(image, height: float, number: int, exe: str, doc_id: str) -> list[_Line]:
-    """Read a page without a text layer from its image (rendered at :data:`OCR_DPI`) with
-    Tesseract; each word's box is spread over its characters."""
+def ocr_scale(width: float, height: float) -> float:
+    """Pixels per point at which a page of ``width`` by ``height`` points is rendered for OCR:
+    :data:`OCR_DPI`, or less for a page that would exceed :data:`MAX_OCR_PIXELS`."""
+    return min(OCR_DPI / 72, math.sqrt(MAX_OCR_PIXELS / max(width * height, 1.0)))
+
+
+def _ocr_lines(image, size: tuple[float, float], number: int, exe: str, doc_id: str) -> list[_Line]:
+    """Read a page of ``size`` points without a text layer from its image (rendered at
+    :func:`ocr_scale`) with Tesseract; each word's box is spread over its characters."""
     from ..ingest import IngestError
 
-    scale = OCR_DPI / 72
+    scale = ocr_scale(*size)
+    height = size[1]
     png = io.BytesIO()
     image.save(png, format="PNG")
     try:
