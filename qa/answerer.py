@@ -339,14 +339,16 @@ class _DocumentNames:
         self.doc_ids = doc_ids
         self.position: dict[str, int] = {}
         self.numbers: dict[str, frozenset[str]] = {}
-        # Each name's words, under the least of them; initials under themselves.
-        self.by_word: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        # Each name's words, under the least of them, and whether it is a title; initials under
+        # themselves.
+        self.by_word: dict[str, list[tuple[str, frozenset[str], bool]]] = {}
         self.by_initials: dict[str, list[str]] = {}
         for pos, (d, title) in enumerate(zip(doc_ids, titles)):
             alpha, nums = _file_name_parts(d)  # cached: an update re-reads only new names
             t_alpha, t_nums, initials = _title_parts(title)
-            for name in (n for n in (alpha, t_alpha) if n):
-                self.by_word.setdefault(min(name), []).append((d, name))
+            for name, is_title in ((alpha, False), (t_alpha, True)):
+                if name:
+                    self.by_word.setdefault(min(name), []).append((d, name, is_title))
             for i in initials:
                 self.by_initials.setdefault(i, []).append(d)
             if alpha or t_alpha:
@@ -362,7 +364,8 @@ _DOCUMENT_NAMES_LOCK = threading.Lock()
 def named_documents(doc_ids: Sequence[str], question: str, titles: Callable[[], Sequence[str]] | None = None) -> list[str]:
     """The documents ``question`` names by file name or title: every word of the name is in it
     ("Under the Apache License, …" names ``Apache-2.0.txt``, and a document titled "Apache
-    License"), or it writes a title's initials ("the GPL" for "GNU General Public License");
+    License", a title only when one of its words is capitalised in the question), or it writes a
+    title's initials ("the GPL" for "GNU General Public License");
     where it gives a number that such names hold ("GPL version 3", "GPLv2"), only those holding
     it. A file name without words (a hash, ``a000/p001.txt``) is never named, nor is a title that
     is a sentence, one word or a long headline (see :func:`_title_parts`). ``titles`` gives the
@@ -374,10 +377,13 @@ def named_documents(doc_ids: Sequence[str], question: str, titles: Callable[[], 
                 del _DOCUMENT_NAMES[next(iter(_DOCUMENT_NAMES))]
             names = _DOCUMENT_NAMES[id(doc_ids)] = _DocumentNames(doc_ids, titles() if titles else [""] * len(doc_ids))
     alpha, nums = _name_parts(question)
+    # A title's words name it only where the question writes one of them capitalised, as a
+    # name ("the Battery Life post"): "How is the battery life?" names no post of that title.
+    capitalised = {normalise(m.group()) for m in words(question)[1:] if m.group()[0].isupper()}
     by_words: dict[str, frozenset[str]] = {}
     for w in alpha:
-        for d, name in names.by_word.get(w, ()):
-            if name <= alpha and len(name) > len(by_words.get(d, ())):
+        for d, name, is_title in names.by_word.get(w, ()):
+            if name <= alpha and (not is_title or name & capitalised) and len(name) > len(by_words.get(d, ())):
                 by_words[d] = name
     # The most specific name wins: "GNU Lesser General Public License" names the document of
     # that title, not also those titled "GNU General Public License".

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import unicodedata
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -206,16 +206,15 @@ def iter_files(folder: Path, refused: dict[str, str] | None = None) -> list[tupl
             doc_id = name if rel == "." else f"{rel}/{name}"
             try:
                 doc_id.encode("utf-8")
-            except UnicodeEncodeError:  # os.walk keeps undecodable bytes as lone surrogates
-                shown = doc_id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-                if refused is not None:
-                    refused[shown] = f"{shown}: the file name is not valid UTF-8; rename the file"
-                continue
-            if any(unicodedata.category(c) == "Cc" for c in doc_id):
                 # Printed as it is, an escape sequence in a name would drive the terminal.
-                shown = doc_id.encode("unicode_escape").decode("ascii")
+                bad = "holds control characters" if any(unicodedata.category(c) == "Cc" for c in doc_id) else ""
+                shown = doc_id.encode("unicode_escape").decode("ascii") if bad else doc_id
+            except UnicodeEncodeError:  # os.walk keeps undecodable bytes as lone surrogates
+                bad = "is not valid UTF-8"
+                shown = doc_id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            if bad:
                 if refused is not None:
-                    refused[shown] = f"{shown}: the file name holds control characters; rename the file"
+                    refused[shown] = f"{shown}: the file name {bad}; rename the file"
                 continue
             try:
                 st = path.stat()

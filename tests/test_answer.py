@@ -354,6 +354,9 @@ def test_named_documents_by_title_words_and_initials():
     assert named("What does the introduction say?") == []
     assert named("Why did the Northport harbour board vote to close the old pier?") == []
     assert named("Is the zpl like the Zephyr license?") == []
+    # A title's words name it only when the question writes one of them as a name, capitalised.
+    assert named("Who hears disputes under the gnu zephyr public license?") == []
+    assert named("Under the harbor License, who is the steward?") == ["002_3e44.txt", "003_77aa.txt"]
     assert calls == [1]  # the titles are read once per corpus
 
 

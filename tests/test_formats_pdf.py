@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import DATA
-from pdfs import HEADER, join_pages, read_boxes, report_pdf
+from pdfs import HEADER, PAGES, join_pages, read_boxes, report_pdf
 from servers import serving
 
 from eval.formats import image_only
@@ -119,6 +119,17 @@ def test_scanned_pages_are_read_by_ocr(report):
     (p1, *ocr_box), (p2, *text_box) = doc.layout.boxes(a, a + len(find))[0], typed.layout.boxes(b, b + len(find))[0]
     assert p1 == p2 == 1
     assert np.allclose(ocr_box, text_box, atol=6), (ocr_box, text_box)
+
+
+def test_a_blank_page_is_not_sent_to_ocr(monkeypatch):
+    """A page with nothing on it renders to one grey: Tesseract is not run on it (0.4 s a page
+    for nothing; a PDF of 2,000 blank pages took minutes), and the typed pages are read as ever."""
+    calls = []
+    real = pdf_format._ocr_lines
+    monkeypatch.setattr(pdf_format, "_ocr_lines", lambda *args: calls.append(args[2]) or real(*args))
+    doc = parse_document(report_pdf(PAGES + [[]], running=False), "blank.pdf")
+    assert calls == [] and len(doc.layout.ocr) == 3 and not doc.layout.ocr.any()
+    assert "Visitors may climb the tower on Sundays between May and September." in doc.text
 
 
 def test_without_tesseract_a_scanned_page_is_reported_and_the_rest_read(report, monkeypatch, tmp_path):

@@ -39,6 +39,9 @@ OCR_DPI = 300
 # 300-byte PDF can declare a page of 5 by 5 metres, which Tesseract cannot read anyway.
 MAX_OCR_PIXELS = 36_000_000
 OCR_TIMEOUT_S = 120
+# A rendered page whose darkest and lightest grey differ by at most this is blank and not OCR'd
+# (Tesseract takes about 0.4 s to find nothing on one).
+BLANK_CONTRAST = 8
 # A line ends its paragraph when the next line is further below than this many times the usual
 # line pitch, or changes height (a heading) by more than this share.
 PARAGRAPH_GAP = 1.35
@@ -106,6 +109,9 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
                     page_lines = _text_lines(page, number)
                     if not page_lines and exe is not None:
                         image = page.render(scale=ocr_scale(*sizes[-1]), grayscale=True).to_pil()
+                        lo, hi = image.getextrema()
+                        if hi - lo <= BLANK_CONTRAST:
+                            image = None  # a blank page: nothing for Tesseract to read in it
                 finally:
                     page.close()
             if not page_lines and exe is None:
