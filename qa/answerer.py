@@ -288,6 +288,11 @@ _CLOSERS = "\"'”’)]»*"
 MAX_NAMING_TITLE_WORDS = 6
 # Initials shorter than this name nothing ("AL" for "Apache License" is too common a pair).
 MIN_INITIALS = 3
+
+
+def _is_initials(word: str) -> bool:
+    """Whether ``word`` is written as initials: 3 to 6 capitals ("FSF", "GPL", "LGPL")."""
+    return word.isalpha() and word.isupper() and MIN_INITIALS <= len(word) <= MAX_NAMING_TITLE_WORDS
 _NOT_NAMING = frozenset({normalise("version")})
 
 
@@ -315,7 +320,7 @@ def _initials_in(question: str) -> frozenset[str]:
     for m in words(question):
         versioned = _VERSIONED.fullmatch(m.group())
         w = versioned.group(1) if versioned else m.group()
-        if len(w) >= MIN_INITIALS and w.isalpha() and w.isupper():
+        if _is_initials(w):
             found.add(w.lower())
     return frozenset(found)
 
@@ -478,7 +483,7 @@ class Question:
             parts = _VERSIONED.fullmatch(word)
             if parts:
                 return all(named(p) for p in parts.groups())
-            if not (word.isalpha() and word.isupper() and 3 <= len(word) <= 6):
+            if not _is_initials(word):
                 return False
             spelled = re.compile(r"\b" + _ACRONYM_JOIN.join(f"{c}[^\\W_]*" for c in word) + r"\b")
             return any(spelled.search(t) for t in texts)

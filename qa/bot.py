@@ -25,7 +25,7 @@ from index.text import terms
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
 from .answerer import Answerer, name_terms, named_documents, without_names
 from .conversation import resolve
-from .ingest import SUPPORTED_SUFFIXES, IngestError, load_folder, max_bytes, parse_document
+from .ingest import SUPPORTED_SUFFIXES, IngestError, first_hidden, load_folder, max_bytes, parse_document
 from .layout import Layout, load_layout, save_layout
 from .dates import answer_date
 from .feedback import FEEDBACK_FILE, FeedbackError, FeedbackStore, Span, conversation
@@ -89,9 +89,6 @@ class DocumentError(ValueError):
 
 # A file name's limit on common file systems (ext4, XFS, btrfs, APFS): 255 bytes.
 MAX_NAME_BYTES = 255
-# Control, format (bidi overrides, zero-width), surrogate, private-use and line/paragraph
-# separator characters: invisible or misleading in a name, so refused.
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 # Temporary files in the documents folder (hidden, so never indexed): an upload being written
 # and a document being deleted. Named ``PREFIX-PID-RANDOM`` so a restart can tell its own.
 UPLOAD_PREFIX, DELETING_PREFIX = ".upload-", ".deleting-"
@@ -118,7 +115,7 @@ def clean_name(name: object) -> str:
     except UnicodeEncodeError:
         raise DocumentError("invalid", f"file name {name!r} is not valid Unicode (a lone surrogate)") from None
     name = unicodedata.normalize("NFC", name)
-    hidden = next((c for c in name if unicodedata.category(c) in _HIDDEN_CATEGORIES), None)
+    hidden = first_hidden(name)
     if hidden is not None:
         label = unicodedata.name(hidden, "a control character")
         raise DocumentError("invalid", f"file name {name[:80]!r} contains U+{ord(hidden):04X} ({label}); "

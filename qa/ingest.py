@@ -19,6 +19,17 @@ from .types import KINDS, Document
 
 log = logging.getLogger(__name__)
 
+# Control characters: printed as they are, an escape sequence in a file name drives the terminal.
+CONTROL_CATEGORIES = frozenset({"Cc"})
+# Control, format (bidi overrides, zero-width), surrogate, private-use and line/paragraph
+# separator characters: invisible or misleading in a name, so an upload's name may hold none.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def first_hidden(name: str, categories: frozenset[str] = HIDDEN_CATEGORIES) -> str | None:
+    """The first character of ``name`` in one of the Unicode ``categories``, if any."""
+    return next((c for c in name if unicodedata.category(c) in categories), None)
+
 SUPPORTED_SUFFIXES = tuple(KINDS)
 # The largest file read as a document (an upload or a file in the folder): parsing and
 # indexing time grow with it. PDF, Word and web pages carry markup, fonts and images besides
@@ -206,8 +217,7 @@ def iter_files(folder: Path, refused: dict[str, str] | None = None) -> list[tupl
             doc_id = name if rel == "." else f"{rel}/{name}"
             try:
                 doc_id.encode("utf-8")
-                # Printed as it is, an escape sequence in a name would drive the terminal.
-                bad = "holds control characters" if any(unicodedata.category(c) == "Cc" for c in doc_id) else ""
+                bad = "holds control characters" if first_hidden(doc_id, CONTROL_CATEGORIES) else ""
                 shown = doc_id.encode("unicode_escape").decode("ascii") if bad else doc_id
             except UnicodeEncodeError:  # os.walk keeps undecodable bytes as lone surrogates
                 bad = "is not valid UTF-8"

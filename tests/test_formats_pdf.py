@@ -126,7 +126,7 @@ def test_a_blank_page_is_not_sent_to_ocr(monkeypatch):
     for nothing; a PDF of 2,000 blank pages took minutes), and the typed pages are read as ever."""
     calls = []
     real = pdf_format._ocr_lines
-    monkeypatch.setattr(pdf_format, "_ocr_lines", lambda *args: calls.append(args[2]) or real(*args))
+    monkeypatch.setattr(pdf_format, "_ocr_lines", lambda *args: calls.append(args[3]) or real(*args))
     doc = parse_document(report_pdf(PAGES + [[]], running=False), "blank.pdf")
     assert calls == [] and len(doc.layout.ocr) == 3 and not doc.layout.ocr.any()
     assert "Visitors may climb the tower on Sundays between May and September." in doc.text

@@ -108,7 +108,8 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
                     sizes.append(page.get_size())
                     page_lines = _text_lines(page, number)
                     if not page_lines and exe is not None:
-                        image = page.render(scale=ocr_scale(*sizes[-1]), grayscale=True).to_pil()
+                        scale = ocr_scale(*sizes[-1])
+                        image = page.render(scale=scale, grayscale=True).to_pil()
                         lo, hi = image.getextrema()
                         if hi - lo <= BLANK_CONTRAST:
                             image = None  # a blank page: nothing for Tesseract to read in it
@@ -118,7 +119,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
                 warnings.append(f"{doc_id}: page {number} has no text layer and Tesseract (tesseract-ocr) "
                                 "is not installed, so it was not read")
             elif image is not None:  # OCR runs outside the lock: it is a process of its own
-                page_lines = _ocr_lines(image, sizes[-1], number, exe, doc_id)
+                page_lines = _ocr_lines(image, scale, sizes[-1][1], number, exe, doc_id)
             ocr.append(image is not None and bool(page_lines))
             lines.extend(page_lines)
             chars += sum(len(line.text) for line in page_lines)
@@ -233,13 +234,12 @@ def ocr_scale(width: float, height: float) -> float:
     return min(OCR_DPI / 72, math.sqrt(MAX_OCR_PIXELS / max(width * height, 1.0)))
 
 
-def _ocr_lines(image, size: tuple[float, float], number: int, exe: str, doc_id: str) -> list[_Line]:
-    """Read a page of ``size`` points without a text layer from its image (rendered at
-    :func:`ocr_scale`) with Tesseract; each word's box is spread over its characters."""
+def _ocr_lines(image, scale: float, height: float, number: int, exe: str, doc_id: str) -> list[_Line]:
+    """Read a page ``height`` points tall without a text layer from its image, rendered at
+    ``scale`` pixels per point (:func:`ocr_scale`), with Tesseract; each word's box is spread
+    over its characters."""
     from ..ingest import IngestError
 
-    scale = ocr_scale(*size)
-    height = size[1]
     png = io.BytesIO()
     image.save(png, format="PNG")
     try:
