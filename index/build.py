@@ -18,6 +18,18 @@ from .segment import make_passages, split_sentences
 # 0.958 with five (the peers index whole SQuAD paragraphs, about five sentences).
 PASSAGE_SIZE = 4
 PASSAGE_STRIDE = 3
+# Sentences one document may hold. Five million characters of prose (the text limit) make
+# 26,000-45,000; a 64 KB Word file of one-letter paragraphs made 308,000, and two minutes and
+# 1.8 GB of embedding. At this limit, embedding takes about 45 s on two cores.
+MAX_SENTENCES = 100_000
+
+
+class TooManySentences(ValueError):
+    """A document splits into more than :data:`MAX_SENTENCES` sentences; nothing was embedded."""
+
+    def __init__(self, doc_id: str, count: int) -> None:
+        super().__init__(f"{doc_id}: {count} sentences; the limit is {MAX_SENTENCES} a document: split it into smaller files")
+        self.doc_id = doc_id
 
 
 def ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -45,7 +57,10 @@ def passage_vectors(sentence_vecs: np.ndarray, first: np.ndarray, last: np.ndarr
 
 
 class Segmented:
-    """New texts segmented, tokenised and embedded: their rows, numbered from 0, to append."""
+    """New texts segmented, tokenised and embedded: their rows, numbered from 0, to append.
+
+    Raises :class:`TooManySentences` for the first text over the limit, before any embedding.
+    """
 
     def __init__(
         self, entries: list[Entry], dim: int, embedder: Embedder, vocab: dict[str, int],
@@ -56,6 +71,8 @@ class Segmented:
         p_texts: list[str] = []
         for di, entry in enumerate(entries):
             sents = split_sentences(entry.text)
+            if len(sents) > MAX_SENTENCES:
+                raise TooManySentences(entry.id, len(sents))
             base = len(cols["s_doc"])
             for sp in sents:
                 cols["s_doc"].append(di), cols["s_start"].append(sp.start), cols["s_end"].append(sp.end)

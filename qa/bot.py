@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from index.build import TooManySentences
 from index.embedder import Embedder, load_embedder
 from index.retriever import Found, Retriever, open_retriever
 from index.store import LEGS, Entry, HybridIndex, IndexBusy, IndexStoreError, content_hash  # noqa: F401 - IndexBusy for callers
@@ -253,6 +254,10 @@ class Bot:
         self.same_matter = same_matter
         self.max_pdf_pages = max_pdf_pages
         self.index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
+        if not index_dir and self.index_dir.is_symlink():
+            # A folder from elsewhere could point its index at any folder this user may write to.
+            raise ValueError(f"the index folder {self.index_dir} is a link to {os.readlink(self.index_dir)}; an index inside "
+                             "the documents folder is never written through a link: remove the link, or pass --index DIR")
         if self.index_dir.exists() and not self.index_dir.is_dir():
             raise ValueError(f"the index folder {self.index_dir} is a file, not a folder: move it away, or pass --index DIR")
         self.retriever: Retriever = open_retriever(backend, self.index_dir, milvus_uri, milvus_collection)
@@ -345,11 +350,19 @@ class Bot:
         # A file that exists but cannot be read now keeps its last good version.
         present = set(on_disk) | set(result.unchanged)
         report.removed = [d for d in known if d not in present and d not in result.errors]
-        if report.touched or not self.retriever.stored():
-            current = self.retriever.update(current, upserts, report.removed, self.embedder, progress)
+        while report.touched or not self.retriever.stored():
+            try:
+                current = self.retriever.update(current, upserts, report.removed, self.embedder, progress)
+                break
+            except TooManySentences as exc:  # refused like an unreadable file; the others are indexed
+                report.errors[exc.doc_id] = str(exc)
+                upserts = [e for e in upserts if e.id != exc.doc_id]
+                report.added = [d for d in report.added if d != exc.doc_id]
+                report.changed = [d for d in report.changed if d != exc.doc_id]
         self._index = current
         self._drop_stale_layouts(current)
-        stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries if e.id in result.stats and e.id in present}
+        stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries
+                 if e.id in result.stats and e.id in present and e.id not in report.errors}
         if stats != seen:
             self._write_file_stats(stats)
         return report
@@ -421,7 +434,10 @@ class Bot:
                     entry = Entry(doc.id, doc.text, doc.meta)
                     self._save_layout(doc, entry.sha256)
                     entries.append(entry)
-                updated = self.retriever.update(current, entries, [], self.embedder)
+                try:
+                    updated = self.retriever.update(current, entries, [], self.embedder)
+                except TooManySentences as exc:
+                    raise DocumentError("too_large", str(exc)) from None
                 saved = True
                 for doc_id in ids:
                     if doc_id in parked:

@@ -23,6 +23,7 @@ from conftest import DATA, ROOT
 from servers import KEY, ZEBRA, Server, serving, serving_copy
 
 from eval.loadcheck import free_port, wait_ready
+from index.build import MAX_SENTENCES
 from qa.api import Conversations, RateLimiter, Settings, create_app
 from qa.bot import Bot
 from qa.ingest import MAX_DOCUMENT_BYTES
@@ -189,6 +190,7 @@ def test_upload_refusals_leave_the_folder_and_index_alone(start):
 
     cases = [
         (up(("big.txt", b"word " * (MAX_DOCUMENT_BYTES // 5 + 1))), 413),
+        (up(("lines.md", b"a\n\n" * (MAX_SENTENCES + 1))), 413),  # small, but too many sentences to embed
         (up(("paper.pdf", b"%PDF-1.4")), 400),  # a damaged PDF
         (up(("slides.pptx", b"PK\x03\x04")), 415),
         (up(("noext", b"text")), 415),

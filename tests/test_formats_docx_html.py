@@ -19,8 +19,8 @@ import pytest
 from conftest import DATA, DOCUMENTS
 from eval.formats import article, convert
 from index.segment import split_sentences
-from qa.formats.docx import MAX_UNPACKED_BYTES, MAX_ZIP_ENTRIES, parse_docx
-from qa.formats.html import MAX_ELEMENTS, MAX_PARAGRAPH_PIECES, parse_html
+from qa.formats.docx import MAX_PARAGRAPHS, MAX_UNPACKED_BYTES, MAX_ZIP_ENTRIES, parse_docx
+from qa.formats.html import MAX_ELEMENTS, MAX_PARAGRAPH_PIECES, MAX_TAG_ATTRIBUTES, parse_html
 from qa.ingest import IngestError, load_folder, parse_document, parse_text
 
 
@@ -125,6 +125,24 @@ def test_docx_zip_bomb_is_refused_before_unpacking():
     many = _zip({f"x/{i}.xml": b"" for i in range(MAX_ZIP_ENTRIES + 1)})
     with pytest.raises(IngestError, match="many.docx: .*zip bomb"):
         parse_docx(many, "many.docx")
+
+
+def test_docx_of_too_many_paragraphs_is_refused_before_reading_them():
+    """A 200 KB file whose body is one-letter paragraphs unpacks to a million of them: reading
+    each through python-docx took minutes, and each would be a sentence to embed."""
+    with zipfile.ZipFile(io.BytesIO(_structured_docx())) as real:
+        members = {info.filename: real.read(info) for info in real.infolist()}
+    members["word/document.xml"] = members["word/document.xml"].replace(
+        b"<w:body>", b"<w:body>" + b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 1_000_000, 1)
+    data = _zip(members)
+    assert len(data) < 300_000
+    t = time.perf_counter()
+    with pytest.raises(IngestError) as err:
+        parse_document(data, "letters.docx")
+    assert time.perf_counter() - t < 10
+    # The million, and the sample's own paragraphs (table cells' included).
+    assert re.fullmatch(rf"letters\.docx: 10000\d\d paragraphs \(the limit is {MAX_PARAGRAPHS}\); reading it would "
+                        r"take minutes: split the document into smaller files", str(err.value))
 
 
 def test_docx_corrupt_and_unreadable_files():
@@ -245,6 +263,23 @@ def test_html_too_fragmented_is_refused_quickly():
         with pytest.raises(IngestError, match=f"^big.html: .*{reason}"):
             parse_html(f"<html><body>{body}</body></html>".encode(), "big.html")
         assert time.perf_counter() - t < 10
+
+
+def test_html_tag_of_too_many_attributes_is_refused_before_parsing():
+    """libxml2 and trafilatura are quadratic in one tag's attributes (40,000 took 49 s); an
+    inline SVG path of thousands of numbers, or a ">" inside a quoted value, is no such tag."""
+    many = " ".join(f"a{i}='x'" for i in range(MAX_TAG_ATTRIBUTES + 1))
+    t = time.perf_counter()
+    with pytest.raises(IngestError) as err:
+        parse_html(f"<html><body><div {many}><p>The vote was held in May.</p></div></body></html>".encode(), "attrs.html")
+    assert time.perf_counter() - t < 2
+    assert str(err.value) == (f"attrs.html: a tag with {MAX_TAG_ATTRIBUTES + 1} attributes at character 12 (the limit is "
+                              f"{MAX_TAG_ATTRIBUTES}); reading it would take minutes: save the page as text (.txt)")
+    path = " ".join(["M 10 10 L 20 20"] * 3000)
+    page = (f'<html><body><article><h1>Harbour news</h1><svg><path d="{path}"/></svg>'
+            f'<p title="a > b" {" ".join(f"data-x{i}=1" for i in range(MAX_TAG_ATTRIBUTES - 2))}>'
+            f'{"The new pier opened in May. " * 5}</p></article></body></html>')
+    assert "The new pier opened in May." in parse_html(page.encode(), "pier.html").text
 
 
 def test_html_nesting_too_deep_is_an_ingest_error():

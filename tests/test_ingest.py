@@ -129,3 +129,19 @@ def test_an_index_folder_that_is_a_file_is_a_clear_error(corpus: Path):
     (corpus / ".qa-index").write_text("not an index", encoding="utf-8")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         Bot(corpus)
+
+
+def test_an_index_folder_that_is_a_link_is_not_written_through(corpus: Path, tmp_path: Path):
+    """A documents folder from elsewhere may carry a `.qa-index` link to any folder of the
+    user's: nothing is written there; an --index given on purpose may still be a link."""
+    from qa.bot import Bot
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (corpus / ".qa-index").symlink_to(target)
+    with pytest.raises(ValueError, match=r"\.qa-index is a link to .*elsewhere.*pass --index DIR"):
+        Bot(corpus)
+    assert list(target.iterdir()) == []
+    chosen = tmp_path / "chosen"
+    chosen.symlink_to(target)
+    assert Bot(corpus, index_dir=chosen).index_dir == chosen

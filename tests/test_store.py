@@ -307,3 +307,23 @@ def test_hybrid_hits_are_ordered_by_the_learned_rescore(corpus: Path, tmp_path: 
     # One leg alone keeps that leg's own order (the --compare ablations).
     only_bm25 = ix.search(q, qv, k=5, legs=("bm25",))
     assert [h.passage for h in only_bm25] == [p for p, _ in ix.bm25.search(q, 5)]
+
+
+
+def test_a_document_of_too_many_sentences_is_refused_before_embedding(corpus: Path, tmp_path: Path, counting):
+    """300 KB of one-letter lines is 100,001 sentences to embed: the file is refused by name,
+    nothing of it embedded, and the other files are indexed; it is read again (and refused
+    again) on the next sync, until it is fixed."""
+    from index.build import MAX_SENTENCES
+
+    (corpus / "lines.md").write_bytes(b"a\n\n" * (MAX_SENTENCES + 1))
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=counting)
+    report = bot.sync()
+    assert sorted(report.added) == ["lighthouse.md", "notes/bees.txt", "volcano.txt"]
+    assert report.errors["lines.md"] == f"lines.md: {MAX_SENTENCES + 1} sentences; the limit is {MAX_SENTENCES} a document: split it into smaller files"
+    assert counting.count == len(bot.index.sentences) < 100  # the refused file's sentences were never embedded
+    again = bot.sync()
+    assert "lines.md" in again.errors and not again.touched
+    (corpus / "lines.md").write_bytes(b"a\n\n" * 3)
+    assert bot.sync().added == ["lines.md"]
+    assert "lines.md" in bot.index.doc_ids

@@ -56,7 +56,7 @@ async def list_documents(service: ServiceDep) -> DocumentList:
 
 
 @router.post("", status_code=201, response_model=UploadResult, responses=ERRORS, dependencies=WRITE,
-             summary="Upload documents (.txt, .md); each is stored and indexed, all or nothing")
+             summary=f"Upload documents ({', '.join(SUPPORTED_SUFFIXES)}); each is stored and indexed, all or nothing")
 async def upload_documents(
     service: ServiceDep,
     files: Annotated[list[UploadFile], File(description=f"one or more {'/'.join(SUPPORTED_SUFFIXES)} files (field `files`)")],

@@ -19,6 +19,7 @@ from pathlib import Path
 import docx
 from docx.document import Document as WordDocument
 from docx.opc.exceptions import PackageNotFoundError
+from docx.oxml.ns import qn
 from docx.table import Table
 from lxml import etree
 
@@ -30,6 +31,9 @@ from .text import join_blocks, table_row
 # zip bomb (a few KB that unpack to gigabytes). Real documents, images included, stay far below.
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
 MAX_ZIP_ENTRIES = 10_000
+# Paragraphs (table cells' included) a body may hold: a thousand-page report has some 50,000. A
+# 64 KB file of one-letter paragraphs unpacks to over 300,000, and reading them takes minutes.
+MAX_PARAGRAPHS = 100_000
 # python-docx's own blank template carries this creation date (and author "python-docx"), so a
 # file made from it without setting ``created`` says nothing about its date.
 _TEMPLATE_CREATED = datetime(2013, 12, 23, 23, 15, tzinfo=timezone.utc)
@@ -42,9 +46,15 @@ def parse_docx(data: bytes, doc_id: str) -> Document:
     _check_package(data, doc_id)
     try:
         word = docx.Document(io.BytesIO(data))
+        paragraphs = sum(1 for _ in word.element.body.iter(qn("w:p")))
+        if paragraphs > MAX_PARAGRAPHS:
+            raise IngestError(f"{doc_id}: {paragraphs} paragraphs (the limit is {MAX_PARAGRAPHS}); reading it would take "
+                              "minutes: split the document into smaller files")
         blocks = list(_blocks(word))
         props = word.core_properties
         title, created = (props.title or "").strip(), props.created
+    except IngestError:
+        raise
     except (PackageNotFoundError, KeyError, ValueError, etree.LxmlError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise IngestError(f"{doc_id}: not a readable Word .docx file ({exc}); open it in Word and save it again as .docx") from None
     text = join_blocks(blocks)
