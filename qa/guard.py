@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .ingest import PARSE_DEADLINE
 from .settings import Settings
 
 T = TypeVar("T")
@@ -67,8 +68,9 @@ class RateLimiter:
 
 class ParseBudget:
     """Run parsing in worker threads: at most ``workers`` at once, each answered within
-    ``timeout_s`` (``TimeoutError`` past it). A parse past its time runs on to its end in its
-    own thread and holds its slot until then; the caller stops waiting at the deadline.
+    ``timeout_s`` (``TimeoutError`` past it). A parse past its time holds its slot until its
+    thread ends: a PDF stops at its next page, other readers (bounded by their own limits) run
+    to their end; the caller stops waiting at the deadline.
 
     :meth:`run` awaits it from the event loop (the API's upload); :meth:`call` blocks a worker
     thread (the chat page's upload). Both share the same slots and time limit.
@@ -78,11 +80,13 @@ class ParseBudget:
         self.timeout_s = timeout_s
         self._slots = threading.BoundedSemaphore(workers)
 
-    def _start(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
-        """Run ``fn(*args)`` in a thread of its own, which releases the slot the caller took."""
+    def _start(self, fn: Callable[..., T], args: tuple[Any, ...], deadline: float) -> Future[T]:
+        """Run ``fn(*args)`` in a thread of its own, which releases the slot the caller took.
+        Past ``deadline`` a reader that reads page by page stops (:data:`qa.ingest.PARSE_DEADLINE`)."""
         future: Future[T] = Future()
 
         def work() -> None:
+            PARSE_DEADLINE.set(deadline)
             try:
                 future.set_result(fn(*args))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, whatever it is
@@ -94,10 +98,11 @@ class ParseBudget:
         return future
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        deadline = time.monotonic() + self.timeout_s
         with anyio.fail_after(self.timeout_s):
             while not self._slots.acquire(blocking=False):
                 await anyio.sleep(0.01)
-            future = self._start(fn, args)
+            future = self._start(fn, args, deadline)
             # Polled: the event loop never blocks, and no pool thread waits on the future.
             while not future.done():
                 await anyio.sleep(0.005)
@@ -107,7 +112,7 @@ class ParseBudget:
         deadline = time.monotonic() + self.timeout_s
         if not self._slots.acquire(timeout=self.timeout_s):
             raise TimeoutError(f"no parse slot was free within {self.timeout_s:g} s")
-        return self._start(fn, args).result(timeout=max(0.0, deadline - time.monotonic()))
+        return self._start(fn, args, deadline).result(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def host_name(host: str) -> str:

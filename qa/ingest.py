@@ -7,7 +7,9 @@ import logging
 import os
 import re
 import stat
+import time
 import unicodedata
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +36,9 @@ SUPPORTED_SUFFIXES = tuple(KINDS)
 # The largest file read as a document (an upload or a file in the folder): parsing and
 # indexing time grow with it. PDF, Word and web pages carry markup, fonts and images besides
 # their text, so they may be larger; the text extracted from any file is held to the first.
+# When a read must end (``time.monotonic()``), set in the reading thread by a caller with a time
+# limit (the upload API's): its caller has answered by then, and the work would be wasted.
+PARSE_DEADLINE: ContextVar[float | None] = ContextVar("parse_deadline", default=None)
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_PACKED_BYTES = 16 * 1024 * 1024
 # A date is a few short tokens ("Wednesday, September 15, 2021 10:30 AM"); dateutil's parser is
@@ -120,6 +125,13 @@ def short_title(line: str) -> str:
         return line
     cut = line[:MAX_TITLE_CHARS]
     return (cut.rsplit(" ", 1)[0] if " " in cut[MAX_TITLE_CHARS // 2:] else cut).rstrip() + "\u2026"
+
+
+def check_deadline(doc_id: str, where: str) -> None:
+    """Stop a read that has run past :data:`PARSE_DEADLINE` (a reader calls it between pages)."""
+    deadline = PARSE_DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise IngestError(f"{doc_id}: reading stopped at {where}, past the time allowed for it; split it into smaller files")
 
 
 def parse_document(data: bytes, doc_id: str, max_pages: int | None = None) -> Document:

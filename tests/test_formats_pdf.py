@@ -132,6 +132,31 @@ def test_a_blank_page_is_not_sent_to_ocr(monkeypatch):
     assert "Visitors may climb the tower on Sundays between May and September." in doc.text
 
 
+def test_a_scan_read_past_the_upload_budget_stops_at_its_next_page():
+    """The upload API answers a parse past its time at once; the parse used to run on in its
+    thread, OCR and all, holding a core and a parse slot for minutes. A PDF now stops at the
+    next page, and its slot is free again."""
+    from qa.guard import ParseBudget
+
+    data = image_only(report_pdf(PAGES * 6, running=False))
+    stopped: list[str] = []
+
+    def parse():
+        try:
+            return parse_document(data, "scan.pdf")
+        except IngestError as exc:
+            stopped.append(str(exc))
+            raise
+
+    budget = ParseBudget(1, 0.5)
+    with pytest.raises(TimeoutError):
+        budget.call(parse)
+    assert budget._slots.acquire(timeout=60)  # the thread has ended and given its slot back
+    m = re.fullmatch(r"scan\.pdf: reading stopped at page (\d+) of 12, past the time allowed for it; "
+                     r"split it into smaller files", stopped[0])
+    assert m and 2 <= int(m.group(1)) < 12, stopped
+
+
 def test_without_tesseract_a_scanned_page_is_reported_and_the_rest_read(report, monkeypatch, tmp_path):
     data, _ = report
     mixed = join_pages(report_pdf(PAGES_ONE), image_only(data), [1])
