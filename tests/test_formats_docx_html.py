@@ -19,7 +19,7 @@ import pytest
 from conftest import DATA, DOCUMENTS
 from eval.formats import article, convert
 from index.segment import split_sentences
-from qa.formats.docx import MAX_PARAGRAPHS, MAX_UNPACKED_BYTES, MAX_ZIP_ENTRIES, parse_docx
+from qa.formats.docx import MAX_PARAGRAPHS, MAX_UNPACKED_BYTES, MAX_XML_TAGS, MAX_ZIP_ENTRIES, parse_docx
 from qa.formats.html import MAX_ELEMENTS, MAX_PARAGRAPH_PIECES, MAX_TAG_ATTRIBUTES, parse_html
 from qa.ingest import IngestError, load_folder, parse_document, parse_text
 
@@ -128,21 +128,26 @@ def test_docx_zip_bomb_is_refused_before_unpacking():
 
 
 def test_docx_of_too_many_paragraphs_is_refused_before_reading_them():
-    """A 200 KB file whose body is one-letter paragraphs unpacks to a million of them: reading
-    each through python-docx took minutes, and each would be a sentence to embed."""
+    """A small file whose body is one-letter paragraphs: 150,000 of them took python-docx a
+    minute to read, each a sentence to embed; a million took gigabytes just to hold. The first
+    is refused once open, the second while its parts are streamed, before any is parsed."""
     with zipfile.ZipFile(io.BytesIO(_structured_docx())) as real:
         members = {info.filename: real.read(info) for info in real.infolist()}
-    members["word/document.xml"] = members["word/document.xml"].replace(
-        b"<w:body>", b"<w:body>" + b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 1_000_000, 1)
-    data = _zip(members)
-    assert len(data) < 300_000
-    t = time.perf_counter()
-    with pytest.raises(IngestError) as err:
-        parse_document(data, "letters.docx")
-    assert time.perf_counter() - t < 10
-    # The million, and the sample's own paragraphs (table cells' included).
-    assert re.fullmatch(rf"letters\.docx: 10000\d\d paragraphs \(the limit is {MAX_PARAGRAPHS}\); reading it would "
-                        r"take minutes: split the document into smaller files", str(err.value))
+
+    def letters(n: int) -> bytes:
+        body = members["word/document.xml"].replace(b"<w:body>", b"<w:body>" + b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * n, 1)
+        return _zip({**members, "word/document.xml": body})
+
+    for n, reason in ((150_000, rf"1500\d\d paragraphs \(the limit is {MAX_PARAGRAPHS}\); reading it would take minutes"),
+                      (1_000_000, rf"over {MAX_XML_TAGS} XML tags by the end of word/document\.xml; reading it would take gigabytes")):
+        data = letters(n)
+        assert len(data) < 300_000
+        t = time.perf_counter()
+        with pytest.raises(IngestError) as err:
+            parse_document(data, "letters.docx")
+        assert time.perf_counter() - t < 10
+        # The count holds the sample's own paragraphs (table cells' included) too.
+        assert re.fullmatch(rf"letters\.docx: {reason}: split the document into smaller files", str(err.value))
 
 
 def test_docx_corrupt_and_unreadable_files():
@@ -163,6 +168,15 @@ def test_docx_corrupt_and_unreadable_files():
     members["word/vbaProject.bin"] = b"\x00" * 64
     with pytest.raises(IngestError, match=r"^macro\.docx: a macro-enabled Word file"):
         parse_docx(_zip(members), "macro.docx")
+    # A part marked encrypted (the zip's flag bit 0, in its local and central headers).
+    sealed = bytearray(real)
+    for header, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = sealed.find(header)
+        while at != -1:
+            sealed[at + flags_at] |= 1
+            at = sealed.find(header, at + 4)
+    with pytest.raises(IngestError, match=r"^sealed\.docx: a part of the file is encrypted"):
+        parse_docx(bytes(sealed), "sealed.docx")
 
 
 PAGE = """<!DOCTYPE html>

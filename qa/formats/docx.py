@@ -34,6 +34,11 @@ MAX_ZIP_ENTRIES = 10_000
 # Paragraphs (table cells' included) a body may hold: a thousand-page report has some 50,000. A
 # 64 KB file of one-letter paragraphs unpacks to over 300,000, and reading them takes minutes.
 MAX_PARAGRAPHS = 100_000
+# XML tags ("<") in the package's parts, counted while streaming them: python-docx holds every
+# part as a tree (about 120 bytes a tag), so a 200 MB part of tiny elements would take gigabytes
+# before its paragraphs could be counted. A formatted paragraph is 20-60 tags, the blank
+# template 24,000.
+MAX_XML_TAGS = 5_000_000
 # python-docx's own blank template carries this creation date (and author "python-docx"), so a
 # file made from it without setting ``created`` says nothing about its date.
 _TEMPLATE_CREATED = datetime(2013, 12, 23, 23, 15, tzinfo=timezone.utc)
@@ -82,6 +87,22 @@ def _check_package(data: bytes, doc_id: str) -> None:
     if any(info.filename == "word/vbaProject.bin" for info in infos):
         raise IngestError(f"{doc_id}: a macro-enabled Word file (it holds word/vbaProject.bin); macros are never run, "
                           "but such a file is not read: save it in Word as a plain .docx (Word Document)")
+    tags = 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in infos:
+                if not info.filename.endswith((".xml", ".rels")):
+                    continue
+                with zf.open(info) as part:
+                    while chunk := part.read(1 << 20):
+                        tags += chunk.count(b"<")
+                if tags > MAX_XML_TAGS:
+                    raise IngestError(f"{doc_id}: over {MAX_XML_TAGS} XML tags by the end of {info.filename}; reading it "
+                                      "would take gigabytes: split the document into smaller files")
+    except RuntimeError:  # zipfile's "File … is encrypted, password required for extraction"
+        raise IngestError(f"{doc_id}: a part of the file is encrypted; open it in Word and save it again without a password") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise IngestError(f"{doc_id}: not a readable Word .docx file ({exc}); open it in Word and save it again as .docx") from None
 
 
 def _created_date(created: datetime | None) -> str | None:
