@@ -75,30 +75,35 @@ def _check_package(data: bytes, doc_id: str) -> None:
                               "(File › Info › Protect Document) and save it again")
         raise IngestError(f"{doc_id}: an old binary Word file (.doc) named .docx; open it in Word and save it as .docx")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = zf.infolist()
+        zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
         raise IngestError(f"{doc_id}: not a Word .docx file ({exc}); open it in Word and save it again as .docx") from None
-    unpacked = sum(info.file_size for info in infos)
-    if len(infos) > MAX_ZIP_ENTRIES or unpacked > MAX_UNPACKED_BYTES:
-        raise IngestError(f"{doc_id}: unpacks to {unpacked} bytes in {len(infos)} files (the limits are "
-                          f"{MAX_UNPACKED_BYTES} bytes and {MAX_ZIP_ENTRIES} files); refused as a possible zip bomb: "
-                          "if it is a real document, remove large embedded objects or split it")
-    if any(info.filename == "word/vbaProject.bin" for info in infos):
-        raise IngestError(f"{doc_id}: a macro-enabled Word file (it holds word/vbaProject.bin); macros are never run, "
-                          "but such a file is not read: save it in Word as a plain .docx (Word Document)")
+    with zf:
+        infos = zf.infolist()
+        unpacked = sum(info.file_size for info in infos)
+        if len(infos) > MAX_ZIP_ENTRIES or unpacked > MAX_UNPACKED_BYTES:
+            raise IngestError(f"{doc_id}: unpacks to {unpacked} bytes in {len(infos)} files (the limits are "
+                              f"{MAX_UNPACKED_BYTES} bytes and {MAX_ZIP_ENTRIES} files); refused as a possible zip bomb: "
+                              "if it is a real document, remove large embedded objects or split it")
+        if any(info.filename == "word/vbaProject.bin" for info in infos):
+            raise IngestError(f"{doc_id}: a macro-enabled Word file (it holds word/vbaProject.bin); macros are never run, "
+                              "but such a file is not read: save it in Word as a plain .docx (Word Document)")
+        _count_tags(zf, infos, doc_id)
+
+
+def _count_tags(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], doc_id: str) -> None:
+    """Refuse a package whose XML parts hold more than :data:`MAX_XML_TAGS` tags, streaming them."""
     tags = 0
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for info in infos:
-                if not info.filename.endswith((".xml", ".rels")):
-                    continue
-                with zf.open(info) as part:
-                    while chunk := part.read(1 << 20):
-                        tags += chunk.count(b"<")
-                if tags > MAX_XML_TAGS:
-                    raise IngestError(f"{doc_id}: over {MAX_XML_TAGS} XML tags by the end of {info.filename}; reading it "
-                                      "would take gigabytes: split the document into smaller files")
+        for info in infos:
+            if not info.filename.endswith((".xml", ".rels")):
+                continue
+            with zf.open(info) as part:
+                while chunk := part.read(1 << 20):
+                    tags += chunk.count(b"<")
+            if tags > MAX_XML_TAGS:
+                raise IngestError(f"{doc_id}: over {MAX_XML_TAGS} XML tags by the end of {info.filename}; reading it "
+                                  "would take gigabytes: split the document into smaller files")
     except RuntimeError:  # zipfile's "File … is encrypted, password required for extraction"
         raise IngestError(f"{doc_id}: a part of the file is encrypted; open it in Word and save it again without a password") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
