@@ -36,11 +36,11 @@ SUPPORTED_SUFFIXES = tuple(KINDS)
 # The largest file read as a document (an upload or a file in the folder): parsing and
 # indexing time grow with it. PDF, Word and web pages carry markup, fonts and images besides
 # their text, so they may be larger; the text extracted from any file is held to the first.
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+MAX_PACKED_BYTES = 16 * 1024 * 1024
 # When a read must end (``time.monotonic()``), set in the reading thread by a caller with a time
 # limit (the upload API's): its caller has answered by then, and the work would be wasted.
 PARSE_DEADLINE: ContextVar[float | None] = ContextVar("parse_deadline", default=None)
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
-MAX_PACKED_BYTES = 16 * 1024 * 1024
 # A date is a few short tokens ("Wednesday, September 15, 2021 10:30 AM"); dateutil's parser is
 # quadratic in its input, so a longer candidate is not a date and is never handed to it.
 MAX_DATE_TOKENS = 6
@@ -54,6 +54,7 @@ _LONG_WORD = re.compile(r"(?<!\S)\S{%d}" % (MAX_WORD_CHARS + 1))  # only from a 
 MAX_TITLE_CHARS = 300
 # How many leading lines may hold the title and the publication date.
 _HEAD_LINES = 8
+_VERSION_LINE = re.compile(r"\s*Version\s+(\d+(?:\.\d+)*)\b", re.IGNORECASE)
 _DATE_LINE = re.compile(r"^\s*(?:published|date|dated|posted|updated)\b\s*:?\s*(?P<rest>.+)$", re.IGNORECASE)
 
 
@@ -196,8 +197,8 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
         text = text[1:]
     check_text(text, doc_id)
     title, date = "", None
-    head = itertools.islice((ln for ln in text.splitlines() if ln.strip()), _HEAD_LINES)
-    for line in head:
+    head = list(itertools.islice((ln for ln in text.splitlines() if ln.strip()), _HEAD_LINES))
+    for i, line in enumerate(head):
         m = _DATE_LINE.match(line)
         parsed = parse_date_prefix(m.group("rest")) if m else None
         if parsed and date is None:
@@ -208,6 +209,11 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
             continue
         if not title:
             title = short_title(line.strip().lstrip("#").strip())
+            # "GNU GENERAL PUBLIC LICENSE" over "Version 3, 29 June 2007": the version is part of
+            # the name (two such texts share the heading), the date is not.
+            version = _VERSION_LINE.match(head[i + 1]) if i + 1 < len(head) else None
+            if version and "version" not in title.lower():
+                title = short_title(f"{title} Version {version.group(1)}")
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text, kind=kind)
 
 

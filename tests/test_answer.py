@@ -377,6 +377,25 @@ def test_a_question_naming_a_document_by_title_is_searched_in_it(licences_bot, m
     assert not a.abstained and a.citations[0].doc == "001_9b7d3e44.txt" and a.answer == "arbitrator"
 
 
+def test_the_version_under_a_shared_heading_tells_two_hash_named_texts_apart(licences_bot, tmp_path):
+    """Two versions of one licence, hash-named, under the same heading: the line below it gives
+    the version, which is part of each title, so "version 1" names only the first."""
+    from qa.bot import Bot
+    from qa.ingest import parse_text
+
+    for name, number, year, guild in (("000_5f2c9a1e.txt", 1, 2001, "Eastport"), ("001_9b7d3e44.txt", 2, 2011, "Northport")):
+        (tmp_path / name).write_text(f"        ZEPHYR PUBLIC LICENSE\n          Version {number}, June {year}\n\n"
+                                     f"1. Steward. The {guild} Software Guild is the license steward.\n", encoding="utf-8")
+    assert parse_text((tmp_path / "000_5f2c9a1e.txt").read_bytes(), "000_5f2c9a1e.txt").title == "ZEPHYR PUBLIC LICENSE Version 1"
+    assert parse_text(b"Release notes\nVersions 2 and 3 differ.\n", "notes.txt").title == "Release notes"
+    assert parse_text(b"Harbor License Version 2.0\nVersion 2.0, 2004\n", "h.txt").title == "Harbor License Version 2.0"
+    bot = Bot(tmp_path, index_dir=tmp_path / ".index", embedder=licences_bot.embedder, answerer=licences_bot.answerer)
+    bot.sync()
+    for number, doc in ((1, "000_5f2c9a1e.txt"), (2, "001_9b7d3e44.txt")):
+        a = bot.ask(f"Who is the steward of the Zephyr Public License version {number}?")
+        assert a.citations and all(c.doc == doc for c in a.citations), (number, a.citations)
+
+
 def test_a_question_naming_a_document_is_searched_in_it(licences_bot, monkeypatch, tmp_path):
     """A rival licence that repeats the named licence's name: searched everywhere, its sentence is
     cited and confidently answered; searched in the document the question names, only that
