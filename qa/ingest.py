@@ -54,6 +54,7 @@ _LONG_WORD = re.compile(r"(?<!\S)\S{%d}" % (MAX_WORD_CHARS + 1))  # only from a 
 MAX_TITLE_CHARS = 300
 # How many leading lines may hold the title and the publication date.
 _HEAD_LINES = 8
+# A line under a title that gives its version ("Version 3, 29 June 2007").
 _VERSION_LINE = re.compile(r"\s*Version\s+(\d+(?:\.\d+)*)\b", re.IGNORECASE)
 _DATE_LINE = re.compile(r"^\s*(?:published|date|dated|posted|updated)\b\s*:?\s*(?P<rest>.+)$", re.IGNORECASE)
 
@@ -126,6 +127,21 @@ def short_title(line: str) -> str:
         return line
     cut = line[:MAX_TITLE_CHARS]
     return (cut.rsplit(" ", 1)[0] if " " in cut[MAX_TITLE_CHARS // 2:] else cut).rstrip() + "\u2026"
+
+
+def versioned(title: str, next_line: str | None) -> str:
+    """``title`` ending with the version ``next_line`` gives, unless it says one already:
+    "GNU GENERAL PUBLIC LICENSE" over "Version 3, 29 June 2007" is "… Version 3". Two texts
+    under one heading are told apart by it; the date is left out."""
+    version = _VERSION_LINE.match(next_line) if next_line else None
+    return f"{title} Version {version.group(1)}" if version and "version" not in title.lower() else title
+
+
+def opening_title(text: str) -> str:
+    """A title from a text's first non-empty line and the version the next one gives (for a
+    file whose own metadata has none)."""
+    lines = [m.group().strip() for m in itertools.islice(re.finditer(r"[^\n]*\S[^\n]*", text), 2)]
+    return versioned(lines[0], lines[1] if len(lines) > 1 else None) if lines else ""
 
 
 def check_deadline(doc_id: str, where: str) -> None:
@@ -208,12 +224,7 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
                 title = short_title(rest)  # "date 2019-05-02 Headline…": the headline follows the date
             continue
         if not title:
-            title = short_title(line.strip().lstrip("#").strip())
-            # "GNU GENERAL PUBLIC LICENSE" over "Version 3, 29 June 2007": the version is part of
-            # the name (two such texts share the heading), the date is not.
-            version = _VERSION_LINE.match(head[i + 1]) if i + 1 < len(head) else None
-            if version and "version" not in title.lower():
-                title = short_title(f"{title} Version {version.group(1)}")
+            title = short_title(versioned(line.strip().lstrip("#").strip(), head[i + 1] if i + 1 < len(head) else None))
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text, kind=kind)
 
 

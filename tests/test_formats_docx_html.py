@@ -74,6 +74,15 @@ def test_docx_blocks_in_document_order():
     assert "A new crane was installed" in sentences
 
 
+def test_docx_title_from_its_first_line_holds_the_version_under_it():
+    word = docx.Document()
+    for text in ("ZEPHYR PUBLIC LICENSE", "Version 3, 29 June 2007", "Everyone may copy this license."):
+        word.add_paragraph(text)
+    assert parse_docx(_save(word), "zpl.docx").title == "ZEPHYR PUBLIC LICENSE Version 3"
+    word.core_properties.title = "Zephyr licence"  # the file's own title stands as it is
+    assert parse_docx(_save(word), "zpl.docx").title == "Zephyr licence"
+
+
 def test_docx_title_and_date_from_core_properties():
     word = docx.Document()
     word.core_properties.title = "  Quarterly notes  "

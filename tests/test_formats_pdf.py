@@ -71,6 +71,15 @@ def test_layout_survives_a_round_trip(report):
     assert np.array_equal(again.box, doc.layout.box) and again.boxes(0, 40) == doc.layout.boxes(0, 40)
 
 
+def test_a_title_from_the_first_line_holds_the_version_under_it():
+    """Without a metadata title, the first line is the title, with the version the next line
+    gives: two versions of one licence are told apart by it."""
+    lines = [("title", "ZEPHYR PUBLIC LICENSE"), ("line", "Version 2, June 1991"), ("gap", ""),
+             ("line", "Everyone may copy this license, but changing it is not allowed.")]
+    assert parse_document(report_pdf([lines], title="", running=False), "zpl.pdf").title == "ZEPHYR PUBLIC LICENSE Version 2"
+    assert parse_document(report_pdf([lines], title="Zephyr licence", running=False), "zpl.pdf").title == "Zephyr licence"
+
+
 def test_bad_pdfs_are_refused_by_name():
     with pytest.raises(IngestError, match=r"locked\.pdf: the PDF is encrypted"):
         parse_document(report_pdf(encrypt="secret"), "locked.pdf")

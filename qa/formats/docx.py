@@ -23,7 +23,7 @@ from docx.oxml.ns import qn
 from docx.table import Table
 from lxml import etree
 
-from ..ingest import IngestError, short_title
+from ..ingest import IngestError, opening_title, short_title
 from ..types import Document
 from .text import join_blocks, table_row
 
@@ -63,7 +63,7 @@ def parse_docx(data: bytes, doc_id: str) -> Document:
     except (PackageNotFoundError, KeyError, ValueError, etree.LxmlError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise IngestError(f"{doc_id}: not a readable Word .docx file ({exc}); open it in Word and save it again as .docx") from None
     text = join_blocks(blocks)
-    title = title or text.split("\n", 1)[0] or Path(doc_id).stem
+    title = title or opening_title(text) or Path(doc_id).stem
     return Document(id=doc_id, title=short_title(title), date=_created_date(created), text=text, kind="docx")
 
 

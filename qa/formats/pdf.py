@@ -78,7 +78,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
     is encrypted, damaged, longer than ``max_pages`` or holds no text."""
     import pypdfium2 as pdfium
 
-    from ..ingest import MAX_DOCUMENT_BYTES, IngestError, check_deadline, short_title
+    from ..ingest import MAX_DOCUMENT_BYTES, IngestError, check_deadline, opening_title, short_title
 
     max_pages = MAX_PAGES if max_pages is None else max_pages
     try:
@@ -138,7 +138,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
     text, layout = _assemble(lines, sizes, ocr, hashlib.sha256(data).hexdigest())
     if not text.strip():
         raise IngestError(f"{doc_id}: no text found in the PDF" + (f" ({'; '.join(warnings)})" if warnings else ""))
-    title = _meta_title(meta.get("Title", "")) or short_title(text.split("\n\n", 1)[0].strip())
+    title = _meta_title(meta.get("Title", "")) or short_title(opening_title(text))
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=_meta_date(meta.get("CreationDate", "")),
                     text=text, kind="pdf", layout=layout, warnings=tuple(warnings))
 
