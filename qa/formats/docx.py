@@ -61,10 +61,14 @@ def parse_docx(data: bytes, doc_id: str) -> Document:
     except IngestError:
         raise
     except (PackageNotFoundError, KeyError, ValueError, etree.LxmlError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise IngestError(f"{doc_id}: not a readable Word .docx file ({exc}); open it in Word and save it again as .docx") from None
+        raise _unreadable(doc_id, exc) from None
     text = join_blocks(blocks)
     title = title or opening_title(text) or Path(doc_id).stem
     return Document(id=doc_id, title=short_title(title), date=_created_date(created), text=text, kind="docx")
+
+
+def _unreadable(doc_id: str, exc: Exception) -> IngestError:
+    return IngestError(f"{doc_id}: not a readable Word .docx file ({exc}); open it in Word and save it again as .docx")
 
 
 def _check_package(data: bytes, doc_id: str) -> None:
@@ -107,7 +111,7 @@ def _count_tags(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], doc_id: str) 
     except RuntimeError:  # zipfile's "File … is encrypted, password required for extraction"
         raise IngestError(f"{doc_id}: a part of the file is encrypted; open it in Word and save it again without a password") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-        raise IngestError(f"{doc_id}: not a readable Word .docx file ({exc}); open it in Word and save it again as .docx") from None
+        raise _unreadable(doc_id, exc) from None
 
 
 def _created_date(created: datetime | None) -> str | None:
