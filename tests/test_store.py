@@ -309,7 +309,6 @@ def test_hybrid_hits_are_ordered_by_the_learned_rescore(corpus: Path, tmp_path: 
     assert [h.passage for h in only_bm25] == [p for p, _ in ix.bm25.search(q, 5)]
 
 
-
 def test_a_document_of_too_many_sentences_is_refused_before_embedding(corpus: Path, tmp_path: Path, counting):
     """300 KB of one-letter lines is 100,001 sentences to embed: the file is refused by name,
     nothing of it embedded, and the other files are indexed; it is read again (and refused
