@@ -18,18 +18,19 @@ from .segment import make_passages, split_sentences
 # 0.958 with five (the peers index whole SQuAD paragraphs, about five sentences).
 PASSAGE_SIZE = 4
 PASSAGE_STRIDE = 3
-# Sentences one document may hold. Five million characters of prose (the text limit) make
-# 26,000-45,000; a 64 KB Word file of one-letter paragraphs made 308,000, and two minutes and
-# 1.8 GB of embedding. At this limit, embedding takes about 45 s on two cores.
+# Sentences one document may hold, each embedded: two to four times the text limit's prose
+# (measurements: docs/formats.md, "Hostile files").
 MAX_SENTENCES = 100_000
 
 
 class TooManySentences(ValueError):
-    """A document splits into more than :data:`MAX_SENTENCES` sentences; nothing was embedded."""
+    """Documents that split into more than :data:`MAX_SENTENCES` sentences; nothing was embedded.
+    ``refused`` maps each one's id to why."""
 
-    def __init__(self, doc_id: str, count: int) -> None:
-        super().__init__(f"{doc_id}: {count} sentences; the limit is {MAX_SENTENCES} a document: split it into smaller files")
-        self.doc_id = doc_id
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.refused = {d: f"{d}: {n} sentences; the limit is {MAX_SENTENCES} a document: split it into smaller files"
+                        for d, n in counts.items()}
+        super().__init__("; ".join(self.refused.values()))
 
 
 def ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -59,7 +60,7 @@ def passage_vectors(sentence_vecs: np.ndarray, first: np.ndarray, last: np.ndarr
 class Segmented:
     """New texts segmented, tokenised and embedded: their rows, numbered from 0, to append.
 
-    Raises :class:`TooManySentences` for the first text over the limit, before any embedding.
+    Raises :class:`TooManySentences`, naming every text over the limit, before any embedding.
     """
 
     def __init__(
@@ -69,10 +70,13 @@ class Segmented:
         cols: dict[str, list[int]] = {k: [] for k in ("s_doc", "s_start", "s_end", "p_doc", "p_start", "p_end", "first", "last")}
         texts: list[str] = []
         p_texts: list[str] = []
+        too_many: dict[str, int] = {}
         for di, entry in enumerate(entries):
             sents = split_sentences(entry.text)
             if len(sents) > MAX_SENTENCES:
-                raise TooManySentences(entry.id, len(sents))
+                too_many[entry.id] = len(sents)
+            if too_many:
+                continue  # each text is still counted, but no rows are built: the caller retries without those
             base = len(cols["s_doc"])
             for sp in sents:
                 cols["s_doc"].append(di), cols["s_start"].append(sp.start), cols["s_end"].append(sp.end)
@@ -81,6 +85,8 @@ class Segmented:
                 cols["p_doc"].append(di), cols["p_start"].append(p.start), cols["p_end"].append(p.end)
                 cols["first"].append(base + p.first), cols["last"].append(base + p.last)
                 p_texts.append(entry.text[p.start:p.end])
+        if too_many:
+            raise TooManySentences(too_many)
         c = {k: np.asarray(v, dtype=np.int32) for k, v in cols.items()}
         vecs = embed_batched(embedder, texts, progress) if texts else np.zeros((0, dim), dtype=np.float32)
         self.sentences = Table(c["s_doc"], c["s_start"], c["s_end"], vecs)

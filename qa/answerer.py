@@ -293,6 +293,8 @@ MIN_INITIALS = 3
 def _is_initials(word: str) -> bool:
     """Whether ``word`` is written as initials: 3 to 6 capitals ("FSF", "GPL", "LGPL")."""
     return word.isalpha() and word.isupper() and MIN_INITIALS <= len(word) <= MAX_NAMING_TITLE_WORDS
+
+
 _NOT_NAMING = frozenset({normalise("version")})
 
 

@@ -354,11 +354,11 @@ class Bot:
             try:
                 current = self.retriever.update(current, upserts, report.removed, self.embedder, progress)
                 break
-            except TooManySentences as exc:  # refused like an unreadable file; the others are indexed
-                report.errors[exc.doc_id] = str(exc)
-                upserts = [e for e in upserts if e.id != exc.doc_id]
-                report.added = [d for d in report.added if d != exc.doc_id]
-                report.changed = [d for d in report.changed if d != exc.doc_id]
+            except TooManySentences as exc:  # refused like unreadable files; the others are indexed
+                report.errors.update(exc.refused)
+                upserts = [e for e in upserts if e.id not in exc.refused]
+                report.added = [d for d in report.added if d not in exc.refused]
+                report.changed = [d for d in report.changed if d not in exc.refused]
         self._index = current
         self._drop_stale_layouts(current)
         stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries

@@ -32,6 +32,7 @@ def first_hidden(name: str, categories: frozenset[str] = HIDDEN_CATEGORIES) -> s
     """The first character of ``name`` in one of the Unicode ``categories``, if any."""
     return next((c for c in name if unicodedata.category(c) in categories), None)
 
+
 SUPPORTED_SUFFIXES = tuple(KINDS)
 # The largest file read as a document (an upload or a file in the folder): parsing and
 # indexing time grow with it. PDF, Word and web pages carry markup, fonts and images besides

@@ -316,13 +316,21 @@ def test_a_document_of_too_many_sentences_is_refused_before_embedding(corpus: Pa
     from index.build import MAX_SENTENCES
 
     (corpus / "lines.md").write_bytes(b"a\n\n" * (MAX_SENTENCES + 1))
+    (corpus / "more.md").write_bytes(b"b\n\n" * (MAX_SENTENCES + 2))
     bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=counting)
+    updates = []
+    real_update = bot.retriever.update
+    bot.retriever.update = lambda *args, **kw: updates.append(1) or real_update(*args, **kw)
     report = bot.sync()
+    assert report.errors["more.md"].startswith(f"more.md: {MAX_SENTENCES + 2} sentences")
+    assert len(updates) == 2  # both found by the first try, indexed without them by the second
+    del bot.retriever.update
     assert sorted(report.added) == ["lighthouse.md", "notes/bees.txt", "volcano.txt"]
     assert report.errors["lines.md"] == f"lines.md: {MAX_SENTENCES + 1} sentences; the limit is {MAX_SENTENCES} a document: split it into smaller files"
     assert counting.count == len(bot.index.sentences) < 100  # the refused file's sentences were never embedded
     again = bot.sync()
     assert "lines.md" in again.errors and not again.touched
     (corpus / "lines.md").write_bytes(b"a\n\n" * 3)
+    (corpus / "more.md").unlink()
     assert bot.sync().added == ["lines.md"]
     assert "lines.md" in bot.index.doc_ids

@@ -31,13 +31,10 @@ from .text import join_blocks, table_row
 # zip bomb (a few KB that unpack to gigabytes). Real documents, images included, stay far below.
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
 MAX_ZIP_ENTRIES = 10_000
-# Paragraphs (table cells' included) a body may hold: a thousand-page report has some 50,000. A
-# 64 KB file of one-letter paragraphs unpacks to over 300,000, and reading them takes minutes.
+# Paragraphs (table cells' included) a body may hold: a thousand-page report has some 50,000.
 MAX_PARAGRAPHS = 100_000
-# XML tags ("<") in the package's parts, counted while streaming them: python-docx holds every
-# part as a tree (about 120 bytes a tag), so a 200 MB part of tiny elements would take gigabytes
-# before its paragraphs could be counted. A formatted paragraph is 20-60 tags, the blank
-# template 24,000.
+# XML tags ("<") in the package's parts, counted while streaming them, before python-docx holds
+# them all as trees (docs/formats.md, "Hostile files"); a formatted paragraph is 20-60 tags.
 MAX_XML_TAGS = 5_000_000
 # python-docx's own blank template carries this creation date (and author "python-docx"), so a
 # file made from it without setting ``created`` says nothing about its date.

@@ -38,9 +38,8 @@ _AS_CP1252 = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", 
 # paragraph has tens of pieces, 5,000 of them take ~0.3 s.
 MAX_ELEMENTS = 100_000
 MAX_PARAGRAPH_PIECES = 5_000
-# Attributes one tag may carry. libxml2 checks each against those before it, and trafilatura
-# copies them: one tag with 40,000 attributes took 49 s to read, 20,000 took 4 s. Real tags
-# carry a handful (an inline SVG path's thousands of numbers are one attribute).
+# Attributes one tag may carry: libxml2 and trafilatura are quadratic in them (docs/formats.md,
+# "Hostile files"); real tags carry a handful.
 MAX_TAG_ATTRIBUTES = 2_000
 # A start tag up to its closing ">" (quoted values may hold one), and the quoted values in it.
 _START_TAG = re.compile(r"""<[A-Za-z](?:[^<>"']|"[^"]*"|'[^']*')*""")
