@@ -138,11 +138,14 @@ def versioned(title: str, next_line: str | None) -> str:
     return f"{title} Version {version.group(1)}" if version and "version" not in title.lower() else title
 
 
-def opening_title(text: str) -> str:
-    """A title from a text's first non-empty line and the version the next one gives (for a
-    file whose own metadata has none)."""
+def document_title(own: str, text: str) -> str:
+    """A document's title: its own (from the file's metadata) or else the text's first non-empty
+    line, with the version the next line gives when that first line is the title."""
     lines = [m.group().strip() for m in itertools.islice(re.finditer(r"[^\n]*\S[^\n]*", text), 2)]
-    return versioned(lines[0], lines[1] if len(lines) > 1 else None) if lines else ""
+    own = own.strip()
+    if not lines or own and own.casefold().split() != lines[0].casefold().split():
+        return own
+    return versioned(own or lines[0], lines[1] if len(lines) > 1 else None)
 
 
 def check_deadline(doc_id: str, where: str) -> None:

@@ -79,7 +79,9 @@ def test_docx_title_from_its_first_line_holds_the_version_under_it():
     for text in ("ZEPHYR PUBLIC LICENSE", "Version 3, 29 June 2007", "Everyone may copy this license."):
         word.add_paragraph(text)
     assert parse_docx(_save(word), "zpl.docx").title == "ZEPHYR PUBLIC LICENSE Version 3"
-    word.core_properties.title = "Zephyr licence"  # the file's own title stands as it is
+    word.core_properties.title = " Zephyr  Public License "  # the file's own title, shown first
+    assert parse_docx(_save(word), "zpl.docx").title == "Zephyr  Public License Version 3"
+    word.core_properties.title = "Zephyr licence"  # not the first line: it stands as it is
     assert parse_docx(_save(word), "zpl.docx").title == "Zephyr licence"
 
 
@@ -249,6 +251,13 @@ def test_html_fallbacks_without_metadata():
     assert doc.date is None
     assert doc.title == "Notes from the volunteer meeting about the beach cleaning in spring."
     assert doc.text.endswith("forty bags of litter along the shore.")
+
+
+def test_html_title_holds_the_version_under_its_heading():
+    text = "<p>Everyone may copy this license document, but changing it is not allowed.</p>" * 3
+    for head in ("<title>Zephyr Public License</title>", ""):
+        page = f"<html><head>{head}</head><body><h1>ZEPHYR PUBLIC LICENSE</h1><p>Version 2, June 1991</p>{text}</body></html>"
+        assert parse_html(page.encode(), "zpl.html").title == "ZEPHYR PUBLIC LICENSE Version 2"
 
 
 def test_html_decodes_by_the_declared_charset():

@@ -72,11 +72,13 @@ def test_layout_survives_a_round_trip(report):
 
 
 def test_a_title_from_the_first_line_holds_the_version_under_it():
-    """Without a metadata title, the first line is the title, with the version the next line
-    gives: two versions of one licence are told apart by it."""
+    """The first line, or the metadata title that repeats it, is the title with the version the
+    next line gives: two versions of one licence are told apart by it."""
     lines = [("title", "ZEPHYR PUBLIC LICENSE"), ("line", "Version 2, June 1991"), ("gap", ""),
              ("line", "Everyone may copy this license, but changing it is not allowed.")]
     assert parse_document(report_pdf([lines], title="", running=False), "zpl.pdf").title == "ZEPHYR PUBLIC LICENSE Version 2"
+    assert parse_document(report_pdf([lines], title="Zephyr Public License", running=False), "zpl.pdf").title == (
+        "Zephyr Public License Version 2")  # the metadata title over that first line: shown as the file gives it
     assert parse_document(report_pdf([lines], title="Zephyr licence", running=False), "zpl.pdf").title == "Zephyr licence"
 
 

@@ -23,7 +23,7 @@ from docx.oxml.ns import qn
 from docx.table import Table
 from lxml import etree
 
-from ..ingest import IngestError, opening_title, short_title
+from ..ingest import IngestError, document_title, short_title
 from ..types import Document
 from .text import join_blocks, table_row
 
@@ -54,13 +54,13 @@ def parse_docx(data: bytes, doc_id: str) -> Document:
                               "minutes: split the document into smaller files")
         blocks = list(_blocks(word))
         props = word.core_properties
-        title, created = (props.title or "").strip(), props.created
+        title, created = props.title or "", props.created
     except IngestError:
         raise
     except (PackageNotFoundError, KeyError, ValueError, etree.LxmlError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise _unreadable(doc_id, exc) from None
     text = join_blocks(blocks)
-    title = title or opening_title(text) or Path(doc_id).stem
+    title = document_title(title, text) or Path(doc_id).stem
     return Document(id=doc_id, title=short_title(title), date=_created_date(created), text=text, kind="docx")
 
 

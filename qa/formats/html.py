@@ -17,7 +17,7 @@ import trafilatura
 from lxml import etree
 from trafilatura.settings import set_date_params
 
-from ..ingest import IngestError, opening_title, short_title
+from ..ingest import IngestError, document_title, short_title
 from ..types import Document
 from .text import clean_block, join_blocks, table_row
 
@@ -77,7 +77,7 @@ def parse_html(data: bytes, doc_id: str) -> Document:
         # the whole body) by then, so nothing would find text (a page built by scripts).
         raise IngestError(f"{doc_id}: no main text found in this web page (if its text is filled in by scripts, "
                           "which are never run, save the page from the browser as 'Web Page, Complete' or as text)")
-    title = (found.title or "").strip() or opening_title(text) or Path(doc_id).stem
+    title = document_title(found.title or "", text) or Path(doc_id).stem
     return Document(id=doc_id, title=short_title(title), date=found.date or None, text=text, kind="html")
 
 

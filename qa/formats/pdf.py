@@ -78,7 +78,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
     is encrypted, damaged, longer than ``max_pages`` or holds no text."""
     import pypdfium2 as pdfium
 
-    from ..ingest import MAX_DOCUMENT_BYTES, IngestError, check_deadline, opening_title, short_title
+    from ..ingest import MAX_DOCUMENT_BYTES, IngestError, check_deadline, document_title, short_title
 
     max_pages = MAX_PAGES if max_pages is None else max_pages
     try:
@@ -138,7 +138,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
     text, layout = _assemble(lines, sizes, ocr, hashlib.sha256(data).hexdigest())
     if not text.strip():
         raise IngestError(f"{doc_id}: no text found in the PDF" + (f" ({'; '.join(warnings)})" if warnings else ""))
-    title = _meta_title(meta.get("Title", "")) or short_title(opening_title(text))
+    title = short_title(document_title(_meta_title(meta.get("Title", "")), text))
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=_meta_date(meta.get("CreationDate", "")),
                     text=text, kind="pdf", layout=layout, warnings=tuple(warnings))
 
@@ -318,12 +318,10 @@ def _assemble(lines: list[_Line], sizes: list[tuple[float, float]], ocr: list[bo
 
 def _meta_title(title: str) -> str:
     """The metadata title, unless it is a placeholder a tool wrote."""
-    from ..ingest import short_title
-
     title = re.sub(r"^Microsoft (Word|PowerPoint) - ", "", title.strip())
     if not title or title.lower() in {"untitled", "(anonymous)", "(unspecified)"} or re.fullmatch(r"[\w-]+\.(docx?|pdf|txt)", title):
         return ""
-    return short_title(title)
+    return title
 
 
 def _meta_date(value: str) -> str | None:
