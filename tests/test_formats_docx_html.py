@@ -20,7 +20,7 @@ from conftest import DATA, DOCUMENTS
 from eval.formats import article, convert
 from index.segment import split_sentences
 from qa.formats.docx import MAX_PARAGRAPHS, MAX_UNPACKED_BYTES, MAX_XML_TAGS, MAX_ZIP_ENTRIES, parse_docx
-from qa.formats.html import MAX_ELEMENTS, MAX_PARAGRAPH_PIECES, MAX_TAG_ATTRIBUTES, parse_html
+from qa.formats.html import MAX_ELEMENTS, MAX_PARAGRAPH_PIECES, MAX_START_TAGS, MAX_TAG_ATTRIBUTES, parse_html
 from qa.ingest import IngestError, load_folder, parse_document, parse_text
 
 
@@ -288,9 +288,13 @@ def test_html_without_main_text_is_refused():
 
 
 def test_html_too_fragmented_is_refused_quickly():
+    """Too many elements are counted once parsed; many more tags than that, before parsing."""
     pieces = "<p>" + "<b>x</b> " * MAX_PARAGRAPH_PIECES + "</p>"
     elements = "<div>" + "<span>x</span>" * MAX_ELEMENTS + "</div>"
-    for body, reason in ((pieces, "a paragraph made of"), (elements, "HTML elements")):
+    tags = "<div>" + "<i>x</i>" * MAX_START_TAGS + "</div>"
+    past = len("<html><body><div>") + len("<i>x</i>") * (MAX_START_TAGS - 3)  # the tag past the limit
+    for body, reason in ((pieces, "a paragraph made of"), (elements, f"{MAX_ELEMENTS + 3} HTML elements"),
+                         (tags, f"over {MAX_START_TAGS} HTML tags by character {past}")):
         t = time.perf_counter()
         with pytest.raises(IngestError, match=f"^big.html: .*{reason}"):
             parse_html(f"<html><body>{body}</body></html>".encode(), "big.html")

@@ -37,6 +37,9 @@ _AS_CP1252 = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", 
 # ~19 s; a 16 MiB page of real paragraphs has ~52,000 elements and reads in ~8 s; a real
 # paragraph has tens of pieces, 5,000 of them take ~0.3 s.
 MAX_ELEMENTS = 100_000
+# Parsing alone costs ~0.25 GB a million elements: a page of more start tags than this (counted
+# in the source, comments and scripts too, hence the margin) is refused before it is parsed.
+MAX_START_TAGS = 2 * MAX_ELEMENTS
 MAX_PARAGRAPH_PIECES = 5_000
 # Attributes one tag may carry: libxml2 and trafilatura are quadratic in them (docs/formats.md,
 # "Hostile files"); real tags carry a handful.
@@ -52,7 +55,7 @@ _INLINE = frozenset({"hi", "ref", "del", "span", "lb"})
 def parse_html(data: bytes, doc_id: str) -> Document:
     """Read a web page's bytes as a document (kind ``"html"``)."""
     page = decode(data)
-    _check_attributes(page, doc_id)
+    _check_tags(page, doc_id)
     tree = parse_tree(page)
     if tree is None:
         raise IngestError(f"{doc_id}: an empty web page (no markup, no text); nothing to read")
@@ -94,10 +97,15 @@ def parse_tree(page: str) -> lxml.html.HtmlElement | None:
         return None
 
 
-def _check_attributes(page: str, doc_id: str) -> None:
-    """Refuse a tag with more than :data:`MAX_TAG_ATTRIBUTES` attributes, before parsing; one
-    regex pass over the page (0.3 s for 16 MB), counting only in tags too long to be harmless."""
-    for m in _START_TAG.finditer(page):
+def _check_tags(page: str, doc_id: str) -> None:
+    """Refuse a page of more than :data:`MAX_START_TAGS` tags or a tag with more than
+    :data:`MAX_TAG_ATTRIBUTES` attributes, before parsing; one regex pass over the page (0.3 s
+    for 16 MB), counting attributes only in tags too long to be harmless."""
+    for count, m in enumerate(_START_TAG.finditer(page), 1):
+        if count > MAX_START_TAGS:
+            raise IngestError(f"{doc_id}: over {MAX_START_TAGS} HTML tags by character {m.start()} (the limit is "
+                              f"{MAX_ELEMENTS} elements); reading it would take minutes: split the page, or save it "
+                              "as text (.txt)")
         if m.end() - m.start() > 4 * MAX_TAG_ATTRIBUTES:
             attributes = len(_QUOTED.sub(" ", m.group()).split()) - 1  # the names, less the tag's own
             if attributes > MAX_TAG_ATTRIBUTES:
