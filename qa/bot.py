@@ -26,7 +26,7 @@ from index.text import terms
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
 from .answerer import Answerer, name_terms, named_documents, without_names
 from .conversation import resolve
-from .ingest import SUPPORTED_SUFFIXES, IngestError, first_hidden, load_folder, max_bytes, parse_document
+from .ingest import SUPPORTED_SUFFIXES, FileProgress, IngestError, first_hidden, load_folder, max_bytes, parse_document
 from .layout import Layout, load_layout, save_layout
 from .dates import answer_date
 from .feedback import FEEDBACK_FILE, FeedbackError, FeedbackStore, Span, conversation
@@ -305,17 +305,18 @@ class Bot:
         return self._index
 
     def sync(
-        self, progress: Callable[[int, int], None] | None = None, read_progress: Callable[[int, int], None] | None = None,
+        self, progress: Callable[[int, int], None] | None = None, read_progress: FileProgress | None = None,
     ) -> SyncReport:
         """Bring the index in step with the folder: add, re-embed changed, drop removed.
 
         ``progress(done, total)`` reports embedding progress over the texts to embed,
-        ``read_progress(done, total)`` reading progress over the files.
+        ``read_progress(done, total[, detail])`` reading progress over the files (see
+        :class:`qa.ingest.FileProgress`).
         """
         with self._writing():
             return self._sync(progress, read_progress)
 
-    def _sync(self, progress: Callable[[int, int], None] | None, read_progress: Callable[[int, int], None] | None) -> SyncReport:
+    def _sync(self, progress: Callable[[int, int], None] | None, read_progress: FileProgress | None) -> SyncReport:
         """:meth:`sync` for a writer holding the lease."""
         report = SyncReport()
         if self._index is None:  # first look at the folder in this process

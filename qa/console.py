@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from typing import Callable, Iterator
 
 
@@ -19,18 +20,28 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+# How often a bar redraws for a new detail alone (a text PDF's pages come every millisecond).
+DETAIL_SECONDS = 0.5
+
+
 @contextlib.contextmanager
-def progress_bar(show: bool = True, desc: str = "embedding", unit: str = "text") -> Iterator[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callback drawing a bar on stderr, closed on exit."""
+def progress_bar(show: bool = True, desc: str = "embedding", unit: str = "text") -> Iterator[Callable[..., None]]:
+    """A ``progress(done, total[, detail])`` callback drawing a bar on stderr, closed on exit;
+    ``detail`` ("scan.pdf: page 3 of 40") is shown after the bar until a call without one."""
     from tqdm import tqdm
 
     bar = None
+    drawn = 0.0
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
+    def progress(done: int, total: int, detail: str | None = None) -> None:
+        nonlocal bar, drawn
         if bar is None:
             bar = tqdm(total=total, unit=unit, desc=desc, disable=not show, file=sys.stderr)
+        bar.set_postfix_str(detail or "", refresh=False)
         bar.update(done - bar.n)
+        if time.monotonic() - drawn >= DETAIL_SECONDS:
+            bar.refresh()
+            drawn = time.monotonic()
 
     try:
         yield progress

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -13,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from dateutil import parser as dateparser
 
@@ -42,6 +43,8 @@ MAX_PACKED_BYTES = 16 * 1024 * 1024
 # When a read must end (``time.monotonic()``), set in the reading thread by a caller with a time
 # limit (the upload API's): its caller has answered by then, and the work would be wasted.
 PARSE_DEADLINE: ContextVar[float | None] = ContextVar("parse_deadline", default=None)
+# Where a long read has got to ("page 120 of 500"), for a caller that shows it (a folder's).
+READ_PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("read_progress", default=None)
 # A date is a few short tokens ("Wednesday, September 15, 2021 10:30 AM"); dateutil's parser is
 # quadratic in its input, so a longer candidate is not a date and is never handed to it.
 MAX_DATE_TOKENS = 6
@@ -58,6 +61,13 @@ _HEAD_LINES = 8
 # A line under a title that gives its version ("Version 3, 29 June 2007").
 _VERSION_LINE = re.compile(r"\s*Version\s+(\d+(?:\.\d+)*)\b", re.IGNORECASE)
 _DATE_LINE = re.compile(r"^\s*(?:published|date|dated|posted|updated)\b\s*:?\s*(?P<rest>.+)$", re.IGNORECASE)
+
+
+class FileProgress(Protocol):
+    """``progress(done, total, detail)``: ``done`` files of ``total`` read, ``detail`` saying where
+    in the next one a long read is ("scan.pdf: page 3 of 40"), or None when it is not said."""
+
+    def __call__(self, done: int, total: int, detail: str | None = None, /) -> None: ...
 
 
 class IngestError(ValueError):
@@ -148,8 +158,12 @@ def document_title(own: str, text: str) -> str:
     return versioned(own or lines[0], lines[1] if len(lines) > 1 else None)
 
 
-def check_deadline(doc_id: str, where: str) -> None:
-    """Stop a read that has run past :data:`PARSE_DEADLINE` (a reader calls it between pages)."""
+def reading_at(doc_id: str, where: str) -> None:
+    """A reader calls it between pages: ``where`` it is goes to :data:`READ_PROGRESS`, and a read
+    that has run past :data:`PARSE_DEADLINE` stops."""
+    report = READ_PROGRESS.get()
+    if report is not None:
+        report(f"{doc_id}: {where}")
     deadline = PARSE_DEADLINE.get()
     if deadline is not None and time.monotonic() > deadline:
         raise IngestError(f"{doc_id}: reading stopped at {where}, past the time allowed for it; split it into smaller files")
@@ -276,20 +290,21 @@ def iter_files(folder: Path, refused: dict[str, str] | None = None) -> list[tupl
 
 def load_folder(
     folder: str | Path, skip: Callable[[str, tuple[int, int]], bool] | None = None, max_pages: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: FileProgress | None = None,
 ) -> IngestResult:
     """Read every supported file under ``folder``; a bad file is reported, not fatal.
 
     ``skip(doc_id, (size, mtime_ns))`` may say a file is unchanged since it was last read;
     it is then listed in ``unchanged`` and not read. ``max_pages`` bounds a PDF's pages;
-    ``progress(done, total)`` is called after each file.
+    ``progress(done, total)`` is called before each file (``done`` files read), ``progress(done,
+    total, detail)`` between the pages of a long one, and ``progress(total, total)`` at the end.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise IngestError(f"documents folder {folder} does not exist or is not a folder")
     result = IngestResult()
     files = iter_files(folder, result.errors)
-    for done, (path, doc_id, st) in enumerate(files, 1):
+    for done, (path, doc_id, st) in enumerate(files):
         if progress is not None:
             progress(done, len(files))
         sig = (st.st_size, st.st_mtime_ns)
@@ -297,14 +312,19 @@ def load_folder(
         if skip is not None and skip(doc_id, sig):
             result.unchanged.append(doc_id)
             continue
+        where = READ_PROGRESS.set(None if progress is None else functools.partial(progress, done, len(files)))
         try:
             doc = read_document(path, doc_id, max_pages)
         except (IngestError, OSError) as exc:
             result.errors[doc_id] = str(exc)
             continue
+        finally:
+            READ_PROGRESS.reset(where)
         if not doc.text.strip():
             result.warnings[doc_id] = f"{doc_id}: empty file, nothing to index"
         elif doc.warnings:
             result.warnings[doc_id] = "; ".join(doc.warnings)
         result.documents.append(doc)
+    if progress is not None and files:
+        progress(len(files), len(files))
     return result

@@ -118,6 +118,25 @@ def test_a_bad_pdf_in_a_folder_is_listed_and_the_rest_read(tmp_path):
     assert "encrypted" in result.errors["locked.pdf"]
 
 
+def test_a_folder_read_says_which_page_of_a_pdf_it_is_on(tmp_path, monkeypatch, capsys):
+    """A scanned book takes minutes to read: the reading bar names the file and page as it goes."""
+    from qa import console
+
+    (tmp_path / "a.txt").write_text("The pier opened in May.")
+    (tmp_path / "report.pdf").write_bytes(report_pdf())
+    calls = []
+    load_folder(tmp_path, progress=lambda *call: calls.append(call))
+    assert calls == [(0, 2), (1, 2), (1, 2, "report.pdf: page 1 of 2"), (1, 2, "report.pdf: page 2 of 2"), (2, 2)]
+    monkeypatch.setattr(console, "DETAIL_SECONDS", 0)
+    with console.progress_bar(True, "reading", "file") as reading:
+        for call in calls[:3]:
+            reading(*call)
+        assert capsys.readouterr().err.rstrip().endswith("report.pdf: page 1 of 2]")
+        reading(*calls[-1])
+        last = capsys.readouterr().err.rstrip().rsplit("\r", 1)[-1]
+        assert "| 2/2 [" in last and "report.pdf" not in last
+
+
 def test_scanned_pages_are_read_by_ocr(report):
     assert pdf_format.tesseract(), "make installs tesseract-ocr"
     data, typed = report

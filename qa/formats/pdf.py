@@ -78,7 +78,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
     is encrypted, damaged, longer than ``max_pages`` or holds no text."""
     import pypdfium2 as pdfium
 
-    from ..ingest import MAX_DOCUMENT_BYTES, IngestError, check_deadline, document_title, short_title
+    from ..ingest import MAX_DOCUMENT_BYTES, IngestError, document_title, reading_at, short_title
 
     max_pages = MAX_PAGES if max_pages is None else max_pages
     try:
@@ -101,7 +101,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
             raise IngestError(f"{doc_id}: {pages} pages; the limit is {max_pages} (QA_MAX_PDF_PAGES): "
                               "split the PDF into smaller files")
         for number in range(1, pages + 1):
-            check_deadline(doc_id, f"page {number} of {pages}")
+            reading_at(doc_id, f"page {number} of {pages}")
             image = None
             with PDFIUM:  # one page at a time, so page images for citations are drawn in between
                 page = pdf[number - 1]
