@@ -608,7 +608,7 @@ class Bot:
         """PNG of a PDF's page with the characters ``sentence`` and ``answer`` (offsets into the
         document's text) highlighted; :class:`DocumentError` (``missing``) for an unknown
         document, one that is not a PDF or offsets outside its text, :class:`~qa.pages.PageError`
-        for a page it lacks or a file changed since it was indexed."""
+        for a page it lacks, a file changed since it was indexed or a page pdfium cannot draw."""
         from .pages import render_page
 
         index = self.index

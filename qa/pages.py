@@ -10,11 +10,14 @@ import hashlib
 import io
 from pathlib import Path
 
-from .formats.pdf import PDFIUM
+from .formats.pdf import PDFIUM, bounded_scale
 from .layout import Layout
 
-# Pixels per PDF point: 2 gives a letter page 1224 px wide, sharp at full size and on phones.
+# Pixels per PDF point: 2 gives a letter page 1224 px wide, sharp at full size and on phones...
 SCALE = 2.0
+# ... but no page image has more pixels than this (an A2 poster at scale 2; 4 bytes each, twice
+# over for the highlights): a page of 6,000 points square took 2.25 GB to draw at scale 2.
+MAX_PAGE_PIXELS = 8_000_000
 # Highlight colours (RGBA): the sentence, and more strongly the short answer inside it.
 SENTENCE_FILL = (255, 214, 0, 90)
 ANSWER_FILL = (255, 140, 0, 150)
@@ -22,7 +25,8 @@ ANSWER_EDGE = (200, 80, 0, 255)
 
 
 class PageError(ValueError):
-    """The page cannot be drawn: ``kind`` is ``missing`` (no such page) or ``changed``."""
+    """The page cannot be drawn: ``kind`` is ``missing`` (no such page), ``changed`` or
+    ``unreadable`` (pdfium failed to draw it)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -34,7 +38,8 @@ def render_page(
     answer: tuple[int, int] | None = None, scale: float = SCALE,
 ) -> bytes:
     """PNG of ``page`` (1-based) of the PDF at ``path``, with the characters ``sentence`` and
-    ``answer`` (offsets into the document's text) highlighted where they fall on this page."""
+    ``answer`` (offsets into the document's text) highlighted where they fall on this page; drawn
+    at ``scale`` pixels a point, or less for a page over :data:`MAX_PAGE_PIXELS`."""
     import pypdfium2 as pdfium
     from PIL import Image, ImageDraw
 
@@ -46,13 +51,16 @@ def render_page(
         raise PageError("changed", f"{path.name} is no longer in the documents folder") from None
     if hashlib.sha256(data).hexdigest() != layout.source_sha256:
         raise PageError("changed", f"{path.name} has changed since it was indexed; the index catches up at the next sync")
+    width, height = (float(v) for v in layout.sizes[page - 1])
+    scale = bounded_scale(width, height, scale, MAX_PAGE_PIXELS)
     with PDFIUM:
         pdf = pdfium.PdfDocument(data)
         try:
             image = pdf[page - 1].render(scale=scale).to_pil().convert("RGBA")
+        except pdfium.PdfiumError as exc:
+            raise PageError("unreadable", f"page {page} of {path.name} cannot be drawn ({exc})") from None
         finally:
             pdf.close()
-    height = float(layout.sizes[page - 1][1])
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     for span, fill, edge in ((sentence, SENTENCE_FILL, None), (answer, ANSWER_FILL, ANSWER_EDGE)):

@@ -245,6 +245,30 @@ def _pixel(png: bytes, x: float, y: float, height: float, scale: float = 2.0) ->
     return img.getpixel((int(x * scale), int((height - y) * scale)))
 
 
+def test_a_huge_page_is_drawn_at_a_bounded_size(tmp_path):
+    """A 600-byte PDF can declare a page 6,000 points square: drawn at scale 2 it took 2.25 GB;
+    it is drawn at most MAX_PAGE_PIXELS, with the highlight still over its sentence."""
+    from reportlab.pdfgen.canvas import Canvas
+
+    from qa.pages import MAX_PAGE_PIXELS, SCALE, render_page
+
+    buf = io.BytesIO()
+    canvas = Canvas(buf, pagesize=(6000, 6000))
+    canvas.setFont("Helvetica", 200)
+    canvas.drawString(300, 3000, "The harbour opened in May.")
+    canvas.save()
+    path = tmp_path / "poster.pdf"
+    path.write_bytes(buf.getvalue())
+    doc = parse_document(path.read_bytes(), "poster.pdf")
+    png = render_page(path, doc.layout, 1, (0, len(doc.text)))
+    width, height = Image.open(io.BytesIO(png)).size
+    scale = width / 6000
+    assert width == height and width * height <= MAX_PAGE_PIXELS * 1.001 and scale < SCALE  # pixels round up
+    _, x0, y0, x1, y1 = doc.layout.boxes(0, len(doc.text))[0]
+    r, g, b = _pixel(png, (x0 + x1) / 2, y0 + 5, 6000, scale)
+    assert r >= 190 and b < 170, (r, g, b)
+
+
 def test_api_serves_the_pdf_its_text_and_highlighted_pages(embedder, tmp_path, report):
     from qa.api import Settings, create_app
     from qa.bot import Bot

@@ -118,7 +118,7 @@ async def page_image(
     try:
         png = await service.parse_budget.run(partial(service.bot.page_png, doc, page, sentence, answer))
     except (DocumentError, PageError) as exc:
-        raise HTTPException(409 if exc.kind == "changed" else 404, str(exc)) from None
+        raise HTTPException({"changed": 409, "unreadable": 422}.get(exc.kind, 404), str(exc)) from None
     except TimeoutError:
         raise HTTPException(503, f"drawing page {page} took longer than {service.settings.parse_timeout_s:g} s") from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})

@@ -229,10 +229,16 @@ def _mark_paragraphs(lines: list[_Line]) -> None:
         )
 
 
+def bounded_scale(width: float, height: float, scale: float, max_pixels: float) -> float:
+    """``scale`` pixels per point for a page of ``width`` by ``height`` points, or less where the
+    image would exceed ``max_pixels`` (a few hundred bytes of PDF can declare a page 5 m wide)."""
+    return min(scale, math.sqrt(max_pixels / max(width * height, 1.0)))
+
+
 def ocr_scale(width: float, height: float) -> float:
-    """Pixels per point at which a page of ``width`` by ``height`` points is rendered for OCR:
-    :data:`OCR_DPI`, or less for a page that would exceed :data:`MAX_OCR_PIXELS`."""
-    return min(OCR_DPI / 72, math.sqrt(MAX_OCR_PIXELS / max(width * height, 1.0)))
+    """Pixels per point at which a page is rendered for OCR: :data:`OCR_DPI`, or less for a page
+    that would exceed :data:`MAX_OCR_PIXELS`."""
+    return bounded_scale(width, height, OCR_DPI / 72, MAX_OCR_PIXELS)
 
 
 def _ocr_lines(image, scale: float, height: float, number: int, exe: str, doc_id: str) -> list[_Line]:
