@@ -264,8 +264,8 @@ async def send_error(send: Send, status: int, detail: str, headers: dict[str, st
 
 class GuardMiddleware:
     """Cross-site and DNS-rebinding refusal for writes, the key where it is required, rate
-    limits, byte limits on bodies (per request and all together), slow-client timeouts,
-    protective headers, and no CORS headers for origins not listed.
+    limits, byte limits on bodies (per request, per client and all together), slow-client
+    timeouts, protective headers, and no CORS headers for origins not listed.
 
     Bodies are read here, up to the cap, before the app sees them, so an oversized request is
     refused with 413 however it is sent (with a Content-Length or chunked).
@@ -278,6 +278,10 @@ class GuardMiddleware:
         self.cors = {o.rstrip("/").lower() for o in settings.cors_origins}
         self.proxies = TrustedProxies(settings.trusted_proxies)
         self.inflight = 0  # body bytes held by requests in progress (one event loop: no lock)
+        # ... and by each client: one may hold an upload and a question at once, so a few slow
+        # bodies of one client cannot fill the budget and turn everyone else's questions away.
+        self.inflight_by: dict[str, int] = {}
+        self.client_share = settings.max_upload_bytes + settings.max_body_bytes
 
     # ----- who may do what --------------------------------------------------------------------
     def origin_listed(self, origin: str | None) -> bool:
@@ -336,9 +340,9 @@ class GuardMiddleware:
             await send_error(send, 401, "uploading documents needs the API key: type it in the page's key field "
                                         "(or send X-API-Key)", {"WWW-Authenticate": "Bearer"})
             return
+        peer = scope.get("client")
+        client = self.proxies.client(peer[0] if peer else "unknown", headers.getlist("x-forwarded-for"))
         if self.limiter is not None and (is_api or gradio_write) and method != "OPTIONS":
-            peer = scope.get("client")
-            client = self.proxies.client(peer[0] if peer else "unknown", headers.getlist("x-forwarded-for"))
             wait = self.limiter.hit(client)
             if wait:
                 seconds = max(1, math.ceil(wait))
@@ -377,7 +381,13 @@ class GuardMiddleware:
                             await send_error(send, 503, "the server is receiving too much at once; retry shortly",
                                              {"Retry-After": "2"})
                             return
+                        if self.inflight_by.get(client, 0) + len(body) > self.client_share:
+                            await send_error(send, 503, f"this client is sending over {self.client_share} bytes at "
+                                                        "once in its requests; retry when they are received",
+                                             {"Retry-After": "2"})
+                            return
                         self.inflight += len(body)
+                        self.inflight_by[client] = self.inflight_by.get(client, 0) + len(body)
                         held += len(body)
                         chunks.append(body)
                         if not message.get("more_body", False):
@@ -389,6 +399,10 @@ class GuardMiddleware:
             await self.app(scope, self._replay(chunks, receive), self._send_with_headers(send, path, headers.get("origin")))
         finally:
             self.inflight -= held
+            if held:
+                left = self.inflight_by.pop(client) - held
+                if left:
+                    self.inflight_by[client] = left
 
     @staticmethod
     def _replay(chunks: list[bytes], receive: Receive) -> Receive:

@@ -465,6 +465,33 @@ def test_slow_clients_time_out_and_bodies_in_flight_are_bounded(start):
     assert r.status_code == 200
 
 
+def test_one_client_cannot_hold_the_bodies_in_flight_of_all(start):
+    """Slow bodies of one client fill at most an upload and a question's worth of the in-flight
+    budget: before, four stalled uploads of one client turned every question away with 503."""
+    mib = 1024 * 1024
+    s = start(Settings(rate_limit=0, max_body_bytes=mib, max_upload_bytes=mib, max_inflight_bytes=8 * mib,
+                       body_timeout_s=3, trusted_proxies=("127.0.0.1",)))
+    port = int(s.url.rsplit(":", 1)[1])
+    one = "X-Forwarded-For: 10.0.0.1\r\n"
+    held = [_partial_body(port, "/api/answer", mib - 1000, 900_000, one) for _ in range(2)]
+    time.sleep(0.2)
+    third = _partial_body(port, "/api/answer", mib - 1000, 400_000, one)
+    third.settimeout(5)
+    assert _read_status(third) == 503  # 2.2 MB of this client's, 6 MB of the budget still free
+    third.close()
+    other = s.client.post("/api/answer", json={"question": "Who built the harbour lighthouse?"},
+                          headers={"X-Forwarded-For": "10.0.0.2"})
+    assert other.status_code == 200
+    for sock in held:
+        sock.settimeout(5)
+        assert _read_status(sock) == 408
+        sock.close()
+    again = _partial_body(port, "/api/answer", mib - 1000, 900_000, one)  # its share is free again
+    again.settimeout(5)
+    assert _read_status(again) == 408
+    again.close()
+
+
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
