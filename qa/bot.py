@@ -266,6 +266,9 @@ class Bot:
         self.answerer = answerer or Answerer(quantize_reader=quantize_reader)
         self.legs: tuple[str, ...] = LEGS
         self._index: HybridIndex | None = None
+        # Another process has written a newer index since ``_index`` was read: the next writer
+        # starts from that one, while readers keep ``_index`` until the writer replaces it.
+        self._behind = False
         self._lock = threading.Lock()  # one writer thread at a time; readers use the current snapshot
         self.writer_wait_s = WRITER_WAIT_S
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
@@ -292,7 +295,7 @@ class Bot:
                                             f"{self.writer_wait_s:g} s; try again when it is done") from None
                         time.sleep(0.05)
                 if self._index is not None and not self.retriever.is_current(self._index):
-                    self._index = None  # another process wrote a newer version: start from it
+                    self._behind = True
                 yield
             finally:
                 os.close(fd)  # releases the lease
@@ -321,7 +324,7 @@ class Bot:
         report = SyncReport()
         if self._index is None:  # first look at the folder in this process
             self.clean_leftovers()
-        current = self._index or self._open(report)
+        current = self._snapshot(report)
         known = {e.id: e.sha256 for e in current.entries}
         seen = self._read_file_stats()
 
@@ -360,7 +363,7 @@ class Bot:
                 upserts = [e for e in upserts if e.id not in exc.refused]
                 report.added = [d for d in report.added if d not in exc.refused]
                 report.changed = [d for d in report.changed if d not in exc.refused]
-        self._index = current
+        self._publish(current)
         self._drop_stale_layouts(current)
         stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries
                  if e.id in result.stats and e.id in present and e.id not in report.errors}
@@ -461,7 +464,7 @@ class Bot:
                     _IN_FLIGHT.difference_update(p.name for p in (*temps.values(), *parked.values()))
             for p in parked.values():
                 p.unlink(missing_ok=True)
-            self._index = updated
+            self._publish(updated)
         return Upload(tuple(docs), tuple(replaced))
 
     def _restore(self, index: HybridIndex) -> None:
@@ -492,7 +495,7 @@ class Bot:
                     os.replace(parked, target)
                 raise
             parked.unlink(missing_ok=True)
-            self._index = updated
+            self._publish(updated)
 
     def _parse_upload(self, name: str, data: bytes) -> Document:
         name = clean_name(name)
@@ -626,9 +629,14 @@ class Bot:
         """Let go of outside resources (the Milvus connection, and a Milvus Lite file's server)."""
         self.retriever.close()
 
-    def _snapshot(self) -> HybridIndex:
-        """The current index for a writer, opened (not synced with the folder) if need be."""
-        return self._index if self._index is not None else self._open(SyncReport())
+    def _snapshot(self, report: SyncReport | None = None) -> HybridIndex:
+        """The current index for a writer: the newest on disk (not synced with the folder) when
+        this process has none or another has written since."""
+        return self._index if self._index is not None and not self._behind else self._open(report or SyncReport())
+
+    def _publish(self, index: HybridIndex) -> None:
+        """A writer's new index, from now on the one readers use."""
+        self._index, self._behind = index, False
 
     def _open(self, report: SyncReport) -> HybridIndex:
         index, rebuilt = self.retriever.open(self.embedder)

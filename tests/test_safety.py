@@ -384,6 +384,36 @@ def test_two_writers_over_one_index_keep_both_updates_and_take_turns(embedder, a
         corpus, index_dir=tmp_path / "index", embedder=embedder, answerer=answerer).index.doc_ids)
 
 
+def test_readers_keep_their_index_while_a_writer_catches_up_with_another_process(start, embedder, answerer, monkeypatch):
+    """A writer that finds a newer index written by another process starts from it; readers go
+    on with the index they have until the writer's is ready. Before, they waited for the whole
+    write, and the API's routes that read the index did so on the event loop: the server froze."""
+    s = start()
+    before = s.bot.index
+    other = Bot(s.corpus, index_dir=s.bot.index_dir, embedder=embedder, answerer=answerer)
+    other.add_document("one.txt", b"Another process added this line about kestrels.\n")
+    writing, finish = threading.Event(), threading.Event()
+    update = s.bot.retriever.update
+
+    def paused_update(*args, **kwargs):
+        writing.set()
+        assert finish.wait(30)
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(s.bot.retriever, "update", paused_update)
+    writer = threading.Thread(target=s.bot.add_document, args=("two.txt", b"This process added a line about herons.\n"))
+    writer.start()
+    try:
+        assert writing.wait(30)
+        t0 = time.perf_counter()
+        assert s.client.get("/api/documents").status_code == 200 and s.bot.index is before
+        assert time.perf_counter() - t0 < 5  # the write is paused: waiting for it would never end
+    finally:
+        finish.set()
+        writer.join(60)
+    assert {"one.txt", "two.txt"} <= set(s.bot.index.doc_ids)
+
+
 def test_an_upload_while_another_process_writes_too_long_is_a_503(start, embedder, answerer):
     s = start()
     _ = s.bot.index
