@@ -70,6 +70,10 @@ def check_question(question: object) -> str:
     question = question.strip()
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): it cannot be embedded, stored or sent back
+        raise QuestionError("the question holds invalid Unicode (a lone surrogate); type it again") from None
     return question
 
 

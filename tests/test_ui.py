@@ -177,6 +177,23 @@ def test_handlers_answer_follow_up_and_start_over(page):
     assert "I could not find this in the documents" in messages[1]["content"]
 
 
+def test_a_refused_question_is_kept_short_and_stays_in_the_box(page):
+    """The page's text box holds 2,000 characters only in the browser: a posted 250,000 was kept
+    whole, and every later reply sent each such turn back (reply k grew to k x 1.25 MB)."""
+    from ui.chat import SHOWN_REFUSED_CHARS
+
+    box, messages, entries, _ = page.respond("(" * 250_000, [], None)
+    assert box == {"__type__": "update"} and entries[0][1] is None  # not cleared: nothing typed is lost
+    assert "250000 characters; the limit is 2000" in messages[1]["content"]
+    assert len(entries[0][0]) <= SHOWN_REFUSED_CHARS and len(messages[0]["content"]) < 2_000
+    # A lone surrogate cannot be sent back to the browser: it is refused and shown escaped.
+    _, messages, entries, _ = page.respond("When was the \ud800 call?", entries, None)
+    assert "invalid Unicode" in messages[3]["content"] and entries[1][0] == "When was the \\ud800 call?"
+    json.dumps(messages, ensure_ascii=False).encode("utf-8")
+    _, messages, entries, _ = page.respond("Who built the lighthouse?", entries, None)
+    assert entries[2][1] is not None and len(messages) == 6
+
+
 def test_handlers_limit_to_picked_documents(page):
     _, _, entries, _ = page.respond("When was it built?", [], ["volcano.txt"])
     assert {c.doc for c in entries[0][1].citations} == {"volcano.txt"}

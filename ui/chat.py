@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_TURNS = 20  # earlier turns passed to the Bot, as the API does
 MAX_SHOWN = 100  # exchanges kept on the page (and in the session's memory)
+SHOWN_REFUSED_CHARS = 200  # of a refused question (too long, invalid), kept and shown with its error
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
 MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
 
@@ -231,12 +232,15 @@ class ChatPage:
                 answer = self.bot.ask(question, history=history, docs=docs)
             except QuestionError as exc:
                 error = str(exc)
+                # Only its opening is kept: every reply sends the whole conversation back.
+                question = short(question.encode("utf-8", "backslashreplace").decode("utf-8"), SHOWN_REFUSED_CHARS)
             except Exception:  # the page stays usable; the log has the details
                 log.exception("could not answer %r", question)
                 error = "Something went wrong while answering; the server log has the details."
         entries = (entries + [(question, answer, error)])[-MAX_SHOWN:]
         sources = render_sources(answer, _document_lookup(self.bot)) if answer is not None else gr.update()
-        return "", _messages(entries, self.bot), entries, sources
+        box = "" if answer is not None else gr.update()  # a question not asked stays to be edited
+        return box, _messages(entries, self.bot), entries, sources
 
     def sources_of(self, entries: list[tuple], message_index: Any):
         """The sources panel for the exchange holding chatbot message ``message_index``."""
