@@ -764,17 +764,27 @@ class Bot:
         """Store a user's mark on ``answer`` as an eval-set conversation in :attr:`feedback`
         (see :mod:`qa.feedback`) and return it. ``evidence``: ``(doc, start, end)`` of the
         sentence that answers, for a wrong answer (None: the documents do not answer). Raises
-        :class:`~qa.feedback.FeedbackError` for evidence that is no span of an indexed document."""
+        :class:`~qa.feedback.FeedbackError` for a question ``qa eval`` could not ask again, or
+        evidence (given, or a right answer's top citation) that is no span of an indexed document."""
+        for i, q in enumerate((*earlier, question)):
+            try:
+                check_question(q)
+            except QuestionError as exc:
+                raise FeedbackError("invalid", f"turn {i + 1}: {exc}") from None
         index = self.index
-        span = None
-        if evidence is not None:
-            doc, start, end = evidence
+
+        def checked(doc: str, start: int, end: int) -> Span:
             pos = index.doc_pos.get(doc)
             if pos is None:
                 raise FeedbackError("missing", f"unknown document {doc!r}")
             if not 0 <= start < end <= index.entries[pos].size:
                 raise FeedbackError("invalid", f"characters {start}-{end} are not a span of {doc!r}")
-            span = Span(doc, start, end)
+            return Span(doc, start, end)
+
+        span = checked(*evidence) if evidence is not None else None
+        if verdict == "right" and answer.citations and not answer.abstained:
+            top = answer.citations[0]
+            checked(top.doc, top.start, top.end)  # it becomes the evidence: it must be a real span
         for d in docs or ():
             if d not in index.doc_pos:
                 raise FeedbackError("missing", f"unknown document {d!r}")

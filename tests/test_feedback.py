@@ -103,6 +103,27 @@ def test_bad_marks_get_a_4xx_and_nothing_is_written(server, body, status):
     assert after == before
 
 
+def test_a_mark_that_eval_could_not_replay_is_refused(server):
+    """A right answer's top citation becomes the evidence, and every question is asked again by
+    `qa eval`: a made-up citation or a question the bot refuses was stored (201) before."""
+    bot, client = server
+    before = bot.feedback.path.read_bytes() if bot.feedback.path.exists() else b""
+    first = _answer(client)
+    top = first["citations"][0]
+    cases = [
+        ({"answer": {**first, "citations": [{**top, "doc": "nope.txt"}]}}, 404, "unknown document 'nope.txt'"),
+        ({"answer": {**first, "citations": [{**top, "end": 999_999_999}]}}, 422, "are not a span of"),
+        ({"history": [{"question": "", "answer": first}]}, 422, "turn 1: the question is empty"),
+        ({"history": [{"question": "x" * 3000, "answer": first}]}, 422, "turn 1: the question has 3000 characters"),
+    ]
+    for body, status, detail in cases:
+        r = client.post("/api/feedback", json={"question": QUESTION, "answer": first, "verdict": "right", **body},
+                        headers=AUTH)
+        assert r.status_code == status and detail in r.json()["detail"], r.text
+    after = bot.feedback.path.read_bytes() if bot.feedback.path.exists() else b""
+    assert after == before
+
+
 def test_marks_need_the_write_key(server):
     bot, client = server
     first = _answer(client)
