@@ -295,8 +295,8 @@ class Bot:
                         break
                     except BlockingIOError:
                         if time.monotonic() > deadline:
-                            raise IndexBusy(f"another process has been writing the index in {self.index_dir} for over "
-                                            f"{self.writer_wait_s:g} s; try again when it is done") from None
+                            raise IndexBusy(f"another process has been writing the index for over {self.writer_wait_s:g} s; "
+                                            "try again when it is done") from None
                         time.sleep(0.05)
                 if self._index is not None and not self.retriever.is_current(self._index):
                     self._behind = True
@@ -665,7 +665,9 @@ class Bot:
             return entry.text
         try:
             doc = parse_document((self.docs / doc_id).read_bytes(), doc_id, self.max_pdf_pages)
-        except (OSError, IngestError) as exc:
+        except OSError as exc:  # its text holds the file's full path, which a client is not shown
+            raise DocumentError("missing", f"{doc_id}: its file cannot be read again ({exc.strerror or type(exc).__name__})") from None
+        except IngestError as exc:
             raise DocumentError("missing", f"{doc_id}: its file cannot be read again ({exc})") from None
         if content_hash(doc.text) != entry.sha256:
             raise DocumentError("missing", f"{doc_id} changed since it was indexed; sync the folder to index it again")

@@ -96,8 +96,9 @@ class FeedbackStore:
         with self._lock:
             old = self.path.read_bytes() if self.path.exists() else b""
             if len(old) + len(line) > self.max_bytes:
-                raise FeedbackError("full", f"the feedback file {self.path} is full ({len(old)} bytes); "
-                                    "move it aside to collect more")
+                # The message reaches API clients: it names the file, not where the server keeps it.
+                raise FeedbackError("full", f"the feedback file ({self.path.name}, beside the index) is full "
+                                    f"({len(old)} bytes); move it aside to collect more")
             if old and not old.endswith(b"\n"):
                 old += b"\n"
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from index.milvus import MilvusError, MilvusStore, string_literal
 from index.retriever import Found, Retriever, open_retriever
 from index.store import LEGS, Entry, Hit, HybridIndex, IndexBusy, index_params
 from index.text import terms
-from qa.bot import Bot
+from qa.bot import Bot, DocumentError
 
 QA = [sys.executable, "-m", "qa.cli"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -358,6 +358,11 @@ def test_bot_answers_from_milvus_keeping_no_copy(corpus: Path, tmp_path: Path, e
     assert top.doc == "lighthouse.md" and all(p.legs == {} for p in answer.passages)
     assert (corpus / top.doc).read_text(encoding="utf-8")[top.start:top.end] == top.text
     assert bot.document_text("lighthouse.md") == (corpus / "lighthouse.md").read_text(encoding="utf-8")
+    (corpus / "lighthouse.md").rename(tmp_path / "moved.md")  # Milvus keeps no text: the file is read again
+    with pytest.raises(DocumentError) as gone:
+        bot.document_text("lighthouse.md")
+    assert str(gone.value) == "lighthouse.md: its file cannot be read again (No such file or directory)"  # no path
+    (tmp_path / "moved.md").rename(corpus / "lighthouse.md")
     assert bot.ask("How many hives are on the roof?", docs=["volcano.txt"]).citations[0].doc == "volcano.txt"
 
     tea = b"Green tea is picked in spring. Black tea is fermented longer than green tea."

@@ -216,7 +216,8 @@ def test_a_full_feedback_file_refuses_marks_and_keeps_what_it_has(tmp_path):
         while True:
             store.append(conversation(QUESTION, answer, "right"))
             stored += 1
-    assert exc.value.kind == "full" and "full" in str(exc.value)
+    assert exc.value.kind == "full" and "feedback.jsonl, beside the index) is full" in str(exc.value)
+    assert str(tmp_path) not in str(exc.value)  # API clients are shown it: no server path
     before = store.path.read_bytes()
     assert stored >= 1 and len(store.records()) == stored and len(before) <= 2000
     with pytest.raises(FeedbackError):

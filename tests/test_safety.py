@@ -422,6 +422,7 @@ def test_an_upload_while_another_process_writes_too_long_is_a_503(start, embedde
     with other._writing():
         r = upload(s, "zebra.txt")
         assert r.status_code == 503 and "another process" in r.json()["detail"] and r.headers["Retry-After"]
+        assert str(s.bot.index_dir) not in r.json()["detail"]
     assert upload(s, "zebra.txt").status_code == 201
 
 
