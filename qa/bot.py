@@ -201,6 +201,15 @@ def layout_key(doc_id: str, text_sha256: str) -> str:
     return content_hash(f"{doc_id}\0{text_sha256}")[:32]
 
 
+def indexed_id(index: HybridIndex, doc_id: str) -> str:
+    """``doc_id`` as ``index`` holds it: as given, or in Unicode NFC when only that form is there
+    (uploads are stored so; a client may send the other form of the same name)."""
+    if doc_id in index.doc_pos:
+        return doc_id
+    nfc = unicodedata.normalize("NFC", doc_id)
+    return nfc if nfc in index.doc_pos else doc_id
+
+
 def cited_sentence(index: HybridIndex, answer: Answer | None) -> int | None:
     """The sentence row of ``index`` that ``answer``'s top citation quotes (found from its
     document and start offset), None without an answer, a citation or that sentence."""
@@ -482,8 +491,7 @@ class Bot:
         """Remove a document from the folder and the index, all or nothing."""
         with self._writing():
             current = self._snapshot()
-            if doc_id not in current.doc_pos and isinstance(doc_id, str):
-                doc_id = unicodedata.normalize("NFC", doc_id)  # uploads are stored in NFC
+            doc_id = indexed_id(current, doc_id)
             if doc_id not in current.doc_pos:
                 raise DocumentError("missing", f"no document {doc_id!r}")
             target = self.docs / doc_id
@@ -619,6 +627,7 @@ class Bot:
         from .pages import render_page
 
         index = self.index
+        doc_id = indexed_id(index, doc_id)
         layout = self.layout(doc_id, index)
         if layout is None:
             known = doc_id in index.doc_pos

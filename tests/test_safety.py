@@ -300,8 +300,10 @@ def test_unicode_and_case_twins_conflict(start):
     assert r.status_code == 409 and "lighthouse.md" in r.json()["detail"]
     r = s.client.post("/api/documents", files=[("files", ("Dup.txt", ZEBRA)), ("files", ("dup.txt", ZEBRA))])
     assert r.status_code == 400 and "twice" in r.json()["detail"]
-    # The same name again in the other Unicode form replaces, and deletes, the NFC one.
+    # The same name again in the other Unicode form replaces, reads, and deletes, the NFC one.
     assert upload(s, nfd, replace="true").status_code == 201
+    got = s.client.get(f"/api/documents/{quote(nfd)}")
+    assert got.status_code == 200 and got.json()["id"] == "caf\u00e9.txt"
     assert s.client.delete(f"/api/documents/{quote(nfd)}").status_code == 200
     assert visible(s.corpus) == {"lighthouse.md", "volcano.txt", "notes/bees.txt"}
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ..bot import DocumentError, IndexBusy, refuse_twins
+from ..bot import DocumentError, IndexBusy, indexed_id, refuse_twins
 from ..ingest import SUPPORTED_SUFFIXES, max_bytes
 from ..pages import PageError
 from ..types import Document
@@ -128,6 +128,7 @@ async def page_image(
             summary="One document: its metadata and the extracted text citations point into")
 async def get_document(doc: str, service: ServiceDep) -> DocumentText:
     idx = service.bot.index
+    doc = indexed_id(idx, doc)
     if doc not in idx.doc_pos:
         raise HTTPException(404, f"no document {doc!r}; GET /api/documents lists them")
     info = describe(idx, [doc])[0]  # the same snapshot: the document cannot vanish in between
