@@ -104,7 +104,7 @@ def _check_tags(page: str, doc_id: str) -> None:
     for count, m in enumerate(_START_TAG.finditer(page), 1):
         if count > MAX_START_TAGS:
             raise IngestError(f"{doc_id}: over {MAX_START_TAGS} HTML tags by character {m.start()} (the limit is "
-                              f"{MAX_ELEMENTS} elements); reading it would take minutes: split the page, or save it "
+                              f"{MAX_ELEMENTS} elements); parsing it would take gigabytes: split the page, or save it "
                               "as text (.txt)")
         if m.end() - m.start() > 4 * MAX_TAG_ATTRIBUTES:
             attributes = len(_QUOTED.sub(" ", m.group()).split()) - 1  # the names, less the tag's own
