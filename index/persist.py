@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from .ann import Ann
 from .bm25 import BM25Index, Terms
-from .records import Entry, IndexMismatch, IndexMissing, Table
+from .records import Entry, IndexDamaged, IndexMismatch, IndexMissing, IndexStoreError, Table
 
 if TYPE_CHECKING:
     from .store import HybridIndex
@@ -43,38 +44,43 @@ def save(index: "HybridIndex", folder: str | os.PathLike[str]) -> None:
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     gen = Path(tempfile.mkdtemp(prefix="gen-", dir=folder))
-    parts: list[tuple[str, int]] = []
-    if index.saved is not None and index.saved[0] == folder and len(index.saved[1]) < MAX_PARTS:
-        parts = [p for p in index.saved[1] if (folder / p[0]).is_dir()]
-        if len(parts) < len(index.saved[1]):
-            parts = []
-    done = sum(n for _, n in parts)
-    _write_part(index, gen, done)
-    parts.append((gen.name, len(index.entries) - done))
-    manifest = dict(index.params)
-    manifest["documents"] = {e.id: e.sha256 for e in index.entries}
-    manifest["counts"] = {"documents": len(index.entries), "sentences": len(index.sentences), "passages": len(index.passages)}
-    manifest["parts"] = parts
-    np.savez(
-        gen / "spans.npz",
-        s_doc=index.sentences.doc, s_start=index.sentences.start, s_end=index.sentences.end,
-        p_doc=index.passages.doc, p_start=index.passages.start, p_end=index.passages.end,
-        p_first=index.pass_first, p_last=index.pass_last,
-        **({"ann_lists": index.ann.lists} if index.ann is not None else {}),
-        **_terms_arrays("p", index.bm25.rows), **_terms_arrays("d", index.doc_bm25.rows),
-    )
-    if index.ann is not None:
-        np.save(gen / "ann_centroids.npy", index.ann.centroids)
-    vocab = sorted(index.bm25.vocab, key=index.bm25.vocab.__getitem__)
-    (gen / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (gen / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
-    for p in gen.iterdir():
-        _fsync(p)
-    _fsync(gen)
     tmp = folder / f"CURRENT.{os.getpid()}.tmp"
-    tmp.write_text(gen.name, encoding="utf-8")
-    _fsync(tmp)
-    os.replace(tmp, folder / "CURRENT")
+    try:
+        parts: list[tuple[str, int]] = []
+        if index.saved is not None and index.saved[0] == folder and len(index.saved[1]) < MAX_PARTS:
+            parts = [p for p in index.saved[1] if (folder / p[0]).is_dir()]
+            if len(parts) < len(index.saved[1]):
+                parts = []
+        done = sum(n for _, n in parts)
+        _write_part(index, gen, done)
+        parts.append((gen.name, len(index.entries) - done))
+        manifest = dict(index.params)
+        manifest["documents"] = {e.id: e.sha256 for e in index.entries}
+        manifest["counts"] = {"documents": len(index.entries), "sentences": len(index.sentences), "passages": len(index.passages)}
+        manifest["parts"] = parts
+        np.savez(
+            gen / "spans.npz",
+            s_doc=index.sentences.doc, s_start=index.sentences.start, s_end=index.sentences.end,
+            p_doc=index.passages.doc, p_start=index.passages.start, p_end=index.passages.end,
+            p_first=index.pass_first, p_last=index.pass_last,
+            **({"ann_lists": index.ann.lists} if index.ann is not None else {}),
+            **_terms_arrays("p", index.bm25.rows), **_terms_arrays("d", index.doc_bm25.rows),
+        )
+        if index.ann is not None:
+            np.save(gen / "ann_centroids.npy", index.ann.centroids)
+        vocab = sorted(index.bm25.vocab, key=index.bm25.vocab.__getitem__)
+        (gen / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        (gen / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        for p in gen.iterdir():
+            _fsync(p)
+        _fsync(gen)
+        tmp.write_text(gen.name, encoding="utf-8")
+        _fsync(tmp)
+        os.replace(tmp, folder / "CURRENT")
+    except BaseException:  # disk full, interrupted: no half-written generation is left behind
+        shutil.rmtree(gen, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync(folder)
     index.saved = (folder, parts)
     live = {name for name, _ in parts}
@@ -100,20 +106,30 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load(make: Callable[..., "HybridIndex"], folder: str | os.PathLike[str], expected: dict[str, Any]) -> "HybridIndex":
     """Open the current generation as ``make(entries, sentences, passages, first, last, params,
-    bm25, ann)``; raise :class:`IndexMismatch` if built with parameters other than ``expected``."""
+    bm25, ann)``; raise :class:`IndexMismatch` if built with parameters other than ``expected``,
+    :class:`IndexDamaged` if its files cannot be read as an index."""
     gen = _current(Path(folder))
+    try:
+        return _load(make, Path(folder), gen, expected)
+    except (IndexStoreError, PermissionError):
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as exc:
+        raise IndexDamaged(f"index at {folder} cannot be read ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _load(make: Callable[..., "HybridIndex"], folder: Path, gen: Path, expected: dict[str, Any]) -> "HybridIndex":
     manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
     diffs = [f"{k}: index has {manifest.get(k)!r}, now {v!r}" for k, v in expected.items() if manifest.get(k) != v]
     if diffs:
-        raise IndexMismatch(f"index at {folder} was built with other settings ({'; '.join(diffs)}); rebuild it with `qa index`")
+        raise IndexMismatch(f"index at {folder} was built with other settings ({'; '.join(diffs)})")
     missing = [k for k in ("parts", "documents") if k not in manifest]
     if missing:
-        raise IndexMismatch(f"index at {folder} lacks {', '.join(missing)} in its manifest (written by a development build); rebuild it with `qa index`")
+        raise IndexMismatch(f"index at {folder} lacks {', '.join(missing)} in its manifest (written by a development build)")
     entries: list[Entry] = []
     s_vecs, p_vecs = [], []
     parts, hashes = manifest["parts"], manifest["documents"]
     for name, _ in parts:
-        part = Path(folder) / name
+        part = folder / name
         with (part / "docs.jsonl").open(encoding="utf-8") as f:
             for line in f:
                 d = json.loads(line)
@@ -126,15 +142,16 @@ def load(make: Callable[..., "HybridIndex"], folder: str | os.PathLike[str], exp
     z = np.load(gen / "spans.npz")
     sentences = Table(z["s_doc"], z["s_start"], z["s_end"], _stack(s_vecs, params["dim"]))
     passages = Table(z["p_doc"], z["p_start"], z["p_end"], _stack(p_vecs, params["dim"]))
+    if (len(entries), len(sentences.vecs), len(passages.vecs)) != (len(hashes), len(sentences.doc), len(passages.doc)):
+        raise ValueError("its parts do not hold what its manifest and spans count")
     vocab = {t: i for i, t in enumerate(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))}
     bm25 = tuple(BM25Index(Terms(z[f"{k}_indptr"], z[f"{k}_ids"], z[f"{k}_counts"]), vocab, **bm25_params(params)) for k in "pd")
     ann = None
     if "ann_lists" in z:
         ann = Ann(np.load(gen / "ann_centroids.npy"), z["ann_lists"])
     out = make(entries, sentences, passages, z["p_first"], z["p_last"], params, bm25, ann)
-    out.saved = (Path(folder).resolve(), [(name, n) for name, n in parts])
+    out.saved = (folder.resolve(), [(name, n) for name, n in parts])
     return out
-
 
 
 def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:

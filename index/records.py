@@ -18,6 +18,11 @@ class IndexMismatch(IndexStoreError):
     """The index on disk was built with other settings (schema, model, parameters)."""
 
 
+class IndexDamaged(IndexMismatch):
+    """The index on disk cannot be read as one (a file truncated, garbled or gone): it is
+    rebuilt, as one built with other settings is."""
+
+
 class IndexMissing(IndexStoreError):
     """No index exists at the given folder."""
 

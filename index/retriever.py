@@ -94,8 +94,7 @@ class LocalRetriever:
             return HybridIndex.load(self.folder, embedder), None
         except IndexMissing:
             return HybridIndex.empty(embedder), None
-        except IndexMismatch as exc:
-            log.warning("%s; rebuilding", exc)
+        except IndexMismatch as exc:  # the caller says it was rebuilt, and why
             return HybridIndex.empty(embedder), str(exc)
 
     def stored(self) -> bool:

@@ -24,7 +24,7 @@ from .embedder import Embedder
 from .fusion import Fused, rrf
 from .persist import bm25_params
 from .records import (  # noqa: F401 - the index's public names, imported from here
-    Entry, Hit, IndexBusy, IndexMismatch, IndexMissing, IndexStoreError, Table, VectorBuffer, content_hash,
+    Entry, Hit, IndexBusy, IndexDamaged, IndexMismatch, IndexMissing, IndexStoreError, Table, VectorBuffer, content_hash,
 )
 from .rescore import RESCORE_FEATURES, RESCORE_FILE, rescore_weights  # noqa: F401
 from .text import TERMS_VERSION

@@ -316,7 +316,9 @@ class Bot:
     @property
     def index(self) -> HybridIndex:
         if self._index is None:
-            self.sync()
+            rebuilt = self.sync().rebuilt
+            if rebuilt:  # the command line reports its own syncs; a server's log says it here
+                log.warning("%s; rebuilt", rebuilt)
         assert self._index is not None
         return self._index
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.store import Entry, HybridIndex, IndexMismatch, IndexMissing
+from index.store import Entry, HybridIndex, IndexDamaged, IndexMismatch, IndexMissing
 from qa.bot import Bot
 
 
@@ -72,6 +72,59 @@ def test_bot_rebuilds_on_mismatch(corpus: Path, tmp_path: Path, embedder):
     report = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync()
     assert report.rebuilt and "schema" in report.rebuilt
     assert len(report.added) == 3
+
+
+@pytest.mark.parametrize("damage", ["empty manifest", "truncated vectors", "garbled spans", "lost passage vectors",
+                                    "a document dropped from the manifest", "a line dropped from the texts"])
+def test_a_damaged_index_is_rebuilt_with_a_note(corpus: Path, tmp_path: Path, embedder, damage: str):
+    """Before, each of these stopped `qa ask` and `qa index` alike with a traceback, and only
+    deleting the index folder by hand got out of it."""
+    Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync()
+    gen = tmp_path / "ix" / (tmp_path / "ix" / "CURRENT").read_text()
+    if damage == "empty manifest":
+        (gen / "manifest.json").write_text("")
+    elif damage == "truncated vectors":
+        data = (gen / "sentence_vecs.npy").read_bytes()
+        (gen / "sentence_vecs.npy").write_bytes(data[: len(data) // 2])
+    elif damage == "garbled spans":
+        (gen / "spans.npz").write_bytes(b"PK\x03\x04" + b"\x00" * 200)
+    elif damage == "lost passage vectors":
+        (gen / "passage_vecs.npy").unlink()
+    elif damage == "a document dropped from the manifest":
+        manifest = json.loads((gen / "manifest.json").read_text())
+        manifest["documents"].pop("volcano.txt")
+        (gen / "manifest.json").write_text(json.dumps(manifest))
+    else:
+        lines = (gen / "docs.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+        (gen / "docs.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")
+    with pytest.raises(IndexDamaged, match="cannot be read"):
+        HybridIndex.load(tmp_path / "ix", embedder)
+    report = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync()
+    assert report.rebuilt and "cannot be read" in report.rebuilt and len(report.added) == 3
+    assert Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).ask("How wide is the crater lake?").citations
+
+
+def test_a_save_that_fails_leaves_no_generation_behind(tmp_path: Path, embedder, monkeypatch):
+    """A full disk stopped a save half-way, and each try left its partial folder to fill the
+    disk further; the index on disk stays the last whole one."""
+    import errno
+
+    import index.persist
+
+    one = HybridIndex.empty(embedder).updated([Entry("a.txt", "Some text here.", {})], [], embedder)
+    one.save(tmp_path / "ix")
+    before = sorted(p.name for p in (tmp_path / "ix").iterdir())
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(index.persist.np, "savez", full)
+    two = one.updated([Entry("b.txt", "More text there.", {})], [], embedder)
+    with pytest.raises(OSError, match="No space left"):
+        two.save(tmp_path / "ix")
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "ix").iterdir()) == before
+    assert HybridIndex.load(tmp_path / "ix", embedder).doc_ids == ["a.txt"]
 
 
 def test_incremental_add_change_delete(corpus: Path, tmp_path: Path, counting):
