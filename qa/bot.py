@@ -366,9 +366,11 @@ class Bot:
             else:
                 continue
             upserts.append(entry)
-        # A file that exists but cannot be read now keeps its last good version.
+        # A file that exists but cannot be read now keeps its last good version, and so do the
+        # files of a folder that cannot be read.
         present = set(on_disk) | set(result.unchanged)
-        report.removed = [d for d in known if d not in present and d not in result.errors]
+        closed = tuple(k for k in result.errors if k.endswith("/"))
+        report.removed = [d for d in known if d not in present and d not in result.errors and not d.startswith(closed)]
         while report.touched or not self.retriever.stored():
             try:
                 current = self.retriever.update(current, upserts, report.removed, self.embedder, progress)

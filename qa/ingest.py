@@ -76,7 +76,8 @@ class IngestError(ValueError):
 
 @dataclass
 class IngestResult:
-    """Documents read, plus the files skipped with the reason (errors) and warnings."""
+    """Documents read, plus the files skipped with the reason (errors; a folder that cannot be
+    read is named by its id and a final ``/``) and warnings."""
 
     documents: list[Document] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
@@ -246,17 +247,32 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text, kind=kind)
 
 
-def iter_files(folder: Path, refused: dict[str, str] | None = None) -> list[tuple[Path, str, os.stat_result]]:
+def iter_files(
+    folder: Path, refused: dict[str, str] | None = None, notes: dict[str, str] | None = None,
+) -> list[tuple[Path, str, os.stat_result]]:
     """Supported regular files under ``folder``, recursively, with their ids (paths relative to
     it, ``/``-separated) and ``stat``, sorted by id; hidden files and folders are skipped (not
-    even walked). A link to a file outside ``folder`` (``/etc/passwd``, ``/proc/…``) and a name
-    that is not valid UTF-8 or holds control characters are not listed but put in ``refused``
-    (id: why), the id printable."""
+    even walked). A link to a file outside ``folder`` (``/etc/passwd``, ``/proc/…``), a name
+    that is not valid UTF-8 or holds control characters, and a subfolder that cannot be read
+    (its id ends in ``/``) are not listed but put in ``refused`` (id: why), the id printable; a
+    link to a folder, never followed, is put in ``notes``."""
     out = []
     inside = folder.resolve()
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+
+    def unreadable(err: OSError) -> None:
+        rel = Path(err.filename).relative_to(folder).as_posix() + "/"
+        if rel == "./":
+            raise IngestError(f"documents folder {folder} cannot be read ({err.strerror})")
+        if refused is not None:
+            refused[rel] = f"{rel}: the folder cannot be read ({err.strerror}); its files stay as last indexed"
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         rel = Path(root).relative_to(folder).as_posix()
+        for d in dirs:
+            if not d.startswith(".") and notes is not None and os.path.islink(os.path.join(root, d)):
+                linked = d if rel == "." else f"{rel}/{d}"
+                notes[linked + "/"] = f"{linked}/: a link to a folder, not followed (move or copy the files in)"
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             path = Path(root, name)
             if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -303,7 +319,7 @@ def load_folder(
     if not folder.is_dir():
         raise IngestError(f"documents folder {folder} does not exist or is not a folder")
     result = IngestResult()
-    files = iter_files(folder, result.errors)
+    files = iter_files(folder, result.errors, result.warnings)
     for done, (path, doc_id, st) in enumerate(files):
         if progress is not None:
             progress(done, len(files))

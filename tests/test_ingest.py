@@ -123,6 +123,37 @@ def test_links_out_of_the_folder_and_undecodable_names_are_refused_not_read(corp
     assert not any(c in text for text in (*result.errors, *result.errors.values()) for c in "\x1b\x07")
 
 
+def test_a_folder_that_cannot_be_read_is_reported_and_its_documents_kept(corpus: Path, tmp_path: Path, embedder, monkeypatch):
+    """A subfolder that cannot be listed was skipped in silence (exit 0), and its documents
+    were dropped from the index; a linked folder, never followed, was skipped in silence too.
+    (Root lists any folder, so the permission error is raised for it here.)"""
+    import errno
+    import os
+
+    from qa.bot import Bot
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    bot.sync()
+    assert "notes/bees.txt" in bot.index.doc_ids
+    (tmp_path / "elsewhere").mkdir()
+    (corpus / "linked").symlink_to(tmp_path / "elsewhere")
+    scandir, closed = os.scandir, [str(corpus / "notes")]
+
+    def refused(path="."):
+        if os.fspath(path) in closed:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refused)
+    report = bot.sync()
+    assert report.errors == {"notes/": "notes/: the folder cannot be read (Permission denied); its files stay as last indexed"}
+    assert report.warnings == {"linked/": "linked/: a link to a folder, not followed (move or copy the files in)"}
+    assert not report.removed and "notes/bees.txt" in bot.index.doc_ids
+    closed.append(str(corpus))
+    with pytest.raises(IngestError, match="cannot be read"):
+        load_folder(corpus)
+
+
 def test_an_index_folder_that_is_a_file_is_a_clear_error(corpus: Path):
     from qa.bot import Bot
 
