@@ -80,6 +80,7 @@ def check_question(question: object) -> str:
 # The writers' lease: a file in the index folder that one writer at a time holds locked (flock).
 WRITER_LOCK = "writer.lock"
 WRITER_WAIT_S = 600.0
+WAIT_SAID_S = 1.0  # a writer waiting longer for the lease says so
 
 
 class DocumentError(ValueError):
@@ -297,12 +298,16 @@ class Bot:
             self.index_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.index_dir / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                deadline = time.monotonic() + self.writer_wait_s
+                started = time.monotonic()
+                deadline, said = started + self.writer_wait_s, False
                 while True:
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                         break
                     except BlockingIOError:
+                        if not said and time.monotonic() - started > WAIT_SAID_S:
+                            log.warning("another process is writing the index; waiting for it (at most %g s)", self.writer_wait_s)
+                            said = True
                         if time.monotonic() > deadline:
                             raise IndexBusy(f"another process has been writing the index for over {self.writer_wait_s:g} s; "
                                             "try again when it is done") from None
@@ -324,17 +329,22 @@ class Bot:
 
     def sync(
         self, progress: Callable[[int, int], None] | None = None, read_progress: FileProgress | None = None,
+        reread: bool = False,
     ) -> SyncReport:
         """Bring the index in step with the folder: add, re-embed changed, drop removed.
 
+        A file is read again when its size or modification time changed, every file with
+        ``reread`` (one edited with both kept); either way only a changed text is re-embedded.
         ``progress(done, total)`` reports embedding progress over the texts to embed,
         ``read_progress(done, total[, detail])`` reading progress over the files (see
         :class:`qa.ingest.FileProgress`).
         """
         with self._writing():
-            return self._sync(progress, read_progress)
+            return self._sync(progress, read_progress, reread)
 
-    def _sync(self, progress: Callable[[int, int], None] | None, read_progress: FileProgress | None) -> SyncReport:
+    def _sync(
+        self, progress: Callable[[int, int], None] | None, read_progress: FileProgress | None, reread: bool = False,
+    ) -> SyncReport:
         """:meth:`sync` for a writer holding the lease."""
         report = SyncReport()
         if self._index is None:  # first look at the folder in this process
@@ -352,7 +362,7 @@ class Bot:
             return (last is not None and (last[0], last[1]) == sig and known.get(doc_id) == last[2]
                     and (doc_id not in placed or self._layout_path(doc_id, last[2]).exists()))
 
-        result = load_folder(self.docs, unchanged, self.max_pdf_pages, read_progress)
+        result = load_folder(self.docs, None if reread else unchanged, self.max_pdf_pages, read_progress)
         report.errors, report.warnings = result.errors, result.warnings
         on_disk = {d.id: d for d in result.documents}
         upserts = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,21 @@ class CLIError(Exception):
     """An error to show the user as one line, with exit status 2."""
 
 
+def count(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{value} is not in {low}..{high if high is not None else ''}")
+        return value
+
+    return parse
+
+
 def settings() -> "Settings":
     """The ``QA_*`` settings, or a :class:`CLIError` naming each bad variable."""
     from .settings import Settings
@@ -39,8 +55,11 @@ def _make_bot(args: argparse.Namespace, config: "Settings | None" = None) -> "Bo
     from index.embedder import ModelError
     from .bot import Bot
 
-    if not Path(args.docs).is_dir():
-        raise CLIError(f"documents folder {args.docs!r} does not exist (pass --docs DIR)")
+    docs = Path(args.docs)
+    if not args.docs or not docs.is_dir():
+        where = "DOCS" if args.command == "index" else "--docs DIR"
+        why = "is a file, not a folder" if docs.is_file() else "does not exist" if args.docs else "is empty"
+        raise CLIError(f"documents folder {args.docs!r} {why} (pass {where})")
     config = config or settings()
     try:
         return Bot(args.docs, index_dir=args.index, **_model_options(args, config), max_pdf_pages=config.max_pdf_pages,
@@ -75,9 +94,16 @@ def backend_args(sp: argparse.ArgumentParser, collection_default: str = DEFAULT_
                     help=f"with --backend milvus: the collections' name prefix (default {collection_default})")
 
 
-def _sync(bot: "Bot", show_progress: bool) -> "SyncReport":
+def _sync(bot: "Bot", show_progress: bool, reread: bool = False) -> "SyncReport":
+    """Bring ``bot``'s index up to date, printing what went wrong and a note when the folder
+    holds no document at all."""
+    from .ingest import SUPPORTED_SUFFIXES
+
     with progress_bar(show_progress, "reading", "file") as reading, progress_bar(show_progress) as progress:
-        report = bot.sync(progress, reading)
+        report = bot.sync(progress, reading, reread)
+    if not bot.index.entries and not report.errors and not report.warnings:
+        print(f"note: {bot.docs} holds no {', '.join(SUPPORTED_SUFFIXES)} file (searched recursively, hidden ones "
+              "left out)", file=sys.stderr)
     for msg in list(report.errors.values()) + list(report.warnings.values()):
         print(f"warning: {msg}", file=sys.stderr)
     if report.rebuilt:
@@ -132,7 +158,7 @@ def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str]
 def cmd_index(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     bot = _make_bot(args)
-    report = _sync(bot, not args.quiet)
+    report = _sync(bot, not args.quiet, args.reread)
     n = bot.counts()
     print(
         f"indexed {n['documents']} documents, {n['sentences']} sentences, {n['passages']} passages "
@@ -160,7 +186,7 @@ def _ask_one(bot: "Bot", question: str, history: list, as_json: bool) -> "Answer
 
 def cmd_ask(args: argparse.Namespace) -> int:
     bot = _make_bot(args)
-    _sync(bot, show_progress=False)
+    _sync(bot, show_progress=sys.stderr.isatty())  # indexing a new folder first can take minutes
     _ask_one(bot, args.question, [], args.json)
     return 0
 
@@ -172,12 +198,16 @@ def cmd_chat(args: argparse.Namespace) -> int:
     _sync(bot, show_progress=True)
     print(f"Ask about the {len(bot.index.entries)} documents in {args.docs} (\"/new\" starts over, Ctrl-D quits).")
     history: list[Turn] = []
+    typed = sys.stdin.isatty()  # from a file or a pipe, the questions are echoed for the transcript
+    failed = False
     while True:
         try:
             question = input("\nyou> ").strip()
         except (EOFError, KeyboardInterrupt):
             print()
-            return 0
+            return 1 if failed else 0
+        if not typed:
+            print(question)
         if not question:
             continue
         if question == "/new":
@@ -187,7 +217,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         try:
             answer = _ask_one(bot, question, history, as_json=False)
         except CLIError as exc:
-            print(f"error: {exc}")
+            print(f"error: {exc}", file=sys.stderr)
+            failed = True
             continue
         history.append(Turn(question, answer))
 
@@ -387,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="build or update the index of a documents folder")
     corpus_args(sp, positional_docs=True)
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--reread", action="store_true",
+                    help="read every file again, not only those whose size or modification time changed "
+                         "(only changed texts are embedded again)")
     sp.set_defaults(func=cmd_index)
 
     sp = sub.add_parser("ask", help="answer one question (updates the index first if documents changed)")
@@ -402,8 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--coqa", metavar="FILE.json", help="score a CoQA-format file instead (one document per story, each conversation limited to its story)")
     sp.add_argument("--split", choices=["dev", "calib", "train"], default=None,
                     help="with --squad/--coqa: only the questions of this split of a public training file (eval/splits.py)")
-    sp.add_argument("--sample", type=int, default=None, metavar="N", help="with --squad: score N questions sampled with --seed")
-    sp.add_argument("--stories", type=int, default=None, metavar="N", help="with --coqa: score N stories sampled with --seed")
+    sp.add_argument("--sample", type=count(1), default=None, metavar="N", help="with --squad: score N questions sampled with --seed")
+    sp.add_argument("--stories", type=count(1), default=None, metavar="N", help="with --coqa: score N stories sampled with --seed")
     sp.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     sp.add_argument("--json-out", metavar="FILE", help="write the JSON report (metrics and every turn's Answer)")
     sp.add_argument("--against", metavar="REPORT.json",
@@ -439,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("serve", help="run the chat page (at /) and the answer API (under /api; OpenAPI at /openapi.json)")
     corpus_args(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    sp.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    sp.add_argument("--port", type=count(1, 65535), default=7860, help="port (default 7860)")
     sp.add_argument("--example", action="append", metavar="QUESTION",
                     help="an example question shown in the empty chat (repeat for more; default none)")
     sp.set_defaults(func=cmd_serve)
@@ -454,13 +488,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qa: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("\nqa: interrupted (an index write is all or nothing: the index is as it was, or whole)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output has gone (`qa chat … | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting flushes nowhere
+        return 141
+    except OSError as exc:  # the machine's: a full disk, a folder it may not write
+        print(f"qa: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 2
     except Exception as exc:
-        # Milvus can fail in any command that indexes or asks (server gone, collection refused);
-        # its errors already name the problem. (Imported here only: it loads numpy.)
+        # These already name the problem: Milvus failing in any command that indexes or asks
+        # (server gone, collection refused), another writer holding the index too long, a
+        # documents folder that cannot be read. (Imported here only: they load numpy.)
         from index.milvus import MilvusError
+        from index.records import IndexStoreError
 
-        if isinstance(exc, MilvusError):
+        from .ingest import IngestError
+
+        if isinstance(exc, (MilvusError, IndexStoreError, IngestError)):
             print(f"qa: error: {exc}", file=sys.stderr)
             return 2
         raise

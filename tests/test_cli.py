@@ -29,6 +29,46 @@ def test_argument_errors():
     assert r.returncode == 2 and "QA_EMBED_BACKEND='tensorrt'" in r.stderr and "QA_MAX_PDF_PAGES='0'" in r.stderr, r.stderr
 
 
+def test_mistakes_get_one_line_each_not_a_traceback(tmp_path: Path):
+    """Each of these printed a traceback (or a wrong hint) before the command-line audit."""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(QA + list(args), capture_output=True, text=True, cwd=ROOT, env=ENV)
+
+    seed = next(DOCUMENTS.glob("*.txt"))
+    r = run("index", str(seed))
+    assert r.returncode == 2 and f"{str(seed)!r} is a file, not a folder (pass DOCS)" in r.stderr, r.stderr
+    r = run("index", "")
+    assert r.returncode == 2 and "documents folder '' is empty" in r.stderr  # not the current folder
+    (tmp_path / "afile").write_text("x")
+    r = run("index", str(DOCUMENTS), "--index", str(tmp_path / "afile" / "sub"), "--quiet")
+    assert r.returncode == 2 and r.stderr.startswith("qa: error: Not a directory") and "Traceback" not in r.stderr
+    r = run("serve", "--port", "99999")
+    assert r.returncode == 2 and "99999 is not in 1..65535" in r.stderr
+    r = run("eval", "--squad", "x.json", "--sample", "-1")
+    assert r.returncode == 2 and "-1 is not in 1.." in r.stderr
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "cat.png").write_bytes(b"\x89PNG")
+    r = run("index", str(tmp_path / "pictures"), "--quiet")
+    assert r.returncode == 0 and "holds no .txt" in r.stderr and "indexed 0 documents" in r.stdout
+
+
+def test_reread_sees_an_edit_that_kept_size_and_time(tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    note = docs / "note.txt"
+    note.write_text("The ferry leaves at nine in the morning.\n", encoding="utf-8")
+    for args in ([], ["--reread"]):
+        r = subprocess.run(QA + ["index", str(docs), "--quiet", *args], capture_output=True, text=True, cwd=ROOT, env=ENV)
+        assert r.returncode == 0, r.stderr
+        if not args:  # the same size and modification time: not read again without --reread
+            st = note.stat()
+            note.write_text("The ferry leaves at five in the morning.\n", encoding="utf-8")
+            os.utime(note, ns=(st.st_atime_ns, st.st_mtime_ns))
+            assert "0 changed" in subprocess.run(QA + ["index", str(docs), "--quiet"], capture_output=True, text=True,
+                                                 cwd=ROOT, env=ENV).stdout
+    assert "(0 added, 1 changed, 0 removed" in r.stdout
+
+
 def test_index_then_ask_json(tmp_path: Path):
     ix = tmp_path / "ix"
     r = subprocess.run(QA + ["index", str(DOCUMENTS), "--index", str(ix), "--quiet"], capture_output=True, text=True, cwd=ROOT, env=ENV)
@@ -55,6 +95,16 @@ def test_chat_keeps_going_until_eof(tmp_path: Path):
     )
     assert r.returncode == 0, r.stderr
     assert "January 8" in r.stdout and "(new conversation)" in r.stdout
+    assert "you> When was the second call?\n" in r.stdout  # from a pipe, the transcript shows the question
+    # A question refused is said on stderr, and the exit status tells a script.
+    r = subprocess.run(QA + ["chat", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")],
+                       input="x" * 3000 + "\n", capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 1 and "error: the question has 3000 characters" in r.stderr
+    # A reader that stops reading ends the chat quietly.
+    shell = f"printf 'When was the first call?\\nAnd the second?\\n' | {sys.executable} -m qa.cli chat --docs {DOCUMENTS} " \
+            f"--index {tmp_path / 'ix'} | head -c 10"
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert "Traceback" not in r.stderr and r.returncode in (0, 141), r.stderr
 
 
 def test_nothing_below_the_serving_layer_imports_it():

@@ -354,7 +354,7 @@ def test_a_batch_failing_half_way_leaves_folder_and_index_as_they_were(start, mo
     assert "Added" in status and (s.corpus / "zebra.txt").read_bytes() == ZEBRA
 
 
-def test_two_writers_over_one_index_keep_both_updates_and_take_turns(embedder, answerer, tmp_path):
+def test_two_writers_over_one_index_keep_both_updates_and_take_turns(embedder, answerer, tmp_path, caplog):
     """Two Bots over the same folder and index (as two processes would be): a writer starts
     from the newest generation on disk, so neither update is lost; the flock lease makes the
     second writer wait for the first, and one that waits too long is told why."""
@@ -378,9 +378,11 @@ def test_two_writers_over_one_index_keep_both_updates_and_take_turns(embedder, a
         t.start()
         assert not done.wait(0.5) and not (corpus / "three.txt").exists()
         b_waits = Bot(corpus, index_dir=tmp_path / "index", embedder=embedder, answerer=answerer)
-        b_waits.writer_wait_s = 0.2
+        b_waits.writer_wait_s = 1.5
         with pytest.raises(IndexBusy, match="another process has been writing the index"):
             b_waits.delete_document("one.txt")
+        # Past a second, a waiting writer says why it waits (`qa ask` sat silent for up to 10 minutes).
+        assert "another process is writing the index; waiting for it (at most 1.5 s)" in caplog.messages
     t.join(60)
     assert done.is_set() and {"one.txt", "two.txt", "three.txt"} <= set(Bot(
         corpus, index_dir=tmp_path / "index", embedder=embedder, answerer=answerer).index.doc_ids)
