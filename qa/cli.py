@@ -104,7 +104,9 @@ def _sync(bot: "Bot", show_progress: bool, reread: bool = False) -> "SyncReport"
     if not bot.index.entries and not report.errors and not report.warnings:
         print(f"note: {bot.docs} holds no {', '.join(SUPPORTED_SUFFIXES)} file (searched recursively, hidden ones "
               "left out)", file=sys.stderr)
-    for msg in list(report.errors.values()) + list(report.warnings.values()):
+    for msg in report.errors.values():  # `qa index` exits 1 for these; the others answer without them
+        print(f"not read: {msg}", file=sys.stderr)
+    for msg in report.warnings.values():
         print(f"warning: {msg}", file=sys.stderr)
     if report.rebuilt:
         print(f"note: {report.rebuilt}; rebuilt", file=sys.stderr)

@@ -331,8 +331,11 @@ def load_folder(
         where = READ_PROGRESS.set(None if progress is None else functools.partial(progress, done, len(files)))
         try:
             doc = read_document(path, doc_id, max_pages)
-        except (IngestError, OSError) as exc:
+        except IngestError as exc:
             result.errors[doc_id] = str(exc)
+            continue
+        except OSError as exc:  # its own text repeats the path, relative to where qa was started
+            result.errors[doc_id] = f"{doc_id}: the file cannot be read ({exc.strerror or type(exc).__name__})"
             continue
         finally:
             READ_PROGRESS.reset(where)

@@ -149,6 +149,16 @@ def test_a_folder_that_cannot_be_read_is_reported_and_its_documents_kept(corpus:
     assert report.errors == {"notes/": "notes/: the folder cannot be read (Permission denied); its files stay as last indexed"}
     assert report.warnings == {"linked/": "linked/: a link to a folder, not followed (move or copy the files in)"}
     assert not report.removed and "notes/bees.txt" in bot.index.doc_ids
+    # A file that cannot be opened is named by its id and the reason, not by Python's message.
+    opened = Path.open
+
+    def locked(self, *args, **kwargs):
+        if self.name == "volcano.txt":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", locked)
+    assert load_folder(corpus).errors["volcano.txt"] == "volcano.txt: the file cannot be read (Permission denied)"
     closed.append(str(corpus))
     with pytest.raises(IngestError, match="cannot be read"):
         load_folder(corpus)
