@@ -179,6 +179,8 @@ class SyncReport:
     errors: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
     rebuilt: str | None = None
+    # Why the index was opened as it is instead (it cannot be written), with ``as_is``.
+    as_is: str | None = None
 
     @property
     def touched(self) -> bool:
@@ -329,18 +331,33 @@ class Bot:
 
     def sync(
         self, progress: Callable[[int, int], None] | None = None, read_progress: FileProgress | None = None,
-        reread: bool = False,
+        reread: bool = False, as_is: bool = False,
     ) -> SyncReport:
         """Bring the index in step with the folder: add, re-embed changed, drop removed.
 
         A file is read again when its size or modification time changed, every file with
         ``reread`` (one edited with both kept); either way only a changed text is re-embedded.
+        With ``as_is``, an index this process may not write is opened as last written instead
+        (the report's ``as_is`` says so), for a command that only asks; else the
+        ``PermissionError`` stands (a server must be able to take uploads).
         ``progress(done, total)`` reports embedding progress over the texts to embed,
         ``read_progress(done, total[, detail])`` reading progress over the files (see
         :class:`qa.ingest.FileProgress`).
         """
-        with self._writing():
-            return self._sync(progress, read_progress, reread)
+        try:
+            with self._writing():
+                return self._sync(progress, read_progress, reread)
+        except PermissionError as exc:
+            if not as_is or not self.retriever.stored():
+                raise
+            report = SyncReport()
+            index = self._snapshot(report)
+            if report.rebuilt:  # what is on disk cannot be used as it is
+                raise
+            self._publish(index)
+            report.as_is = (f"the index in {self.index_dir} cannot be written ({exc.strerror}): answering from it as "
+                            "last written, without the folder's changes since")
+            return report
 
     def _sync(
         self, progress: Callable[[int, int], None] | None, read_progress: FileProgress | None, reread: bool = False,

@@ -94,13 +94,15 @@ def backend_args(sp: argparse.ArgumentParser, collection_default: str = DEFAULT_
                     help=f"with --backend milvus: the collections' name prefix (default {collection_default})")
 
 
-def _sync(bot: "Bot", show_progress: bool, reread: bool = False) -> "SyncReport":
+def _sync(bot: "Bot", show_progress: bool, reread: bool = False, as_is: bool = False) -> "SyncReport":
     """Bring ``bot``'s index up to date, printing what went wrong and a note when the folder
-    holds no document at all."""
+    holds no document at all; with ``as_is``, an index that cannot be written is used as it is."""
     from .ingest import SUPPORTED_SUFFIXES
 
     with progress_bar(show_progress, "reading", "file") as reading, progress_bar(show_progress) as progress:
-        report = bot.sync(progress, reading, reread)
+        report = bot.sync(progress, reading, reread, as_is)
+    if report.as_is:
+        print(f"warning: {report.as_is}", file=sys.stderr)
     if not bot.index.entries and not report.errors and not report.warnings:
         print(f"note: {bot.docs} holds no {', '.join(SUPPORTED_SUFFIXES)} file (searched recursively, hidden ones "
               "left out)", file=sys.stderr)
@@ -188,7 +190,7 @@ def _ask_one(bot: "Bot", question: str, history: list, as_json: bool) -> "Answer
 
 def cmd_ask(args: argparse.Namespace) -> int:
     bot = _make_bot(args)
-    _sync(bot, show_progress=sys.stderr.isatty())  # indexing a new folder first can take minutes
+    _sync(bot, show_progress=sys.stderr.isatty(), as_is=True)  # indexing a new folder first can take minutes
     _ask_one(bot, args.question, [], args.json)
     return 0
 
@@ -197,7 +199,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from .bot import Turn
 
     bot = _make_bot(args)
-    _sync(bot, show_progress=True)
+    _sync(bot, show_progress=True, as_is=True)
     print(f"Ask about the {len(bot.index.entries)} documents in {args.docs} (\"/new\" starts over, Ctrl-D quits).")
     history: list[Turn] = []
     typed = sys.stdin.isatty()  # from a file or a pipe, the questions are echoed for the transcript
@@ -290,7 +292,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except harness.EvalSetError as exc:
         raise CLIError(str(exc)) from None
     bot = _make_bot(args)
-    _sync(bot, show_progress=True)
+    _sync(bot, show_progress=True, as_is=True)
     n = sum(len(c.turns) for c in conversations)
     runs = harness.ABLATIONS if args.compare else {"full": None}
     named: dict[str, dict] = {}

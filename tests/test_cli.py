@@ -52,6 +52,37 @@ def test_mistakes_get_one_line_each_not_a_traceback(tmp_path: Path):
     assert r.returncode == 0 and "holds no .txt" in r.stderr and "indexed 0 documents" in r.stdout
 
 
+def test_an_index_that_cannot_be_written_is_asked_as_it_is(tmp_path: Path, monkeypatch, capsys):
+    """`qa ask` brings the index up to date first, under the writers' lease: on an index it may
+    not write (a shared, read-only one) it stopped with a PermissionError traceback. It answers
+    from the index as last written now, and says so; `qa index` still says it cannot write.
+    (Root may open any file, so the refusal is raised for it here, in-process.)"""
+    import errno
+    import shutil
+
+    from qa import cli
+
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCUMENTS, docs)
+    assert cli.main(["index", str(docs), "--quiet"]) == 0
+    (docs / "late.txt").write_text("A note added after the index was built, about herons.\n", encoding="utf-8")
+    opened = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if str(path).endswith("writer.lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return opened(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    capsys.readouterr()
+    assert cli.main(["ask", "When was the second call?", "--docs", str(docs), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "the other on January 8" in json.loads(out.out)["citations"][0]["text"]
+    assert "cannot be written (Permission denied): answering from it as last written" in out.err
+    assert cli.main(["index", str(docs), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("qa: error: Permission denied: ")
+
+
 def test_reread_sees_an_edit_that_kept_size_and_time(tmp_path: Path):
     docs = tmp_path / "docs"
     docs.mkdir()
