@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -43,7 +43,8 @@ def save(index: "HybridIndex", folder: str | os.PathLike[str]) -> None:
     """
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    gen = Path(tempfile.mkdtemp(prefix="gen-", dir=folder))
+    gen = folder / f"gen-{secrets.token_hex(6)}"
+    gen.mkdir()  # with the umask's permissions, as the files in it get (mkdtemp's 0700 hid it from other users)
     tmp = folder / f"CURRENT.{os.getpid()}.tmp"
     try:
         parts: list[tuple[str, int]] = []

@@ -104,6 +104,17 @@ def test_a_damaged_index_is_rebuilt_with_a_note(corpus: Path, tmp_path: Path, em
     assert Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).ask("How wide is the crater lake?").citations
 
 
+def test_a_generation_folder_is_readable_as_its_files_are(tmp_path: Path, embedder):
+    """Generation folders were made 0700 whatever the umask, so another user could read no index."""
+    umask = os.umask(0o022)
+    try:
+        HybridIndex.empty(embedder).updated([Entry("a.txt", "Some text here.", {})], [], embedder).save(tmp_path / "ix")
+    finally:
+        os.umask(umask)
+    gen = tmp_path / "ix" / (tmp_path / "ix" / "CURRENT").read_text()
+    assert gen.stat().st_mode & 0o777 == 0o755 and (gen / "manifest.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_a_save_that_fails_leaves_no_generation_behind(tmp_path: Path, embedder, monkeypatch):
     """A full disk stopped a save half-way, and each try left its partial folder to fill the
     disk further; the index on disk stays the last whole one."""
