@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -371,11 +372,20 @@ class Bot:
         seen = self._read_file_stats()
 
         placed = {e.id for e in current.entries if e.meta.get("kind") == "pdf"}
+        # PDFs indexed whose files are gone: one may be back under another name (moved, renamed),
+        # and reading it again could mean minutes of OCR.
+        gone = {d: seen[d] for d in placed if d in seen and not (self.docs / d).exists()}
+        moved: dict[str, tuple[str, Layout]] = {}
 
         def unchanged(doc_id: str, sig: tuple[int, int]) -> bool:
             # Same size and modification time (ns) as when its indexed text was read (and,
             # for a PDF, its layout is there: an index from before layouts reads it again).
             last = seen.get(doc_id)
+            if last is None and gone and doc_id.lower().endswith(".pdf"):
+                found = self._moved_from(current, doc_id, sig[0], gone)
+                if found is not None:
+                    moved[doc_id] = found
+                    return True
             return (last is not None and (last[0], last[1]) == sig and known.get(doc_id) == last[2]
                     and (doc_id not in placed or self._layout_path(doc_id, last[2]).exists()))
 
@@ -393,6 +403,14 @@ class Bot:
             else:
                 continue
             upserts.append(entry)
+        for doc_id, (was, layout) in moved.items():  # its text and layout as read under its old name
+            old = current.entries[current.doc_pos[was]]
+            meta = dict(old.meta)
+            if meta.get("title") == Path(was).stem:  # a title that was the file's name follows it
+                meta["title"] = Path(doc_id).stem
+            save_layout(self.index_dir / LAYOUTS, layout_key(doc_id, old.sha256), layout)
+            report.added.append(doc_id)
+            upserts.append(Entry(doc_id, old.text, meta))
         # A file that exists but cannot be read now keeps its last good version, and so do the
         # files of a folder that cannot be read.
         present = set(on_disk) | set(result.unchanged)
@@ -414,6 +432,26 @@ class Bot:
         if stats != seen:
             self._write_file_stats(stats)
         return report
+
+    def _moved_from(
+        self, index: HybridIndex, doc_id: str, size: int, gone: dict[str, list],
+    ) -> tuple[str, Layout] | None:
+        """The gone PDF that ``doc_id`` is byte for byte (its layout keeps the file's hash), and
+        its layout, if its text is kept in the index; it is then taken out of ``gone``."""
+        digest = None
+        for was, (was_size, _, sha) in gone.items():
+            entry = index.entries[index.doc_pos[was]]
+            if was_size != size or len(entry.text) != entry.size:  # Milvus keeps no texts
+                continue
+            try:
+                layout = load_layout(self.index_dir / LAYOUTS, layout_key(was, sha))
+                digest = digest or hashlib.sha256((self.docs / doc_id).read_bytes()).hexdigest()
+            except (OSError, ValueError):  # read as any new file is, which reports what is wrong
+                return None
+            if layout is not None and digest == layout.source_sha256:
+                del gone[was]
+                return was, layout
+        return None
 
     def _read_file_stats(self) -> dict[str, list]:
         """``{id: [size, mtime_ns, sha256]}`` of each file when its indexed text was read."""

@@ -151,6 +151,38 @@ def test_scanned_pages_are_read_by_ocr(report):
     assert np.allclose(ocr_box, text_box, atol=6), (ocr_box, text_box)
 
 
+def test_a_moved_pdf_is_not_read_again(embedder, tmp_path, monkeypatch):
+    """Files are indexed by name, so a scan moved or renamed was read (OCR'd) all over again; a
+    PDF whose bytes are those of one gone from the index keeps what was read from it."""
+    import qa.ingest
+    from qa.bot import Bot
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(DATA / "scanned.pdf", docs / "scanned.pdf")
+    (docs / "other.pdf").write_bytes(report_pdf())
+    bot = Bot(docs, index_dir=tmp_path / "ix", embedder=embedder)
+    bot.sync()
+    before = bot.index.entries[bot.index.doc_pos["scanned.pdf"]]
+    (docs / "archive").mkdir()
+    (docs / "scanned.pdf").rename(docs / "archive" / "old scan.pdf")
+    (docs / "other.pdf").write_bytes(report_pdf([[("title", "Pier notes"), ("line", "The pier opened in May.")]]))
+    read, real = [], qa.ingest.read_document
+
+    def reading(path, doc_id, *args):
+        read.append(doc_id)
+        return real(path, doc_id, *args)
+
+    monkeypatch.setattr(qa.ingest, "read_document", reading)
+    report = bot.sync()
+    assert read == ["other.pdf"]
+    assert (report.added, report.changed, report.removed) == (["archive/old scan.pdf"], ["other.pdf"], ["scanned.pdf"])
+    moved = bot.index.entries[bot.index.doc_pos["archive/old scan.pdf"]]
+    assert (moved.text, moved.sha256) == (before.text, before.sha256)
+    assert bot.page_png("archive/old scan.pdf", 1)[:4] == b"\x89PNG"  # the layout came along, checked against the file
+    assert not bot.sync().touched  # and it is as when last read
+
+
 def test_a_blank_page_is_not_sent_to_ocr(monkeypatch):
     """A page with nothing on it renders to one grey: Tesseract is not run on it (0.4 s a page
     for nothing; a PDF of 2,000 blank pages took minutes), and the typed pages are read as ever."""
