@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -238,6 +239,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .guard import uvicorn_options
 
     config = settings()
+    taken = _cannot_listen(args.host, args.port)  # said before minutes of loading and indexing, not after
+    if taken:
+        raise CLIError(f"{taken}: pass another --port, or stop what listens there")
     bot = _make_bot(args, config)
     _sync(bot, show_progress=True)
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -251,6 +255,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Slow clients are bounded below the app too: see qa.guard.uvicorn_options.
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **uvicorn_options(config))
     return 0
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why a server could not listen on ``host``:``port`` (in use, an unknown name), or None."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own socket
+            sock.bind(address)
+    except OSError as exc:  # socket.gaierror included
+        return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return None
 
 
 def write_json(path: str, data: dict) -> None:
@@ -486,11 +502,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+
+    def fail(message: str) -> int:
+        print(f"qa: error: {message}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading the JSON gets the error there too
+            print(json.dumps({"error": message}, ensure_ascii=False))
+        return 2
+
     try:
         return int(args.func(args) or 0)
     except CLIError as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except KeyboardInterrupt:
         print("\nqa: interrupted (an index write is all or nothing: the index is as it was, or whole)", file=sys.stderr)
         return 130
@@ -498,8 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting flushes nowhere
         return 141
     except OSError as exc:  # the machine's: a full disk, a folder it may not write
-        print(f"qa: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
-        return 2
+        return fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
     except Exception as exc:
         # These already name the problem: Milvus failing in any command that indexes or asks
         # (server gone, collection refused), another writer holding the index too long, a
@@ -510,8 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .ingest import IngestError
 
         if isinstance(exc, (MilvusError, IndexStoreError, IngestError)):
-            print(f"qa: error: {exc}", file=sys.stderr)
-            return 2
+            return fail(str(exc))
         raise
 
 

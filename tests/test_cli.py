@@ -46,6 +46,17 @@ def test_mistakes_get_one_line_each_not_a_traceback(tmp_path: Path):
     assert r.returncode == 2 and "99999 is not in 1..65535" in r.stderr
     r = run("eval", "--squad", "x.json", "--sample", "-1")
     assert r.returncode == 2 and "-1 is not in 1.." in r.stderr
+    r = run("ask", "   ", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix"), "--json")
+    assert r.returncode == 2 and json.loads(r.stdout) == {"error": "the question is empty: ask something about the documents"}
+    import socket
+
+    with socket.socket() as busy:  # a port in use is said before the model and index load, and no banner is shown
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run("serve", "--docs", str(DOCUMENTS), "--port", str(port))
+    assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port} (Address already in use)" in r.stderr
+    assert "Chat over" not in r.stdout
     (tmp_path / "pictures").mkdir()
     (tmp_path / "pictures" / "cat.png").write_bytes(b"\x89PNG")
     r = run("index", str(tmp_path / "pictures"), "--quiet")
