@@ -374,7 +374,7 @@ class Bot:
         placed = {e.id for e in current.entries if e.meta.get("kind") == "pdf"}
         # PDFs indexed whose files are gone: one may be back under another name (moved, renamed),
         # and reading it again could mean minutes of OCR.
-        gone = {d: seen[d] for d in placed if d in seen and not (self.docs / d).exists()}
+        gone = {d: seen[d][0] for d in placed if d in seen and not (self.docs / d).exists()}  # id: size
         moved: dict[str, tuple[str, Layout]] = {}
 
         def unchanged(doc_id: str, sig: tuple[int, int]) -> bool:
@@ -434,21 +434,23 @@ class Bot:
         return report
 
     def _moved_from(
-        self, index: HybridIndex, doc_id: str, size: int, gone: dict[str, list],
+        self, index: HybridIndex, doc_id: str, size: int, gone: dict[str, int],
     ) -> tuple[str, Layout] | None:
         """The gone PDF that ``doc_id`` is byte for byte (its layout keeps the file's hash), and
         its layout, if its text is kept in the index; it is then taken out of ``gone``."""
         digest = None
-        for was, (was_size, _, sha) in gone.items():
+        for was, was_size in gone.items():
             entry = index.entries[index.doc_pos[was]]
             if was_size != size or len(entry.text) != entry.size:  # Milvus keeps no texts
                 continue
+            layout = self.layout(was, index)
+            if layout is None:
+                continue
             try:
-                layout = load_layout(self.index_dir / LAYOUTS, layout_key(was, sha))
                 digest = digest or hashlib.sha256((self.docs / doc_id).read_bytes()).hexdigest()
-            except (OSError, ValueError):  # read as any new file is, which reports what is wrong
+            except OSError:  # read as any new file is, which reports what is wrong
                 return None
-            if layout is not None and digest == layout.source_sha256:
+            if digest == layout.source_sha256:
                 del gone[was]
                 return was, layout
         return None
