@@ -44,7 +44,7 @@ def save(index: "HybridIndex", folder: str | os.PathLike[str]) -> None:
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     gen = folder / f"gen-{secrets.token_hex(6)}"
-    gen.mkdir()  # with the umask's permissions, as the files in it get (mkdtemp's 0700 hid it from other users)
+    gen.mkdir()  # the umask's permissions, as its files get, so others may read what they may read
     tmp = folder / f"CURRENT.{os.getpid()}.tmp"
     try:
         parts: list[tuple[str, int]] = []
