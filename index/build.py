@@ -3,7 +3,7 @@ and embedded (passage vectors are their sentences' mean)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -61,11 +61,13 @@ class Segmented:
     """New texts segmented, tokenised and embedded: their rows, numbered from 0, to append.
 
     Raises :class:`TooManySentences`, naming every text over the limit, before any embedding.
+    A sentence found word for word in ``known`` (text: vector) takes that vector instead of
+    being embedded again: the unchanged sentences of an edited or renamed document.
     """
 
     def __init__(
         self, entries: list[Entry], dim: int, embedder: Embedder, vocab: dict[str, int],
-        progress: Callable[[int, int], None] | None,
+        progress: Callable[[int, int], None] | None, known: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         cols: dict[str, list[int]] = {k: [] for k in ("s_doc", "s_start", "s_end", "p_doc", "p_start", "p_end", "first", "last")}
         texts: list[str] = []
@@ -88,7 +90,16 @@ class Segmented:
         if too_many:
             raise TooManySentences(too_many)
         c = {k: np.asarray(v, dtype=np.int32) for k, v in cols.items()}
-        vecs = embed_batched(embedder, texts, progress) if texts else np.zeros((0, dim), dtype=np.float32)
+        vecs = np.zeros((len(texts), dim), dtype=np.float32)
+        todo = []
+        for i, text in enumerate(texts):
+            vec = known.get(text) if known else None
+            if vec is None:
+                todo.append(i)
+            else:
+                vecs[i] = vec
+        if todo:
+            vecs[todo] = embed_batched(embedder, [texts[i] for i in todo], progress)
         self.sentences = Table(c["s_doc"], c["s_start"], c["s_end"], vecs)
         self.passages = Table(c["p_doc"], c["p_start"], c["p_end"], passage_vectors(vecs, c["first"], c["last"]))
         self.first, self.last = c["first"], c["last"]

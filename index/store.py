@@ -126,6 +126,20 @@ class HybridIndex:
         """Sentence rows ``[first, end)`` of a document."""
         return int(self.s_bounds[doc_row]), int(self.s_bounds[doc_row + 1])
 
+    def sentence_vectors(self, doc_ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """The sentence vectors of these documents, by sentence text (ids not held are skipped)."""
+        out: dict[str, np.ndarray] = {}
+        for doc_id in doc_ids:
+            row = self.doc_pos.get(doc_id)
+            if row is None:
+                continue
+            text = self.entries[row].text
+            a, b = self.doc_sentences(row)
+            vecs = np.asarray(self.sentences.vecs[a:b])
+            for i, (start, end) in enumerate(zip(self.sentences.start[a:b].tolist(), self.sentences.end[a:b].tolist())):
+                out[text[start:end]] = vecs[i]
+        return out
+
     def doc_facts(self, doc_row: int) -> tuple[int, int, int]:
         """A document's size in characters and in UTF-8 bytes, and its sentence count."""
         e = self.entries[doc_row]
@@ -156,7 +170,7 @@ class HybridIndex:
         kept = [i for i, e in enumerate(self.entries) if e.id not in drop]
         old, params = self, self.params
         vocab = dict(old.bm25.vocab)
-        fresh = Segmented(new, params["dim"], embedder, vocab, progress)
+        fresh = Segmented(new, params["dim"], embedder, vocab, progress, old.sentence_vectors(drop) if new else None)
         keep = np.asarray(kept, dtype=np.int64)
         n_old = len(keep)
         s_rows = ranges(old.s_bounds[keep], np.diff(old.s_bounds)[keep])

@@ -337,7 +337,8 @@ class Bot:
         """Bring the index in step with the folder: add, re-embed changed, drop removed.
 
         A file is read again when its size or modification time changed, every file with
-        ``reread`` (one edited with both kept); either way only a changed text is re-embedded.
+        ``reread`` (one edited with both kept); either way only sentences whose text is new are
+        embedded (those of a replaced, removed or renamed document keep their vectors).
         With ``as_is``, an index this process may not write is opened as last written instead
         (the report's ``as_is`` says so), for a command that only asks; else the
         ``PermissionError`` stands (a server must be able to take uploads).

@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--reread", action="store_true",
                     help="read every file again, not only those whose size or modification time changed "
-                         "(only changed texts are embedded again)")
+                         "(only sentences whose text is new are embedded)")
     sp.set_defaults(func=cmd_index)
 
     sp = sub.add_parser("ask", help="answer one question (updates the index first if documents changed)")

@@ -179,6 +179,37 @@ def test_incremental_add_change_delete(corpus: Path, tmp_path: Path, counting):
     assert np.allclose(fresh.index.sentences.vecs, bot.index.sentences.vecs, atol=1e-5)
 
 
+def test_an_edited_or_renamed_document_embeds_only_its_new_sentences(corpus: Path, tmp_path: Path, counting):
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=counting)
+    bot.sync()
+    subjects = ("Kettles", "Ferries", "Glaciers", "Violins", "Orchards", "Lanterns", "Tunnels", "Parrots")
+    sentences = [f"{s} were counted {n} times in the survey." for n, s in enumerate(subjects, 2)]
+    (corpus / "survey.txt").write_text(" ".join(sentences), encoding="utf-8")
+    counting.count = 0
+    bot.sync()
+    assert counting.count == len(sentences)
+
+    # One sentence edited: only it is embedded; the others keep their vectors.
+    kept = sentences[5]
+    row = bot.index.sentence_at("survey.txt", " ".join(sentences).index(kept))
+    before = np.array(bot.index.sentences.vecs[row])
+    sentences[2] = "Glaciers melted into the lake beside the village."
+    text = " ".join(sentences)
+    (corpus / "survey.txt").write_text(text, encoding="utf-8")
+    counting.count = 0
+    assert bot.sync().changed == ["survey.txt"] and counting.count == 1
+
+    # Moved into a subfolder under another name: nothing embedded, the same vectors, cited by its new name.
+    (corpus / "archive").mkdir()
+    (corpus / "survey.txt").rename(corpus / "archive" / "census.txt")
+    counting.count = 0
+    report = bot.sync()
+    assert (report.added, report.removed, counting.count) == (["archive/census.txt"], ["survey.txt"], 0)
+    assert np.array_equal(bot.index.sentences.vecs[bot.index.sentence_at("archive/census.txt", text.index(kept))], before)
+    top = bot.ask("What melted into the lake beside the village?").citations[0]
+    assert (top.doc, top.text) == ("archive/census.txt", sentences[2])
+
+
 def test_leftover_generation_is_ignored(corpus: Path, tmp_path: Path, embedder):
     bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
     bot.sync()
