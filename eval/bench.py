@@ -131,7 +131,8 @@ def run(
         make_corpus(source, passages, docs)
     options: dict[str, Any] = {"backend": backend}
     if backend == "milvus":
-        options.update(milvus_uri=milvus_uri, milvus_collection=milvus_collection or f"qa_bench_{passages}")
+        # The benchmark's own collections, filled from its source: rebuilt for other settings.
+        options.update(milvus_uri=milvus_uri, milvus_collection=milvus_collection or f"qa_bench_{passages}", rebuild_store=True)
     # The child exits before this process opens the index (a Milvus Lite file has one user at a time).
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         build = pool.submit(_build, docs, index_dir, embedder.name, embedder.variant, show_progress, options).result()

@@ -23,14 +23,13 @@ PASSAGE_STRIDE = 3
 MAX_SENTENCES = 100_000
 
 
-class TooManySentences(ValueError):
-    """Documents that split into more than :data:`MAX_SENTENCES` sentences; nothing was embedded.
-    ``refused`` maps each one's id to why."""
+class Unindexable(ValueError):
+    """Documents the index cannot hold (more than :data:`MAX_SENTENCES` sentences, or what the
+    store cannot take); nothing was embedded. ``refused`` maps each one's id to why."""
 
-    def __init__(self, counts: dict[str, int]) -> None:
-        self.refused = {d: f"{d}: {n} sentences; the limit is {MAX_SENTENCES} a document: split it into smaller files"
-                        for d, n in counts.items()}
-        super().__init__("; ".join(self.refused.values()))
+    def __init__(self, refused: dict[str, str]) -> None:
+        self.refused = refused
+        super().__init__("; ".join(refused.values()))
 
 
 def ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -60,7 +59,8 @@ def passage_vectors(sentence_vecs: np.ndarray, first: np.ndarray, last: np.ndarr
 class Segmented:
     """New texts segmented, tokenised and embedded: their rows, numbered from 0, to append.
 
-    Raises :class:`TooManySentences`, naming every text over the limit, before any embedding.
+    Raises :class:`Unindexable`, naming every text over the limits, before any embedding:
+    :data:`MAX_SENTENCES`, and ``max_sentence_bytes`` (UTF-8) for a store with a field limit.
     A sentence found word for word in ``known`` (text: vector) takes that vector instead of
     being embedded again: the unchanged sentences of an edited or renamed document.
     """
@@ -68,17 +68,26 @@ class Segmented:
     def __init__(
         self, entries: list[Entry], dim: int, embedder: Embedder, vocab: dict[str, int],
         progress: Callable[[int, int], None] | None, known: Mapping[str, np.ndarray] | None = None,
+        max_sentence_bytes: int | None = None,
     ) -> None:
         cols: dict[str, list[int]] = {k: [] for k in ("s_doc", "s_start", "s_end", "p_doc", "p_start", "p_end", "first", "last")}
         texts: list[str] = []
         p_texts: list[str] = []
-        too_many: dict[str, int] = {}
+        refused: dict[str, str] = {}
         for di, entry in enumerate(entries):
             sents = split_sentences(entry.text)
             if len(sents) > MAX_SENTENCES:
-                too_many[entry.id] = len(sents)
-            if too_many:
-                continue  # each text is still counted, but no rows are built: the caller retries without those
+                refused[entry.id] = (f"{entry.id}: {len(sents)} sentences; the limit is {MAX_SENTENCES} a document: "
+                                     "split it into smaller files")
+            elif max_sentence_bytes is not None:
+                # A character is at most 4 bytes: only a sentence that long can be over.
+                over = next((sp for sp in sents if sp.end - sp.start > max_sentence_bytes // 4
+                             and len(entry.text[sp.start:sp.end].encode("utf-8")) > max_sentence_bytes), None)
+                if over is not None:
+                    refused[entry.id] = (f"{entry.id}: a sentence at character {over.start} is over {max_sentence_bytes} "
+                                         "bytes, more than the store holds in one field; split the text into shorter sentences")
+            if refused:
+                continue  # each text is still checked, but no rows are built: the caller retries without those
             base = len(cols["s_doc"])
             for sp in sents:
                 cols["s_doc"].append(di), cols["s_start"].append(sp.start), cols["s_end"].append(sp.end)
@@ -87,8 +96,8 @@ class Segmented:
                 cols["p_doc"].append(di), cols["p_start"].append(p.start), cols["p_end"].append(p.end)
                 cols["first"].append(base + p.first), cols["last"].append(base + p.last)
                 p_texts.append(entry.text[p.start:p.end])
-        if too_many:
-            raise TooManySentences(too_many)
+        if refused:
+            raise Unindexable(refused)
         c = {k: np.asarray(v, dtype=np.int32) for k, v in cols.items()}
         vecs = np.zeros((len(texts), dim), dtype=np.float32)
         todo = []

@@ -45,6 +45,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -58,11 +59,11 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .bm25 import B, K1
-from .build import Segmented
+from .build import Segmented, Unindexable
 from .config import DEFAULT_MILVUS_COLLECTION
 from .embedder import Embedder
 from .fusion import Fused
-from .records import Entry, Hit, IndexBusy, IndexStoreError
+from .records import WAIT_SAID_S, Entry, Hit, IndexBusy, IndexStoreError
 from .store import LEGS, OVERFETCH, RRF_K
 from .text import STOPWORDS
 from .view import CandidateView, CorpusStats, DocRecord, PassageRecord, SentenceRecord, build_view, term_counts, term_key, term_keys
@@ -157,9 +158,28 @@ def _describe(exc: Exception) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
+def _differences(have: str, want: str) -> str:
+    """The settings two fingerprints differ in: "embedding onnx-int8 there, torch here"."""
+    def flat(fp: str) -> dict[str, Any]:
+        try:
+            data = json.loads(fp)
+        except ValueError:
+            return {}
+        return {**{k: v for k, v in data.items() if k != "index"}, **(data.get("index") or {})}
+
+    a, b = flat(have), flat(want)
+    return "; ".join(f"{k} {a.get(k)} there, {b.get(k)} here" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)) \
+        or "another layout"
+
+
+# Milvus refuses a sparse vector without a nonzero weight (and keys past 2**32 - 2, where
+# term keys end): a text without terms (empty, or stop words only) gets a count far below one,
+# which weighs nothing in BM25 and is no occurrence to the term statistics.
+_NO_TERMS = {0: 1e-30}
+
+
 def _sparse(counts: dict[int, int]) -> dict[int, float]:
-    # Milvus refuses an empty sparse vector; a text without terms gets one zero-weight entry.
-    return {k: float(v) for k, v in counts.items()} or {0: 0.0}
+    return {k: float(v) for k, v in counts.items()} or dict(_NO_TERMS)
 
 
 class MilvusStore:
@@ -183,10 +203,10 @@ class MilvusStore:
 
     def __init__(
         self, uri: str, collection: str = DEFAULT_MILVUS_COLLECTION, token: str | None = None, timeout: float | None = 60.0,
-        lease: bool | None = None,
+        lease: bool | None = None, rebuild: bool = False,
     ) -> None:
         if not isinstance(collection, str) or not _NAME.fullmatch(collection):
-            raise MilvusError(f"Milvus collection name {collection!r}: use letters, digits and underscores, starting with a letter")
+            raise MilvusError(f"Milvus collection name {collection!r}: use letters, digits and underscores, not starting with a digit")
         if not uri:
             raise MilvusError("Milvus URI is empty: give a Milvus Lite file (path/milvus.db) or a server (http://host:19530)")
         missing = [m for m, pkg in (("pymilvus", "pymilvus"), ("milvus_lite", "milvus-lite")) if importlib.util.find_spec(m) is None
@@ -205,14 +225,21 @@ class MilvusStore:
         for name in ("pymilvus", "milvus_lite"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         self.uri, self.collection, self.timeout = uri, collection, timeout
+        # Whether collections built with other settings may be dropped and made again: a store
+        # of record (other workers' documents too) is only rebuilt when asked, by `qa index`.
+        self.rebuild = rebuild
         self.lease = not is_lite(uri) if lease is None else lease
         self.lease_wait_s = LEASE_WAIT_S
         self.names = {kind: f"{collection}_{kind}" for kind in KINDS}
         try:
             self._client = MilvusClient(uri=uri, token=token or "", timeout=timeout)
         except Exception as exc:
-            hint = ""
-            if is_lite(uri):
+            hint, lite = "", Path(uri)
+            if is_lite(uri) and lite.exists() and not lite.is_dir():  # Milvus Lite keeps a folder under that name
+                hint = "; it is a file, not a Milvus Lite store: move it away, or give another path"
+            elif is_lite(uri) and not os.access(lite if lite.exists() else lite.parent, os.W_OK):
+                hint = "; this user may not write there (a Milvus Lite store is written even to be read)"
+            elif is_lite(uri):
                 hint = ("; a Milvus Lite file is open in one process at a time: is another qa command using it? "
                         "(to share one collection, run a Milvus server and pass its URI)")
             raise MilvusError(f"cannot connect to Milvus at {uri}: {_describe(exc)}{hint}") from None
@@ -243,18 +270,28 @@ class MilvusStore:
         c = self._client
         try:
             present = [k for k in KINDS if c.has_collection(self.names[k], timeout=self.timeout)]
-            stale = False
+            stale = None
             for kind in present:
                 props = c.describe_collection(self.names[kind], timeout=self.timeout).get("properties") or {}
                 have = props.get(FINGERPRINT_PROPERTY)
                 if have is None:
                     raise MilvusError(f"Milvus collection {self.names[kind]!r} at {self.uri} was not made by this bot; "
                                       "choose another collection name or drop that one")
-                stale |= have != fp
-            created = stale or len(present) < len(KINDS)
+                if have != fp:
+                    stale = have
+            # A partial set is an interrupted creation, unless documents were stored in it.
+            incomplete = len(present) < len(KINDS) and "docs" in present and self._holds_documents()
+            if (stale or incomplete) and not self.rebuild:
+                why = (f"were built with other settings ({_differences(stale, fp)})" if stale else
+                       f"are incomplete (no {', '.join(self.names[k] for k in KINDS if k not in present)})")
+                raise MilvusError(f"the Milvus collections {self.collection}_* at {self.uri} {why}; only `qa index` rebuilds "
+                                  "them, dropping every document stored there: run it with these settings, or run this "
+                                  "command with the settings they were built with")
+            created = bool(stale) or len(present) < len(KINDS)
             if created:
                 if stale:
-                    log.warning("Milvus collections %s_* were built with other settings; rebuilding them", self.collection)
+                    log.warning("Milvus collections %s_* were built with other settings (%s); rebuilding them",
+                                self.collection, _differences(stale, fp))
                 for kind in present:  # a partial set (an interrupted creation) is made again too
                     c.drop_collection(self.names[kind], timeout=self.timeout)
                 for kind in KINDS:
@@ -358,9 +395,16 @@ class MilvusStore:
         rows = self._query("terms", f"pk == {GENERATION}", ["pdf"])
         return int(rows[0]["pdf"]) if rows else 0
 
+    def _holds_documents(self) -> bool:
+        self._client.load_collection(self.names["docs"], timeout=self.timeout)
+        return self.count("docs") > 0
+
     def count(self, kind: str) -> int:
         """Rows in one collection (``docs``, ``passages``, ``sentences`` or ``terms``)."""
-        res = self._client.query(self.names[kind], filter="", output_fields=["count(*)"], timeout=self.timeout)
+        try:
+            res = self._client.query(self.names[kind], filter="", output_fields=["count(*)"], timeout=self.timeout)
+        except Exception as exc:
+            raise self._fail("counting", exc) from None
         return int(res[0]["count(*)"])
 
     # ----- updates ------------------------------------------------------------------
@@ -375,12 +419,14 @@ class MilvusStore:
         version's rows are deleted; a removed document loses its row first. The term
         statistics are updated last.
         """
-        for e in upserts:
-            if len(e.id.encode("utf-8")) > MAX_DOC_BYTES:
-                raise MilvusError(f"document id {e.id[:80]!r}… is longer than {MAX_DOC_BYTES} bytes, Milvus's limit here")
+        long_ids = {e.id: f"{e.id[:80]}…: the document id is longer than {MAX_DOC_BYTES} bytes, Milvus's limit here"
+                    for e in upserts if len(e.id.encode("utf-8")) > MAX_DOC_BYTES}
+        if long_ids:
+            raise Unindexable(long_ids)
         new = sorted({e.id: e for e in upserts}.values(), key=lambda e: e.id)
         vocab: dict[str, int] = {}
-        seg = Segmented(new, params["dim"], embedder, vocab, progress)  # the slow part, before the lease
+        # The slow part, before the lease; a sentence over Milvus's field limit refuses its document.
+        seg = Segmented(new, params["dim"], embedder, vocab, progress, max_sentence_bytes=MAX_TEXT_BYTES)
         with self._lock:
             try:
                 created = self.ensure(params)
@@ -414,9 +460,15 @@ class MilvusStore:
             yield lambda: None
             return
         me = secrets.randbits(62) + 1
-        deadline = time.monotonic() + self.lease_wait_s
+        started = time.monotonic()
+        deadline, said = started + self.lease_wait_s, False
         while True:
             holder, until = self._read_lease()
+            if not said and holder not in (0, me) and time.monotonic() - started > WAIT_SAID_S:
+                # A writer that stopped without letting go (killed, say) holds it until it runs out.
+                log.warning("another writer holds the Milvus collections %s_* (its lease runs out in %.0f s unless renewed); "
+                            "waiting for it (at most %g s)", self.collection, max(until - time.time(), 0), self.lease_wait_s)
+                said = True
             if holder in (0, me) or until < time.time():
                 self._put_lease(me, time.time() + LEASE_S)
                 time.sleep(LEASE_SETTLE_S)
@@ -458,7 +510,7 @@ class MilvusStore:
 
         def count(terms: dict[int, float], n_terms: int, which: int, sign: int) -> None:
             for k, v in terms.items():
-                if v > 0:
+                if v >= 1:
                     delta.setdefault(k, [0, 0])[which] += sign
             totals[which] += sign
             totals[2 + which] += sign * max(int(n_terms), 1)
@@ -487,9 +539,6 @@ class MilvusStore:
             for r in range(int(s_bounds[di]), int(s_bounds[di + 1])):
                 a, b = int(s_rows.start[r]), int(s_rows.end[r])
                 text = e.text[a:b]
-                if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-                    raise MilvusError(f"{e.id}: a sentence at character {a} is over {MAX_TEXT_BYTES} bytes, more than Milvus "
-                                      "holds in one field; split the document's text into shorter sentences")
                 seq = r - int(s_bounds[di])
                 sentences.append({"pk": row_key(e.id, e.sha256, seq), "sha": e.sha256, "doc": e.id, "start": a, "end": b,
                                   "seq": seq, "text": text, "dense": s_rows.vecs[r].tolist()})
@@ -640,6 +689,15 @@ class MilvusStore:
             if doc in drows:
                 expr = f"doc == {string_literal(doc)} and sha == {string_literal(drows[doc]['sha'])} and start == {int(start)}"
                 srows.update({(r["doc"], int(r["seq"])): r for r in self._query("sentences", expr, s_fields)})
+        lost = sorted({d for *_, r in live for d, q in ((r["doc"], int(r["first"])), (r["doc"], int(r["last"])))
+                       if (d, q) not in srows})
+        if lost:  # replaced since it was read, or its rows are damaged: still the same version?
+            now = {r["doc"]: r["sha"] for r in self._by_keys("docs", "pk", [row_key(d) for d in lost], ["doc", "sha"])}
+            damaged = [d for d in lost if now.get(d) == drows[d]["sha"]]
+            if damaged:
+                raise MilvusError(f"the Milvus collections {self.collection}_* at {self.uri} lack sentences of {damaged[0]!r} "
+                                  "(damaged?); drop the collections and run `qa index` to rebuild them")
+            live = [f for f in live if f[2]["doc"] not in lost]
         vocab = list(dict.fromkeys(vocabulary))
         keys = [term_key(t) for t in vocab]
         trows = {r["pk"]: r for r in self._by_keys("terms", "pk", [*keys, TOTALS], ["pk", "pdf", "ddf", "plen", "dlen"])}

@@ -31,6 +31,10 @@ class IndexBusy(IndexStoreError):
     """Another writer held the index's lease for longer than this one would wait."""
 
 
+# A writer that has waited this long for another's lease says so (then waits on).
+WAIT_SAID_S = 1.0
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -46,6 +46,7 @@ class Found:
 class Retriever(Protocol):
     name: str
     location: str  # where the corpus is stored: a folder, a Milvus Lite file or a server URI
+    shared: bool  # other folders' documents may be stored there too
 
     def open(self, embedder: Embedder) -> tuple[HybridIndex, str | None]:
         """The corpus as stored, and why it was emptied to be rebuilt (None: it was not)."""
@@ -84,6 +85,7 @@ class LocalRetriever:
     """The hybrid index in ``folder``; a snapshot searches itself."""
 
     name = "faiss"
+    shared = False  # one folder's index: what the folder lacks is removed
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -130,6 +132,8 @@ class MilvusRetriever:
     """The corpus in Milvus (see :mod:`index.milvus`); nothing of it is kept in this process."""
 
     name = "milvus"
+    # Several workers' folders may feed one store: a folder removes only documents it had.
+    shared = True
 
     def __init__(self, store: "MilvusStore") -> None:
         self.store = store
@@ -178,10 +182,11 @@ class MilvusRetriever:
 
 
 def open_retriever(backend: str, index_dir: Path, milvus_uri: str | None = None,
-                   milvus_collection: str | None = None) -> Retriever:
+                   milvus_collection: str | None = None, rebuild: bool = False) -> Retriever:
     """The retriever for ``backend`` (:data:`~index.config.RETRIEVAL_BACKENDS`). ``index_dir``:
     the local index's folder. With ``milvus``, ``milvus_uri`` is a Milvus Lite file or a server
-    URI (default: a Milvus Lite file inside ``index_dir``)."""
+    URI (default: a Milvus Lite file inside ``index_dir``), and collections built with other
+    settings are dropped and made again only with ``rebuild`` (else refused)."""
     if backend not in RETRIEVAL_BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(RETRIEVAL_BACKENDS)}")
     if backend == "faiss":
@@ -191,4 +196,4 @@ def open_retriever(backend: str, index_dir: Path, milvus_uri: str | None = None,
     if milvus_uri is None:
         Path(index_dir).mkdir(parents=True, exist_ok=True)
         milvus_uri = default_uri(index_dir)
-    return MilvusRetriever(MilvusStore(milvus_uri, milvus_collection or DEFAULT_MILVUS_COLLECTION))
+    return MilvusRetriever(MilvusStore(milvus_uri, milvus_collection or DEFAULT_MILVUS_COLLECTION, rebuild=rebuild))

@@ -16,10 +16,11 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Collection, Iterable, Iterator, Sequence
 
-from index.build import TooManySentences
+from index.build import Unindexable
 from index.embedder import Embedder, load_embedder
+from index.records import WAIT_SAID_S
 from index.retriever import Found, Retriever, open_retriever
 from index.store import LEGS, Entry, HybridIndex, IndexBusy, IndexStoreError, content_hash  # noqa: F401 - IndexBusy for callers
 from index.text import terms
@@ -81,7 +82,6 @@ def check_question(question: object) -> str:
 # The writers' lease: a file in the index folder that one writer at a time holds locked (flock).
 WRITER_LOCK = "writer.lock"
 WRITER_WAIT_S = 600.0
-WAIT_SAID_S = 1.0  # a writer waiting longer for the lease says so
 
 
 class DocumentError(ValueError):
@@ -241,6 +241,8 @@ class Bot:
         milvus_uri: with ``milvus``, a Milvus Lite file or a server URI (``http://host:19530``);
             default a Milvus Lite file inside the index folder.
         milvus_collection: with ``milvus``, the collection's name.
+        rebuild_store: with ``milvus``, drop and rebuild collections built with other settings
+            (every document stored there, other folders' too); else they are refused.
         max_pdf_pages: the most pages a PDF may have (default ``qa.formats.pdf.MAX_PAGES``).
         corroborate: after answering, look in the other documents (within the question's
             documents filter) for sentences answering the same question and say whether they
@@ -261,6 +263,7 @@ class Bot:
         backend: str = "faiss",
         milvus_uri: str | None = None,
         milvus_collection: str | None = None,
+        rebuild_store: bool = False,
         max_pdf_pages: int | None = None,
         corroborate: bool = True,
         same_matter: float | None = SAME_MATTER,
@@ -277,7 +280,7 @@ class Bot:
                              "the documents folder is never written through a link: remove the link, or pass --index DIR")
         if self.index_dir.exists() and not self.index_dir.is_dir():
             raise ValueError(f"the index folder {self.index_dir} is a file, not a folder: move it away, or pass --index DIR")
-        self.retriever: Retriever = open_retriever(backend, self.index_dir, milvus_uri, milvus_collection)
+        self.retriever: Retriever = open_retriever(backend, self.index_dir, milvus_uri, milvus_collection, rebuild_store)
         self.backend = backend
         self.embedder = embedder or load_embedder(model, embedding)
         self.answerer = answerer or Answerer(quantize_reader=quantize_reader)
@@ -363,8 +366,10 @@ class Bot:
 
     def _sync(
         self, progress: Callable[[int, int], None] | None, read_progress: FileProgress | None, reread: bool = False,
+        forget: Collection[str] = (),
     ) -> SyncReport:
-        """:meth:`sync` for a writer holding the lease."""
+        """:meth:`sync` for a writer holding the lease; ``forget``: documents to drop when their
+        files are gone, though the folder's record never held them."""
         report = SyncReport()
         if self._index is None:  # first look at the folder in this process
             self.clean_leftovers()
@@ -416,12 +421,13 @@ class Bot:
         # files of a folder that cannot be read.
         present = set(on_disk) | set(result.unchanged)
         closed = tuple(k for k in result.errors if k.endswith("/"))
-        report.removed = [d for d in known if d not in present and d not in result.errors and not d.startswith(closed)]
+        report.removed = [d for d in known if d not in present and d not in result.errors and not d.startswith(closed)
+                          and (d in seen or d in forget or not self.retriever.shared)]
         while report.touched or not self.retriever.stored():
             try:
                 current = self.retriever.update(current, upserts, report.removed, self.embedder, progress)
                 break
-            except TooManySentences as exc:  # refused like unreadable files; the others are indexed
+            except Unindexable as exc:  # refused like unreadable files; the others are indexed
                 report.errors.update(exc.refused)
                 upserts = [e for e in upserts if e.id not in exc.refused]
                 report.added = [d for d in report.added if d not in exc.refused]
@@ -525,7 +531,7 @@ class Bot:
                     entries.append(entry)
                 try:
                     updated = self.retriever.update(current, entries, [], self.embedder)
-                except TooManySentences as exc:
+                except Unindexable as exc:
                     raise DocumentError("too_large", str(exc)) from None
                 saved = True
                 for doc_id in ids:
@@ -542,7 +548,7 @@ class Bot:
                 for tmp in temps.values():
                     tmp.unlink(missing_ok=True)
                 if saved:  # the folder did not change: the index on disk must not either
-                    self._restore(current)
+                    self._restore(current, ids)
                 raise
             finally:
                 with _IN_FLIGHT_LOCK:
@@ -550,12 +556,30 @@ class Bot:
             for p in parked.values():
                 p.unlink(missing_ok=True)
             self._publish(updated)
+            self._note_read(entries)
         return Upload(tuple(docs), tuple(replaced))
 
-    def _restore(self, index: HybridIndex) -> None:
+    def _note_read(self, entries: Sequence[Entry]) -> None:
+        """Record uploaded files as a sync records what it read: the next sync need not read
+        them again, and knows them as this folder's."""
+        stats = self._read_file_stats()
+        for e in entries:
+            try:
+                st = (self.docs / e.id).stat()
+            except OSError:  # already gone again: the next sync sees to it
+                continue
+            stats[e.id] = [st.st_size, st.st_mtime_ns, e.sha256]
+        self._write_file_stats(stats)
+
+    def _restore(self, index: HybridIndex, written: Sequence[str]) -> None:
+        """Put the store back as ``index`` after a failed upload of ``written``."""
         try:
             if not self.retriever.revert(index):
-                self._sync(None, None)  # the store keeps no texts: read back the folder, as restored
+                # The store keeps no texts: read back the folder, as restored, dropping what the
+                # upload added (a shared store keeps what a folder never held), from the store as
+                # the upload left it.
+                self._behind = True
+                self._sync(None, None, forget=written)
         except Exception:  # pragma: no cover - the original error matters more; a sync repairs it
             log.exception("could not restore the index after a failed update")
 

@@ -65,7 +65,8 @@ def _make_bot(args: argparse.Namespace, config: "Settings | None" = None) -> "Bo
     try:
         return Bot(args.docs, index_dir=args.index, **_model_options(args, config), max_pdf_pages=config.max_pdf_pages,
                    corroborate=not getattr(args, "no_corroboration", False), **_backend_options(args, config),
-                   quantize_reader=config.quantize_reader)
+                   # Only `qa index` may drop Milvus collections built with other settings.
+                   rebuild_store=args.command == "index", quantize_reader=config.quantize_reader)
     except (ModelError, ValueError) as exc:
         raise CLIError(str(exc)) from None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 from conftest import DATA, DOCUMENTS, ROOT
 
@@ -86,12 +88,10 @@ def base_entries() -> list[Entry]:
 TEXTS = {e.id: e.text for e in base_entries()}
 
 
-@pytest.fixture(scope="module")
-def milvus_server(tmp_path_factory) -> Iterator[str]:
+def start_milvus_server(data: Path) -> tuple[subprocess.Popen, str]:
     """A Milvus server process on loopback: Milvus Lite's own gRPC server (``milvus-lite
-    server``), reached by URI like any Milvus server or cluster."""
+    server``), reached by URI like any Milvus server or cluster; the process and its URI."""
     port = free_port()
-    data = tmp_path_factory.mktemp("milvus-server")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data),
                              "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -104,7 +104,13 @@ def milvus_server(tmp_path_factory) -> Iterator[str]:
                 proc.kill()
                 pytest.fail(f"milvus-lite server did not start: {proc.stderr.read().decode(errors='replace')[-2000:]}")
             time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory) -> Iterator[str]:
+    proc, uri = start_milvus_server(tmp_path_factory.mktemp("milvus-server"))
+    yield uri
     proc.terminate()
     proc.wait(30)
 
@@ -277,8 +283,11 @@ def test_milvus_rebuilds_for_another_model_and_refuses_foreign_collections(embed
     uri = str(tmp_path / "milvus.db")
     params = index_params(embedder)
     MilvusStore(uri).write(params, base_entries(), [], embedder)
-    other = {**params, "model_sha256": "0" * 64}  # as if embedded by another model
-    store = MilvusStore(uri)
+    other = {**params, "embedding": "torch"}  # as if embedded another way
+    with pytest.raises(MilvusError, match="built with other settings [(]embedding onnx-int8 there, torch here[)]; only `qa index`"):
+        MilvusStore(uri).documents(other)  # a store of record is not dropped by a command that only asks
+    assert MilvusStore(uri).count("docs") == len(base_entries())
+    store = MilvusStore(uri, rebuild=True)
     assert store.documents(other)[0] == [] and store.ensure(other) is False
 
     from pymilvus import MilvusClient
@@ -291,7 +300,7 @@ def test_milvus_rebuilds_for_another_model_and_refuses_foreign_collections(embed
         MilvusStore(uri, collection="bad name; drop")
 
 
-def test_milvus_writers_take_turns_through_the_lease(embedder, tmp_path: Path, monkeypatch):
+def test_milvus_writers_take_turns_through_the_lease(embedder, tmp_path: Path, monkeypatch, caplog):
     """Two writers (two clients, as two processes on a server would be) never write at once, and
     the term statistics count both; a writer that waits past its limit is told so."""
     import threading
@@ -331,11 +340,15 @@ def test_milvus_writers_take_turns_through_the_lease(embedder, tmp_path: Path, m
     assert all(view.bm25.idf(t) == pytest.approx(local.bm25.idf(t)) for t in terms(q))
     assert stores[0]._read_lease()[0] == 0  # released
 
-    # A lease someone holds (and keeps renewing) makes a writer wait, then stop with IndexBusy.
+    # A lease someone holds (and keeps renewing) makes a writer wait, saying so after a second,
+    # then stop with IndexBusy.
+    caplog.clear()
     stores[1]._put_lease(12345, time.time() + 3600)
-    stores[0].lease_wait_s = 1.0
+    stores[0].lease_wait_s = 1.5
     with pytest.raises(IndexBusy, match="another writer has held"):
         stores[0].write(params, [Entry("tea.txt", "Green tea is picked in spring.", {})], [], embedder)
+    said = [r.getMessage() for r in caplog.records if "another writer holds" in r.getMessage()]
+    assert len(said) == 1 and re.search(r"lease runs out in 3\d\d\d s unless renewed\); waiting for it \(at most 1.5 s\)", said[0])
     # An expired one is taken over.
     stores[1]._put_lease(12345, time.time() - 1)
     stores[0].write(params, [Entry("tea.txt", "Green tea is picked in spring.", {})], [], embedder)
@@ -409,6 +422,7 @@ def test_failed_upload_leaves_milvus_as_it_was(corpus: Path, tmp_path: Path, emb
         bot.add_documents([("tea.txt", b"Green tea is picked in spring.", None),
                            ("volcano.txt", b"The volcano is now a tea garden.", None)], replace=True)
     monkeypatch.setattr("qa.bot.os.replace", real)
+    assert {e.id: e.sha256 for e in bot.index.entries} == before  # put back in this process too
     bot.close()  # a Milvus Lite file is open in one process (here: one client) at a time
     again = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder, backend="milvus")
     assert {e.id: e.sha256 for e in again.index.entries} == before
@@ -450,6 +464,10 @@ def test_cli_reports_milvus_problems_without_traceback(tmp_path: Path):
     r = subprocess.run(QA + ["ask", "hi", "--docs", str(DOCUMENTS), "--milvus-uri", "http://127.0.0.1:1"],
                        capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert r.returncode == 2 and "go with --backend milvus" in r.stderr
+    (tmp_path / "empty.db").touch()  # not a store: said so, not "is another qa command using it?"
+    r = subprocess.run(QA + ["ask", "hi", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix"), "--backend", "milvus",
+                             "--milvus-uri", str(tmp_path / "empty.db")], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 2 and "it is a file, not a Milvus Lite store" in r.stderr and "another qa command" not in r.stderr
 
 
 def test_bench_with_milvus(tmp_path: Path):
@@ -463,3 +481,75 @@ def test_bench_with_milvus(tmp_path: Path):
     assert figures["passages"] >= 4 and figures["milvus_mb"] is not None and figures["latency_ms_p50"] > 0
     lite = tmp_path / "work" / "index-4" / "milvus.db"
     assert sum(p.stat().st_size for p in lite.rglob("*") if p.is_file()) > 0
+
+
+def test_milvus_takes_a_text_without_terms_and_refuses_an_overlong_sentence_by_name(corpus: Path, tmp_path: Path, embedder):
+    (corpus / "stop.txt").write_text("To be or not to be.", encoding="utf-8")  # stop words only: no terms
+    words = ("alpha", "river", "stone", "cloud", "meadow", "lantern")
+    (corpus / "huge.txt").write_text(" ".join(words[i % 6] for i in range(12_000)) + ".", encoding="utf-8")  # one 80 KB sentence
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder, backend="milvus")
+    report = bot.sync()
+    assert "stop.txt" in report.added and list(report.errors) == ["huge.txt"]
+    assert "a sentence at character 0 is over 65535 bytes" in report.errors["huge.txt"]
+    assert bot.ask("Who built the harbour lighthouse?").answer == "Margaret Hale"
+    store = bot.retriever.store
+    assert store.count("docs") == len(bot.index.doc_ids) == len(list(corpus.rglob("*.*"))) - 1
+    with pytest.raises(DocumentError) as refused:  # an upload too: refused by name, nothing stored
+        bot.add_document("huge2.txt", (corpus / "huge.txt").read_bytes())
+    assert refused.value.kind == "too_large" and "huge2.txt" not in bot.index.doc_ids
+    bot.close()
+
+
+def test_a_worker_removes_from_milvus_only_documents_its_own_folder_had(corpus: Path, tmp_path: Path, embedder):
+    """Workers whose folders differ share one store: what one folder lacks may be another's."""
+    uri = str(tmp_path / "shared.db")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tea.txt").write_text("Oolong tea is partly oxidised.", encoding="utf-8")
+    one = Bot(corpus, index_dir=tmp_path / "ix1", embedder=embedder, backend="milvus", milvus_uri=uri)
+    one.sync()
+    one.add_document("coffee.txt", b"Coffee beans are roasted before they are ground.")
+    one.close()  # a Milvus Lite file is open in one process (here: one client) at a time
+    two = Bot(other, index_dir=tmp_path / "ix2", embedder=embedder, backend="milvus", milvus_uri=uri)
+    assert two.sync().removed == [] and {"tea.txt", "coffee.txt", "lighthouse.md"} <= set(two.index.doc_ids)
+    assert two.ask("Who built the harbour lighthouse?").citations[0].doc == "lighthouse.md"
+    (other / "tea.txt").unlink()  # its own file is removed from the store
+    assert two.sync().removed == ["tea.txt"]
+    two.close()
+    one = Bot(corpus, index_dir=tmp_path / "ix1", embedder=embedder, backend="milvus", milvus_uri=uri)
+    (corpus / "coffee.txt").unlink()  # an upload counts as the folder's own
+    assert one.sync().removed == ["coffee.txt"] and "tea.txt" not in one.index.doc_ids
+    one.close()
+
+
+def test_milvus_sentences_lost_under_a_document_are_named(corpus: Path, tmp_path: Path, embedder):
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder, backend="milvus")
+    bot.sync()
+    store = bot.retriever.store
+    store._client.delete(store.names["sentences"], filter='doc == "lighthouse.md"')  # as a damaged store would lose them
+    with pytest.raises(MilvusError, match="lack sentences of 'lighthouse.md' [(]damaged[?][)]; drop the collections"):
+        bot.ask("Who built the harbour lighthouse?")
+    bot.close()
+
+
+def test_api_answers_503_while_the_milvus_server_is_down(corpus: Path, tmp_path: Path, embedder):
+    from qa.api import create_app
+    from qa.settings import Settings
+    from servers import serving
+
+    proc, uri = start_milvus_server(tmp_path / "data")
+    try:
+        bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder, backend="milvus", milvus_uri=uri)
+        bot.sync()
+        with serving(create_app(bot, Settings())) as url:
+            assert httpx.post(f"{url}/api/answer", json={"question": "How wide is the crater lake?"}, timeout=60).status_code == 200
+            proc.terminate()
+            proc.wait(30)
+            r = httpx.post(f"{url}/api/answer", json={"question": "How wide is the crater lake?"}, timeout=120)
+            ready = httpx.get(f"{url}/readyz", timeout=120)
+            for reply in (r, ready):
+                assert reply.status_code == 503 and "document store cannot be used" in reply.json()["detail"]
+                assert uri not in reply.text and reply.headers["retry-after"] == "5"
+        bot.close()
+    finally:
+        proc.kill()

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from index.records import IndexStoreError
+
 log = logging.getLogger("qa.api")
 
 
@@ -53,6 +55,16 @@ async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+# Said when the store of record cannot be used (a Milvus server down, say): the reason, which
+# names where the store is, goes to the log.
+STORE_UNAVAILABLE = "the document store cannot be used right now; try again shortly (the server log has the details)"
+
+
+async def on_store(request: Request, exc: IndexStoreError) -> JSONResponse:
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": STORE_UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+
+
 async def on_crash(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
@@ -61,4 +73,5 @@ async def on_crash(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(IndexStoreError, on_store)
     app.add_exception_handler(Exception, on_crash)

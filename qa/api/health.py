@@ -5,7 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from index.records import IndexStoreError
+
 from .deps import ServiceDep
+from .errors import STORE_UNAVAILABLE
 from .schemas import ErrorModel
 
 router = APIRouter(tags=["probes"])
@@ -21,6 +24,9 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     if not service.ready:
         return JSONResponse({"status": "not ready", "detail": service.error or "loading the index"}, status_code=503,
                             headers={"Retry-After": "5"})
-    n = service.bot.counts()
+    try:
+        n = service.bot.counts()
+    except IndexStoreError:  # the store went away after start-up (a Milvus server down)
+        return JSONResponse({"status": "not ready", "detail": STORE_UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
     return JSONResponse({"status": "ready", "documents": n["documents"], "sentences": n["sentences"],
                          "model": getattr(service.bot.embedder, "name", "")})
