@@ -90,6 +90,8 @@ QUERY_LIMIT = 16_384
 TOTALS = -1
 LEASE = -2
 GENERATION = -3
+# The generation row's mark while a write is under way: still there, the write stopped part-way.
+WRITING = 1
 # A lease not renewed for this long is free; a claim is checked this long after it is written.
 LEASE_S = 60.0
 LEASE_SETTLE_S = 0.5
@@ -176,6 +178,22 @@ def _differences(have: str, want: str) -> str:
 # term keys end): a text without terms (empty, or stop words only) gets a count far below one,
 # which weighs nothing in BM25 and is no occurrence to the term statistics.
 _NO_TERMS = {0: 1e-30}
+
+
+class _Tally:
+    """Term statistics added up: (passages, documents) holding each term, and the totals
+    (passages, documents, passage terms, document terms)."""
+
+    def __init__(self) -> None:
+        self.delta: dict[int, list[int]] = {}
+        self.totals = [0, 0, 0, 0]
+
+    def count(self, terms: dict[int, float], n_terms: int, which: int, sign: int) -> None:
+        for k, v in terms.items():
+            if v >= 1:
+                self.delta.setdefault(k, [0, 0])[which] += sign
+        self.totals[which] += sign
+        self.totals[2 + which] += sign * max(int(n_terms), 1)
 
 
 def _sparse(counts: dict[int, int]) -> dict[int, float]:
@@ -383,6 +401,7 @@ class MilvusStore:
         are of (read first: a write meanwhile makes the list look older, never newer)."""
         self.ensure(params)
         try:
+            self._repair_if_interrupted()
             generation = self.generation()
             rows = self._all("docs", "", ["doc", "sha", "size", "bytes", "sentences", "meta"])
         except Exception as exc:
@@ -504,17 +523,11 @@ class MilvusStore:
         wanted = list(dict.fromkeys([*removals, *(e.id for e in new)]))
         old = {r["doc"]: r for r in self._by_keys("docs", "pk", [row_key(d) for d in wanted], ["doc", "sha", "n_terms", "terms"])} \
             if wanted else {}
-        # Term statistics: (passages, documents) holding each term, and the totals.
-        delta: dict[int, list[int]] = {}
-        totals = [0, 0, 0, 0]  # passages, documents, passage terms, document terms
-
-        def count(terms: dict[int, float], n_terms: int, which: int, sign: int) -> None:
-            for k, v in terms.items():
-                if v >= 1:
-                    delta.setdefault(k, [0, 0])[which] += sign
-            totals[which] += sign
-            totals[2 + which] += sign * max(int(n_terms), 1)
-
+        if self._interrupted():
+            self._repair(renew)
+        self._mark_writing()
+        tally = _Tally()
+        count = tally.count
         c = self._client
         s_rows, p_rows = seg.sentences, seg.passages
         keys = term_keys(vocab)
@@ -580,7 +593,7 @@ class MilvusStore:
             if version.get(doc_id) != row["sha"]:  # the same version written again keeps its rows
                 for kind in ("passages", "sentences"):
                     c.delete(self.names[kind], filter=expr, timeout=self.timeout)
-        generation = self._count_terms(delta, totals)
+        generation = self._count_terms(tally.delta, tally.totals)
         if written["sentences"] >= BATCH:
             for kind in KINDS:
                 # A large write is sealed into the collections' indexes now (Milvus Lite otherwise
@@ -589,6 +602,61 @@ class MilvusStore:
         records = tuple(DocRecord(r["doc"], r["sha"], r["size"], r["meta"], bytes=r["bytes"], sentences=r["sentences"])
                         for r in doc_rows)
         return WriteStats(records, tuple(removed), written["passages"], written["sentences"], created, generation)
+
+    # ----- a write that stopped part-way ---------------------------------------------
+    def _interrupted(self) -> bool:
+        """Whether a write began and never finished (its mark is still on the generation row)."""
+        rows = self._query("terms", f"pk == {GENERATION}", ["ddf"])
+        return bool(rows) and int(rows[0]["ddf"]) == WRITING
+
+    def _mark_writing(self) -> None:
+        self._client.upsert(self.names["terms"], [{"pk": GENERATION, "pdf": self.generation(), "ddf": WRITING, "plen": 0,
+                                                   "dlen": 0, "unused": [0.0, 0.0]}], timeout=self.timeout)
+
+    def _repair_if_interrupted(self) -> None:
+        """Repair what a write that stopped part-way left, unless a writer holds the lease now
+        (a write in progress is marked too: that writer repairs first, if it must)."""
+        if not self._interrupted():
+            return
+        holder, until = self._read_lease() if self.lease else (0, 0.0)
+        if holder and until >= time.time():
+            return
+        with self._lock, self._lease() as renew:
+            if self._interrupted():
+                self._repair(renew)
+                self._count_terms({}, [0, 0, 0, 0])  # a new generation, no longer marked
+
+    def _repair(self, renew: Callable[[], None]) -> None:
+        """Drop the rows of versions no document row names, and count the term statistics
+        again from the rows: what a write stopped between its steps leaves wrong."""
+        log.warning("the last write to the Milvus collections %s_* at %s stopped part-way; repairing them",
+                    self.collection, self.uri)
+        docs = self._all("docs", "", ["doc", "sha", "n_terms", "terms"])
+        live = {r["doc"]: r["sha"] for r in docs}
+        tally = _Tally()
+        for r in docs:
+            tally.count(dict(r["terms"]), int(r["n_terms"]), 1, +1)
+        for kind in ("passages", "sentences"):
+            orphans = []
+            for r in self._all(kind, "", ["pk", "doc", "sha", *(["n_terms", "terms"] if kind == "passages" else [])]):
+                if live.get(r["doc"]) != r["sha"]:
+                    orphans.append(r["pk"])
+                elif kind == "passages":
+                    tally.count(dict(r["terms"]), int(r["n_terms"]), 0, +1)
+            for a in range(0, len(orphans), BATCH):
+                renew()
+                self._client.delete(self.names[kind], ids=orphans[a:a + BATCH], timeout=self.timeout)
+        rows = [{"pk": k, "pdf": d[0], "ddf": d[1], "plen": 0, "dlen": 0, "unused": [0.0, 0.0]}
+                for k, d in tally.delta.items() if d != [0, 0]]
+        t = tally.totals
+        rows.append({"pk": TOTALS, "pdf": t[0], "ddf": t[1], "plen": t[2], "dlen": t[3], "unused": [0.0, 0.0]})
+        kept = {r["pk"] for r in rows}
+        gone = [r["pk"] for r in self._all("terms", "pk >= 0", ["pk"]) if r["pk"] not in kept]
+        for a in range(0, len(rows), BATCH):
+            renew()
+            self._client.upsert(self.names["terms"], rows[a:a + BATCH], timeout=self.timeout)
+        for a in range(0, len(gone), BATCH):
+            self._client.delete(self.names["terms"], ids=gone[a:a + BATCH], timeout=self.timeout)
 
     def _count_terms(self, delta: dict[int, list[int]], totals: list[int]) -> int:
         """Add ``delta`` to the terms' counts and ``totals`` to the totals, and count one more
@@ -602,7 +670,7 @@ class MilvusStore:
             if k == TOTALS:
                 add = totals
             elif k == GENERATION:
-                add = [1, 0, 0, 0]
+                add = [1, -int(r["ddf"]), 0, 0]  # one more, and no longer being written
             else:
                 add = [*delta[k], 0, 0]
             rows.append({"pk": k, "pdf": int(r["pdf"]) + add[0], "ddf": int(r["ddf"]) + add[1],

@@ -553,3 +553,41 @@ def test_api_answers_503_while_the_milvus_server_is_down(corpus: Path, tmp_path:
         bot.close()
     finally:
         proc.kill()
+
+
+def test_milvus_repairs_a_write_that_stopped_part_way(corpus: Path, tmp_path: Path, embedder, monkeypatch, caplog):
+    import index.milvus as milvus
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder, backend="milvus")
+    bot.sync()
+    real = milvus.MilvusStore._all
+
+    def dropped(self, kind, expr, fields):  # as a writer killed after its document rows, before the replaced rows went
+        if "sha ==" in expr:
+            raise MilvusError("the connection dropped")
+        return real(self, kind, expr, fields)
+
+    monkeypatch.setattr(milvus.MilvusStore, "_all", dropped)
+    (corpus / "volcano.txt").write_text("The volcano is now a tea garden. Oolong grows on its slopes.", encoding="utf-8")
+    (corpus / "notes" / "bees.txt").unlink()
+    with pytest.raises(MilvusError, match="the connection dropped"):
+        bot.sync()
+    monkeypatch.undo()
+    bot.close()
+    store, params = MilvusStore(str(tmp_path / "ix" / "milvus.db")), index_params(embedder)
+    store.ensure(params)
+    files = sorted(p for p in corpus.rglob("*.*"))
+    local = HybridIndex.empty(embedder).updated([Entry(p.relative_to(corpus).as_posix(), p.read_text(encoding="utf-8"), {})
+                                                 for p in files], [], embedder)
+    assert store.count("passages") > len(local.passages)  # the replaced and removed versions' rows are still there
+    store.documents(params)  # opening the store repairs it
+    store.documents(params)
+    assert caplog.text.count("stopped part-way; repairing them") == 1
+    assert (store.count("docs"), store.count("passages"), store.count("sentences")) == \
+        (len(local.entries), len(local.passages), len(local.sentences))
+    q = "What grows on the slopes of the volcano near the hives?"
+    view, _ = store.search(params, q, embedder.embed([q])[0], terms(q))
+    assert view.bm25.corpus_size == len(local.passages) and view.doc_bm25.corpus_size == len(local.entries)
+    assert all(view.bm25.idf(t) == pytest.approx(local.bm25.idf(t)) for t in terms(q))
+    assert all(view.doc_bm25.idf(t) == pytest.approx(local.doc_bm25.idf(t)) for t in terms(q))
+    store.close()
