@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -82,6 +83,8 @@ def check_question(question: object) -> str:
 # The writers' lease: a file in the index folder that one writer at a time holds locked (flock).
 WRITER_LOCK = "writer.lock"
 WRITER_WAIT_S = 600.0
+# What refuses a write to the index folder: the user's permissions, or a read-only file system.
+CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class DocumentError(ValueError):
@@ -352,8 +355,8 @@ class Bot:
         try:
             with self._writing():
                 return self._sync(progress, read_progress, reread)
-        except PermissionError as exc:
-            if not as_is or not self.retriever.stored():
+        except OSError as exc:
+            if exc.errno not in CANNOT_WRITE or not as_is or not self.retriever.stored():
                 raise
             report = SyncReport()
             index = self._snapshot(report)

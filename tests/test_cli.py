@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import DOCUMENTS, ROOT
 
 QA = [sys.executable, "-m", "qa.cli"]
@@ -63,11 +64,12 @@ def test_mistakes_get_one_line_each_not_a_traceback(tmp_path: Path):
     assert r.returncode == 0 and "holds no .txt" in r.stderr and "indexed 0 documents" in r.stdout
 
 
-def test_an_index_that_cannot_be_written_is_asked_as_it_is(tmp_path: Path, monkeypatch, capsys):
+@pytest.mark.parametrize("code, says", [("EACCES", "Permission denied"), ("EROFS", "Read-only file system")])
+def test_an_index_that_cannot_be_written_is_asked_as_it_is(tmp_path: Path, monkeypatch, capsys, code: str, says: str):
     """`qa ask` brings the index up to date first, under the writers' lease: on an index it may
-    not write (a shared, read-only one) it stopped with a PermissionError traceback. It answers
-    from the index as last written now, and says so; `qa index` still says it cannot write.
-    (Root may open any file, so the refusal is raised for it here, in-process.)"""
+    not write (a shared one, or on a read-only file system) it stopped with a traceback. It
+    answers from the index as last written now, and says so; `qa index` still says it cannot
+    write. (Root may open any file, so the refusal is raised for it here, in-process.)"""
     import errno
     import shutil
 
@@ -81,7 +83,7 @@ def test_an_index_that_cannot_be_written_is_asked_as_it_is(tmp_path: Path, monke
 
     def read_only(path, flags, *args, **kwargs):
         if str(path).endswith("writer.lock"):
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            raise OSError(getattr(errno, code), says, str(path))
         return opened(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", read_only)
@@ -89,9 +91,9 @@ def test_an_index_that_cannot_be_written_is_asked_as_it_is(tmp_path: Path, monke
     assert cli.main(["ask", "When was the second call?", "--docs", str(docs), "--json"]) == 0
     out = capsys.readouterr()
     assert "the other on January 8" in json.loads(out.out)["citations"][0]["text"]
-    assert "cannot be written (Permission denied): answering from it as last written" in out.err
+    assert f"cannot be written ({says}): answering from it as last written" in out.err
     assert cli.main(["index", str(docs), "--quiet"]) == 2
-    assert capsys.readouterr().err.startswith("qa: error: Permission denied: ")
+    assert capsys.readouterr().err.startswith(f"qa: error: {says}: ")
 
 
 def test_reread_sees_an_edit_that_kept_size_and_time(tmp_path: Path):
