@@ -401,8 +401,9 @@ class MilvusStore:
         are of (read first: a write meanwhile makes the list look older, never newer)."""
         self.ensure(params)
         try:
-            self._repair_if_interrupted()
-            generation = self.generation()
+            generation, interrupted = self._state()
+            if interrupted and self._repair_if_unheld():
+                generation = self.generation()
             rows = self._all("docs", "", ["doc", "sha", "size", "bytes", "sentences", "meta"])
         except Exception as exc:
             raise self._fail("reading", exc) from None
@@ -411,8 +412,20 @@ class MilvusStore:
 
     def generation(self) -> int:
         """How many writes the collections have seen (0: none)."""
-        rows = self._query("terms", f"pk == {GENERATION}", ["pdf"])
-        return int(rows[0]["pdf"]) if rows else 0
+        return self._state()[0]
+
+    def _state(self) -> tuple[int, bool]:
+        """The generation, and whether a write is marked as under way (one that never finished,
+        if no writer holds the lease): both on the generation row."""
+        rows = self._query("terms", f"pk == {GENERATION}", ["pdf", "ddf"])
+        return (int(rows[0]["pdf"]), int(rows[0]["ddf"]) == WRITING) if rows else (0, False)
+
+    def _terms_rows(self, rows: Sequence[tuple[int, int, int, int, int]]) -> None:
+        """Upsert rows ``(pk, pdf, ddf, plen, dlen)`` of the terms collection (term counts,
+        totals, the lease and the generation share its fields)."""
+        for a in range(0, len(rows), BATCH):
+            self._client.upsert(self.names["terms"], [{"pk": k, "pdf": p, "ddf": d, "plen": pl, "dlen": dl, "unused": [0.0, 0.0]}
+                                                      for k, p, d, pl, dl in rows[a:a + BATCH]], timeout=self.timeout)
 
     def _holds_documents(self) -> bool:
         self._client.load_collection(self.names["docs"], timeout=self.timeout)
@@ -464,8 +477,7 @@ class MilvusStore:
         return (int(rows[0]["ddf"]), int(rows[0]["plen"]) / 1000) if rows else (0, 0.0)
 
     def _put_lease(self, holder: int, until: float) -> None:
-        self._client.upsert(self.names["terms"], [{"pk": LEASE, "pdf": 0, "ddf": holder, "plen": int(until * 1000), "dlen": 0,
-                                                   "unused": [0.0, 0.0]}], timeout=self.timeout)
+        self._terms_rows([(LEASE, 0, holder, int(until * 1000), 0)])
 
     @contextmanager
     def _lease(self) -> Iterator[Callable[[], None]]:
@@ -523,9 +535,10 @@ class MilvusStore:
         wanted = list(dict.fromkeys([*removals, *(e.id for e in new)]))
         old = {r["doc"]: r for r in self._by_keys("docs", "pk", [row_key(d) for d in wanted], ["doc", "sha", "n_terms", "terms"])} \
             if wanted else {}
-        if self._interrupted():
+        generation, interrupted = self._state()
+        if interrupted:
             self._repair(renew)
-        self._mark_writing()
+        self._terms_rows([(GENERATION, generation, WRITING, 0, 0)])  # cleared with the term statistics
         tally = _Tally()
         count = tally.count
         c = self._client
@@ -604,27 +617,18 @@ class MilvusStore:
         return WriteStats(records, tuple(removed), written["passages"], written["sentences"], created, generation)
 
     # ----- a write that stopped part-way ---------------------------------------------
-    def _interrupted(self) -> bool:
-        """Whether a write began and never finished (its mark is still on the generation row)."""
-        rows = self._query("terms", f"pk == {GENERATION}", ["ddf"])
-        return bool(rows) and int(rows[0]["ddf"]) == WRITING
-
-    def _mark_writing(self) -> None:
-        self._client.upsert(self.names["terms"], [{"pk": GENERATION, "pdf": self.generation(), "ddf": WRITING, "plen": 0,
-                                                   "dlen": 0, "unused": [0.0, 0.0]}], timeout=self.timeout)
-
-    def _repair_if_interrupted(self) -> None:
-        """Repair what a write that stopped part-way left, unless a writer holds the lease now
-        (a write in progress is marked too: that writer repairs first, if it must)."""
-        if not self._interrupted():
-            return
+    def _repair_if_unheld(self) -> bool:
+        """Repair what a write marked as under way left, unless a writer holds the lease now (a
+        write in progress is marked too: that writer repairs first, if it must); True if done."""
         holder, until = self._read_lease() if self.lease else (0, 0.0)
         if holder and until >= time.time():
-            return
+            return False
         with self._lock, self._lease() as renew:
-            if self._interrupted():
-                self._repair(renew)
-                self._count_terms({}, [0, 0, 0, 0])  # a new generation, no longer marked
+            if not self._state()[1]:  # finished meanwhile
+                return False
+            self._repair(renew)
+            self._count_terms({}, [0, 0, 0, 0])  # a new generation, no longer marked
+        return True
 
     def _repair(self, renew: Callable[[], None]) -> None:
         """Drop the rows of versions no document row names, and count the term statistics
@@ -646,15 +650,12 @@ class MilvusStore:
             for a in range(0, len(orphans), BATCH):
                 renew()
                 self._client.delete(self.names[kind], ids=orphans[a:a + BATCH], timeout=self.timeout)
-        rows = [{"pk": k, "pdf": d[0], "ddf": d[1], "plen": 0, "dlen": 0, "unused": [0.0, 0.0]}
-                for k, d in tally.delta.items() if d != [0, 0]]
-        t = tally.totals
-        rows.append({"pk": TOTALS, "pdf": t[0], "ddf": t[1], "plen": t[2], "dlen": t[3], "unused": [0.0, 0.0]})
-        kept = {r["pk"] for r in rows}
+        rows = [(k, d[0], d[1], 0, 0) for k, d in tally.delta.items() if d != [0, 0]]
+        rows.append((TOTALS, *tally.totals))
+        kept = {r[0] for r in rows}
         gone = [r["pk"] for r in self._all("terms", "pk >= 0", ["pk"]) if r["pk"] not in kept]
-        for a in range(0, len(rows), BATCH):
-            renew()
-            self._client.upsert(self.names["terms"], rows[a:a + BATCH], timeout=self.timeout)
+        renew()
+        self._terms_rows(rows)
         for a in range(0, len(gone), BATCH):
             self._client.delete(self.names["terms"], ids=gone[a:a + BATCH], timeout=self.timeout)
 
@@ -673,15 +674,12 @@ class MilvusStore:
                 add = [1, -int(r["ddf"]), 0, 0]  # one more, and no longer being written
             else:
                 add = [*delta[k], 0, 0]
-            rows.append({"pk": k, "pdf": int(r["pdf"]) + add[0], "ddf": int(r["ddf"]) + add[1],
-                         "plen": int(r["plen"]) + add[2], "dlen": int(r["dlen"]) + add[3], "unused": [0.0, 0.0]})
-        gone = [r["pk"] for r in rows if r["pk"] >= 0 and r["pdf"] <= 0 and r["ddf"] <= 0]
-        rows = [r for r in rows if r["pk"] not in set(gone)]
-        for a in range(0, len(rows), BATCH):
-            self._client.upsert(self.names["terms"], rows[a:a + BATCH], timeout=self.timeout)
+            rows.append((k, *(int(r[f]) + a for f, a in zip(("pdf", "ddf", "plen", "dlen"), add))))
+        gone = {r[0] for r in rows if r[0] >= 0 and r[1] <= 0 and r[2] <= 0}
+        self._terms_rows([r for r in rows if r[0] not in gone])
         for a in range(0, len(gone), BATCH):
-            self._client.delete(self.names["terms"], ids=gone[a:a + BATCH], timeout=self.timeout)
-        return next(r["pdf"] for r in rows if r["pk"] == GENERATION)
+            self._client.delete(self.names["terms"], ids=sorted(gone)[a:a + BATCH], timeout=self.timeout)
+        return next(r[1] for r in rows if r[0] == GENERATION)
 
     # ----- queries ------------------------------------------------------------------
     def search(

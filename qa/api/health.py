@@ -19,14 +19,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _not_ready(detail: str) -> JSONResponse:
+    return JSONResponse({"status": "not ready", "detail": detail}, status_code=503, headers={"Retry-After": "5"})
+
+
 @router.get("/readyz", summary="The model is loaded and the index ready", responses={503: {"model": ErrorModel}})
 async def readyz(service: ServiceDep) -> JSONResponse:
     if not service.ready:
-        return JSONResponse({"status": "not ready", "detail": service.error or "loading the index"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return _not_ready(service.error or "loading the index")
     try:
         n = service.bot.counts()
     except IndexStoreError:  # the store went away after start-up (a Milvus server down)
-        return JSONResponse({"status": "not ready", "detail": STORE_UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+        return _not_ready(STORE_UNAVAILABLE)
     return JSONResponse({"status": "ready", "documents": n["documents"], "sentences": n["sentences"],
                          "model": getattr(service.bot.embedder, "name", "")})
