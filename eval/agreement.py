@@ -53,7 +53,7 @@ class Item:
 def load_items(path: str | Path) -> list[Item]:
     """The agreement set: one JSON object per line (see the module docstring)."""
     items = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):  # "\n" only: U+2028 may sit in a JSON string
         if not line.strip():
             continue
         try:

@@ -87,7 +87,12 @@ class TurnResult:
 def load_set(path: str | Path) -> list[Conversation]:
     """Parse a JSONL eval set, validating every field."""
     out, seen = [], set()
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EvalSetError(f"{path}: not UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
+    # Lines end at "\n" only: str.splitlines() also breaks inside strings at U+2028 and its kin.
+    for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{n}"
@@ -101,29 +106,39 @@ def load_set(path: str | Path) -> list[Conversation]:
             raise EvalSetError(f"{where}: duplicate conversation id {obj['id']!r}")
         seen.add(obj["id"])
         docs = obj.get("docs")
-        if docs is not None and not (isinstance(docs, list) and all(isinstance(d, str) for d in docs)):
-            raise EvalSetError(f"{where}: 'docs' must be a list of document ids")
+        if docs is not None and not (isinstance(docs, list) and docs and all(isinstance(d, str) for d in docs)):
+            raise EvalSetError(f"{where}: 'docs' must be a non-empty list of document ids")
         turns = []
         for i, t in enumerate(obj["turns"]):
-            if not isinstance(t, dict) or not isinstance(t.get("question"), str):
-                raise EvalSetError(f"{where}: turn {i} needs a string 'question'")
-            scored = t.get("scored", True)
-            if not isinstance(scored, bool):
-                raise EvalSetError(f"{where}: turn {i} 'scored' must be true or false")
-            answerable = t.get("answerable", True) if scored else False
-            evidence = t.get("evidence", [])
+            if not isinstance(t, dict) or not isinstance(t.get("question"), str) or not t["question"].strip():
+                raise EvalSetError(f"{where}: turn {i} needs a non-empty string 'question'")
+            scored, answerable = t.get("scored", True), t.get("answerable", True)
+            for name, value in (("scored", scored), ("answerable", answerable)):
+                if not isinstance(value, bool):
+                    raise EvalSetError(f"{where}: turn {i} {name!r} must be true or false, not {value!r}")
+            answerable = answerable and scored
+            evidence, answers = t.get("evidence", []), t.get("answers", [])
+            if not (isinstance(answers, list) and all(isinstance(a, str) for a in answers)):
+                raise EvalSetError(f"{where}: turn {i} 'answers' must be a list of strings, not {answers!r}")
+            if not isinstance(evidence, list):
+                raise EvalSetError(f"{where}: turn {i} 'evidence' must be a list of excerpts and spans, not {evidence!r}")
             for ev in evidence:
-                if not (isinstance(ev, str) or (isinstance(ev, dict) and {"doc", "start", "end"} <= set(ev))):
-                    raise EvalSetError(f"{where}: turn {i} evidence {ev!r} is neither an excerpt nor a {{doc, start, end}} span")
+                if not (isinstance(ev, str) and ev.strip() or isinstance(ev, dict) and isinstance(ev.get("doc"), str)
+                        and all(type(ev.get(k)) is int for k in ("start", "end")) and 0 <= ev["start"] < ev["end"]):
+                    raise EvalSetError(f"{where}: turn {i} evidence {ev!r} is neither an excerpt nor a {{doc, start, end}} span "
+                                       "(start < end, character offsets)")
             if answerable and not evidence:
                 raise EvalSetError(f"{where}: turn {i} is answerable but lists no evidence")
-            turns.append(GoldTurn(t["question"], tuple(t.get("answers", [])), tuple(evidence), bool(answerable), scored))
+            turns.append(GoldTurn(t["question"], tuple(answers), tuple(evidence), answerable, scored))
         if not any(t.scored for t in turns):
             raise EvalSetError(f"{where}: no turn is scored")
         out.append(Conversation(obj["id"], tuple(turns), tuple(docs) if docs is not None else None))
     if not out:
         raise EvalSetError(f"{path}: no conversations")
     return out
+
+
+_STORY_ID = re.compile(r"\w[\w.-]{0,199}")
 
 
 def _corpus(path: str | Path, cache: Path, kind: str, documents: Callable[[dict[str, Any]], Iterable[tuple[str, str]]]) -> Path:
@@ -181,6 +196,9 @@ def squad_set(path: str | Path, sample: int | None, seed: int, split: str | None
 
 
 def coqa_doc(story_id: str) -> str:
+    # The id becomes a file name: one that could leave the cache ("../x") is refused.
+    if not isinstance(story_id, str) or not _STORY_ID.fullmatch(story_id):
+        raise ValueError(f"story id {story_id!r} is not a plain name (letters, digits, '_', '-', '.')")
     return f"stories/{story_id}.txt"
 
 
@@ -416,6 +434,7 @@ def plot_risk_coverage(results: list[TurnResult], path: str | Path, threshold: f
     ax.set_title(f"Risk-coverage over {len(rows)} turns")
     ax.legend(loc="lower left")
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

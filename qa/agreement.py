@@ -28,7 +28,8 @@ _NUMBER_WORDS = {
      "once": 1, "twice": 2, "thrice": 3, "single": 1, "double": 2, "dozen": 12, "a": 1, "an": 1}
 _SCALES = {"hundred": 1e2, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "m": 1e6, "bn": 1e9, "k": 1e3}
 _UNIT_ALIASES = {"%": "percent", "per": "percent", "pct": "percent", "times": "", "time": ""}
-_TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?|[A-Za-z]+|%")
+# A minus sign counts only before a digit and not inside a word ("-5 degrees", not "COVID-19").
+_TOKEN = re.compile(r"(?:(?<![\w.-])[-−])?\d[\d,]*(?:\.\d+)?|[A-Za-z]+|%")
 # A capitalised word or an initial ("A."), as names are written.
 _NAME_RUN = re.compile(r"(?:[A-Z][\w'’.-]*\s+)*[A-Z][\w'’-]*")
 _ARTICLES = {"a", "an", "the"}
@@ -56,8 +57,8 @@ def number(text: str) -> tuple[float, str] | None:
     "twice") and the word after it as its unit ("" without one)."""
     toks = _TOKEN.findall(text.lower())
     for i, tok in enumerate(toks):
-        if tok[0].isdigit():
-            value = float(tok.replace(",", ""))
+        if tok.lstrip("-−")[:1].isdigit():
+            value = float(tok.replace(",", "").replace("−", "-"))
         elif tok in _NUMBER_WORDS and (tok not in ("a", "an") or (i + 1 < len(toks) and toks[i + 1] in _SCALES)):
             value = float(_NUMBER_WORDS[tok])
             # "twenty five", "two hundred"
@@ -133,7 +134,8 @@ def agrees(a: Normal, b: Normal) -> bool:
         return same_date(str(a.value), str(b.value))
     if a.kind == b.kind == "number":
         (x, ux), (y, uy) = a.value, b.value  # type: ignore[misc]
-        return abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1.0) and (not ux or not uy or ux == uy)
+        same = x == y or abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1.0)  # x == y: two numbers too large for a float
+        return same and (not ux or not uy or ux == uy)
     if a.kind == b.kind == "name":
         return a.value <= b.value or b.value <= a.value  # type: ignore[operator]
     if {a.kind, b.kind} & {"date", "number"}:

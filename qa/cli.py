@@ -277,11 +277,29 @@ def write_json(path: str, data: dict) -> None:
     print(f"report written to {path}", file=sys.stderr)
 
 
+def writable(path: str, option: str) -> None:
+    """A :class:`CLIError` when ``option``'s file ``path`` could not be written (said before a long run)."""
+    target = Path(path).absolute()
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if target.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or (
+            target.exists() and not os.access(target, os.W_OK)):
+        raise CLIError(f"{option} {path!r} cannot be written (a folder, or a path through a file or a read-only folder)")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.report:
         return compare_saved(args)
     if sum(map(bool, (args.set, args.squad, args.coqa))) != 1:
         raise CLIError("give one of: an eval set (SET.jsonl), --squad FILE.json or --coqa FILE.json")
+    for option, value, given, needed in (("--sample", args.sample, args.squad, "--squad"), ("--stories", args.stories, args.coqa, "--coqa"),
+                                         ("--split", args.split, args.squad or args.coqa, "--squad or --coqa")):
+        if value is not None and not given:
+            raise CLIError(f"{option} goes with {needed}")
+    for option, value in (("--json-out", args.json_out), ("--curve", args.curve)):
+        if value:
+            writable(value, option)
     quiet_libraries()
     from tqdm import tqdm
 
@@ -292,11 +310,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if source:
             if not Path(source).is_file():
                 raise CLIError(f"{'SQuAD' if args.squad else 'CoQA'} file {source!r} not found")
-            args.docs = str((harness.squad_corpus if args.squad else harness.coqa_corpus)(source, cache_dir()))
+            try:
+                args.docs = str((harness.squad_corpus if args.squad else harness.coqa_corpus)(source, cache_dir()))
+                conversations = (harness.squad_set(source, args.sample, args.seed, args.split) if args.squad
+                                 else harness.coqa_set(source, args.stories, args.seed, args.split))
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:  # JSON and Unicode errors too
+                raise CLIError(f"{source!r} is not a {'SQuAD' if args.squad else 'CoQA'}-format file "
+                               f"({type(exc).__name__}: {exc})") from None
             if args.index is None:
                 args.index = str(Path(args.docs).parent / "index")
-            conversations = (harness.squad_set(source, args.sample, args.seed, args.split) if args.squad
-                             else harness.coqa_set(source, args.stories, args.seed, args.split))
         else:
             if not Path(args.set).is_file():
                 raise CLIError(f"eval set {args.set!r} not found")

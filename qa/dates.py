@@ -23,8 +23,8 @@ _YEAR_OR_NUMERIC = re.compile(r"\b(1[0-9]{3}|2[0-9]{3})\b|\b\d{1,4}[-/.]\d{1,2}[
 _WORD = re.compile(r"[A-Za-z]+")
 # Two unrelated bases: a part of the result that changes with the base was not in the text.
 _PROBES = (dt.datetime(2001, 2, 3), dt.datetime(2012, 11, 27))
-# ISO formats by the precision dateparser reports.
-_ISO = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+# ISO lengths by the precision dateparser reports.
+_ISO = {"day": 10, "month": 7, "year": 4}
 MAX_CHARS = 60  # longer text is a clause, not a date
 
 
@@ -49,10 +49,18 @@ def looks_like_date(text: str) -> bool:
 
 
 def _parse(text: str, base: dt.datetime) -> tuple[dt.datetime, str] | None:
-    data = _parser(base, _prefer(text)).get_date_data(text)
+    try:
+        data = _parser(base, _prefer(text)).get_date_data(text)
+    except OverflowError:  # "Monday" before a document dated 0001-01-01: no such day
+        return None
     if data.date_obj is None or data.period not in _ISO:
         return None
     return data.date_obj, data.period
+
+
+def _iso(date: dt.datetime, period: str) -> str:
+    """``date`` in ISO 8601 to ``period``'s precision, the year in four digits (strftime drops the zeros of 0800)."""
+    return f"{date.year:04d}-{date.month:02d}-{date.day:02d}"[:_ISO[period]]
 
 
 def document_date(date: str | None) -> dt.datetime | None:
@@ -76,18 +84,18 @@ def answer_date(text: str, doc_date: str | None = None) -> str | None:
     base = document_date(doc_date)
     if base is not None:
         parsed = _parse(text, base)
-        return parsed[0].strftime(_ISO[parsed[1]]) if parsed else None
+        return _iso(*parsed) if parsed else None
     probes = [_parse(text, b) for b in _PROBES]
     if any(p is None for p in probes):
         return None
     (a, period), (b, _) = probes  # type: ignore[misc]
     year, month, day = a.year == b.year, a.month == b.month, a.day == b.day
     if period == "day" and month and day:
-        return a.strftime("%Y-%m-%d") if year else a.strftime("--%m-%d")
+        return _iso(a, "day") if year else a.strftime("--%m-%d")
     if period in ("day", "month") and year and month:
-        return a.strftime("%Y-%m")
+        return _iso(a, "month")
     if year and period in ("day", "month", "year"):
-        return a.strftime("%Y")
+        return _iso(a, "year")
     return None
 
 

@@ -121,4 +121,5 @@ class FeedbackStore:
         """Every stored record, oldest first."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        # "\n" only: str.splitlines() also breaks at U+2028 and its kin, which JSON strings may hold.
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").split("\n") if line.strip()]

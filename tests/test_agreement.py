@@ -167,3 +167,17 @@ def test_advance_notice_shows_the_articles_disagreeing(seeds_bot):
     a = seeds_bot.ask("Who would give China advance notice of a strike?")
     assert not a.abstained and any(not c.agrees for c in a.corroboration)
 
+
+def test_dates_at_the_ends_of_the_calendar_neither_crash_nor_lose_their_iso_form():
+    assert answer_date("Monday", "0001-01-01") is None  # no Monday before it
+    assert answer_date("next Tuesday", "9999-12-31") is None  # nor a Tuesday after it
+    assert answer_date("January 1, 0001") == "0001-01-01"
+    assert answer_date("March", "0001-06-01") == "0001-03"
+
+
+def test_numbers_keep_their_sign_and_equal_huge_numbers_agree():
+    assert not agrees(normalise("-5 degrees"), normalise("5 degrees"))
+    assert agrees(normalise("\u22125 degrees"), normalise("-5 degrees"))
+    assert number("COVID-19 cases") == (19.0, "case")
+    huge = normalise("9" * 400 + " people")
+    assert agrees(huge, huge)

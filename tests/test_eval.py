@@ -41,6 +41,15 @@ def test_evidence_matching_excerpt_and_span():
         ('{"id": "x", "docs": "a.txt", "turns": [{"question": "q", "answerable": false}]}', "docs"),
         ('{"id": "x", "turns": [{"question": "q", "scored": false}]}', "no turn is scored"),
         ('{"id": "x", "turns": [{"question": "q", "scored": "no"}, {"question": "r", "answerable": false}]}', "'scored'"),
+        # Mistyped fields were scored wrongly (a string's characters taken as excerpts) or crashed mid-run.
+        ('{"id": "x", "turns": [{"question": "q", "answers": "January 8", "evidence": ["x"]}]}', "'answers' must be a list of strings"),
+        ('{"id": "x", "turns": [{"question": "q", "evidence": "the other on January 8"}]}', "'evidence' must be a list"),
+        ('{"id": "x", "turns": [{"question": "q", "evidence": 5}]}', "'evidence' must be a list"),
+        ('{"id": "x", "turns": [{"question": "q", "evidence": ["x"], "answerable": "false"}]}', "'answerable' must be true or false"),
+        ('{"id": "x", "turns": [{"question": "q", "evidence": [{"doc": "a.txt", "start": "1", "end": 9}]}]}', "neither an excerpt"),
+        ('{"id": "x", "turns": [{"question": "q", "evidence": [""]}]}', "neither an excerpt"),
+        ('{"id": "x", "turns": [{"question": "  ", "answerable": false}]}', "non-empty string 'question'"),
+        ('{"id": "x", "docs": [], "turns": [{"question": "q", "answerable": false}]}', "non-empty list of document ids"),
     ],
 )
 def test_bad_sets_name_the_line(tmp_path: Path, line: str, message: str):
@@ -418,3 +427,34 @@ def test_polar_training_turns_and_gate(tmp_path: Path):
     y = np.array([1, 1, 0, 0, 1])
     assert gate_for(p, y, 0.8) == (0.5, 0.8, 1.0)
     assert gate_for(p, y, 1.0) == (0.61, 1.0, 0.6)
+
+
+def test_sets_with_a_bom_crlf_or_a_line_separator_in_a_string_load(tmp_path: Path):
+    f = tmp_path / "set.jsonl"
+    lines = ['{"id": "a", "turns": [{"question": "Where\u2028is it?", "answerable": false}]}',
+             '{"id": "b", "turns": [{"question": "q", "evidence": ["x\u2029y"]}]}']
+    f.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    convs = harness.load_set(f)
+    assert [c.id for c in convs] == ["a", "b"] and convs[0].turns[0].question == "Where\u2028is it?"
+    f.write_bytes(b"\xff\xfe{}\n")
+    with pytest.raises(harness.EvalSetError, match="not UTF-8"):
+        harness.load_set(f)
+
+
+def test_cli_eval_refuses_wrong_files_and_options_before_running(tmp_path: Path):
+    coqa = tmp_path / "coqa.json"
+    coqa.write_text(json.dumps({"data": [{"id": "s", "story": "Ann left.", "questions": [], "answers": []}]}))
+    env = {**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for args, message in ((["--squad", str(coqa)], "is not a SQuAD-format file"),
+                          (["--coqa", str(coqa), "--sample", "3"], "--sample goes with --squad"),
+                          (["--coqa", str(coqa), "--json-out", str(coqa / "report.json")], "--json-out")):
+        r = subprocess.run([sys.executable, "-m", "qa.cli", "eval", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_coqa_story_id_cannot_write_outside_the_cache(tmp_path: Path):
+    f = tmp_path / "coqa.json"
+    f.write_text(json.dumps({"data": [{"id": "../../escaped", "story": "Ann left.", "questions": [], "answers": []}]}))
+    with pytest.raises(ValueError, match="not a plain name"):
+        harness.coqa_corpus(f, tmp_path / "cache")
+    assert not list(tmp_path.rglob("escaped*"))

@@ -224,3 +224,13 @@ def test_a_full_feedback_file_refuses_marks_and_keeps_what_it_has(tmp_path):
         store.append(conversation(QUESTION, answer, "right"))
     assert store.path.read_bytes() == before
     assert not list(tmp_path.glob(".feedback.jsonl.*.tmp"))  # no temporary file left behind
+
+
+def test_a_mark_holding_a_line_separator_is_read_back_and_replayed(tmp_path):
+    store = FeedbackStore(tmp_path / "feedback.jsonl")
+    answer = Answer(QUESTION, QUESTION, True, None, 0.0, ())
+    store.append(conversation("Who built\u2028the lighthouse?", answer, "right", earlier=["First\u2029question"]))
+    store.append(conversation(QUESTION, answer, "right"))
+    assert len(store.records()) == 2
+    convs = harness.load_set(store.path)
+    assert [len(c.turns) for c in convs] == [2, 1] and convs[0].turns[1].question == "Who built\u2028the lighthouse?"
