@@ -35,8 +35,11 @@ _LINKS = re.compile(
     r"\b(the other( one)?|the (first|second|third|last|latter|former|same) one|next|after that|before that|afterwards|then)\b",
     re.IGNORECASE,
 )
-_NAME = re.compile(r"\b[A-Z][A-Za-z’'-]*[A-Za-z](?:\s+(?:[A-Z][A-Za-z’'-]*[A-Za-z]|[A-Z]\.))*")
-_WORD = re.compile(r"[A-Za-z][A-Za-z’'-]*")
+# Letters of any script, capitals of the Latin, Greek and Cyrillic ones: "Zoë Müller" is one name, not "Zo".
+_L = r"[^\W\d_]"
+_UP = "[" + "".join(c for c in map(chr, range(0x530)) if c.isupper()) + "]"
+_NAME = re.compile(rf"\b{_UP}(?:{_L}|[’'-])*{_L}(?:\s+(?:{_UP}(?:{_L}|[’'-])*{_L}|{_UP}\.))*")
+_WORD = re.compile(rf"{_L}(?:{_L}|[’'-])*")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _ORDINAL_WORDS = {"first", "second", "third", "last", "other", "latter", "former", "next", "earlier", "later"}
 _QUESTION_WORDS = _ORDINAL_WORDS | {

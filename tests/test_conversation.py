@@ -260,3 +260,14 @@ def test_and_in_another_document_swaps_the_names_it_replaces():
     # Without a leading "and"/"what about", a named follow-up keeps carrying the earlier names.
     q = "Which country did the Acme Company move to?"
     assert "Acme" in _resolve("Why did it leave Boston?", [(q, q, "Portugal")]).carried
+
+
+def test_names_and_words_outside_ascii_are_resolved_and_carried_whole():
+    """"When was she born?" after "Zoë Müller" was searched as "When was Zo born?" carrying
+    "M", "ller", "Z" and "rich": words the index, which keeps "müller" whole, never holds."""
+    q = "Who founded the Zürich bank?"
+    r = _resolve("When was she born?", [(q, q, "Zoë Müller")])
+    assert r.question == "When was Zoë Müller born?" and r.carried == ("founded", "Zürich", "bank")
+    q = "Who designed the Alexandria library café?"
+    assert _resolve("And when?", [(q, q, "Snøhetta")]).carried[:2] == ("Snøhetta", "designed")
+    assert "café" in _resolve("And when?", [(q, q, "Snøhetta")]).carried

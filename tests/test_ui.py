@@ -595,3 +595,79 @@ def test_pdf_citation_shows_its_page_highlighted_in_a_real_browser(embedder, tmp
                 page.close()
         finally:
             browser.close()
+
+
+def test_right_to_left_text_keeps_to_itself_in_the_reply_and_sources():
+    """An Arabic sentence pulled the closing quote and the title's dash into its own run: the
+    title was drawn to the left of the quote. Sentences, titles and answers are isolated."""
+    doc = Document("ar.txt", "مكتبة الإسكندرية", None, "مكتبة الإسكندرية\n\nافتتحت المكتبة في عام 2002.\n")
+    s = doc.text.index("افتتحت")
+    a = doc.text[s:].index("2002")
+    c = _cite(doc, s, len(doc.text) - 1, answer=(a, a + 4))
+    reply = render_reply(Answer("q", "q", False, "2002", 0.9, (c,)))
+    assert "\u201c<bdi>افتتحت" in reply and ".</bdi>\u201d" in reply
+    assert "\u2014 <bdi>مكتبة الإسكندرية</bdi>" in reply and "<bdi><strong>2002</strong></bdi>" in reply
+    sources = render_sources(Answer("q", "q", False, "2002", 0.9, (c,)), {doc.id: doc}.get)
+    assert '<span class="qa-title" dir="auto">' in sources and '<p class="qa-para" dir="auto">' in sources
+
+
+def test_reply_cuts_an_overlong_sentence_around_its_answer():
+    """A 16,000-character sentence was quoted whole in the reply (a chat message 5,000 px high);
+    the reply shows the answer in some context, the sources panel the whole sentence."""
+    long = "The report, " + ", ".join(f"clause {i} about the wall" for i in range(600)) + ", was signed by Ruth Adler."
+    doc = Document("long.txt", "Long", None, "Long\n\n" + long + "\n")
+    s = doc.text.index("The report")
+    a = long.index("Ruth Adler")
+    c = _cite(doc, s, s + len(long), answer=(a, a + 10))
+    reply = render_reply(Answer("Who signed?", "Who signed?", False, "Ruth Adler", 0.8, (c,)))
+    assert len(reply) < 2_000 and "\u201c<bdi>\u2026 " in reply
+    assert '<mark class="qa-answer">Ruth Adler</mark> was signed' not in reply
+    assert 'signed by <mark class="qa-answer">Ruth Adler</mark>.</bdi>' in reply
+    missed = render_reply(Answer("q", "q", True, None, 0.1, (c,)))
+    assert len(missed) < 2_000 and "The report, clause 0" in missed and " \u2026</bdi>" in missed
+    sources = render_sources(Answer("Who signed?", "Who signed?", False, "Ruth Adler", 0.8, (c,)), {doc.id: doc}.get)
+    assert "clause 300 about the wall" in sources  # the panel, where it can be checked, has all of it
+
+
+def test_a_closest_match_is_not_highlighted_when_its_document_changed():
+    s = DOC.text.index("The call")
+    c = _cite(DOC, s, s + 22, answer=(16, 21))
+    gone = render_sources(Answer("q", "q", True, None, 0.1, (c,)), {}.get)
+    assert "has changed" in gone and "qa-answer" not in gone
+
+
+def test_question_box_is_locked_while_answering_in_a_real_browser(live, monkeypatch):
+    """A question typed while the last one was answered was wiped by the reply (which clears the
+    box), and its Enter was dropped: the box is locked until the reply, then empty and open."""
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    url, bot = live
+    ask = bot.ask
+
+    def slow_ask(*args, **kwargs):
+        time.sleep(2)
+        return ask(*args, **kwargs)
+
+    monkeypatch.setattr(bot, "ask", slow_ask)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/", wait_until="load")
+            box = page.locator("#qa-question textarea")
+            box.wait_for()
+            wired(page)
+            box.fill("When was the second call?")
+            box.press("Enter")
+            expect(box).to_be_disabled(timeout=1_500)
+            expect(page.locator("#qa-chat .qa-reply")).to_have_count(1)
+            expect(box).to_be_enabled()
+            expect(box).to_have_value("")
+            box.fill("typed after the reply")
+            page.wait_for_timeout(500)
+            expect(box).to_have_value("typed after the reply")
+        finally:
+            browser.close()

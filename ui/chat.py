@@ -372,7 +372,16 @@ def build_chat(
 
     def ask_example(entries: list[tuple], picked: list[str] | None, evt: gr.SelectData):
         value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
-        return ask(value.get("text") or "", entries, picked)
+        _, *rest = ask(value.get("text") or "", entries, picked)
+        return (gr.update(), *rest)  # the box never held the example: what is typed there stays
+
+    # While a question is answered the box is locked: a reply would clear what is typed meanwhile,
+    # and a second submit is dropped (trigger_mode "once"). Unlocked whatever the answer did.
+    def lock():
+        return gr.update(interactive=False)
+
+    def unlock():
+        return gr.update(interactive=True)
 
     def start_over():
         return (*page.new_conversation(), *page.feedback_closed())
@@ -430,8 +439,10 @@ def build_chat(
         private = {"api_visibility": "private"}
         feedback = [fb_pick, fb_send, fb_status]
         asked = [
-            question.submit(ask, [question, entries, picker], outputs + feedback, concurrency_limit=workers,
-                            concurrency_id="ask", **private),
+            question.submit(lock, None, [question], queue=False, **private)
+            .then(ask, [question, entries, picker], outputs + feedback, concurrency_limit=workers,
+                  concurrency_id="ask", **private)
+            .then(unlock, None, [question], queue=False, **private),
             chatbot.example_select(ask_example, [entries, picker], outputs + feedback, concurrency_limit=workers,
                                    concurrency_id="ask", **private),
         ]

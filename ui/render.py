@@ -65,13 +65,17 @@ def _answer_span(c: Citation | Corroboration) -> tuple[int, int] | None:
 
 
 def _sentence_html(c: Citation | Corroboration, inline: bool, highlight: bool = True) -> str:
-    """The cited sentence, escaped, with the short answer (if any) in a ``<mark>``."""
+    """The cited sentence, escaped, with the short answer (if any) in a ``<mark>``; ``inline``
+    (in a reply), an overlong sentence is cut to some context around the short answer."""
     fmt = _inline if inline else esc
     span = _answer_span(c) if highlight else None
+    text = c.text
+    lo, hi = _window(text, 0, len(text), *(span or (0, 0))) if inline else (0, len(text))
+    pre, post = ("\u2026 " if lo > 0 else ""), (" \u2026" if hi < len(text) else "")
     if span is None:
-        return fmt(c.text)
+        return pre + fmt(text[lo:hi]) + post
     a, b = span
-    return f'{fmt(c.text[:a])}<mark class="qa-answer">{fmt(c.text[a:b])}</mark>{fmt(c.text[b:])}'
+    return f'{pre}{fmt(text[lo:a])}<mark class="qa-answer">{fmt(text[a:b])}</mark>{fmt(text[b:hi])}{post}'
 
 
 def _conf(answer: Answer) -> str:
@@ -82,8 +86,9 @@ def _quote(c: Citation | Corroboration, title: str, date: str | None = None, hig
     """A quoted sentence (its short answer marked unless ``highlight`` is off), then its title
     and date."""
     when = f", {esc(pretty_date(date))}" if date else ""
-    return (f'<span class="qa-quote">\u201c{_sentence_html(c, inline=True, highlight=highlight)}\u201d</span> '
-            f'<span class="qa-src">\u2014 {_inline(short(title, 70))}{when}</span>')
+    # <bdi>: a right-to-left sentence or title keeps to itself, not pulling in the marks around it.
+    return (f'<span class="qa-quote">\u201c<bdi>{_sentence_html(c, inline=True, highlight=highlight)}</bdi>\u201d</span> '
+            f'<span class="qa-src">\u2014 <bdi>{_inline(short(title, 70))}</bdi>{when}</span>')
 
 
 def render_corroboration(answer: Answer, date_of: Callable[[str], str | None] = lambda _: None) -> str:
@@ -95,9 +100,9 @@ def render_corroboration(answer: Answer, date_of: Callable[[str], str | None] = 
     parts = []
     against = [c for c in answer.corroboration if not c.agrees]
     if against:
-        cells = [f'<div class="qa-side"><strong>{_inline(answer.answer or "")}</strong> '
+        cells = [f'<div class="qa-side"><bdi><strong>{_inline(answer.answer or "")}</strong></bdi> '
                  f'{_quote(top, top.title or top.doc, date_of(top.doc))}</div>']
-        cells += [f'<div class="qa-side"><strong>{_inline(c.answer)}</strong> {_quote(c, c.title or c.doc, c.date)}</div>'
+        cells += [f'<div class="qa-side"><bdi><strong>{_inline(c.answer)}</strong></bdi> {_quote(c, c.title or c.doc, c.date)}</div>'
                   for c in against]
         parts.append(f'<div class="qa-disagree"><div class="qa-corro-head">{esc(DISAGREE)}</div>'
                      f'<div class="qa-sides">{"".join(cells)}</div></div>')
@@ -123,7 +128,7 @@ def render_reply(answer: Answer, date_of: Callable[[str], str | None] = lambda _
             parts.append('<div class="qa-closest">Closest matches:</div>')
     elif answer.short_answer is not None:
         when = f' <span class="qa-date" title="the date, placed in time">{esc(answer.answer_date)}</span>' if answer.answer_date else ""
-        parts.append(f'<div class="qa-short"><strong>{_inline(answer.answer or "")}</strong>{when} {_conf(answer)}</div>')
+        parts.append(f'<div class="qa-short"><bdi><strong>{_inline(answer.answer or "")}</strong></bdi>{when} {_conf(answer)}</div>')
     else:
         parts.append(f'<div class="qa-short qa-nospan">From the documents: {_conf(answer)}</div>')
     for i, c in enumerate(answer.citations, start=1):
@@ -201,7 +206,7 @@ def _page_figure(c: Citation, miss: bool) -> str:
 def render_source(i: int, c: Citation, doc: Document | None, miss: bool = False) -> str:
     """One source card: title, date and id, then the sentence highlighted in its paragraph (and,
     from a PDF, on an image of its page)."""
-    head = [f'<span class="qa-n">[{i}]</span> <span class="qa-title">{esc(doc.title if doc and doc.title else c.title or c.doc)}</span>']
+    head = [f'<span class="qa-n">[{i}]</span> <span class="qa-title" dir="auto">{esc(doc.title if doc and doc.title else c.title or c.doc)}</span>']
     meta = []
     if doc and doc.date:
         meta.append(esc(pretty_date(doc.date)))
@@ -215,7 +220,7 @@ def render_source(i: int, c: Citation, doc: Document | None, miss: bool = False)
            f'<div class="qa-meta">{dot.join(meta)}</div>']
     if doc is None or doc.text[c.start:c.end] != c.text:
         # The document changed or went away since this answer: show the sentence as cited.
-        out.append(f'<p class="qa-para"><mark class="qa-sentence">{_sentence_html(c, inline=False)}</mark></p>')
+        out.append(f'<p class="qa-para" dir="auto"><mark class="qa-sentence">{_sentence_html(c, inline=False, highlight=not miss)}</mark></p>')
         out.append('<div class="qa-meta">(the document has changed since this answer)</div>')
     else:
         text = doc.text
@@ -223,7 +228,7 @@ def render_source(i: int, c: Citation, doc: Document | None, miss: bool = False)
         a, b = _window(text, pa, pb, c.start, c.end)
         before = ("\u2026 " if a > pa else "") + esc(text[a:c.start])
         after = esc(text[c.end:b]) + (" \u2026" if b < pb else "")
-        out.append(f'<p class="qa-para">{before}<mark class="qa-sentence">{_sentence_html(c, inline=False, highlight=not miss)}</mark>{after}</p>')
+        out.append(f'<p class="qa-para" dir="auto">{before}<mark class="qa-sentence">{_sentence_html(c, inline=False, highlight=not miss)}</mark>{after}</p>')
         if c.page is not None:
             out.append(_page_figure(c, miss))
     out.append("</div>")
