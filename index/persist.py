@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -45,7 +46,6 @@ def save(index: "HybridIndex", folder: str | os.PathLike[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     gen = folder / f"gen-{secrets.token_hex(6)}"
     gen.mkdir()  # the umask's permissions, as its files get, so others may read what they may read
-    tmp = folder / f"CURRENT.{os.getpid()}.tmp"
     try:
         parts: list[tuple[str, int]] = []
         if index.saved is not None and index.saved[0] == folder and len(index.saved[1]) < MAX_PARTS:
@@ -75,14 +75,10 @@ def save(index: "HybridIndex", folder: str | os.PathLike[str]) -> None:
         for p in gen.iterdir():
             _fsync(p)
         _fsync(gen)
-        tmp.write_text(gen.name, encoding="utf-8")
-        _fsync(tmp)
-        os.replace(tmp, folder / "CURRENT")
+        write_atomic(folder / "CURRENT", gen.name.encode("utf-8"), durable=True)
     except BaseException:  # disk full, interrupted: no half-written generation is left behind
         shutil.rmtree(gen, ignore_errors=True)
-        tmp.unlink(missing_ok=True)
         raise
-    _fsync(folder)
     index.saved = (folder, parts)
     live = {name for name, _ in parts}
     for old in folder.glob("gen-*"):
@@ -179,6 +175,23 @@ def _current(folder: Path) -> Path:
     if not (gen / "manifest.json").is_file():
         raise IndexMissing(f"index at {folder} names generation {name!r}, which is missing: rebuild with `qa index`")
     return gen
+
+
+def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
+    """Write ``data`` at ``path`` by way of a temporary file beside it: a reader sees the old file
+    or the new one, never half. ``durable`` also syncs the file and the rename to the disk."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if durable:
+        _fsync(path.parent)
 
 
 def _fsync(path: Path) -> None:

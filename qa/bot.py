@@ -21,6 +21,7 @@ from typing import Callable, Collection, Iterable, Iterator, Sequence
 
 from index.build import Unindexable
 from index.embedder import Embedder, load_embedder
+from index.persist import write_atomic
 from index.records import WAIT_SAID_S
 from index.retriever import Found, Retriever, open_retriever
 from index.store import LEGS, Entry, HybridIndex, IndexBusy, IndexStoreError, content_hash  # noqa: F401 - IndexBusy for callers
@@ -475,9 +476,7 @@ class Bot:
 
     def _write_file_stats(self, stats: dict[str, list]) -> None:
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.index_dir / f"{FILE_STATS}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(stats), encoding="utf-8")
-        os.replace(tmp, self.index_dir / FILE_STATS)
+        write_atomic(self.index_dir / FILE_STATS, json.dumps(stats).encode("utf-8"))
 
     def check_upload(self, name: str, data: bytes, replace: bool = False) -> Document:
         """The document ``name`` would become, or :class:`DocumentError` saying why it would be

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from index.config import DEFAULT_MILVUS_COLLECTION, EMBEDDING_BACKENDS, RETRIEVAL_BACKENDS, cache_dir
+from index.persist import write_atomic
 
 from .console import progress_bar, quiet_libraries
 
@@ -273,7 +274,7 @@ def _cannot_listen(host: str, port: int) -> str | None:
 def write_json(path: str, data: dict) -> None:
     """``--json-out``: ``data`` as JSON at ``path`` (its folder made if missing), said on stderr."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_atomic(Path(path), json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
     print(f"report written to {path}", file=sys.stderr)
 
 

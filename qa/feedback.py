@@ -12,13 +12,14 @@ a partial one.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
+
+from index.persist import write_atomic
 
 from .types import Answer
 
@@ -102,20 +103,7 @@ class FeedbackStore:
             if old and not old.endswith(b"\n"):
                 old += b"\n"
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(old + line)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)  # the rename itself survives a crash
-            finally:
-                os.close(fd)
+            write_atomic(self.path, old + line, durable=True)
 
     def records(self) -> list[dict[str, Any]]:
         """Every stored record, oldest first."""

@@ -12,11 +12,12 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from index.persist import write_atomic
 
 FORMAT_VERSION = 1
 
@@ -137,10 +138,7 @@ class LayoutBuilder:
 def save_layout(folder: Path, key: str, layout: Layout) -> None:
     """Write ``layout`` as ``folder/key.npz`` (atomically: a reader never sees half a file)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key}.npz"
-    tmp = folder / f".{key}.{os.getpid()}.tmp"
-    tmp.write_bytes(layout.to_bytes())
-    os.replace(tmp, path)
+    write_atomic(folder / f"{key}.npz", layout.to_bytes())
 
 
 def load_layout(folder: Path, key: str) -> Layout | None:
