@@ -91,11 +91,13 @@ CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 class DocumentError(ValueError):
     """A document cannot be added or removed. ``kind`` says why, for the API's status code:
     ``invalid`` (bad name or content), ``unsupported`` (file type), ``too_large``, ``exists``,
-    ``missing``."""
+    ``missing``. ``replaceable``: the same upload with ``replace`` would succeed (each caller
+    says how to ask for it)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, replaceable: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
+        self.replaceable = replaceable
 
 
 # A file name's limit on common file systems (ext4, XFS, btrfs, APFS): 255 bytes.
@@ -627,7 +629,7 @@ class Bot:
             raise DocumentError("exists", f"{doc_id} is the name of a folder (or another non-file) in the documents folder; "
                                           "choose another name")
         if not replace and (doc_id in index.doc_pos or target.exists()):
-            raise DocumentError("exists", f"{doc_id} already exists; ask to replace it")
+            raise DocumentError("exists", f"{doc_id} already exists", replaceable=True)
         key = name_key(doc_id)
         try:
             on_disk = [n for n in os.listdir(self.docs) if not n.startswith(".")]

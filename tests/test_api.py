@@ -301,7 +301,8 @@ def test_upload_then_ask_then_delete(start):
     assert_verbatim(a, corpus_texts(s.corpus))
 
     new = ZEBRA.replace(b"2003", b"2009")
-    assert c.post("/api/documents", files={"files": ("zebra.txt", new)}).status_code == 409
+    r = c.post("/api/documents", files={"files": ("zebra.txt", new)})
+    assert r.status_code == 409 and r.json()["detail"] == "zebra.txt already exists; send replace=true to overwrite it"
     r = c.post("/api/documents", files={"files": ("zebra.txt", new)}, data={"replace": "true"})
     assert r.status_code == 201 and r.json()["replaced"] == ["zebra.txt"]
     a = c.post("/api/answer", json={"question": "When was the zebra farm opened?", "docs": ["zebra.txt"]}).json()
@@ -329,7 +330,10 @@ def test_conversation_id_keeps_the_history(ro):
     c = ro.client
     first = c.post("/api/answer", json={"question": "Who built the harbour lighthouse?", "conversation_id": "t-1"})
     assert first.status_code == 200 and first.headers["x-conversation-id"] == "t-1"
-    follow = c.post("/api/answer", json={"question": "How tall is it?", "conversation_id": "t-1"}).json()
+    assert first.headers["x-conversation-turns"] == "0"
+    r = c.post("/api/answer", json={"question": "How tall is it?", "conversation_id": "t-1"})
+    follow = r.json()
+    assert r.headers["x-conversation-turns"] == "1"  # read with the first turn; 0 would say it was forgotten
     assert follow["searched_for"] != follow["question"] and "lighthouse" in follow["searched_for"].lower()
     assert follow["citations"][0]["doc"] == "lighthouse.md"
     assert_verbatim(follow, corpus_texts(ro.corpus))

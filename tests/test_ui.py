@@ -214,7 +214,7 @@ def test_handlers_upload_with_the_api_limits(page, tmp_path):
     assert "kiln.txt" in [v for _, v in update["choices"]]
     assert "Jonas Webb" in page.respond("Who fired the old kiln last?", [], None)[1][1]["content"]
     status, _ = page.add_files([str(doc)], False, "s3cret-key", None)
-    assert "already exists" in status and "replace" in status
+    assert "kiln.txt already exists; tick \u201cReplace same name\u201d to overwrite it" in status
     assert "Added" in page.add_files([str(doc)], True, "s3cret-key", None)[0]
     bad = tmp_path / "up" / "evil.html"
     bad.write_text("<script>alert(1)</script>", encoding="utf-8")
@@ -671,3 +671,37 @@ def test_question_box_is_locked_while_answering_in_a_real_browser(live, monkeypa
             expect(box).to_have_value("typed after the reply")
         finally:
             browser.close()
+
+
+def test_the_page_says_when_there_are_no_documents_and_keeps_the_apis_turn_limit(page, embedder, tmp_path):
+    """An empty folder answered "I could not find this in the documents"; the page passed 20
+    earlier turns whatever QA_MAX_TURNS said, so it could read a follow-up unlike the API."""
+    from qa.bot import Bot
+    from ui.chat import ChatPage
+
+    (tmp_path / "empty").mkdir()
+    empty = ChatPage(Bot(tmp_path / "empty", index_dir=tmp_path / "empty-index", embedder=embedder), max_turns=1)
+    box, messages, entries, _ = empty.respond("Who built the lighthouse?", [], None)
+    assert "no documents to search yet" in messages[1]["content"] and entries[0][1] is None
+    assert box == {"__type__": "update"}  # the question stays in the box for when there are some
+
+    seen: list[int] = []
+    ask = page.bot.ask
+
+    def counting(question, history=(), **kwargs):
+        seen.append(len(history))
+        return ask(question, history=history, **kwargs)
+
+    page.bot.ask = counting
+    page.max_turns = 1
+    entries = []
+    for q in ("Who built the lighthouse?", "And when?", "Where is it?"):
+        _, _, entries, _ = page.respond(q, entries, None)
+    assert seen[-1] == 1 and ChatPage(page.bot).max_turns == 20  # QA_MAX_TURNS's default
+
+
+def test_a_year_answer_is_not_shown_twice():
+    s = DOC.text.index("The call")
+    reply = render_reply(Answer("In what year?", "In what year?", False, "2021", 0.8, (_cite(DOC, s, s + 22),),
+                                answer_date="2021"))
+    assert 'class="qa-date"' not in reply

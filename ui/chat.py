@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_TURNS = 20  # earlier turns passed to the Bot, as the API does
 MAX_SHOWN = 100  # exchanges kept on the page (and in the session's memory)
 SHOWN_REFUSED_CHARS = 200  # of a refused question (too long, invalid), kept and shown with its error
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
@@ -195,12 +194,17 @@ class ChatPage:
         upload_key: when set (the API's ``QA_API_KEY``), adding documents needs it.
         parse_budget: the API's (``app.state.parse_budget``), so the page's uploads are parsed
             in the same threads and time limit as the API's; default: one of the default size.
+        max_turns: earlier turns passed to the Bot, as the API's ``QA_MAX_TURNS`` (its default
+            when not given).
     """
 
-    def __init__(self, bot: Bot, upload_key: str | None = None, parse_budget: ParseBudget | None = None) -> None:
+    def __init__(self, bot: Bot, upload_key: str | None = None, parse_budget: ParseBudget | None = None,
+                 max_turns: int | None = None) -> None:
         self.bot = bot
         self.upload_key = upload_key
-        self.parse_budget = parse_budget or ParseBudget(PARSE_WORKERS, Settings().parse_timeout_s)
+        settings = Settings() if parse_budget is None or max_turns is None else None
+        self.parse_budget = parse_budget or ParseBudget(PARSE_WORKERS, settings.parse_timeout_s)
+        self.max_turns = max_turns if max_turns is not None else settings.max_turns
 
     def documents_update(self, picked: Sequence[str] | None = None) -> Any:
         """The picker's choices (every indexed document), keeping the ticks still valid."""
@@ -218,11 +222,13 @@ class ChatPage:
         if not question:
             return gr.update(), gr.update(), entries, gr.update()
         entries = list(entries or [])
-        history = [Turn(q, a) for q, a, _ in entries if a is not None][-MAX_TURNS:]
+        history = [Turn(q, a) for q, a, _ in entries if a is not None][-self.max_turns:]
         docs = None
         answer: Answer | None = None
         error = None
-        if picked:
+        if not self.bot.index.doc_ids:
+            error = "There are no documents to search yet: add some with \u201cAdd documents\u201d, then ask again."
+        elif picked:
             known = self.bot.index.doc_pos
             docs = [d for d in picked if d in known]
             if not docs:
@@ -293,7 +299,7 @@ class ChatPage:
                 evidence = (doc, int(start), int(end))
         docs = [d for d in picked or [] if d in self.bot.index.doc_pos] or None
         try:
-            self.bot.record_feedback(question, answer, verdict, [q for q, _ in asked[:-1]][-MAX_TURNS:], evidence, docs)
+            self.bot.record_feedback(question, answer, verdict, [q for q, _ in asked[:-1]][-self.max_turns:], evidence, docs)
         except FeedbackError as exc:
             return f'<p class="qa-error">Not saved: {esc(str(exc))}</p>', gr.update(), gr.update()
         return ('<p class="qa-fb-done">Thank you: saved as a test question for the bot.</p>',
@@ -323,7 +329,7 @@ class ChatPage:
                 items.append((name, data, self.parse_budget.call(partial(self.bot.check_upload, name, data,
                                                                          replace=bool(replace)))))
             except DocumentError as exc:
-                hint = " (tick \u201creplace\u201d to overwrite it)" if exc.kind == "exists" else ""
+                hint = "; tick \u201cReplace same name\u201d to overwrite it" if exc.replaceable else ""
                 problems.append(esc(str(exc) + hint))
             except TimeoutError:
                 problems.append(f"reading {esc(name)} took longer than {self.parse_budget.timeout_s:g} s; split it into "
@@ -352,6 +358,7 @@ def build_chat(
     upload_key: str | None = None,
     workers: int = 4,
     parse_budget: ParseBudget | None = None,
+    max_turns: int | None = None,
 ) -> gr.Blocks:
     """The chat page over ``bot``.
 
@@ -362,8 +369,9 @@ def build_chat(
         upload_key: when set (the API's ``QA_API_KEY``), uploading from the page asks for it.
         workers: questions answered at the same time; more wait in Gradio's queue.
         parse_budget: threads and time limit for parsing uploads (see :class:`ChatPage`).
+        max_turns: earlier turns a question is read with (see :class:`ChatPage`).
     """
-    page = ChatPage(bot, upload_key, parse_budget)
+    page = ChatPage(bot, upload_key, parse_budget, max_turns)
 
     # Asking or starting over also withdraws the sentences offered for the last answer, in the
     # same step: a separate follow-up event could land after the next "wrong" click.
@@ -478,7 +486,7 @@ def mount_chat(
     settings = settings if settings is not None else getattr(app.state, "settings", None)
     api_key = getattr(settings, "api_key", None)
     blocks = build_chat(bot, examples=examples, upload_key=api_key, workers=getattr(settings, "workers", 4),
-                        parse_budget=getattr(app.state, "parse_budget", None))
+                        parse_budget=getattr(app.state, "parse_budget", None), max_turns=getattr(settings, "max_turns", None))
     auth = None
     if api_key and getattr(settings, "api_key_required", False):
         def auth(_user: str, password: str) -> bool:

@@ -127,7 +127,7 @@ def render_reply(answer: Answer, date_of: Callable[[str], str | None] = lambda _
         if answer.citations:
             parts.append('<div class="qa-closest">Closest matches:</div>')
     elif answer.short_answer is not None:
-        when = f' <span class="qa-date" title="the date, placed in time">{esc(answer.answer_date)}</span>' if answer.answer_date else ""
+        when = f' <span class="qa-date" title="the date, placed in time">{esc(answer.answer_date)}</span>' if answer.answer_date and answer.answer_date != (answer.answer or "").strip() else ""
         parts.append(f'<div class="qa-short"><bdi><strong>{_inline(answer.answer or "")}</strong></bdi>{when} {_conf(answer)}</div>')
     else:
         parts.append(f'<div class="qa-short qa-nospan">From the documents: {_conf(answer)}</div>')

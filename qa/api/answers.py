@@ -45,7 +45,8 @@ async def answer(req: AnswerRequest, service: ServiceDep) -> JSONResponse:
         raise HTTPException(422, str(exc)) from None
     if req.conversation_id is not None:
         conversations.append(req.conversation_id, slim_turn(Turn(result.question, result)))
-    headers = {"X-Conversation-Id": req.conversation_id} if req.conversation_id else None
+    # How many earlier turns the question was read with: 0 tells a client its conversation was forgotten.
+    headers = {"X-Conversation-Id": req.conversation_id, "X-Conversation-Turns": str(len(history))} if req.conversation_id else None
     return JSONResponse(result.to_dict(), headers=headers)
 
 

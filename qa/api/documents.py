@@ -30,7 +30,8 @@ _OS_ERROR_STATUS = {errno.ENAMETOOLONG: 400, errno.EISDIR: 409, errno.ENOTDIR: 4
 
 
 def _refused(exc: DocumentError) -> HTTPException:
-    return HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc))
+    hint = "; send replace=true to overwrite it" if exc.replaceable else ""
+    return HTTPException(DOCUMENT_ERROR_STATUS.get(exc.kind, 400), str(exc) + hint)
 
 
 def _busy(exc: IndexBusy) -> HTTPException:
