@@ -15,7 +15,7 @@ from syntok import segmenter as _syntok
 
 # A line this long is not hard-wrapped prose: each line of its paragraph is its own block.
 _LONG_LINE = 100
-_LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d+[.)]\s|>)")
+_LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d+[.)]\s|>|\|)")
 _HEADING = re.compile(r"^\s*#{1,6}\s")
 # ".If" glued: a word (two lowercase letters or a closing bracket) then terminal punctuation,
 # then a capitalised word with no space between them.
@@ -23,6 +23,12 @@ _GLUED = re.compile(r"(?<=[a-z\]\)]{1}[a-z\]\)\"”’])[.!?][\"”’]?(?=[A-Z]
 # syntok ends a sentence after an enumeration-like "(c)" before a capital ("Copyright (c) The
 # Regents of…"); prose never ends on one without punctuation, so the next sentence joins it.
 _OPEN_MARKER = re.compile(r"\S\s*\([A-Za-z]{1,3}\)$")
+# syntok takes the initial "A." for a sentence starter: "Dr. A. Smith" is not two sentences.
+_TITLE_END = re.compile(r"(?<![^\s(])(?:Mr|Mrs|Ms|Dr|Prof|Rev|Sr|Jr|St|Sen|Gen|Capt|Col)\.$")
+_INITIAL = re.compile(r"[ \t]+[A-Z]\.\s")
+# syntok never ends a sentence on a dotted name ("v2.1.3. Upgrade", "config.toml. Restart"); one
+# after a word, holding a letter, its last part a version number or a word, is not an abbreviation.
+_DOTTED_END = re.compile(r"(?<=\S[ \t])(?=\S*[A-Za-z])\S*\w(?:(?<=\d)\.\d+|\.(?=\d*[^\W\d_])[^\W_]{2,})\.(?=\s+[\"“]?[A-Z][a-z])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +89,8 @@ def split_sentences(text: str) -> list[Span]:
             for sentence in paragraph:
                 s = block.start + sentence[0].offset
                 e = block.start + sentence[-1].offset + len(sentence[-1].value)
-                cuts = [s, *(m.end() for m in _GLUED.finditer(text, s, e)), e]
+                ends = [m.end() for rx in (_GLUED, _DOTTED_END) for m in rx.finditer(text, s, e)]
+                cuts = [s, *sorted(set(ends)), e]
                 for a, b in zip(cuts, cuts[1:]):
                     span = _strip(text, a, b)
                     if span is None:
@@ -91,7 +98,10 @@ def split_sentences(text: str) -> list[Span]:
                     if out and not any(ch.isalnum() for ch in text[span.start:span.end]):
                         # A stray closing quote after a space belongs to the sentence before it.
                         out[-1] = Span(out[-1].start, span.end)
-                    elif out and out[-1].start >= block.start and _OPEN_MARKER.search(text, out[-1].start, out[-1].end):
+                    elif out and out[-1].start >= block.start and (
+                        _OPEN_MARKER.search(text, out[-1].start, out[-1].end)
+                        or _TITLE_END.search(text, out[-1].start, out[-1].end) and _INITIAL.match(text, out[-1].end)
+                    ):
                         out[-1] = Span(out[-1].start, span.end)
                     else:
                         out.append(span)

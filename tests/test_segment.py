@@ -88,3 +88,24 @@ def test_passage_params_validated():
     with pytest.raises(ValueError, match="stride"):
         make_passages([Span(0, 1)], size=2, stride=3)
     assert make_passages([], 3, 2) == []
+
+
+def test_markdown_table_rows_are_their_own_sentences():
+    text = "| Option | Default |\n|---|---|\n| jobs | 4 workers. |\n| timeout | 2.5 seconds. |"
+    assert _sentences(text) == ["| Option | Default |\n|---|---|", "| jobs | 4 workers. |", "| timeout | 2.5 seconds. |"]
+
+
+def test_sentence_ending_on_a_version_file_or_url_is_split():
+    text = ("Fixed in v2.1.3. Upgrade now. Edit config.toml. Restart it. See https://example.org/a.html. "
+            "Then go. Call os.path.join. Done. The U.S. and Washington, D.C. Both stay. Ask for e.g. Tea.\n"
+            "3.2. Licensee may copy it. Section 4.1. Termination applies.")
+    assert _sentences(text) == [
+        "Fixed in v2.1.3.", "Upgrade now.", "Edit config.toml.", "Restart it.", "See https://example.org/a.html.",
+        "Then go.", "Call os.path.join.", "Done.", "The U.S. and Washington, D.C. Both stay.", "Ask for e.g. Tea.",
+        "3.2. Licensee may copy it.", "Section 4.1. Termination applies.",
+    ]
+
+
+def test_title_before_an_initial_does_not_end_a_sentence():
+    text = "We met Prof. A. B. Clark and Dr. A. Smith. Mr. A. Lee left.\nAsk the Dr.\nA. Next item."
+    assert _sentences(text) == ["We met Prof. A. B. Clark and Dr. A. Smith.", "Mr. A. Lee left.", "Ask the Dr.", "A. Next item."]
