@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -186,26 +189,43 @@ def _ask_one(bot: "Bot", question: str, history: list, as_json: bool) -> "Answer
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
         index = bot.index
-        print(format_answer(answer, color=sys.stdout.isatty(),
+        print(format_answer(answer, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
                             date_of=lambda d: index.entries[index.doc_pos[d]].meta.get("date")))
     return answer
+
+
+def _has_documents(bot: "Bot", docs: str) -> None:
+    """A :class:`CLIError` when the index holds no document: nothing was searched, nothing is missing."""
+    if not bot.index.entries:
+        raise CLIError(f"there are no documents to search in {docs}: add some, then ask again")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     bot = _make_bot(args)
     _sync(bot, show_progress=sys.stderr.isatty(), as_is=True)  # indexing a new folder first can take minutes
+    _has_documents(bot, args.docs)
     _ask_one(bot, args.question, [], args.json)
     return 0
+
+
+CHAT_HELP = '"/new" starts over, "/quit" or Ctrl-D quits, Ctrl-C drops an answer being looked for'
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from .bot import Turn
 
     bot = _make_bot(args)
-    _sync(bot, show_progress=True, as_is=True)
-    print(f"Ask about the {len(bot.index.entries)} documents in {args.docs} (\"/new\" starts over, Ctrl-D quits).")
+    _sync(bot, show_progress=sys.stderr.isatty(), as_is=True)
+    _has_documents(bot, args.docs)
+    n = len(bot.index.entries)
+    print(f"Ask about the {n} document{'s' if n != 1 else ''} in {args.docs} ({CHAT_HELP}).")
     history: list[Turn] = []
     typed = sys.stdin.isatty()  # from a file or a pipe, the questions are echoed for the transcript
+    if typed and sys.stdout.isatty():  # arrow keys edit the line and recall earlier questions
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401
+    if isinstance(sys.stdin, io.TextIOWrapper):  # a line that is not UTF-8 is refused below, not a traceback
+        sys.stdin.reconfigure(errors="surrogateescape")
     failed = False
     while True:
         try:
@@ -213,19 +233,31 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except (EOFError, KeyboardInterrupt):
             print()
             return 1 if failed else 0
-        if not typed:
-            print(question)
+        if not typed:  # bytes that are not UTF-8 are shown as U+FFFD
+            print(question.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        if any("\udc80" <= ch <= "\udcff" for ch in question):
+            print("error: the line is not UTF-8 text; type it again", file=sys.stderr)
+            failed = True
+            continue
         if not question:
             continue
+        if question in ("/quit", "/exit"):
+            return 1 if failed else 0
         if question == "/new":
             history.clear()
             print("(new conversation)")
+            continue
+        if re.fullmatch(r"/\w+", question):
+            print(f"({CHAT_HELP})")
             continue
         try:
             answer = _ask_one(bot, question, history, as_json=False)
         except CLIError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed = True
+            continue
+        except KeyboardInterrupt:
+            print("(interrupted)")
             continue
         history.append(Turn(question, answer))
 
@@ -510,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json-out", metavar="FILE", help="write the figures as JSON")
     sp.set_defaults(func=cmd_bench)
 
-    sp = sub.add_parser("chat", help="interactive chat in the terminal, with follow-up questions")
+    sp = sub.add_parser("chat", help="interactive chat in the terminal, with follow-up questions",
+                        description=f"Ask one question a line; a follow-up reads the last answer ({CHAT_HELP}).")
     corpus_args(sp)
     sp.set_defaults(func=cmd_chat)
 

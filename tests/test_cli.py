@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import subprocess
@@ -277,3 +278,83 @@ def test_no_import_circles_at_module_level():
         if mod not in seen:
             cycle = visit(mod, [])
             assert cycle is None, " -> ".join(cycle)
+
+
+def test_chat_commands_bytes_that_are_not_utf8_and_a_redirected_error_output(tmp_path: Path):
+    """From the terminal chat's audit: "/quit" and "/help" were asked as questions; a progress bar
+    was drawn into a redirected error output; a line that is not UTF-8 stopped the chat with a
+    traceback where stdin decodes strictly (a UTF-8 locale other than C.UTF-8)."""
+    r = subprocess.run(QA + ["chat", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")],
+                       input=b"/help\nWhen was the \xff first call?\n/quit\nWhen was the second call?\n",
+                       capture_output=True, cwd=ROOT, env={**ENV, "PYTHONIOENCODING": "utf-8:strict"})
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert "Traceback" not in err and r.returncode == 1, err
+    assert 'you> /help\n("/new" starts over' in out and "searched for: /help" not in out
+    assert "error: the line is not UTF-8 text" in err
+    assert "second call" not in out  # /quit ended the chat
+    assert "\r" not in err and "reading" not in err
+
+
+def test_an_empty_folder_is_said_not_answered(tmp_path: Path):
+    """`qa ask` over a folder without documents answered "I could not find this in the documents"
+    (exit 0, `"abstained": true`), as if the documents had been searched."""
+    (tmp_path / "docs").mkdir()
+    r = subprocess.run(QA + ["ask", "When was the call?", "--docs", str(tmp_path / "docs"), "--json"],
+                       capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 2 and "no documents to search" in json.loads(r.stdout)["error"], r.stdout
+
+
+def test_chat_colour_and_ctrl_c_during_an_answer(tmp_path: Path, monkeypatch, capsys):
+    """NO_COLOR was ignored on a terminal; Ctrl-C during an answer ended the chat saying an index
+    write was interrupted. It drops that answer and the chat goes on."""
+    import io
+
+    from qa import cli
+    from qa.bot import Bot
+
+    asked = Bot.ask
+    calls = []
+
+    def interrupted_once(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return asked(self, *args, **kwargs)
+
+    class Typed(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(Bot, "ask", interrupted_once)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setattr("sys.stdin", io.StringIO("When was the first call?\nWhen was the second call?\n"))
+    monkeypatch.setattr("sys.stdout", Typed())
+    assert cli.main(["chat", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")]) == 0
+    out = sys.stdout.getvalue()
+    assert "(interrupted)" in out and "Answer: **" in out and "\033[" not in out and len(calls) == 2
+
+
+def test_chat_on_a_terminal_edits_the_line(tmp_path: Path):
+    """On a terminal the arrow keys went into the question as escape codes ("cal^[[Dl"), which was
+    then declined: the line is edited with readline now, and the up arrow recalls a question."""
+    import pty
+    import select
+    import signal
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        os.chdir(ROOT)
+        os.execve(sys.executable, QA + ["chat", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")], ENV)
+    out, keys = b"", [b"When was the first cal\x1b[Dl\x1b[C?\r", b"\x1b[A\r", b"\x04"]
+    try:
+        while keys and select.select([fd], [], [], 120)[0]:
+            out += os.read(fd, 65536)
+            if out.rstrip(b"\x1b[?2004h").endswith(b"you> "):
+                os.write(fd, keys.pop(0))
+        assert not keys, out[-400:]  # else the child is killed below, not waited for
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert out.count(b"Answer: ") == 2 and b"^[[" not in out, out[-400:]
