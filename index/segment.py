@@ -15,7 +15,8 @@ from syntok import segmenter as _syntok
 
 # A line this long is not hard-wrapped prose: each line of its paragraph is its own block.
 _LONG_LINE = 100
-_LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d+[.)]\s|>|\|)")
+# A numbered item has at most three digits: "1901." at a wrapped line's start ends a sentence on a year.
+_LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|\|)")
 _HEADING = re.compile(r"^\s*#{1,6}\s")
 # ".If" glued: a word (two lowercase letters or a closing bracket) then terminal punctuation,
 # then a capitalised word with no space between them.

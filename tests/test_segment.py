@@ -109,3 +109,10 @@ def test_sentence_ending_on_a_version_file_or_url_is_split():
 def test_title_before_an_initial_does_not_end_a_sentence():
     text = "We met Prof. A. B. Clark and Dr. A. Smith. Mr. A. Lee left.\nAsk the Dr.\nA. Next item."
     assert _sentences(text) == ["We met Prof. A. B. Clark and Dr. A. Smith.", "Mr. A. Lee left.", "Ask the Dr.", "A. Next item."]
+
+
+def test_wrapped_line_starting_with_a_year_continues_the_sentence():
+    # "1901." at a wrapped line's start is a year ending the sentence, not a numbered list item.
+    text = "The harbour lighthouse was built by Anna Smith in\n1901. It is tall.\n1. An item\n2. Another"
+    assert _sentences(text) == ["The harbour lighthouse was built by Anna Smith in\n1901.", "It is tall.",
+                                "1. An item", "2. Another"]
