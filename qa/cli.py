@@ -446,6 +446,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CLIError(f"source file {args.source!r} not found (a SQuAD-format JSON file; see --source)")
     if args.passages < 1 or args.queries < 1:
         raise CLIError("--passages and --queries must be at least 1")
+    if args.json_out:
+        writable(args.json_out, "--json-out")
     config = settings()
     options = _backend_options(args, config)
     try:

@@ -447,9 +447,13 @@ def test_cli_eval_refuses_wrong_files_and_options_before_running(tmp_path: Path)
     env = {**ENV, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     for args, message in ((["--squad", str(coqa)], "is not a SQuAD-format file"),
                           (["--coqa", str(coqa), "--sample", "3"], "--sample goes with --squad"),
-                          (["--coqa", str(coqa), "--json-out", str(coqa / "report.json")], "--json-out")):
+                          (["--coqa", str(coqa), "--json-out", str(coqa / "report.json")], "--json-out"),
+                          (["--coqa", str(coqa), "--curve", str(tmp_path)], "--curve")):
         r = subprocess.run([sys.executable, "-m", "qa.cli", "eval", *args], capture_output=True, text=True, cwd=ROOT, env=env)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "bench", "--source", str(coqa), "--json-out", str(coqa / "b.json")],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 2 and "--json-out" in r.stderr and "cannot be written" in r.stderr, r.stderr
 
 
 def test_a_coqa_story_id_cannot_write_outside_the_cache(tmp_path: Path):
