@@ -518,3 +518,23 @@ def test_kill_during_upload_leaves_a_loadable_index(embedder, corpus, tmp_path):
     assert set(bot.index.doc_ids) == set(visible_files(corpus))
     a = bot.ask("Who built the harbour lighthouse?")
     assert a.citations[0].doc == "lighthouse.md"
+
+
+def test_openapi_describes_every_field_the_answer_json_can_hold(ro):
+    """A PDF citation's `page`, `boxes` and `ocr` were returned but missing from /openapi.json,
+    and dropped from a `history` sent back."""
+    from qa.api.schemas import AnswerModel
+    from qa.types import Answer, Citation, Corroboration
+
+    spec = ro.client.get("/openapi.json").json()["components"]["schemas"]
+    cite = Citation("a.pdf", "A", "It rang.", 0, 8, 0.5, 3, 7, page=2, boxes=((2, 72.0, 700.5, 300.0, 712.0),), ocr=True)
+    other = Corroboration("b.txt", "B", "It rang.", 0, 8, "rang", True, 0.6, 3, 7, "2021-01-01", "2021-01-02")
+    answer = Answer("When?", "When?", False, "rang", 0.7, (cite,), {"total": 1.0}, answer_date="2021-01-02",
+                    corroboration=(other,))
+    d = answer.to_dict()
+    assert set(d) <= set(spec["AnswerModel"]["properties"])
+    assert set(d["citations"][0]) == {"doc", "title", "text", "start", "end", "answer_start", "answer_end", "score",
+                                      "page", "boxes", "ocr"} <= set(spec["CitationModel"]["properties"])
+    assert set(d["corroboration"][0]) <= set(spec["CorroborationModel"]["properties"])
+    kept = Answer.from_dict(AnswerModel.model_validate(d).model_dump(exclude_none=True))
+    assert kept.citations[0] == cite

@@ -32,6 +32,7 @@ def _question_ok(value: str) -> str:
 
 
 QuestionText = Annotated[Text, AfterValidator(_question_ok)]
+Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 
 
 class CitationModel(BaseModel):
@@ -46,6 +47,12 @@ class CitationModel(BaseModel):
     answer_start: int | None = Field(None, ge=0, description="short answer's offsets inside `text`, when one fits")
     answer_end: int | None = Field(None, ge=0)
     score: float = Field(0.0, allow_inf_nan=False, ge=-1e6, le=1e6)
+    page: int | None = Field(None, ge=1, description="from a PDF: the page (1-based) where the sentence starts")
+    boxes: list[Annotated[list[Coordinate], Field(min_length=5, max_length=5)]] | None = Field(
+        None, max_length=10_000,
+        description="from a PDF: `[page, x0, y0, x1, y1]` in PDF points (origin at the page's bottom left), one per line of the sentence",
+    )
+    ocr: bool | None = Field(None, description="from a PDF: true when the page was read from its image")
 
 
 class CorroborationModel(BaseModel):
