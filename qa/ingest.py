@@ -218,18 +218,22 @@ def check_text(text: str, doc_id: str) -> None:
 
 
 def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
-    """Decode a plain-text file's bytes (UTF-8) and read its title and publication date.
+    """Decode a plain-text file's bytes (UTF-8, or UTF-16 after its byte-order mark, as Windows
+    Notepad saves "Unicode") and read its title and publication date.
 
     The time it takes is linear in the size: the title and date come from the first lines only.
     """
-    if b"\x00" in data:
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
+    if encoding == "utf-8" and b"\x00" in data:
         raise IngestError(f"{doc_id}: looks binary (contains NUL bytes); a .txt/.md file must be UTF-8 text")
     try:
-        text = data.decode("utf-8")
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise IngestError(f"{doc_id}: not valid UTF-8 at byte {exc.start}; re-save it as UTF-8") from None
+        raise IngestError(f"{doc_id}: not valid {encoding.upper()} at byte {exc.start}; re-save it as UTF-8") from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    if "\x00" in text:
+        raise IngestError(f"{doc_id}: looks binary (contains NUL characters); a .txt/.md file must be text")
     check_text(text, doc_id)
     title, date = "", None
     head = list(itertools.islice((ln for ln in text.splitlines() if ln.strip()), _HEAD_LINES))

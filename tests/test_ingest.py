@@ -186,3 +186,17 @@ def test_an_index_folder_that_is_a_link_is_not_written_through(corpus: Path, tmp
     chosen = tmp_path / "chosen"
     chosen.symlink_to(target)
     assert Bot(corpus, index_dir=chosen).index_dir == chosen
+
+
+def test_a_text_file_saved_as_utf16_with_its_mark_is_read(tmp_path: Path):
+    """Notepad's "Unicode" (UTF-16 with a byte-order mark) was refused as binary ("contains NUL
+    bytes"); it is read, and its citations' offsets are those of the decoded text."""
+    (tmp_path / "le.txt").write_bytes("The kiln\n\nThe kiln was fired in 1911 by Jonas Webb.\n".encode("utf-16"))
+    (tmp_path / "be.txt").write_bytes(b"\xfe\xff" + "Caf\u00e9 notes\n\nOpened in 1920.\n".encode("utf-16-be"))
+    (tmp_path / "nul.txt").write_bytes("A\x00B".encode("utf-16"))
+    result = load_folder(tmp_path)
+    docs = {d.id: d for d in result.documents}
+    assert docs["le.txt"].title == "The kiln" and "fired in 1911" in docs["le.txt"].text
+    assert docs["be.txt"].text.startswith("Caf\u00e9 notes")
+    assert "looks binary" in result.errors["nul.txt"]
+
