@@ -181,6 +181,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _ask_one(bot: "Bot", question: str, history: list, as_json: bool) -> "Answer":
     from .bot import QuestionError
 
+    if any("\udc80" <= ch <= "\udcff" for ch in question):  # bytes of the command line or stdin that were not UTF-8
+        raise CLIError("the question is not UTF-8 text; type it again")
     try:
         answer = bot.ask(question, history=history)
     except QuestionError as exc:
@@ -235,10 +237,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
             return 1 if failed else 0
         if not typed:  # bytes that are not UTF-8 are shown as U+FFFD
             print(question.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-        if any("\udc80" <= ch <= "\udcff" for ch in question):
-            print("error: the line is not UTF-8 text; type it again", file=sys.stderr)
-            failed = True
-            continue
         if not question:
             continue
         if question in ("/quit", "/exit"):

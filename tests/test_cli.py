@@ -290,7 +290,10 @@ def test_chat_commands_bytes_that_are_not_utf8_and_a_redirected_error_output(tmp
     out, err = r.stdout.decode(), r.stderr.decode()
     assert "Traceback" not in err and r.returncode == 1, err
     assert 'you> /help\n("/new" starts over' in out and "searched for: /help" not in out
-    assert "error: the line is not UTF-8 text" in err
+    assert "error: the question is not UTF-8 text" in err
+    r = subprocess.run([*QA, "ask", b"When was the \xff first call?", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")],
+                       capture_output=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 2 and b"the question is not UTF-8 text" in r.stderr, r.stderr  # was "a lone surrogate"
     assert "second call" not in out  # /quit ended the chat
     assert "\r" not in err and "reading" not in err
 
