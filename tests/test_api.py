@@ -538,3 +538,34 @@ def test_openapi_describes_every_field_the_answer_json_can_hold(ro):
     assert set(d["corroboration"][0]) <= set(spec["CorroborationModel"]["properties"])
     kept = Answer.from_dict(AnswerModel.model_validate(d).model_dump(exclude_none=True))
     assert kept.citations[0] == cite
+
+
+def test_requests_on_one_conversation_are_answered_in_turn(start):
+    """Two questions sent at once on one conversation_id both read the empty history, and each
+    was answered as a first turn: they are answered one after the other now."""
+    import threading
+    import time
+
+    s = start()
+    ask = s.bot.ask
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return ask(*args, **kwargs)
+
+    s.bot.ask = slow
+    turns: list[str] = []
+
+    def post(question: str) -> None:
+        r = httpx.post(f"{s.url}/api/answer", json={"question": question, "conversation_id": "both"}, timeout=60)
+        assert r.status_code == 200, r.text
+        turns.append(r.headers["x-conversation-turns"])
+
+    threads = [threading.Thread(target=post, args=(q,)) for q in ("Who built the harbour lighthouse?", "How tall is it?")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(turns) == ["0", "1"]
+    assert s.client.post("/api/answer", json={"question": "And when?", "conversation_id": "both"}).headers["x-conversation-turns"] == "2"
+

@@ -22,14 +22,18 @@ router = APIRouter(prefix="/api", tags=["answers"])
 @router.post("/answer", summary="Answer a question with verbatim citations", response_model=AnswerModel,
              responses=ERRORS, dependencies=READ)
 async def answer(req: AnswerRequest, service: ServiceDep) -> JSONResponse:
-    bot, conversations = service.bot, service.conversations
     if req.history is not None and req.conversation_id is not None:
         raise HTTPException(422, "give either history or conversation_id, not both")
-    if req.conversation_id is not None:
-        history = conversations.history(req.conversation_id)
-    else:
+    if req.conversation_id is None:
         history = [Turn(t.question, Answer.from_dict(t.answer.model_dump(exclude_none=True)))
                    for t in (req.history or [])[-service.settings.max_turns:]]
+        return await _answer(req, service, history)
+    async with service.conversations.turn(req.conversation_id):
+        return await _answer(req, service, service.conversations.history(req.conversation_id))
+
+
+async def _answer(req: AnswerRequest, service: ServiceDep, history: list[Turn]) -> JSONResponse:
+    bot, conversations = service.bot, service.conversations
     after, before = (d.isoformat() if d else None for d in (req.after, req.before))
     try:
         result = await anyio.to_thread.run_sync(partial(bot.ask, req.question, history, req.docs, req.top_k, after, before),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import replace as _replace
 from typing import Any, Callable
 
@@ -52,6 +55,23 @@ class Conversations:
         self.bytes = 0
         self._items: OrderedDict[str, tuple[float, list[tuple[Turn, int]]]] = OrderedDict()
         self._lock = threading.Lock()
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}  # per conversation in use: its lock, its requests
+
+    @contextlib.asynccontextmanager
+    async def turn(self, cid: str) -> AsyncIterator[None]:
+        """Hold conversation ``cid`` for one request: requests on one conversation are answered one
+        at a time, in the order they came, each reading the history the last one left."""
+        lock, users = self._turns.get(cid, (asyncio.Lock(), 0))
+        self._turns[cid] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[cid]
+            if users == 1:
+                del self._turns[cid]
+            else:
+                self._turns[cid] = (lock, users - 1)
 
     def _drop(self, cid: str) -> None:
         _, turns = self._items.pop(cid)
