@@ -202,9 +202,11 @@ class ChatPage:
                  max_turns: int | None = None) -> None:
         self.bot = bot
         self.upload_key = upload_key
-        settings = Settings() if parse_budget is None or max_turns is None else None
-        self.parse_budget = parse_budget or ParseBudget(PARSE_WORKERS, settings.parse_timeout_s)
-        self.max_turns = max_turns if max_turns is not None else settings.max_turns
+        if parse_budget is None or max_turns is None:  # the API's defaults, from the environment
+            defaults = Settings()
+            parse_budget = parse_budget or ParseBudget(PARSE_WORKERS, defaults.parse_timeout_s)
+            max_turns = defaults.max_turns if max_turns is None else max_turns
+        self.parse_budget, self.max_turns = parse_budget, max_turns
 
     def documents_update(self, picked: Sequence[str] | None = None) -> Any:
         """The picker's choices (every indexed document), keeping the ticks still valid."""

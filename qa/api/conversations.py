@@ -61,7 +61,7 @@ class Conversations:
     async def turn(self, cid: str) -> AsyncIterator[None]:
         """Hold conversation ``cid`` for one request: requests on one conversation are answered one
         at a time, in the order they came, each reading the history the last one left."""
-        lock, users = self._turns.get(cid, (asyncio.Lock(), 0))
+        lock, users = self._turns.get(cid) or (asyncio.Lock(), 0)
         self._turns[cid] = (lock, users + 1)
         try:
             async with lock:
