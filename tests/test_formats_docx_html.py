@@ -367,3 +367,79 @@ def test_converted_seed_articles_keep_every_paragraph(tmp_path: Path, fmt: str):
         assert blocks[1:] == article(original).paragraphs
         # Nothing of the text is lost or added: the same words (the headline moves before the date line).
         assert sorted(re.findall(r"\S+", doc.text)) == sorted(re.findall(r"\S+", original.text))
+
+
+def _wrapped_run(paragraph_or_cell_xml, wrapper: str, text: str, deleted: bool = False):
+    from docx.oxml import OxmlElement
+
+    outer = OxmlElement(wrapper)
+    if wrapper == "w:sdt":
+        inner = OxmlElement("w:sdtContent")
+        outer.append(inner)
+    else:
+        inner = outer
+    run, t = OxmlElement("w:r"), OxmlElement("w:delText" if deleted else "w:t")
+    t.text = text
+    run.append(t)
+    inner.append(run)
+    paragraph_or_cell_xml.append(outer)
+    return outer
+
+
+def test_docx_reads_revisions_fields_and_content_controls_as_word_shows_them():
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    word = docx.Document()
+    p = word.add_paragraph("The keeper was ")
+    _wrapped_run(p._p, "w:ins", "John Smith")  # a tracked insertion, not yet accepted
+    _wrapped_run(p._p, "w:del", "Ada Brunel", deleted=True)
+    p.add_run(" until 1950.")
+    p = word.add_paragraph("The report has ")
+    _wrapped_run(p._p, "w:fldSimple", "12").set(qn("w:instr"), "NUMPAGES")
+    p.add_run(" pages and the pier is ")
+    _wrapped_run(p._p, "w:sdt", "200 metres")
+    p.add_run(" long.")
+    block = OxmlElement("w:sdt")  # a block content control, as templates and cover pages hold
+    content = OxmlElement("w:sdtContent")
+    block.append(content)
+    word.element.body.insert(0, block)
+    content.append(word.add_paragraph("Prepared for the Harbour Board.")._p)
+    cell = word.add_table(rows=1, cols=2).cell(0, 1)
+    word.tables[0].cell(0, 0).text = "Depth"
+    cell_block = OxmlElement("w:sdt")
+    cell_content = OxmlElement("w:sdtContent")
+    cell_block.append(cell_content)
+    cell._tc.append(cell_block)
+    cell.paragraphs[0].text = "12 metres"
+    cell_content.append(cell.paragraphs[0]._p)
+    doc = parse_docx(_save(word), "r.docx")
+    assert doc.text.split("\n\n") == ["Prepared for the Harbour Board.", "The keeper was John Smith until 1950.",
+                                      "The report has 12 pages and the pier is 200 metres long.", "Depth | 12 metres"]
+
+
+def test_html_footnote_markers_are_not_glued_into_the_sentence():
+    page = ("<html><head><title>Lighthouse</title></head><body><article><h1>Lighthouse</h1>"
+            "<p>The lighthouse was built by Ada Brunel in 1871.<sup><a href='#fn1'>1</a></sup> Its lamp was converted"
+            " to electricity in 1923.<a href='#fn2' class='footnote-ref'><sup>2</sup></a> Its range is 22 miles"
+            "<sup class='reference'><a href='#cite_note-3'>[3]</a></sup>.</p>"
+            "<p>The lamp room measures 12 m<sup>2</sup> and has a gallery around it on every side of the tower.</p>"
+            "<ol><li id='fn1'>Brunel's own notes, 1872.</li></ol></article></body></html>")
+    doc = parse_html(page.encode(), "light.html")
+    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    assert sentences[1:5] == ["The lighthouse was built by Ada Brunel in 1871.", "Its lamp was converted to electricity in 1923.",
+                              "Its range is 22 miles.", "The lamp room measures 12 m2 and has a gallery around it on every side of the tower."]
+
+
+def test_a_short_page_keeps_its_main_text_without_the_menus():
+    """Under 250 characters of main text trafilatura gave every text of the body, the menu and
+    footer included, one line each: "Home Visit Shop Opening hours Monday Closed …" became one
+    sentence, and "When is the museum open on weekends?" was answered "Tuesday"."""
+    menu = "".join(f"<li><a href='/{w.lower()}'>{w}</a></li>" for w in ("Home", "Visit", "Collections", "Shop", "Contact"))
+    page = ("<html><head><title>Harbour Museum - Visit</title></head><body><nav><ul>" + menu + "</ul></nav>"
+            "<main><h2>Opening hours</h2><table><tr><td>Monday</td><td>Closed</td></tr>"
+            "<tr><td>Tuesday to Friday</td><td>10:00 to 17:00</td></tr><tr><td>Weekends</td><td>9:00 to 18:00</td></tr>"
+            "</table><p>Tickets cost 8 pounds.</p></main><footer>© 2024 Harbour Museum</footer></body></html>")
+    doc = parse_html(page.encode(), "visit.html")
+    assert doc.text.split("\n\n") == ["Opening hours", "Monday | Closed", "Tuesday to Friday | 10:00 to 17:00",
+                                      "Weekends | 9:00 to 18:00", "Tickets cost 8 pounds."]

@@ -394,3 +394,15 @@ def test_seed_articles_as_pdf_score_like_the_text_and_every_citation_reads_back(
     counts = check_citations(tmp_path / "report.json", tmp_path / "pdf")
     assert counts["pdf_citations"] == counts["citations"] > 100
     assert counts["page_right"] == counts["boxes_read_back"] == counts["pdf_citations"]
+
+
+def test_bullet_items_are_paragraphs_of_their_own_also_over_a_page_break():
+    pages = [[("title", "Harbour works"), ("gap", ""), ("line", "The board approved three projects:"),
+              ("line", "• A new crane for the east quay"), ("line", "• A longer pier at the ferry slip")],
+             [("line", "• A second lamp for the lighthouse"), ("line", "The works begin in May.")]]
+    # A wrapped item's next line is indented under its text, past the bullet.
+    pages[0].insert(4, ("line", "   and a shed"))
+    doc = parse_document(report_pdf(pages, title="Harbour works"), "works.pdf")
+    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    assert sentences == ["Harbour works", "The board approved three projects:", "• A new crane for the east quay and a shed",
+                         "• A longer pier at the ferry slip", "• A second lamp for the lighthouse", "The works begin in May."]

@@ -120,13 +120,44 @@ def _created_date(created: datetime | None) -> str | None:
     return None if created == _TEMPLATE_CREATED else created.astimezone(timezone.utc).date().isoformat()
 
 
+# Elements around paragraphs and tables (content controls, custom XML) read through; python-docx
+# reads only a container's direct w:p and w:tbl, and a paragraph's direct w:r and w:hyperlink.
+_BLOCK_WRAPPERS = frozenset(qn(t) for t in ("w:sdt", "w:sdtContent", "w:customXml"))
+# Inside a paragraph: what Word does not show as its text (deleted revisions, properties, the
+# fallback copy of a drawing); every other run (inserted revisions, fields, content controls) is.
+_NOT_SHOWN = frozenset([*(qn(t) for t in ("w:del", "w:moveFrom", "w:pPr")),
+                        "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"])
+
+
+def _block_elements(parent: etree._Element) -> Iterator[etree._Element]:
+    """The w:p and w:tbl elements of a body or cell in order, through content controls."""
+    for child in parent:
+        if child.tag in (qn("w:p"), qn("w:tbl")):
+            yield child
+        elif child.tag in _BLOCK_WRAPPERS:
+            yield from _block_elements(child)
+
+
+def _paragraph_text(p: etree._Element) -> str:
+    """A paragraph's text as Word shows it: each of its runs' text (python-docx's), in order."""
+    parts = []
+    walker = etree.iterwalk(p, events=("start",))
+    for _, e in walker:
+        if e.tag == qn("w:r"):
+            parts.append(e.text)  # a CT_R: its w:t, w:tab, w:br, … (text boxes inside are apart)
+            walker.skip_subtree()
+        elif e.tag in _NOT_SHOWN:
+            walker.skip_subtree()
+    return "".join(parts)
+
+
 def _blocks(word: WordDocument) -> Iterator[str]:
     """The body's text blocks in order: one per paragraph, one per table row."""
-    for item in word.iter_inner_content():
-        if isinstance(item, Table):
-            yield from _table_blocks(item)
+    for element in _block_elements(word.element.body):
+        if element.tag == qn("w:tbl"):
+            yield from _table_blocks(Table(element, word))
         else:
-            yield item.text
+            yield _paragraph_text(element)
 
 
 def _table_blocks(table: Table) -> Iterator[str]:
@@ -141,11 +172,11 @@ def _table_blocks(table: Table) -> Iterator[str]:
                 continue
             seen.add(cell._tc)
             parts = []
-            for item in cell.iter_inner_content():
-                if isinstance(item, Table):
-                    nested.append(item)
+            for element in _block_elements(cell._tc):
+                if element.tag == qn("w:tbl"):
+                    nested.append(Table(element, cell))
                 else:
-                    parts.append(item.text)
+                    parts.append(_paragraph_text(element))
             cells.append(" ".join(parts))
         yield table_row(cells)
         for inner in nested:

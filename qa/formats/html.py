@@ -15,7 +15,7 @@ from pathlib import Path
 import lxml.html
 import trafilatura
 from lxml import etree
-from trafilatura.settings import set_date_params
+from trafilatura.settings import set_date_params, use_config
 
 from ..ingest import IngestError, document_title, short_title
 from ..types import Document
@@ -50,6 +50,13 @@ _QUOTED = re.compile(r""""[^"]*"|'[^']*'""")
 # Elements of trafilatura's output that sit inside a block's text; any other one is a block of
 # its own (or holds blocks), so its text never runs on into a neighbour's sentence.
 _INLINE = frozenset({"hi", "ref", "del", "span", "lb"})
+# trafilatura's MIN_EXTRACTED_SIZE (settings.cfg): a main text shorter is replaced by the body's.
+SHORT_MAIN_TEXT = 250
+_SHORT_PAGE_CONFIG = use_config()
+_SHORT_PAGE_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
+_AROUND_CONTENT = frozenset({"nav", "header", "footer", "aside", "script", "style", "noscript", "template", "form"})
+# A footnote marker's text at most ("12", "[34]", "†"); a longer linked superscript is kept.
+_NOTE_MARKER_CHARS = 5
 
 
 def parse_html(data: bytes, doc_id: str) -> Document:
@@ -60,11 +67,9 @@ def parse_html(data: bytes, doc_id: str) -> Document:
     if tree is None:
         raise IngestError(f"{doc_id}: an empty web page (no markup, no text); nothing to read")
     _check_size(tree, doc_id)
+    _drop_note_markers(tree)
     try:
-        found = trafilatura.bare_extraction(
-            tree, with_metadata=True, include_comments=False, include_tables=True,
-            date_extraction_params=set_date_params(extensive=False),
-        )
+        found = _extract(tree)
     except RecursionError:  # trafilatura walks nested lists recursively
         raise IngestError(f"{doc_id}: its markup nests too deeply to read (hundreds of lists or sections inside "
                           "each other); save the page as text (.txt)") from None
@@ -124,6 +129,53 @@ def _check_size(tree: etree._Element, doc_id: str) -> None:
         if pieces > MAX_PARAGRAPH_PIECES:
             raise IngestError(f"{doc_id}: a paragraph made of {pieces} pieces of markup (the limit is "
                               f"{MAX_PARAGRAPH_PIECES}); reading it would take minutes: save the page as text (.txt)")
+
+
+def _extract(tree: lxml.html.HtmlElement):
+    """trafilatura's main content. On a page whose text outside menus, headers and footers is
+    short, trafilatura swaps its main text (under MIN_EXTRACTED_SIZE) for every text of the body,
+    menus included, one line each; there the main text is kept when it holds half of that text."""
+    def extract(config=None):
+        return trafilatura.bare_extraction(tree, with_metadata=True, include_comments=False, include_tables=True,
+                                           date_extraction_params=set_date_params(extensive=False), config=config)
+
+    content = _content_chars(tree, stop=2 * SHORT_MAIN_TEXT)
+    if content < 2 * SHORT_MAIN_TEXT:
+        found = extract(_SHORT_PAGE_CONFIG)
+        got = len("".join("".join(found.body.itertext()).split())) if found is not None and found.body is not None else 0
+        if got and 2 * got >= content:
+            return found
+    return extract()
+
+
+def _content_chars(tree: lxml.html.HtmlElement, stop: int) -> int:
+    """Characters (not spaces) of the page's body outside menus, headers, footers and scripts,
+    counted up to ``stop``."""
+    body = tree.find(".//body")
+    walker = etree.iterwalk(body if body is not None else tree, events=("start", "end"))
+    count = 0
+    for event, e in walker:
+        if event == "start" and e.tag in _AROUND_CONTENT:
+            walker.skip_subtree()
+            count += len("".join((e.tail or "").split()))
+        elif event == "start":
+            count += len("".join((e.text or "").split()))
+        elif e.tag not in _AROUND_CONTENT:
+            count += len("".join((e.tail or "").split()))
+        if count >= stop:
+            break
+    return count
+
+
+def _drop_note_markers(tree: lxml.html.HtmlElement) -> None:
+    """Remove footnote and citation markers: a short superscript linked to a place in the page
+    ("1871.<sup><a href="#fn1">1</a></sup> Its"); trafilatura would glue them to the text ("1871.1 Its")."""
+    for sup in list(tree.iter("sup")):
+        parent, text = sup.getparent(), sup.text_content().strip()
+        marker = parent if parent is not None and parent.tag == "a" and parent.text_content().strip() == text else sup
+        link = marker if marker.tag == "a" else sup.find(".//a")
+        if link is not None and (link.get("href") or "").startswith("#") and len(text) <= _NOTE_MARKER_CHARS:
+            marker.drop_tree()
 
 
 def _headline(tree: etree._Element, title: str | None) -> str | None:

@@ -52,6 +52,9 @@ EDGE_LINES = 2
 REPEAT_SHARE = 0.5
 _PAGE_NUMBER = re.compile(r"^\s*(page\s*)?[-\u2013]?\s*\d{1,5}\s*[-\u2013]?(\s*(of|/)\s*\d{1,5})?\s*$", re.IGNORECASE)
 _TERMINAL = tuple(".!?:;\"”’)")
+# A line that starts with a bullet starts a list item, whatever its spacing (U+F0B7 and U+F0A7:
+# the Symbol and Wingdings bullets of files saved from Word).
+_BULLETS = tuple("•●▪◦‣■□○∙\uf0b7\uf0a7")
 _SOFT_HYPHENS = ("\u00ad", "\x02")  # pdfium reports a soft hyphen as U+0002
 _LINE_END_HYPHEN = "\ufffe"  # and a hyphen that ends a line it runs into the next as U+FFFE
 
@@ -304,8 +307,15 @@ def _assemble(lines: list[_Line], sizes: list[tuple[float, float]], ocr: list[bo
     hyphen. A page's first line continues the paragraph before it unless that one ended a
     sentence."""
     joins: list[tuple[str, bool]] = [("", False)]  # between line n-1 and line n: separator, drop n-1's last character
+    # The right edge of the bullet of the list item being read (None outside a list).
+    item = lines[0].boxes[0, 2] if lines and lines[0].text.startswith(_BULLETS) else None
     for prev, line in zip(lines, lines[1:]):
-        if line.new_paragraph if line.page == prev.page else prev.text.endswith(_TERMINAL):
+        bullet = line.text.startswith(_BULLETS)
+        # A list item's wrapped lines are indented past its bullet; a line that is not ends the list.
+        ends_item = item is not None and not bullet and line.boxes[0, 0] < item
+        new = bullet or ends_item or (line.new_paragraph if line.page == prev.page else prev.text.endswith(_TERMINAL))
+        item = line.boxes[0, 2] if bullet else None if new else item
+        if new:
             joins.append(("\n\n", False))
         elif prev.text.endswith(_SOFT_HYPHENS):
             joins.append(("", True))
