@@ -18,6 +18,10 @@ _LONG_LINE = 100
 # A numbered item has at most three digits: "1901." at a wrapped line's start ends a sentence on a year.
 _LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|\|)")
 _HEADING = re.compile(r"^\s*#{1,6}\s")
+_LONE_CR = re.compile(r"\r(?!\n)")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_UNDERLINE = re.compile(r"^\s*(?:=+|-+)\s*$")
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
 # ".If" glued: a word (two lowercase letters or a closing bracket) then terminal punctuation,
 # then a capitalised word with no space between them.
 _GLUED = re.compile(r"(?<=[a-z\]\)]{1}[a-z\]\)\"”’])[.!?][\"”’]?(?=[A-Z][a-z])")
@@ -57,17 +61,23 @@ def _blocks(text: str) -> list[Span]:
         lines = list(re.finditer(r"[^\n]+", para.group()))
         unwrapped = any(len(m.group()) > _LONG_LINE for m in lines) or len(lines) == 1
         current: Span | None = None
+        in_fence = ended = False
         for m in lines:
             s, e = para.start() + m.start(), para.start() + m.end()
+            fence = bool(_FENCE.match(m.group()))
             if current is None:
                 current = Span(s, e)
             # A list item or heading starts a block; a wrapped item's next lines continue it
             # ("3. You may opt to apply the terms of the ordinary GNU General Public\nLicense…").
-            elif unwrapped or _LIST_OR_HEADING.match(m.group()) or _HEADING.match(text[current.start:current.end]):
+            elif (unwrapped or _LIST_OR_HEADING.match(m.group()) or _HEADING.match(text[current.start:current.end])
+                  or ended or fence and not in_fence):
                 blocks.append(current)
                 current = Span(s, e)
             else:
                 current = Span(current.start, e)
+            # A setext heading's underline or a closing code fence ends its block.
+            ended = bool(_UNDERLINE.match(m.group())) or fence and in_fence
+            in_fence ^= fence
         if current is not None:
             blocks.append(current)
     return blocks
@@ -83,6 +93,8 @@ def _strip(text: str, start: int, end: int) -> Span | None:
 
 def split_sentences(text: str) -> list[Span]:
     """Return sentence spans of ``text``; ``text[s.start:s.end]`` is the sentence, trimmed."""
+    # A lone CR (classic Mac line ends) is a line break; the view keeps every offset.
+    text = _LONE_CR.sub("\n", text)
     out: list[Span] = []
     for block in _blocks(text):
         chunk = text[block.start:block.end]
@@ -96,9 +108,11 @@ def split_sentences(text: str) -> list[Span]:
                     span = _strip(text, a, b)
                     if span is None:
                         continue
-                    if out and not any(ch.isalnum() for ch in text[span.start:span.end]):
-                        # A stray closing quote after a space belongs to the sentence before it.
-                        out[-1] = Span(out[-1].start, span.end)
+                    if not any(ch.isalnum() for ch in text[span.start:span.end]):
+                        # A stray closing quote after a space belongs to the sentence before it;
+                        # a paragraph without words ("***", a code fence) is no sentence.
+                        if out and not _BLANK_LINE.search(text, out[-1].end, span.start):
+                            out[-1] = Span(out[-1].start, span.end)
                     elif out and out[-1].start >= block.start and (
                         _OPEN_MARKER.search(text, out[-1].start, out[-1].end)
                         or _TITLE_END.search(text, out[-1].start, out[-1].end) and _INITIAL.match(text, out[-1].end)

@@ -28,8 +28,20 @@ _NUMBER_WORDS = {
      "once": 1, "twice": 2, "thrice": 3, "single": 1, "double": 2, "dozen": 12, "a": 1, "an": 1}
 _SCALES = {"hundred": 1e2, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "m": 1e6, "bn": 1e9, "k": 1e3}
 _UNIT_ALIASES = {"%": "percent", "per": "percent", "pct": "percent", "times": "", "time": ""}
+# Abbreviations and spellings of one unit, and metric multiples, as (unit, factor): "5 km" is "5,000 metres".
+_UNITS = {
+    **dict.fromkeys(("km", "kms", "kilometre", "kilometer"), ("metre", 1e3)), "meter": ("metre", 1.0),
+    **dict.fromkeys(("cm", "centimetre", "centimeter"), ("metre", 1e-2)),
+    **dict.fromkeys(("mm", "millimetre", "millimeter"), ("metre", 1e-3)),
+    **dict.fromkeys(("kg", "kgs", "kilo", "kilogram"), ("gram", 1e3)), "tonne": ("gram", 1e6),
+    "liter": ("litre", 1.0), **dict.fromkeys(("ml", "millilitre", "milliliter"), ("litre", 1e-3)),
+    "mi": ("mile", 1.0), "ft": ("foot", 1.0), "feet": ("foot", 1.0), **dict.fromkeys(("hr", "hrs"), ("hour", 1.0)),
+}
 # A minus sign counts only before a digit and not inside a word ("-5 degrees", not "COVID-19").
-_TOKEN = re.compile(r"(?:(?<![\w.-])[-−])?\d[\d,]*(?:\.\d+)?|[A-Za-z]+|%")
+_TOKEN = re.compile(r"(?:(?<![\w.-])[-−])?\d[\d,]*(?:\.\d+)?|[A-Za-z]+|[%$€£¥]")
+_CURRENCY = {"$": "dollar", "€": "euro", "£": "pound", "¥": "yen", "usd": "dollar", "eur": "euro", "gbp": "pound"}
+# A time of day ("2 p.m.", "14:00", "9:30 am"), compared as minutes after midnight.
+_CLOCK = re.compile(r"\b(\d{1,2})(?::([0-5]\d))?\s*(?:([ap])\.?\s?m\b\.?)|\b(\d{1,2}):([0-5]\d)\b", re.IGNORECASE)
 # A capitalised word or an initial ("A."), as names are written.
 _NAME_RUN = re.compile(r"(?:[A-Z][\w'’.-]*\s+)*[A-Z][\w'’-]*")
 _ARTICLES = {"a", "an", "the"}
@@ -71,10 +83,28 @@ def number(text: str) -> tuple[float, str] | None:
         while j < len(toks) and toks[j] in _SCALES:
             value *= _SCALES[toks[j]]
             j += 1
+        if i > 0 and toks[i - 1] in ("minus", "negative"):
+            value = -value
         unit = toks[j] if j < len(toks) else ""
         unit = _UNIT_ALIASES.get(unit, unit)
-        return value, unit.rstrip("s") if len(unit) > 3 else unit
+        unit = unit.rstrip("s") if len(unit) > 3 else unit
+        unit, factor = _UNITS.get(unit, (unit, 1.0))
+        if len(unit) <= 2 and (named := {t.rstrip("s") for t in toks[j + 1:j + 3]} & {"dollar", "euro", "pound"}):
+            unit = named.pop()  # "1.2 million US dollars", "5 U.S. dollars"
+        unit = _CURRENCY.get(toks[i - 1], _CURRENCY.get(unit, unit)) if i > 0 else _CURRENCY.get(unit, unit)
+        return value * factor, unit
     return None
+
+
+def clock(text: str) -> tuple[float, str] | None:
+    """A time of day in ``text`` as (minutes after midnight, "clock"): "2 p.m." and "14:00" are 840."""
+    m = _CLOCK.search(text)
+    if not m:
+        return None
+    hour, minute, half = (int(m[1]), int(m[2] or 0), m[3].lower()) if m[1] else (int(m[4]), int(m[5]), "")
+    if hour > (12 if half else 23):
+        return None
+    return float((hour % 12 + (12 if half == "p" else 0) if half else hour) * 60 + minute), "clock"
 
 
 def longest_name(answer: str, document: str) -> str:
@@ -103,7 +133,7 @@ def normalise(answer: str, document: str = "", doc_date: str | None = None) -> N
     iso = answer_date(answer, doc_date)
     if iso:
         return Normal("date", iso, iso)
-    num = number(answer)
+    num = clock(answer) or number(answer)
     if num is not None:
         value, unit = num
         shown = f"{value:g} {unit}".strip()

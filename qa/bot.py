@@ -858,13 +858,14 @@ class Bot:
     def dated(self, after: str | None = None, before: str | None = None, docs: Iterable[str] | None = None,
               index: HybridIndex | None = None) -> list[str]:
         """The documents (of ``docs``, default all) whose date is within ``after``..``before``
-        (ISO dates, both inclusive; a document without a date is left out)."""
+        (ISO dates, both inclusive; a document without a date is left out). A document dated to
+        its month or year ("2020-05") is kept when that month or year overlaps the range."""
         index = index or self.index
         out = []
         for doc_id in (docs if docs is not None else index.doc_ids):
             pos = index.doc_pos.get(doc_id)
-            date = index.entries[pos].meta.get("date") if pos is not None else None
-            if date and (after is None or date[:10] >= after) and (before is None or date[:10] <= before):
+            date = (index.entries[pos].meta.get("date") or "")[:10] if pos is not None else ""
+            if date and (after is None or date >= after[:len(date)]) and (before is None or date <= before[:len(date)]):
                 out.append(doc_id)
         return out
 

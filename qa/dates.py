@@ -91,7 +91,9 @@ def answer_date(text: str, doc_date: str | None = None) -> str | None:
     (a, period), (b, _) = probes  # type: ignore[misc]
     year, month, day = a.year == b.year, a.month == b.month, a.day == b.day
     if period == "day" and month and day:
-        return _iso(a, "day") if year else a.strftime("--%m-%d")
+        # A document dated to its month or year only ("2020-05") still gives the year.
+        known = doc_date[:4] if doc_date and re.fullmatch(r"\d{4}(-\d\d)?", doc_date) else None
+        return _iso(a, "day") if year else f"{known}-{a:%m-%d}" if known else a.strftime("--%m-%d")
     if period in ("day", "month") and year and month:
         return _iso(a, "month")
     if year and period in ("day", "month", "year"):

@@ -50,6 +50,7 @@ READ_PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("read_progr
 MAX_DATE_TOKENS = 6
 MAX_DATE_TOKEN_CHARS = 32
 MAX_DATE_CHARS = 64
+_DATE_DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))
 # No word of prose is this long: a longer run without whitespace (a blob of digits, base64) is
 # refused, as segmenting and indexing it would hold the process for long stretches.
 MAX_WORD_CHARS = 10_000
@@ -60,6 +61,9 @@ MAX_TITLE_CHARS = 300
 _HEAD_LINES = 8
 # A line under a title that gives its version ("Version 3, 29 June 2007").
 _VERSION_LINE = re.compile(r"\s*Version\s+(\d+(?:\.\d+)*)\b", re.IGNORECASE)
+# Front matter longer than this is not looked for; a line that is only an HTML comment is no title.
+_FRONT_LINES = 100
+_COMMENT_LINE = re.compile(r"\s*<!--.*-->\s*$")
 _DATE_LINE = re.compile(r"^\s*(?:published|date|dated|posted|updated)\b\s*:?\s*(?P<rest>.+)$", re.IGNORECASE)
 
 
@@ -88,8 +92,9 @@ class IngestResult:
     stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def parse_date_prefix(text: str) -> tuple[datetime, int] | None:
-    """Parse the longest run of leading tokens (up to 6) that is a date; return it and its length.
+def parse_date_prefix(text: str) -> tuple[datetime, int, str | None] | None:
+    """Parse the longest run of leading tokens (up to 6) that is a date; return it, its length and
+    its ISO form as precise as the text ("2020-05-03", "2020-05", "2020"; None without a year).
 
     Tokens longer than :data:`MAX_DATE_TOKEN_CHARS` end the run and a run longer than
     :data:`MAX_DATE_CHARS` is not tried, so the time spent is bounded whatever the line holds.
@@ -105,9 +110,15 @@ def parse_date_prefix(text: str) -> tuple[datetime, int] | None:
         if len(chunk) > MAX_DATE_CHARS or not re.search(r"\d", chunk):
             continue
         try:
-            return dateparser.parse(chunk, fuzzy=False), end
+            # dateutil fills what the text leaves out from its default (today): parse against
+            # two defaults, and a part that differs between them was not in the text.
+            a, b = (dateparser.parse(chunk, fuzzy=False, default=d) for d in _DATE_DEFAULTS)
         except (ValueError, OverflowError):
             continue
+        iso = a.date().isoformat()
+        if a.year != b.year:
+            return a, end, None  # "5 May", "2 days ago": no year to place the document in
+        return a, end, iso if a.day == b.day else iso[:7] if a.month == b.month else iso[:4]
     return None
 
 
@@ -236,12 +247,22 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
         raise IngestError(f"{doc_id}: looks binary (contains NUL characters); a .txt/.md file must be text")
     check_text(text, doc_id)
     title, date = "", None
-    head = list(itertools.islice((ln for ln in text.splitlines() if ln.strip()), _HEAD_LINES))
+    lines = text.splitlines()
+    front = _front_matter(lines) if kind == "markdown" else 0
+    for line in lines[1:front - 1] if front else ():  # the front matter's "title: …" and "date: …" come first
+        key, _, value = line.partition(":")
+        value = " ".join(value.strip().strip("\"'").split())
+        if key.strip().lower() == "title" and not title and any(c.isalnum() for c in value):
+            title = short_title(value)
+        parsed = parse_date_prefix(value) if key.strip().lower() == "date" and date is None else None
+        if parsed:
+            date = parsed[2]
+    head = list(itertools.islice((ln for ln in lines[front:] if ln.strip() and not _COMMENT_LINE.match(ln)), _HEAD_LINES))
     for i, line in enumerate(head):
         m = _DATE_LINE.match(line)
         parsed = parse_date_prefix(m.group("rest")) if m else None
         if parsed and date is None:
-            date = parsed[0].date().isoformat()
+            date = parsed[2]
             rest = m.group("rest")[parsed[1]:].strip()
             if not title and rest:
                 title = short_title(rest)  # "date 2019-05-02 Headline…": the headline follows the date
@@ -249,6 +270,16 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
         if not title:
             title = short_title(versioned(line.strip().lstrip("#").strip(), head[i + 1] if i + 1 < len(head) else None))
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text, kind=kind)
+
+
+def _front_matter(lines: list[str]) -> int:
+    """How many leading lines are YAML front matter ("---" … "---" or "..."); 0 if none."""
+    if not lines or lines[0].rstrip() != "---":
+        return 0
+    for i, line in enumerate(itertools.islice(lines, 1, _FRONT_LINES), start=1):
+        if line.rstrip() in ("---", "..."):
+            return i + 1
+    return 0
 
 
 def iter_files(

@@ -181,3 +181,61 @@ def test_numbers_keep_their_sign_and_equal_huge_numbers_agree():
     assert number("COVID-19 cases") == (19.0, "case")
     huge = normalise("9" * 400 + " people")
     assert agrees(huge, huge)
+
+
+def test_a_document_date_keeps_only_the_parts_its_date_line_gives():
+    from qa.ingest import parse_document
+
+    def dated(line: str) -> str | None:
+        return parse_document(f"Headline\n{line}\n\nThe plant opened on January 8.\n".encode(), "x.txt").date
+
+    # dateutil fills a missing day, month or year from today: the date then changed with the day indexed
+    assert dated("Published: May 2020") == "2020-05" and dated("Date: 1999") == "1999"
+    assert dated("Published: 5 May") is None and dated("Published 2 days ago") is None
+    assert dated("Published: 3 May 2020") == "2020-05-03"
+    assert answer_date("January 8", "2020-05") == "2020-01-08" and answer_date("on Tuesday", "2020-05") is None
+
+
+def test_a_unit_written_another_way_or_a_minus_in_words_is_the_same_number():
+    assert agrees(normalise("5 km long"), normalise("5 kilometres long"))
+    assert agrees(normalise("5 km"), normalise("5,000 metres")) and agrees(normalise("450 kg"), normalise("450 kilograms"))
+    assert agrees(normalise("minus 12 degrees"), normalise("-12 degrees"))
+    assert not agrees(normalise("5 km"), normalise("5 miles")) and not agrees(normalise("minus 12 degrees"), normalise("12 degrees"))
+
+
+def test_the_same_weight_in_other_units_is_also_stated_not_a_disagreement(embedder, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bell-a.txt").write_text("Bell tower restored\nPublished: April 2, 2024\n\nThe restored bell of St Anne "
+                                     "weighs 450 kg and was cast in 1842. Workers lifted it back into the tower on Monday.\n")
+    (docs / "bell-b.txt").write_text("The bell returns\nPublished: April 3, 2024\n\nThe restored bell of St Anne weighs "
+                                     "450 kilograms and was cast in 1842. Crowds watched as it rose into the tower.\n")
+    bot = Bot(docs, index_dir=tmp_path / "index", embedder=embedder)
+    bot.sync()
+    a = bot.ask("How much does the bell of St Anne weigh?")
+    assert not a.abstained and "450" in a.answer
+    (other,) = a.corroboration
+    assert other.agrees and "450" in other.answer
+    assert "Also stated in" in format_answer(a) and "The documents disagree:" not in format_answer(a)
+
+
+def test_a_currency_symbol_is_a_unit_and_a_time_of_day_is_read_either_way():
+    assert not agrees(normalise("$25"), normalise("25 euros"))  # the symbol was dropped: listed as agreeing
+    assert agrees(normalise("$1.2 million"), normalise("1,200,000 dollars"))
+    assert agrees(normalise("US$1.2 million"), normalise("1.2 million US dollars"))
+    assert agrees(normalise("2 p.m. on Sunday"), normalise("14:00 on Sunday"))
+    assert not agrees(normalise("2 p.m."), normalise("2 a.m."))
+
+
+def test_a_document_dated_to_its_month_or_year_is_kept_by_a_range_that_overlaps_it(embedder, tmp_path):
+    from ui.render import pretty_date
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "may.txt").write_text("Harbour works\nPublished: May 2020\n\nThe quay was rebuilt.\n")
+    (docs / "year.txt").write_text("Annual note\nDate: 2019\n\nThe ferry ran all year.\n")
+    bot = Bot(docs, index_dir=tmp_path / "index", embedder=embedder)
+    bot.sync()
+    assert bot.dated("2020-05-10", "2020-06-01") == ["may.txt"]  # "2020-05" < "2020-05-10" as strings
+    assert bot.dated("2020-06-01") == [] and sorted(bot.dated(before="2019-06-30")) == ["year.txt"]
+    assert (pretty_date("2020-05"), pretty_date("2019"), pretty_date("2020-05-03")) == ("May 2020", "2019", "May 3, 2020")

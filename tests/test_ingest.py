@@ -200,3 +200,17 @@ def test_a_text_file_saved_as_utf16_with_its_mark_is_read(tmp_path: Path):
     assert docs["be.txt"].text.startswith("Caf\u00e9 notes")
     assert "looks binary" in result.errors["nul.txt"]
 
+
+def test_markdown_front_matter_and_a_comment_line_are_not_the_title(tmp_path: Path):
+    """A Jekyll/Hugo page was titled "---" (its front matter's first line), a README "<!-- … -->";
+    the front matter's title and date are used, and a comment line is skipped."""
+    (tmp_path / "guide.md").write_text('---\nlayout: post\ntitle: "Falcon: User Guide"\ndate: 2021-03-04\n---\n\n'
+                                       "# Installing\n\nRun the installer.\n", encoding="utf-8")
+    (tmp_path / "bare.md").write_text("---\nlayout: page\n---\nFalcon notes\n\nIt runs.\n", encoding="utf-8")
+    (tmp_path / "readme.md").write_text("<!-- generated; do not edit -->\n# Kiln Manual\n\nFire it slowly.\n", encoding="utf-8")
+    (tmp_path / "rule.txt").write_text("---\nA plain note\n---\n", encoding="utf-8")
+    docs = {d.id: d for d in load_folder(tmp_path).documents}
+    assert (docs["guide.md"].title, docs["guide.md"].date) == ("Falcon: User Guide", "2021-03-04")
+    assert docs["bare.md"].title == "Falcon notes"
+    assert docs["readme.md"].title == "Kiln Manual"
+    assert docs["rule.txt"].title == "---"  # front matter is Markdown's; a text file is left as it is

@@ -116,3 +116,19 @@ def test_wrapped_line_starting_with_a_year_continues_the_sentence():
     text = "The harbour lighthouse was built by Anna Smith in\n1901. It is tall.\n1. An item\n2. Another"
     assert _sentences(text) == ["The harbour lighthouse was built by Anna Smith in\n1901.", "It is tall.",
                                 "1. An item", "2. Another"]
+
+
+def test_lone_cr_line_ends_and_blocks_without_words():
+    # Classic Mac files end lines with a lone CR: the whole file was one sentence.
+    text = "Old Mac notes\r\rThe lighthouse was painted red in 1954\rby the harbour crew.\r\rIt is tall"
+    assert _sentences(text) == ["Old Mac notes", "The lighthouse was painted red in 1954\rby the harbour crew.", "It is tall"]
+    # A thematic break or a lone code fence was glued across the blank line to the sentence before.
+    text = "Intro text.\n\n***\n\nMore text\n\n---\n\nEnd.\n\n```\n\n* * *"
+    assert _sentences(text) == ["Intro text.", "More text", "End."]
+
+
+def test_setext_heading_and_code_fence_end_their_block():
+    # Without blank lines, the heading and the code were glued to the prose after them.
+    text = "Usage\n-----\nRun falcon start\n\nInstall it with pip:\n```sh\npip install falcon\n```\nThen restart the server"
+    assert _sentences(text) == ["Usage\n-----", "Run falcon start", "Install it with pip:", "```sh\npip install falcon\n```",
+                                "Then restart the server"]

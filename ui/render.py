@@ -42,9 +42,11 @@ def _inline(text: str) -> str:
 
 
 def pretty_date(value: str | None) -> str:
-    """``2019-06-20`` as ``Jun 20, 2019``; anything else as given."""
+    """``2019-06-20`` as ``Jun 20, 2019``, ``2019-06`` as ``Jun 2019``; anything else as given."""
     if not value:
         return ""
+    if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+        return f"{date(int(value[:4]), int(value[5:]), 1):%b} {value[:4]}"
     try:
         d = date.fromisoformat(value[:10])
     except ValueError:
