@@ -8,7 +8,9 @@ from pathlib import Path
 
 def cache_dir() -> Path:
     """Derived data kept between runs: SQuAD corpora and indexes, bench corpora, ONNX models."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qa-bot"
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    # Empty or relative is unset (the XDG spec): else the 100 MB ONNX export lands in the current folder.
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "qa-bot"
 
 
 # How the embedding model can run (see index.embedder.load_embedder).

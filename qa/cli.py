@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import json
 import os
@@ -121,6 +122,11 @@ def _sync(bot: "Bot", show_progress: bool, reread: bool = False, as_is: bool = F
     return report
 
 
+# A document's control characters (a lone CR, an escape sequence) would move the terminal's
+# cursor or drive it; each is shown as a space, the line breaks kept.
+_SHOWN = {c: " " for c in [*range(32), *range(127, 160)] if chr(c) not in "\n\t"}
+
+
 def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str], str | None] | None = None) -> str:
     """A readable answer: the short answer (with its date, when it is one), numbered verbatim
     citations, then the other documents that agree or disagree (``date_of``: a document's date)."""
@@ -129,10 +135,11 @@ def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str]
     bold, off = ("\033[1m", "\033[0m") if color else ("**", "**")
 
     def marked(text: str, a: int | None, b: int | None) -> str:
+        text = text.translate(_SHOWN)  # same length: the answer's offsets still hold
         return text if a is None or b is None else text[:a] + bold + text[a:b] + off + text[b:]
 
     def source(title: str, doc: str, date: str | None) -> str:
-        return f"{title or doc}" + (f", {date}" if date else "")
+        return f"{title or doc}".translate(_SHOWN) + (f", {date}" if date else "")
 
     lines = []
     if answer.searched_for != answer.question:
@@ -143,19 +150,19 @@ def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str]
             lines.append("Closest matches:")
     else:
         when = f" [{answer.answer_date}]" if answer.answer_date else ""
-        lines.append(f"Answer: {bold}{answer.answer}{off}{when}  (confidence {answer.confidence:.2f})")
+        lines.append(f"Answer: {bold}{str(answer.answer).translate(_SHOWN)}{off}{when}  (confidence {answer.confidence:.2f})")
     for i, c in enumerate(answer.citations, start=1):
         lines.append(f"[{i}] \u201c{marked(c.text, c.answer_start, c.answer_end)}\u201d")
-        lines.append(f"    \u2014 {c.title} ({c.doc}, characters {c.start}\u2013{c.end})")
+        lines.append(f"    \u2014 {c.title.translate(_SHOWN)} ({c.doc}, characters {c.start}\u2013{c.end})")
     if answer.corroboration:
         top = answer.citations[0]
         against = [c for c in answer.corroboration if not c.agrees]
         if against:
             lines.append(DISAGREE)
-            lines.append(f"  {bold}{answer.answer}{off} \u2014 {source(top.title, top.doc, date_of(top.doc) if date_of else None)}: "
+            lines.append(f"  {bold}{str(answer.answer).translate(_SHOWN)}{off} \u2014 {source(top.title, top.doc, date_of(top.doc) if date_of else None)}: "
                          f"\u201c{marked(top.text, top.answer_start, top.answer_end)}\u201d")
             for c in against:
-                lines.append(f"  {bold}{c.answer}{off} \u2014 {source(c.title, c.doc, c.date)}: "
+                lines.append(f"  {bold}{c.answer.translate(_SHOWN)}{off} \u2014 {source(c.title, c.doc, c.date)}: "
                              f"\u201c{marked(c.text, c.answer_start, c.answer_end)}\u201d")
         agreeing = [c for c in answer.corroboration if c.agrees]
         if agreeing:
@@ -178,6 +185,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def _print_json(data: object, indent: int | None = None) -> None:
+    """JSON on stdout, in \\u escapes where stdout's encoding cannot hold every character."""
+    utf = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
+    print(json.dumps(data, ensure_ascii=not utf, indent=indent))
+
+
 def _ask_one(bot: "Bot", question: str, history: list, as_json: bool) -> "Answer":
     from .bot import QuestionError
 
@@ -188,7 +201,7 @@ def _ask_one(bot: "Bot", question: str, history: list, as_json: bool) -> "Answer
     except QuestionError as exc:
         raise CLIError(str(exc)) from None
     if as_json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        _print_json(answer.to_dict(), indent=2)
     else:
         index = bot.index
         print(format_answer(answer, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
@@ -263,6 +276,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the chat page (``ui.chat``, at ``/``) and the answer API (``qa.api``, under ``/api``)
     with uvicorn; settings come from the ``QA_*`` variables."""
+    config = settings()
+    taken = _cannot_listen(args.host, args.port)  # said before loading gradio (5 s), the model and the index
+    if taken:
+        raise CLIError(taken)
     import uvicorn
 
     from ui.chat import mount_chat  # the page depends on qa, never the reverse: imported here only
@@ -270,10 +287,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .api import create_app
     from .guard import uvicorn_options
 
-    config = settings()
-    taken = _cannot_listen(args.host, args.port)  # said before minutes of loading and indexing, not after
-    if taken:
-        raise CLIError(f"{taken}: pass another --port, or stop what listens there")
     bot = _make_bot(args, config)
     _sync(bot, show_progress=True)
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -284,9 +297,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = mount_chat(create_app(bot, config), bot, examples=args.example or ())
     print(f"Chat over the {len(bot.index.entries)} documents in {args.docs}: {url}/\n"
           f"Answer API: {url}/api/answer (OpenAPI: {url}/openapi.json); Ctrl-C stops", flush=True)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            for route in app.routes:  # an open chat page's event stream ends when Gradio's stop event is set
+                stop = getattr(getattr(route, "app", None), "stop_event", None)
+                if stop is not None:
+                    stop.set()
+            await super().shutdown(sockets)
+
     # Slow clients are bounded below the app too: see qa.guard.uvicorn_options.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **uvicorn_options(config))
-    return 0
+    server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", **uvicorn_options(config)))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 3  # 3: uvicorn's start-up failure (its message is printed)
 
 
 def _cannot_listen(host: str, port: int) -> str | None:
@@ -297,7 +321,9 @@ def _cannot_listen(host: str, port: int) -> str | None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own socket
             sock.bind(address)
     except OSError as exc:  # socket.gaierror included
-        return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+        fix = "pass another --port, or stop what listens there" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else \
+            "pass another --host: an address or name of this machine (127.0.0.1, 0.0.0.0, ::)"
+        return f"cannot listen on {host}:{port} ({exc.strerror or exc}): {fix}"
     return None
 
 
@@ -558,12 +584,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a quote a non-UTF-8 terminal cannot show is escaped, not a crash
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
 
     def fail(message: str) -> int:
         print(f"qa: error: {message}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading the JSON gets the error there too
-            print(json.dumps({"error": message}, ensure_ascii=False))
+            _print_json({"error": message})
         return 2
 
     try:

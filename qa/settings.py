@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from typing import Annotated, Any, Mapping
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -103,7 +105,8 @@ class Settings(BaseSettings):
     header_timeout_s: float = _var(10.0, "QA_HEADER_TIMEOUT_S", gt=0, allow_inf_nan=False)
     keep_alive_s: float = _var(5.0, "QA_KEEP_ALIVE_S", gt=0, allow_inf_nan=False)
     max_connections_per_client: int = _var(100, "QA_MAX_CONNECTIONS_PER_CLIENT", gt=0)
-    parse_timeout_s: float = _var(10.0, "QA_PARSE_TIMEOUT_S", gt=0, allow_inf_nan=False)
+    # Waited for with threading's locks, which refuse a longer timeout (OverflowError).
+    parse_timeout_s: float = _var(10.0, "QA_PARSE_TIMEOUT_S", gt=0, le=threading.TIMEOUT_MAX, allow_inf_nan=False)
     max_pdf_pages: int = _var(2000, "QA_MAX_PDF_PAGES", gt=0)
     max_conversations: int = _var(1000, "QA_MAX_CONVERSATIONS", gt=0)
     max_turns: int = _var(20, "QA_MAX_TURNS", gt=0)
@@ -115,6 +118,20 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return tuple(x.strip() for x in value.split(",") if x.strip()) if isinstance(value, str) else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_origin(o) for o in value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if ("/" in host or ":" in host) and not _is_ip(host.strip("[]")):
+                raise ValueError(f"{host!r} is not a host name: write the name alone, such as qa.example.com "
+                                 "(no scheme, port or path)")
+        return value
 
     @field_validator("api_key")
     @classmethod
@@ -170,6 +187,34 @@ class Settings(BaseSettings):
             return cls.model_validate({k: v for k, v in env.items() if k in names and v.strip()})
         except ValidationError as exc:
             raise ValueError(describe(exc)) from None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _origin(text: str) -> str:
+    """``text`` as browsers send an ``Origin`` (``https://b.example`` for ``HTTPS://B.example:443/``),
+    or a ``ValueError``: the CORS layer compares origins as strings."""
+    if text == "*":
+        return text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if not parts or not parts.scheme or not parts.hostname or parts.path not in ("", "/") or parts.query \
+            or parts.fragment or parts.username is not None:
+        raise ValueError(f"{text!r} is not an origin: write it as a browser sends it, such as https://app.example.com "
+                         "(scheme, host and port, no path)")
+    scheme = parts.scheme.lower()
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
 def describe(exc: ValidationError) -> str:

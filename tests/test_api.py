@@ -569,3 +569,44 @@ def test_requests_on_one_conversation_are_answered_in_turn(start):
     assert sorted(turns) == ["0", "1"]
     assert s.client.post("/api/answer", json={"question": "And when?", "conversation_id": "both"}).headers["x-conversation-turns"] == "2"
 
+
+def test_origins_and_host_names_that_could_never_match_are_refused_or_normalised(start):
+    """`QA_CORS_ORIGINS=https://app.example/` let writes through the guard but never got a CORS
+    header (the CORS layer compares strings); `example.com` or a host with a port matched nothing."""
+    for name, value in (("QA_CORS_ORIGINS", "example.com"), ("QA_CORS_ORIGINS", "https://app.example/page"),
+                        ("QA_ALLOWED_HOSTS", "qa.example.com:8000"), ("QA_ALLOWED_HOSTS", "https://qa.example.com"),
+                        ("QA_PARSE_TIMEOUT_S", "1e10")):
+        with pytest.raises(ValueError, match=f"{name}='{value}'"):
+            Settings.from_env({name: value})
+    got = Settings.from_env({"QA_CORS_ORIGINS": "HTTPS://App.Example:443/, http://b.example:8080"}).cors_origins
+    assert got == ("https://app.example", "http://b.example:8080")
+    s = start(Settings(rate_limit=0, cors_origins=("https://app.example/",)))
+    r = s.client.options("/api/answer", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_ctrl_c_stops_serve_while_a_chat_page_is_open(corpus, tmp_path):
+    """uvicorn waits for requests under way, and an open page's Gradio heartbeat stream never
+    ends: Ctrl-C (or SIGTERM) left `qa serve` running for as long as a browser tab stayed open."""
+    import socket
+
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_RATE_LIMIT": "0"}
+    env.pop("QA_API_KEY", None), env.pop("QA_API_KEY_REQUIRED", None)
+    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--docs", str(corpus), "--index", str(tmp_path / "ix"),
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", timeout=90, proc=proc)
+        with socket.create_connection(("127.0.0.1", port)) as page:
+            page.sendall(b"GET /gradio_api/heartbeat/tab1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            page.settimeout(10)
+            seen = b""
+            while b"ALIVE" not in seen:
+                seen += page.recv(4096)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

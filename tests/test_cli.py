@@ -361,3 +361,71 @@ def test_chat_on_a_terminal_edits_the_line(tmp_path: Path):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
     assert out.count(b"Answer: ") == 2 and b"^[[" not in out, out[-400:]
+
+
+def test_an_answer_on_an_output_that_is_not_utf8(tmp_path: Path, monkeypatch):
+    """On a terminal or pipe in ASCII or Latin-1 the quote marks of every reply raised
+    UnicodeEncodeError after the answer was found; they are escaped, and JSON uses \\u escapes."""
+    import io
+
+    from qa import cli
+
+    ix = str(tmp_path / "ix")
+    for encoding, args in (("ascii", []), ("latin-1", ["--json"])):
+        out = io.TextIOWrapper(io.BytesIO(), encoding=encoding)
+        monkeypatch.setattr("sys.stdout", out)
+        assert cli.main(["ask", "When was the first call?", "--docs", str(DOCUMENTS), "--index", ix, *args]) == 0
+        out.flush()
+        text = out.buffer.getvalue().decode(encoding)
+        if args:
+            top = json.loads(text)["citations"][0]
+            source = (DOCUMENTS / top["doc"]).read_text(encoding="utf-8")
+            assert text.isascii() and source[top["start"]:top["end"]] == top["text"]
+        else:
+            assert "\\u201c" in text and "Answer:" in text
+
+
+def test_ask_shows_a_documents_control_characters_as_spaces(tmp_path: Path):
+    """A lone CR (classic Mac line ends) or an escape sequence inside a quote moved the terminal's
+    cursor: "by the harbour crew." was printed over the start of the quote."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "mac.txt").write_bytes(b"Harbour notes\r\rThe lighthouse was painted red in 1954\rby the \x1b[2Jharbour crew.\r")
+    r = subprocess.run(QA + ["ask", "When was the lighthouse painted red?", "--docs", str(docs), "--index", str(tmp_path / "ix")],
+                       capture_output=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert b"\r" not in r.stdout and b"\x1b" not in r.stdout
+    assert "\u201cThe lighthouse was painted red in **1954** by the  [2Jharbour crew.\u201d" in r.stdout.decode()
+
+
+def test_serve_refuses_a_bad_host_or_busy_port_quickly_and_says_which(tmp_path: Path):
+    """A --host that cannot be bound was told to "pass another --port", and every refusal came
+    after gradio's import (5 s); `QA_MODEL` naming a missing folder said "use QA_EMBED_BACKEND=torch"."""
+    import socket
+
+    code = ("import sys; from qa.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, 'gradio' in sys.modules, 'torch' in sys.modules)")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for args, says in ((["--port", port], "pass another --port"), (["--host", "256.1.1.1"], "pass another --host")):
+            r = subprocess.run([sys.executable, "-c", code, "serve", "--docs", str(DOCUMENTS), *args],
+                               capture_output=True, text=True, cwd=ROOT, env=ENV)
+            assert r.stdout.split() == ["2", "False", "False"] and says in r.stderr, r.stderr
+    for model, says in (("/nonexistent/model", "does not exist"), (str(next(DOCUMENTS.glob("*.txt"))), "is a file")):
+        r = subprocess.run(QA + ["ask", "hi", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")],
+                           capture_output=True, text=True, cwd=ROOT, env={**ENV, "QA_MODEL": model})
+        assert r.returncode == 2 and f"model folder {model!r} {says}: point QA_MODEL" in r.stderr, r.stderr
+
+
+def test_an_empty_or_relative_cache_home_is_unset(monkeypatch):
+    """`XDG_CACHE_HOME=` made the cache `./qa-bot`: `qa ask` exported the 113 MB ONNX model into
+    whatever folder it was run from, again in each."""
+    from index.config import cache_dir
+
+    for value in ("", "relative/cache"):
+        monkeypatch.setenv("XDG_CACHE_HOME", value)
+        assert cache_dir() == Path.home() / ".cache" / "qa-bot"
+    monkeypatch.setenv("XDG_CACHE_HOME", "/srv/cache")
+    assert cache_dir() == Path("/srv/cache/qa-bot")
