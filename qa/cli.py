@@ -101,13 +101,22 @@ def backend_args(sp: argparse.ArgumentParser, collection_default: str = DEFAULT_
                     help=f"with --backend milvus: the collections' name prefix (default {collection_default})")
 
 
-def _sync(bot: "Bot", show_progress: bool, reread: bool = False, as_is: bool = False) -> "SyncReport":
+def _sync(bot: "Bot", show_progress: bool, reread: bool = False, as_is: bool = False,
+          stop: Callable[[], bool] | None = None) -> "SyncReport":
     """Bring ``bot``'s index up to date, printing what went wrong and a note when the folder
-    holds no document at all; with ``as_is``, an index that cannot be written is used as it is."""
+    holds no document at all; with ``as_is``, an index that cannot be written is used as it is.
+    When ``stop()`` turns true the sync ends with :class:`KeyboardInterrupt`, nothing written."""
     from .ingest import SUPPORTED_SUFFIXES
 
+    def checked(report: Callable[..., None]) -> Callable[..., None]:
+        def call(*args: object) -> None:
+            if stop is not None and stop():
+                raise KeyboardInterrupt
+            report(*args)
+        return call
+
     with progress_bar(show_progress, "reading", "file") as reading, progress_bar(show_progress) as progress:
-        report = bot.sync(progress, reading, reread, as_is)
+        report = bot.sync(checked(progress), checked(reading), reread, as_is)
     if report.as_is:
         print(f"warning: {report.as_is}", file=sys.stderr)
     if not bot.index.entries and not report.errors and not report.warnings:
@@ -284,19 +293,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ui.chat import mount_chat  # the page depends on qa, never the reverse: imported here only
 
-    from .api import create_app
+    from .api import StartupError, create_app
     from .guard import uvicorn_options
 
     bot = _make_bot(args, config)
-    _sync(bot, show_progress=True)
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}"
     if args.host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
         print(f"warning: serving on {args.host} without QA_API_KEY: anyone who can reach it may upload and delete documents",
               file=sys.stderr)
-    app = mount_chat(create_app(bot, config), bot, examples=args.example or ())
-    print(f"Chat over the {len(bot.index.entries)} documents in {args.docs}: {url}/\n"
-          f"Answer API: {url}/api/answer (OpenAPI: {url}/openapi.json); Ctrl-C stops", flush=True)
+    failed: list[int] = []  # the exit status when indexing at start failed or was stopped
+
+    def prepare() -> None:
+        """Index the folder while the server already answers /healthz (and /readyz with 503)."""
+        try:
+            _sync(bot, show_progress=True, stop=lambda: server.should_exit)
+        except KeyboardInterrupt:
+            print("\nqa: interrupted while indexing (an index write is all or nothing: the index is as it was)",
+                  file=sys.stderr)
+            failed.append(130)
+            raise StartupError("stopped while indexing") from None
+        except Exception as exc:
+            message = _failure(exc)
+            if message is None:
+                raise
+            print(f"qa: error: {message}", file=sys.stderr)
+            failed.append(2)
+            server.should_exit = True
+            raise StartupError(message) from None
+        print(f"Ready: {len(bot.index.entries)} documents in {args.docs}", flush=True)
+
+    app = mount_chat(create_app(bot, config, prepare), bot, examples=args.example or ())
+    print(f"Chat over the documents in {args.docs}: {url}/\n"
+          f"Answer API: {url}/api/answer (OpenAPI: {url}/openapi.json); /readyz is 200 once they are indexed; "
+          "Ctrl-C stops", flush=True)
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets=None) -> None:
@@ -310,7 +340,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", **uvicorn_options(config)))
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
-    return 0 if server.started else 3  # 3: uvicorn's start-up failure (its message is printed)
+    return failed[0] if failed else 0 if server.started else 3  # 3: uvicorn's start-up failure (its message is printed)
 
 
 def _cannot_listen(host: str, port: int) -> str | None:
@@ -605,20 +635,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of the output has gone (`qa chat … | head -1`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting flushes nowhere
         return 141
-    except OSError as exc:  # the machine's: a full disk, a folder it may not write
-        return fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
     except Exception as exc:
-        # These already name the problem: Milvus failing in any command that indexes or asks
-        # (server gone, collection refused), another writer holding the index too long, a
-        # documents folder that cannot be read. (Imported here only: they load numpy.)
-        from index.milvus import MilvusError
-        from index.records import IndexStoreError
+        message = _failure(exc)
+        if message is None:
+            raise
+        return fail(message)
 
-        from .ingest import IngestError
 
-        if isinstance(exc, (MilvusError, IndexStoreError, IngestError)):
-            return fail(str(exc))
-        raise
+def _failure(exc: Exception) -> str | None:
+    """The one line for an error that names its cause; None for any other (its traceback shows)."""
+    if isinstance(exc, OSError):  # the machine's: a full disk, a folder it may not write
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    # These already name the problem: Milvus failing in any command that indexes or asks
+    # (server gone, collection refused), another writer holding the index too long, a
+    # documents folder that cannot be read. (Imported here only: they load numpy.)
+    from index.milvus import MilvusError
+    from index.records import IndexStoreError
+
+    from .ingest import IngestError
+
+    return str(exc) if isinstance(exc, (MilvusError, IndexStoreError, IngestError)) else None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -92,9 +92,9 @@ class IngestResult:
     stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def parse_date_prefix(text: str) -> tuple[datetime, int, str | None] | None:
-    """Parse the longest run of leading tokens (up to 6) that is a date; return it, its length and
-    its ISO form as precise as the text ("2020-05-03", "2020-05", "2020"; None without a year).
+def parse_date_prefix(text: str) -> tuple[str | None, int] | None:
+    """Parse the longest run of leading tokens (up to 6) that is a date; return its ISO form, as
+    precise as the text ("2020-05-03", "2020-05", "2020"; None without a year), and its length.
 
     Tokens longer than :data:`MAX_DATE_TOKEN_CHARS` end the run and a run longer than
     :data:`MAX_DATE_CHARS` is not tried, so the time spent is bounded whatever the line holds.
@@ -117,8 +117,8 @@ def parse_date_prefix(text: str) -> tuple[datetime, int, str | None] | None:
             continue
         iso = a.date().isoformat()
         if a.year != b.year:
-            return a, end, None  # "5 May", "2 days ago": no year to place the document in
-        return a, end, iso if a.day == b.day else iso[:7] if a.month == b.month else iso[:4]
+            return None, end  # "5 May", "2 days ago": no year to place the document in
+        return iso if a.day == b.day else iso[:7] if a.month == b.month else iso[:4], end
     return None
 
 
@@ -256,13 +256,13 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
             title = short_title(value)
         parsed = parse_date_prefix(value) if key.strip().lower() == "date" and date is None else None
         if parsed:
-            date = parsed[2]
+            date = parsed[0]
     head = list(itertools.islice((ln for ln in lines[front:] if ln.strip() and not _COMMENT_LINE.match(ln)), _HEAD_LINES))
     for i, line in enumerate(head):
         m = _DATE_LINE.match(line)
         parsed = parse_date_prefix(m.group("rest")) if m else None
         if parsed and date is None:
-            date = parsed[2]
+            date = parsed[0]
             rest = m.group("rest")[parsed[1]:].strip()
             if not title and rest:
                 title = short_title(rest)  # "date 2019-05-02 Headline…": the headline follows the date

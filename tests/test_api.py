@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
@@ -585,16 +586,37 @@ def test_origins_and_host_names_that_could_never_match_are_refused_or_normalised
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
 
 
+def _serve(docs: Path, ix: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_RATE_LIMIT": "0"}
+    env.pop("QA_API_KEY", None), env.pop("QA_API_KEY_REQUIRED", None)
+    return subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(ix), "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _probes_until(url: str, proc: subprocess.Popen, done: Callable[[int, int], bool], timeout: float = 120) -> list[tuple[int, int]]:
+    """(/healthz, /readyz) statuses polled from the start (0: no connection) until ``done`` says so."""
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        pair = []
+        for probe in ("/healthz", "/readyz"):
+            try:
+                pair.append(httpx.get(url + probe, timeout=5).status_code)
+            except httpx.TransportError:
+                pair.append(0)
+        seen.append(tuple(pair))
+        if done(*pair):
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"no end after {seen[-3:]}; {proc.poll()=}")
+
+
 def test_ctrl_c_stops_serve_while_a_chat_page_is_open(corpus, tmp_path):
     """uvicorn waits for requests under way, and an open page's Gradio heartbeat stream never
     ends: Ctrl-C (or SIGTERM) left `qa serve` running for as long as a browser tab stayed open."""
     import socket
 
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_RATE_LIMIT": "0"}
-    env.pop("QA_API_KEY", None), env.pop("QA_API_KEY_REQUIRED", None)
-    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--docs", str(corpus), "--index", str(tmp_path / "ix"),
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _serve(corpus, tmp_path / "ix", port)
     try:
         wait_ready(f"http://127.0.0.1:{port}", timeout=90, proc=proc)
         with socket.create_connection(("127.0.0.1", port)) as page:
@@ -606,6 +628,47 @@ def test_ctrl_c_stops_serve_while_a_chat_page_is_open(corpus, tmp_path):
             proc.send_signal(signal.SIGINT)
             assert proc.wait(30) == 0
         assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_serve_answers_its_probes_while_it_indexes_at_start(corpus, tmp_path):
+    """`qa serve` indexed the folder before it listened: /healthz and /readyz refused connections
+    for as long as that took (20 s for 200 small files), so a liveness probe would kill it. It
+    listens first; /readyz says 503 until the index is ready. (OCR makes the indexing last.)"""
+    shutil.copy(DATA / "scanned.pdf", corpus / "scanned.pdf")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _serve(corpus, tmp_path / "ix", port)
+    try:
+        seen = _probes_until(url, proc, lambda health, ready: ready == 200)
+        assert (200, 503) in seen, seen[-5:]
+        r = httpx.post(url + "/api/answer", json={"question": "Who built the harbour lighthouse?"}, timeout=60)
+        assert r.status_code == 200 and not r.json()["abstained"], r.text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert f"Ready: 4 documents in {corpus}" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_ctrl_c_while_serve_indexes_at_start_stops_it_with_nothing_written(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(DATA / "scanned.pdf", docs / "scanned.pdf")
+    port = free_port()
+    proc = _serve(docs, tmp_path / "ix", port)
+    try:
+        seen = _probes_until(f"http://127.0.0.1:{port}", proc, lambda health, ready: health == 200)
+        assert seen[-1] == (200, 503)  # indexing: OCR takes seconds
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+        assert "interrupted while indexing" in proc.stderr.read()
+        assert not (tmp_path / "ix" / "CURRENT").exists()  # no index generation was written
     finally:
         if proc.poll() is None:
             proc.kill()

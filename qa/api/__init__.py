@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from typing import Callable
 
 import anyio
 from fastapi import FastAPI
@@ -35,22 +36,23 @@ from ..guard import GuardMiddleware, RateLimiter
 from ..settings import MiB, Settings
 from . import answers, documents, errors, health
 from .conversations import Conversations, slim_turn
-from .deps import PARSE_WORKERS, Service
+from .deps import PARSE_WORKERS, Service, StartupError
 
-__all__ = ["Conversations", "GuardMiddleware", "MiB", "PARSE_WORKERS", "RateLimiter", "Settings", "create_app",
+__all__ = ["Conversations", "GuardMiddleware", "MiB", "PARSE_WORKERS", "RateLimiter", "Settings", "StartupError", "create_app",
            "slim_turn"]
 
 log = logging.getLogger(__name__)
 
 
-def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
+def create_app(bot: Bot, settings: Settings | None = None, prepare: Callable[[], object] | None = None) -> FastAPI:
     """The answer API over ``bot``. ``settings`` default: :meth:`Settings.from_env`.
 
-    The app warms up on start (loads or builds the index, runs the models once); ``/readyz``
-    says 200 when that is done, and the ``/api`` endpoints answer 503 until then.
+    The app warms up on start (loads or builds the index, or runs ``prepare``, then runs the
+    models once); ``/readyz`` says 200 when that is done, and the ``/api`` endpoints answer 503
+    until then. ``prepare`` may raise :class:`StartupError` for a failure it has reported.
     """
     settings = settings or Settings.from_env()
-    service = Service.create(bot, settings)
+    service = Service.create(bot, settings, prepare)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -58,6 +60,8 @@ def create_app(bot: Bot, settings: Settings | None = None) -> FastAPI:
             try:
                 await anyio.to_thread.run_sync(service.warm_up)
                 service.ready = True
+            except StartupError as exc:
+                service.error = str(exc)
             except Exception as exc:  # reported by /readyz, logged once here
                 log.exception("the answer API could not load its index")
                 service.error = f"{type(exc).__name__}: {exc}"

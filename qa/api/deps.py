@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Callable
 
 import anyio
 from fastapi import Depends, Request
@@ -16,6 +16,12 @@ from ..bot import Bot
 from ..guard import ParseBudget
 from ..settings import Settings
 from .conversations import Conversations
+
+
+class StartupError(Exception):
+    """A warm-up failure its ``prepare`` has already told the operator of: /readyz names it, and
+    no traceback is logged."""
+
 
 # Uploaded files parsed at once (a parse past its time budget still holds its slot).
 PARSE_WORKERS = 2
@@ -31,22 +37,25 @@ class Service:
     parse_budget: ParseBudget
     ask_limiter: anyio.CapacityLimiter
     write_limiter: anyio.CapacityLimiter  # the Bot takes one writer at a time anyway
+    # Brings the index up to date in the warm-up (the command line's, with progress and a
+    # report); without one the index is loaded, or built when there is none.
+    prepare: Callable[[], object] | None = None
     ready: bool = False
     error: str | None = field(default=None)
 
     @classmethod
-    def create(cls, bot: Bot, settings: Settings) -> "Service":
+    def create(cls, bot: Bot, settings: Settings, prepare: Callable[[], object] | None = None) -> "Service":
         return cls(
             bot, settings,
             Conversations(settings.max_conversations, settings.max_turns, settings.conversation_ttl_s,
                           max_bytes=settings.max_conversation_bytes),
             ParseBudget(PARSE_WORKERS, settings.parse_timeout_s),
-            anyio.CapacityLimiter(settings.workers), anyio.CapacityLimiter(1),
+            anyio.CapacityLimiter(settings.workers), anyio.CapacityLimiter(1), prepare,
         )
 
     def warm_up(self) -> None:
-        """Load the index (or build it when there is none) and run the models once."""
-        _ = self.bot.index
+        """Prepare the index (see :attr:`prepare`) and run the models once."""
+        _ = self.prepare() if self.prepare is not None else self.bot.index
         self.bot.embedder.embed(["warm-up"])
         self.bot.answerer.warm_up()
 
