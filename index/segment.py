@@ -8,6 +8,7 @@ a sentence ends with no space after it ("signed by [the firm].If we").
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -57,11 +58,12 @@ class PassageSpan:
 def _blocks(text: str) -> list[Span]:
     """Cut text at blank lines and at deliberate line ends; never inside wrapped prose."""
     blocks: list[Span] = []
+    in_fence = False  # a code block may hold blank lines
     for para in re.finditer(r"\S(?:.|\n(?![ \t]*\n))*", text):
         lines = list(re.finditer(r"[^\n]+", para.group()))
         unwrapped = any(len(m.group()) > _LONG_LINE for m in lines) or len(lines) == 1
         current: Span | None = None
-        in_fence = ended = False
+        ended = False
         for m in lines:
             s, e = para.start() + m.start(), para.start() + m.end()
             fence = bool(_FENCE.match(m.group()))
@@ -92,9 +94,24 @@ def _strip(text: str, start: int, end: int) -> Span | None:
 
 
 def split_sentences(text: str) -> list[Span]:
-    """Return sentence spans of ``text``; ``text[s.start:s.end]`` is the sentence, trimmed."""
-    # A lone CR (classic Mac line ends) is a line break; the view keeps every offset.
-    text = _LONE_CR.sub("\n", text)
+    """Return sentence spans of ``text``; ``text[s.start:s.end]`` is the sentence, trimmed.
+
+    Windows (CR LF) and classic Mac (CR) line ends are cut as LF ones: the text is segmented
+    with LF alone and each span mapped back to ``text``'s offsets."""
+    text = _LONE_CR.sub("\n", text)  # one character for one: offsets unchanged
+    if "\r\n" not in text:
+        return _split(text)
+    crs = [m.start() for m in re.finditer("\r\n", text)]
+    # A view offset's original one: plus the CRs dropped before it (the k-th stood at crs[k] - k).
+    shifts = [p - k for k, p in enumerate(crs)]
+
+    def orig(i: int) -> int:
+        return i + bisect.bisect_right(shifts, i)
+
+    return [Span(orig(s.start), orig(s.end - 1) + 1) for s in _split(text.replace("\r\n", "\n"))]
+
+
+def _split(text: str) -> list[Span]:
     out: list[Span] = []
     for block in _blocks(text):
         chunk = text[block.start:block.end]

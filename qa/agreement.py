@@ -35,6 +35,7 @@ _UNITS = {
     **dict.fromkeys(("mm", "millimetre", "millimeter"), ("metre", 1e-3)),
     **dict.fromkeys(("kg", "kgs", "kilo", "kilogram"), ("gram", 1e3)), "tonne": ("gram", 1e6),
     "liter": ("litre", 1.0), **dict.fromkeys(("ml", "millilitre", "milliliter"), ("litre", 1e-3)),
+    "g": ("gram", 1.0), "mg": ("gram", 1e-3), **dict.fromkeys(("l", "litre"), ("litre", 1.0)),
     "mi": ("mile", 1.0), "ft": ("foot", 1.0), "feet": ("foot", 1.0), **dict.fromkeys(("hr", "hrs"), ("hour", 1.0)),
 }
 # A minus sign counts only before a digit and not inside a word ("-5 degrees", not "COVID-19").
@@ -97,13 +98,18 @@ def number(text: str) -> tuple[float, str] | None:
 
 
 def clock(text: str) -> tuple[float, str] | None:
-    """A time of day in ``text`` as (minutes after midnight, "clock"): "2 p.m." and "14:00" are 840."""
+    """The time of day ``text`` starts with as (minutes after midnight, "clock"): "2 p.m." and
+    "14:00" are 840. Without a.m. or p.m. an hour of 1 to 12 may be either half of the day: it
+    is (minutes after midnight or noon, "clock12"). None when the text's first number is no time."""
     m = _CLOCK.search(text)
-    if not m:
+    first = re.search(r"\d", text)
+    if not m or first is None or first.start() != m.start():  # "250 people by 10:30" is a count
         return None
     hour, minute, half = (int(m[1]), int(m[2] or 0), m[3].lower()) if m[1] else (int(m[4]), int(m[5]), "")
     if hour > (12 if half else 23):
         return None
+    if not half and 1 <= hour <= 12:
+        return float(hour % 12 * 60 + minute), "clock12"
     return float((hour % 12 + (12 if half == "p" else 0) if half else hour) * 60 + minute), "clock"
 
 
@@ -136,7 +142,7 @@ def normalise(answer: str, document: str = "", doc_date: str | None = None) -> N
     num = clock(answer) or number(answer)
     if num is not None:
         value, unit = num
-        shown = f"{value:g} {unit}".strip()
+        shown = f"{int(value) // 60:02d}:{int(value) % 60:02d}" if unit.startswith("clock") else f"{value:g} {unit}".strip()
         return Normal("number", num, shown)
     if is_name(answer):
         full = longest_name(answer, document) if document else answer
@@ -164,6 +170,8 @@ def agrees(a: Normal, b: Normal) -> bool:
         return same_date(str(a.value), str(b.value))
     if a.kind == b.kind == "number":
         (x, ux), (y, uy) = a.value, b.value  # type: ignore[misc]
+        if {ux, uy} == {"clock", "clock12"}:  # "10:30" is 10:30 a.m. or p.m.
+            x, y, ux, uy = x % 720, y % 720, "clock", "clock"
         same = x == y or abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1.0)  # x == y: two numbers too large for a float
         return same and (not ux or not uy or ux == uy)
     if a.kind == b.kind == "name":

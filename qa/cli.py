@@ -315,11 +315,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise StartupError("stopped while indexing") from None
         except Exception as exc:
             message = _failure(exc)
-            if message is None:
-                raise
-            print(f"qa: error: {message}", file=sys.stderr)
-            failed.append(2)
+            failed.append(2 if message else 1)
             server.should_exit = True
+            if message is None:
+                raise  # a bug: its traceback is logged
+            print(f"qa: error: {message}", file=sys.stderr)
             raise StartupError(message) from None
         print(f"Ready: {len(bot.index.entries)} documents in {args.docs}", flush=True)
 

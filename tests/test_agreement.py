@@ -239,3 +239,10 @@ def test_a_document_dated_to_its_month_or_year_is_kept_by_a_range_that_overlaps_
     assert bot.dated("2020-05-10", "2020-06-01") == ["may.txt"]  # "2020-05" < "2020-05-10" as strings
     assert bot.dated("2020-06-01") == [] and sorted(bot.dated(before="2019-06-30")) == ["year.txt"]
     assert (pretty_date("2020-05"), pretty_date("2019"), pretty_date("2020-05-03")) == ("May 2020", "2019", "May 3, 2020")
+
+
+def test_a_time_without_am_or_pm_agrees_with_either_and_only_a_leading_time_is_read():
+    assert agrees(normalise("10:30"), normalise("10:30 pm")) and agrees(normalise("10:30"), normalise("22:30"))
+    assert not agrees(normalise("10:30"), normalise("11:30")) and not agrees(normalise("2 p.m."), normalise("2 a.m."))
+    assert agrees(normalise("250 people by 10:30"), normalise("250 people"))  # a count, not a time
+    assert agrees(normalise("2 grams"), normalise("2 g")) and agrees(normalise("5000 g"), normalise("5 kg"))

@@ -624,7 +624,9 @@ def test_ctrl_c_stops_serve_while_a_chat_page_is_open(corpus, tmp_path):
             page.settimeout(10)
             seen = b""
             while b"ALIVE" not in seen:
-                seen += page.recv(4096)
+                chunk = page.recv(4096)
+                assert chunk, seen  # closed by the server
+                seen += chunk
             proc.send_signal(signal.SIGINT)
             assert proc.wait(30) == 0
         assert "Traceback" not in proc.stderr.read()

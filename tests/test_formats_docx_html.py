@@ -443,3 +443,8 @@ def test_a_short_page_keeps_its_main_text_without_the_menus():
     doc = parse_html(page.encode(), "visit.html")
     assert doc.text.split("\n\n") == ["Opening hours", "Monday | Closed", "Tuesday to Friday | 10:00 to 17:00",
                                       "Weekends | 9:00 to 18:00", "Tickets cost 8 pounds."]
+    # trafilatura may take a notice for the main text: short of 80% of the page's, the whole body is kept
+    notice = ("<div class='notice'>We use cookies to remember your choices and to count visits; by staying on this "
+              "site you agree to this. You can change your mind at any time on the privacy page of this site.</div>")
+    doc = parse_html(page.replace("<main>", notice + "<main>").encode(), "visit.html")
+    assert "9:00 to 18:00" in doc.text and "Tickets cost 8 pounds." in doc.text

@@ -132,3 +132,18 @@ def test_setext_heading_and_code_fence_end_their_block():
     text = "Usage\n-----\nRun falcon start\n\nInstall it with pip:\n```sh\npip install falcon\n```\nThen restart the server"
     assert _sentences(text) == ["Usage\n-----", "Run falcon start", "Install it with pip:", "```sh\npip install falcon\n```",
                                 "Then restart the server"]
+
+
+def test_windows_and_mac_line_ends_are_cut_as_unix_ones():
+    """Windows files (CR LF) were cut differently from the same text with LF: a blank line was
+    no paragraph break, so "It" of a wrapped line became a sentence; and a code block over a
+    blank line lost its closing fence to the prose after it."""
+    text = ("Intro text.\n\n***\n\nThe volume keeps every version of a file as a set of chunks, so\n"
+            "a file that changes a little costs little.\n\n# Usage\nRun this:\n```\nmake all\n\nmake install\n```\n"
+            "Then it works.\n")
+    unix = [text[s.start:s.end] for s in split_sentences(text)]
+    assert unix[-2:] == ["make install\n```", "Then it works."] and "***" not in "".join(unix)
+    for ends in ("\r\n", "\r"):
+        other = text.replace("\n", ends)
+        spans = split_sentences(other)
+        assert [other[s.start:s.end].replace(ends, "\n") for s in spans] == unix

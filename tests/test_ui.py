@@ -705,3 +705,24 @@ def test_a_year_answer_is_not_shown_twice():
     reply = render_reply(Answer("In what year?", "In what year?", False, "2021", 0.8, (_cite(DOC, s, s + 22),),
                                 answer_date="2021"))
     assert 'class="qa-date"' not in reply
+
+
+def test_the_page_waits_for_the_servers_index_instead_of_starting_its_own(corpus, embedder, tmp_path):
+    """`qa serve` indexes in the API's warm-up while it already serves the page: a page opened
+    then started a second, unstoppable index of its own behind the first (written even after
+    Ctrl-C had stopped the first). Until the warm-up is done the page says so and reads nothing."""
+    from qa.bot import Bot
+    from ui.chat import ChatPage
+
+    ready = False
+    page = ChatPage(Bot(corpus, index_dir=tmp_path / "index", embedder=embedder), ready=lambda: ready)
+    (tmp_path / "new.txt").write_text("Herons nest in the reeds by the lake.\n", encoding="utf-8")
+    assert "still being indexed" in page.documents_update([])["info"]
+    _, messages, entries, _ = page.respond("Who built the lighthouse?", [], None)
+    assert "still being indexed" in messages[1]["content"] and entries[0][1] is None
+    status, _ = page.add_files([str(tmp_path / "new.txt")], False, None, None)
+    assert "still being indexed" in status
+    assert page.bot._index is None and not (tmp_path / "index" / "CURRENT").exists()
+    ready = True
+    _, messages, entries, _ = page.respond("Who built the lighthouse?", [], None)
+    assert entries[0][1] is not None and "lighthouse.md" in [doc for _, doc in page.documents_update([])["choices"]]

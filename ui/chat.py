@@ -16,7 +16,7 @@ import logging
 import os
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 # Before gradio is imported: it reads these at import time.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_SHOWN = 100  # exchanges kept on the page (and in the session's memory)
+INDEXING = "The documents are still being indexed."
 SHOWN_REFUSED_CHARS = 200  # of a refused question (too long, invalid), kept and shown with its error
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
 MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
@@ -128,10 +129,12 @@ def theme() -> gr.themes.Base:
 
 
 def _document_lookup(bot: Bot):
-    """``doc_id -> Document`` over one snapshot of the index (text for the sources panel)."""
-    idx = bot.index
+    """``doc_id -> Document`` over one snapshot of the index (text for the sources panel), taken
+    at the first look-up: a reply without answers reads no index."""
+    snapshot: list[Any] = []
 
     def get(doc_id: str) -> Document | None:
+        idx = snapshot[0] if snapshot else snapshot.append(bot.index) or snapshot[0]
         pos = idx.doc_pos.get(doc_id)
         if pos is None:
             return None
@@ -196,12 +199,15 @@ class ChatPage:
             in the same threads and time limit as the API's; default: one of the default size.
         max_turns: earlier turns passed to the Bot, as the API's ``QA_MAX_TURNS`` (its default
             when not given).
+        ready: false while the server still brings the index up to date (the API's warm-up);
+            the page then says so instead of starting an index of its own. Default: ready.
     """
 
     def __init__(self, bot: Bot, upload_key: str | None = None, parse_budget: ParseBudget | None = None,
-                 max_turns: int | None = None) -> None:
+                 max_turns: int | None = None, ready: Callable[[], bool] | None = None) -> None:
         self.bot = bot
         self.upload_key = upload_key
+        self.ready = ready or (lambda: True)
         if parse_budget is None or max_turns is None:  # the API's defaults, from the environment
             defaults = Settings()
             parse_budget = parse_budget or ParseBudget(PARSE_WORKERS, defaults.parse_timeout_s)
@@ -210,6 +216,8 @@ class ChatPage:
 
     def documents_update(self, picked: Sequence[str] | None = None) -> Any:
         """The picker's choices (every indexed document), keeping the ticks still valid."""
+        if not self.ready():
+            return gr.update(info=f"{INDEXING} Reload the page then to pick among them.")
         entries = self.bot.index.entries
         ids = {e.id for e in entries}
         return gr.update(
@@ -228,7 +236,9 @@ class ChatPage:
         docs = None
         answer: Answer | None = None
         error = None
-        if not self.bot.index.doc_ids:
+        if not self.ready():
+            error = f"{INDEXING} Ask again in a moment."
+        elif not self.bot.index.doc_ids:
             error = "There are no documents to search yet: add some with \u201cAdd documents\u201d, then ask again."
         elif picked:
             known = self.bot.index.doc_pos
@@ -315,6 +325,8 @@ class ChatPage:
         paths = [paths] if isinstance(paths, str) else list(paths)
         if not self._key_ok(key):
             return '<p class="qa-error">Adding documents needs the API key: type it in the field above.</p>', gr.update()
+        if not self.ready():
+            return f'<p class="qa-error">Not added: {INDEXING} Add them again in a moment.</p>', gr.update()
         items: list[tuple[str, bytes, Document]] = []
         problems: list[str] = []
         try:
@@ -361,6 +373,7 @@ def build_chat(
     workers: int = 4,
     parse_budget: ParseBudget | None = None,
     max_turns: int | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> gr.Blocks:
     """The chat page over ``bot``.
 
@@ -372,8 +385,9 @@ def build_chat(
         workers: questions answered at the same time; more wait in Gradio's queue.
         parse_budget: threads and time limit for parsing uploads (see :class:`ChatPage`).
         max_turns: earlier turns a question is read with (see :class:`ChatPage`).
+        ready: whether the server's index is ready (see :class:`ChatPage`).
     """
-    page = ChatPage(bot, upload_key, parse_budget, max_turns)
+    page = ChatPage(bot, upload_key, parse_budget, max_turns, ready)
 
     # Asking or starting over also withdraws the sentences offered for the last answer, in the
     # same step: a separate follow-up event could land after the next "wrong" click.
@@ -487,8 +501,10 @@ def mount_chat(
     """
     settings = settings if settings is not None else getattr(app.state, "settings", None)
     api_key = getattr(settings, "api_key", None)
+    service = getattr(app.state, "service", None)  # the API's: its warm-up says when the index is ready
     blocks = build_chat(bot, examples=examples, upload_key=api_key, workers=getattr(settings, "workers", 4),
-                        parse_budget=getattr(app.state, "parse_budget", None), max_turns=getattr(settings, "max_turns", None))
+                        parse_budget=getattr(app.state, "parse_budget", None), max_turns=getattr(settings, "max_turns", None),
+                        ready=(lambda: service.ready) if service is not None else None)
     auth = None
     if api_key and getattr(settings, "api_key_required", False):
         def auth(_user: str, password: str) -> bool:

@@ -134,7 +134,8 @@ def _check_size(tree: etree._Element, doc_id: str) -> None:
 def _extract(tree: lxml.html.HtmlElement):
     """trafilatura's main content. On a page whose text outside menus, headers and footers is
     short, trafilatura swaps its main text (under MIN_EXTRACTED_SIZE) for every text of the body,
-    menus included, one line each; there the main text is kept when it holds half of that text."""
+    menus included, one line each; there the main text is kept when it holds 80% of that text
+    (trafilatura may pick one notice of a short page as its main text)."""
     def extract(config=None):
         return trafilatura.bare_extraction(tree, with_metadata=True, include_comments=False, include_tables=True,
                                            date_extraction_params=set_date_params(extensive=False), config=config)
@@ -143,7 +144,7 @@ def _extract(tree: lxml.html.HtmlElement):
     if content < 2 * SHORT_MAIN_TEXT:
         found = extract(_SHORT_PAGE_CONFIG)
         got = len("".join("".join(found.body.itertext()).split())) if found is not None and found.body is not None else 0
-        if got and 2 * got >= content:
+        if got and 5 * got >= 4 * content:
             return found
     return extract()
 
