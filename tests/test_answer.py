@@ -243,10 +243,12 @@ def test_a_polar_question_gets_a_verdict_on_the_cited_sentence(corpus, embedder,
 
     bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
     bot.sync()
-    polar = bot.ask("Do about 12,000 people climb the lighthouse every year?")
+    # The verdict is near its gate (0.69) for most questions, where int8 noise decides: "Do about
+    # 12,000 people climb the lighthouse every year?" was 0.683 on one machine, over 0.69 on another.
+    polar = bot.ask("Did the garden place three hives on the library roof?")  # 0.755
     top = polar.citations[0]
     assert not polar.abstained and polar.answer == "Yes" and polar.short_answer == "Yes"
-    assert "About 12,000 people climb its 160 steps" in top.text and top.answer_start is None and top.answer_end is None
+    assert "three hives on the library roof" in top.text and top.answer_start is None and top.answer_end is None
     assert polar.to_dict()["answer"] == "Yes" and "answer_start" not in polar.to_dict()["citations"][0]
     assert "<strong>Yes</strong>" in render_reply(polar)
     unsure = bot.ask("Did the team link the rise to volcanic activity?")  # the verdict is unsure: the clause
