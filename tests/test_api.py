@@ -675,3 +675,15 @@ def test_ctrl_c_while_serve_indexes_at_start_stops_it_with_nothing_written(tmp_p
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_an_empty_folder_is_a_404_not_a_declined_answer(start, tmp_path):
+    """Over no documents the API answered "I could not find this in the documents" (200,
+    abstained) as if they had been searched; the CLI and the chat page say there are none."""
+    (tmp_path / "empty").mkdir()
+    s = start(corpus=tmp_path / "empty")
+    r = s.client.post("/api/answer", json={"question": "Who built the lighthouse?"})
+    assert r.status_code == 404 and "no documents to search yet" in r.json()["detail"], r.text
+    assert s.client.post("/api/documents", files={"files": ("tea.txt", b"Green tea is picked in spring.")}).status_code == 201
+    r = s.client.post("/api/answer", json={"question": "When is green tea picked?"})
+    assert r.status_code == 200 and r.json()["citations"][0]["doc"] == "tea.txt", r.text

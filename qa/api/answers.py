@@ -34,6 +34,8 @@ async def answer(req: AnswerRequest, service: ServiceDep) -> JSONResponse:
 
 async def _answer(req: AnswerRequest, service: ServiceDep, history: list[Turn]) -> JSONResponse:
     bot, conversations = service.bot, service.conversations
+    if not bot.index.doc_ids:  # nothing was searched: not an answer that declines, as the CLI and the page say
+        raise HTTPException(404, "there are no documents to search yet: add some with POST /api/documents")
     after, before = (d.isoformat() if d else None for d in (req.after, req.before))
     try:
         result = await anyio.to_thread.run_sync(partial(bot.ask, req.question, history, req.docs, req.top_k, after, before),
