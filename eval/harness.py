@@ -60,6 +60,9 @@ class Conversation:
     id: str
     turns: tuple[GoldTurn, ...]
     docs: tuple[str, ...] | None = None
+    # A user's mark (qa/feedback.py), and its evidence's sentence as it was marked (None: not kept).
+    feedback: bool = False
+    evidence_text: str | None = None
 
 
 @dataclass
@@ -132,7 +135,10 @@ def load_set(path: str | Path) -> list[Conversation]:
             turns.append(GoldTurn(t["question"], tuple(answers), tuple(evidence), answerable, scored))
         if not any(t.scored for t in turns):
             raise EvalSetError(f"{where}: no turn is scored")
-        out.append(Conversation(obj["id"], tuple(turns), tuple(docs) if docs is not None else None))
+        mark = obj.get("feedback")
+        text = mark.get("evidence_text") if isinstance(mark, dict) else None
+        out.append(Conversation(obj["id"], tuple(turns), tuple(docs) if docs is not None else None,
+                                isinstance(mark, dict), text if isinstance(text, str) and text.strip() else None))
     if not out:
         raise EvalSetError(f"{path}: no conversations")
     return out
@@ -460,6 +466,60 @@ def same_documents(wanted: Iterable[str], corpus: Iterable[str]) -> dict[str, st
     if missing:
         raise EvalSetError(f"the set limits conversations to documents the corpus lacks: {sorted(missing)[:5]}")
     return out
+
+
+# Why a feedback mark cannot be replayed (qa eval prints how many of each it skipped).
+SKIP_REASONS = {
+    "gone": "a document they name is no longer in the corpus",
+    "edited": "their evidence sentence is no longer in its document as marked",
+}
+
+
+def replayable(conversations: list[Conversation], texts: dict[str, str]) -> tuple[list[Conversation], dict[str, list[str]]]:
+    """The conversations to run and, by reason (:data:`SKIP_REASONS`), the ids of feedback marks
+    skipped because the documents changed since. A mark's documents are read as
+    :func:`same_documents` reads them (``a.txt`` may now be ``a.md``); its evidence span must
+    still hold the sentence it marked (never searched for elsewhere). Sets that are not feedback
+    are left as they are, and stay strict."""
+    out: list[Conversation] = []
+    skipped: dict[str, list[str]] = {}
+    by_stem: dict[str, list[str]] = {}
+    for d in texts:
+        by_stem.setdefault(str(Path(d).with_suffix("")), []).append(d)
+
+    def twin(doc: str) -> str | None:
+        found = [doc] if doc in texts else by_stem.get(str(Path(doc).with_suffix("")), [])
+        return found[0] if len(found) == 1 else None
+
+    def why(span: dict[str, Any], doc: str | None, text: str | None) -> str | None:
+        if doc is None:
+            return "gone"
+        if text is None:  # an older mark: only its document can be checked
+            return None if doc == span["doc"] else "edited"
+        return None if texts[doc][span["start"]:span["end"]] == text else "edited"
+
+    for conv in conversations:
+        if not conv.feedback:
+            out.append(conv)
+            continue
+        docs = None if conv.docs is None else [twin(d) for d in conv.docs]
+        reasons = ["gone"] if docs is not None and None in docs else []
+        turns = []
+        for gold in conv.turns:
+            evidence = []
+            for ev in gold.evidence:
+                if isinstance(ev, dict):
+                    doc = twin(ev["doc"])
+                    reasons.append(why(ev, doc, conv.evidence_text))
+                    ev = {**ev, "doc": doc or ev["doc"]}
+                evidence.append(ev)
+            turns.append(dataclasses.replace(gold, evidence=tuple(evidence)))
+        reason = next((r for r in reasons if r), None)
+        if reason:
+            skipped.setdefault(reason, []).append(conv.id)
+        else:
+            out.append(dataclasses.replace(conv, turns=tuple(turns), docs=None if docs is None else tuple(docs)))
+    return out, skipped
 
 
 def run(bot: Bot, conversations: list[Conversation], progress: Callable[[int], None] | None = None) -> list[TurnResult]:

@@ -894,13 +894,21 @@ class Bot:
             return Span(doc, start, end)
 
         span = checked(*evidence) if evidence is not None else None
+        picked = span
         if verdict == "right" and answer.citations and not answer.abstained:
             top = answer.citations[0]
-            checked(top.doc, top.start, top.end)  # it becomes the evidence: it must be a real span
+            picked = checked(top.doc, top.start, top.end)  # it becomes the evidence: it must be a real span
         for d in docs or ():
             if d not in index.doc_pos:
                 raise FeedbackError("missing", f"unknown document {d!r}")
-        record = conversation(question, answer, verdict, earlier, span, docs)
+        if picked is not None and docs is not None and picked.doc not in docs:  # a replay could never cite it
+            raise FeedbackError("invalid", f"the evidence is in {picked.doc!r}, outside the documents the "
+                                "conversation is limited to")
+        try:
+            text = self.document_text(picked.doc, index)[picked.start:picked.end] if picked else None
+        except DocumentError:
+            text = None
+        record = conversation(question, answer, verdict, earlier, span, docs, text)
         self.feedback.append(record)
         return record
 

@@ -419,6 +419,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     bot = _make_bot(args)
     _sync(bot, show_progress=True, as_is=True)
+    skipped: dict[str, list[str]] = {}
+    if any(c.feedback for c in conversations):  # marks made before the documents changed
+        conversations, skipped = harness.replayable(conversations, {d: bot.document_text(d) for d in bot.index.doc_ids})
+    for reason, ids in skipped.items():
+        print(f"qa: skipped {len(ids)} feedback mark(s): {harness.SKIP_REASONS[reason]} ({', '.join(ids[:3])}"
+              f"{', …' if len(ids) > 3 else ''})", file=sys.stderr)
+    if not conversations:
+        raise CLIError("no conversation of the set can be replayed on these documents")
     n = sum(len(c.turns) for c in conversations)
     runs = harness.ABLATIONS if args.compare else {"full": None}
     named: dict[str, dict] = {}

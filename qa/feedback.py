@@ -49,13 +49,15 @@ class Span:
 
 def conversation(
     question: str, answer: Answer, verdict: str, earlier: Sequence[str] = (), evidence: Span | None = None,
-    docs: Sequence[str] | None = None,
+    docs: Sequence[str] | None = None, evidence_text: str | None = None,
 ) -> dict[str, Any]:
     """The eval-set conversation a mark becomes.
 
     ``verdict`` ``right``: the answer's top citation is the evidence (or, when the bot declined,
     the documents do not answer). ``wrong``: ``evidence`` is the sentence that answers, None
     when the documents do not answer. ``earlier``: the questions asked before, in order.
+    ``evidence_text``: the evidence's sentence as indexed (the given one, or a right answer's
+    top citation), kept so a replay can tell whether its document was edited since.
     """
     if verdict not in VERDICTS:
         raise FeedbackError("invalid", f"verdict must be one of {VERDICTS}, not {verdict!r}")
@@ -80,6 +82,8 @@ def conversation(
         "bot_citation": ({"doc": answer.citations[0].doc, "start": answer.citations[0].start,
                           "end": answer.citations[0].end} if answer.citations else None),
     }
+    if evidence_text is not None:
+        record["feedback"]["evidence_text"] = evidence_text
     return record
 
 

@@ -462,3 +462,29 @@ def test_a_coqa_story_id_cannot_write_outside_the_cache(tmp_path: Path):
     with pytest.raises(ValueError, match="not a plain name"):
         harness.coqa_corpus(f, tmp_path / "cache")
     assert not list(tmp_path.rglob("escaped*"))
+
+
+def test_only_feedback_marks_are_skipped_when_documents_change(tmp_path):
+    """A hand-written set stays strict; a mark is replayed only where its span still holds the
+    sentence it marked (in ``a.md`` for ``a.txt``), never re-found elsewhere: else it is skipped."""
+    texts = {"a.md": "It stands 40 metres tall.", "b.txt": "Other.", "e.pdf": "Intro.\nIt stands\n40 metres tall."}
+    span = {"doc": "a.txt", "start": 0, "end": 25}
+    kept_text = {"evidence_text": "It stands 40 metres tall."}
+    lines = [{"id": "hand", "docs": ["gone.txt"], "turns": [{"question": "q", "evidence": [span]}]},
+             {"id": "mark", "docs": ["a.txt"], "turns": [{"question": "q", "evidence": [span]}], "feedback": kept_text},
+             {"id": "old-mark", "turns": [{"question": "q", "evidence": [{**span, "doc": "b.txt"}]}], "feedback": {}},
+             {"id": "old-moved", "turns": [{"question": "q", "evidence": [span]}], "feedback": {}},
+             {"id": "moved", "turns": [{"question": "q", "evidence": [{**span, "doc": "e.txt"}]}], "feedback": kept_text},
+             {"id": "edited", "turns": [{"question": "q", "evidence": [span]}],
+              "feedback": {"evidence_text": "It stands 50 metres tall."}},
+             {"id": "gone", "turns": [{"question": "q", "evidence": [{**span, "doc": "c.txt"}]}],
+              "feedback": {"evidence_text": "x"}}]
+    f = tmp_path / "set.jsonl"
+    f.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    kept, skipped = harness.replayable(harness.load_set(f), texts)
+    assert [c.id for c in kept] == ["hand", "mark", "old-mark"]
+    assert skipped == {"edited": ["old-moved", "moved", "edited"], "gone": ["gone"]}
+    assert kept[0].docs == ("gone.txt",)
+    assert kept[1].docs == ("a.md",) and kept[1].turns[0].evidence == ({"doc": "a.md", "start": 0, "end": 25},)
+    with pytest.raises(harness.EvalSetError, match="corpus lacks"):
+        harness.same_documents(["gone.txt"], texts)

@@ -234,3 +234,66 @@ def test_a_mark_holding_a_line_separator_is_read_back_and_replayed(tmp_path):
     assert len(store.records()) == 2
     convs = harness.load_set(store.path)
     assert [len(c.turns) for c in convs] == [2, 1] and convs[0].turns[1].question == "Who built\u2028the lighthouse?"
+
+
+def test_replaying_marks_after_the_documents_changed(embedder, tmp_path):
+    """A mark whose document was renamed to another format keeps scoring; one whose document was
+    deleted, or edited so its span no longer holds the marked sentence, is skipped and counted:
+    it stopped the whole replay, or scored a right answer as a miss against another sentence."""
+    from qa.bot import Bot
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The harbour lighthouse was built by Thomas Reed in 1871. It stands 40 metres tall.\n")
+    (docs / "b.txt").write_text("The volcano last erupted in 1902. Its crater is two kilometres wide.\n")
+    (docs / "c.txt").write_text("The old mill grinds wheat every autumn. Its wheel is made of oak.\n")
+    bot = Bot(docs, index_dir=tmp_path / "ix", embedder=embedder)
+    bot.sync()
+    ids = {}
+    for name, question, doc, limit in (("moved", "How tall is the lighthouse?", "a.txt", None),
+                                       ("reformatted", "How wide is the crater?", "b.txt", ["b.txt"]),
+                                       ("rewritten", "What is the wheel made of?", "c.txt", None),
+                                       ("gone", "Who built the harbour lighthouse?", "a.txt", ["a.txt", "b.txt"])):
+        answer = bot.ask(question, docs=limit)
+        text = bot.document_text(doc)
+        first = answer.citations[0]
+        assert first.doc == doc, (question, first)
+        ids[name] = bot.record_feedback(question, answer, "right", docs=limit)["id"]
+        assert bot.feedback.records()[-1]["feedback"]["evidence_text"] == text[first.start:first.end]
+    (docs / "a.txt").write_text("Visitors come every summer.\nThe harbour lighthouse was built by Thomas Reed in 1871. "
+                                "It stands 40 metres tall.\n")
+    (docs / "b.txt").rename(docs / "b.md")
+    (docs / "c.txt").write_text("The old mill grinds wheat every autumn. Its wheel was rebuilt in pine.\n")
+    (docs / "d.txt").write_text("The lighthouse keeper rang the bell at dawn.\n")
+    bot.sync()
+    conversations, skipped = harness.replayable(harness.load_set(bot.feedback.path),
+                                                {d: bot.document_text(d) for d in bot.index.doc_ids})
+    # a.txt's sentences moved down a line: they are never searched for, so both its marks are skipped
+    assert skipped == {"edited": [ids["moved"], ids["rewritten"], ids["gone"]]}
+    assert [r.hit for r in harness.run(bot, conversations)] == [True]  # b.txt, now b.md
+    (docs / "a.txt").unlink()
+    cli = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(bot.feedback.path), "--docs", str(docs),
+                          "--index", str(tmp_path / "ix"), "--details", "none"],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert cli.returncode == 0, cli.stderr
+    assert f"skipped 2 feedback mark(s): a document they name is no longer in the corpus" in cli.stderr
+    assert "skipped 1 feedback mark(s): their evidence sentence is no longer in its document" in cli.stderr
+    assert " 1" in cli.stdout.split("n_turns")[1].splitlines()[0]
+
+
+def test_evidence_outside_the_conversations_documents_is_refused(server):
+    """A conversation limited to some documents is replayed within them: evidence elsewhere could
+    never be cited again, so the mark would count as a miss forever."""
+    bot, client = server
+    before = bot.feedback.path.read_bytes() if bot.feedback.path.exists() else b""
+    first = _answer(client)
+    top = first["citations"][0]
+    other = next(d for d in bot.index.doc_ids if d != top["doc"])
+    evidence = {"doc": top["doc"], "start": top["start"], "end": top["end"]}
+    for body in ({"verdict": "wrong", "evidence": evidence, "docs": [other]}, {"verdict": "right", "docs": [other]}):
+        r = client.post("/api/feedback", json={"question": QUESTION, "answer": first, **body}, headers=AUTH)
+        assert r.status_code == 422 and "outside the documents" in r.json()["detail"], r.text
+    assert (bot.feedback.path.read_bytes() if bot.feedback.path.exists() else b"") == before
+    r = client.post("/api/feedback", json={"question": QUESTION, "answer": first, "verdict": "wrong",
+                                           "evidence": evidence, "docs": [other, top["doc"]]}, headers=AUTH)
+    assert r.status_code == 201, r.text
