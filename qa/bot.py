@@ -211,6 +211,16 @@ def layout_key(doc_id: str, text_sha256: str) -> str:
     return content_hash(f"{doc_id}\0{text_sha256}")[:32]
 
 
+def _checking(report: Callable[..., None] | None, stop: Callable[[], bool]) -> Callable[..., None]:
+    """``report`` (a progress callback, or none) that first raises KeyboardInterrupt once ``stop()``."""
+    def call(*args: object) -> None:
+        if stop():
+            raise KeyboardInterrupt
+        if report is not None:
+            report(*args)
+    return call
+
+
 def indexed_id(index: HybridIndex, doc_id: str) -> str:
     """``doc_id`` as ``index`` holds it: as given, or in Unicode NFC when only that form is there
     (uploads are stored so; a client may send the other form of the same name)."""
@@ -301,11 +311,12 @@ class Bot:
         self.feedback = FeedbackStore(self.index_dir / FEEDBACK_FILE)
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _writing(self, stop: Callable[[], bool] | None = None) -> Iterator[None]:
         """One writer at a time over the index folder: this process's threads, and every other
         process writing it (the flock lease on ``writer.lock``, waited for at most
-        :attr:`writer_wait_s`). A writer then starts from the newest generation on disk, so two
-        processes adding documents one after the other keep both."""
+        :attr:`writer_wait_s`, or until ``stop()`` is true: :class:`KeyboardInterrupt`). A writer
+        then starts from the newest generation on disk, so two processes adding documents one
+        after the other keep both."""
         with self._lock:
             self.index_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.index_dir / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -317,6 +328,8 @@ class Bot:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                         break
                     except BlockingIOError:
+                        if stop is not None and stop():
+                            raise KeyboardInterrupt from None
                         if not said and time.monotonic() - started > WAIT_SAID_S:
                             log.warning("another process is writing the index; waiting for it (at most %g s)", self.writer_wait_s)
                             said = True
@@ -341,7 +354,7 @@ class Bot:
 
     def sync(
         self, progress: Callable[[int, int], None] | None = None, read_progress: FileProgress | None = None,
-        reread: bool = False, as_is: bool = False,
+        reread: bool = False, as_is: bool = False, stop: Callable[[], bool] | None = None,
     ) -> SyncReport:
         """Bring the index in step with the folder: add, re-embed changed, drop removed.
 
@@ -353,10 +366,13 @@ class Bot:
         ``PermissionError`` stands (a server must be able to take uploads).
         ``progress(done, total)`` reports embedding progress over the texts to embed,
         ``read_progress(done, total[, detail])`` reading progress over the files (see
-        :class:`qa.ingest.FileProgress`).
+        :class:`qa.ingest.FileProgress`). ``stop()`` is asked while waiting for another writer
+        and at each step of progress: when true, :class:`KeyboardInterrupt` (nothing written).
         """
+        if stop is not None:
+            progress, read_progress = _checking(progress, stop), _checking(read_progress, stop)
         try:
-            with self._writing():
+            with self._writing(stop):
                 return self._sync(progress, read_progress, reread)
         except OSError as exc:
             if exc.errno not in CANNOT_WRITE or not as_is or not self.retriever.stored():

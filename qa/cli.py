@@ -108,15 +108,8 @@ def _sync(bot: "Bot", show_progress: bool, reread: bool = False, as_is: bool = F
     When ``stop()`` turns true the sync ends with :class:`KeyboardInterrupt`, nothing written."""
     from .ingest import SUPPORTED_SUFFIXES
 
-    def checked(report: Callable[..., None]) -> Callable[..., None]:
-        def call(*args: object) -> None:
-            if stop is not None and stop():
-                raise KeyboardInterrupt
-            report(*args)
-        return call
-
     with progress_bar(show_progress, "reading", "file") as reading, progress_bar(show_progress) as progress:
-        report = bot.sync(checked(progress), checked(reading), reread, as_is)
+        report = bot.sync(progress, reading, reread, as_is, stop)
     if report.as_is:
         print(f"warning: {report.as_is}", file=sys.stderr)
     if not bot.index.entries and not report.errors and not report.warnings:
@@ -307,11 +300,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def prepare() -> None:
         """Index the folder while the server already answers /healthz (and /readyz with 503)."""
         try:
-            _sync(bot, show_progress=True, stop=lambda: server.should_exit)
+            # Stopped by a signal, or by uvicorn's start-up failure (it could not listen).
+            _sync(bot, show_progress=True, stop=lambda: server.should_exit or api.state.service.stopping)
         except KeyboardInterrupt:
-            print("\nqa: interrupted while indexing (an index write is all or nothing: the index is as it was)",
-                  file=sys.stderr)
-            failed.append(130)
+            if server.should_exit:  # else uvicorn says why it stops
+                print("\nqa: interrupted while indexing (an index write is all or nothing: the index is as it was)",
+                      file=sys.stderr)
+                failed.append(130)
             raise StartupError("stopped while indexing") from None
         except Exception as exc:
             message = _failure(exc)
@@ -323,7 +318,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise StartupError(message) from None
         print(f"Ready: {len(bot.index.entries)} documents in {args.docs}", flush=True)
 
-    app = mount_chat(create_app(bot, config, prepare), bot, examples=args.example or ())
+    api = create_app(bot, config, prepare)
+    app = mount_chat(api, bot, examples=args.example or ())
     print(f"Chat over the documents in {args.docs}: {url}/\n"
           f"Answer API: {url}/api/answer (OpenAPI: {url}/openapi.json); /readyz is 200 once they are indexed; "
           "Ctrl-C stops", flush=True)

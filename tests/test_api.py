@@ -687,3 +687,46 @@ def test_an_empty_folder_is_a_404_not_a_declined_answer(start, tmp_path):
     assert s.client.post("/api/documents", files={"files": ("tea.txt", b"Green tea is picked in spring.")}).status_code == 201
     r = s.client.post("/api/answer", json={"question": "When is green tea picked?"})
     assert r.status_code == 200 and r.json()["citations"][0]["doc"] == "tea.txt", r.text
+
+
+def test_ctrl_c_stops_serve_waiting_for_another_writer_of_its_index(corpus, tmp_path):
+    """A second `qa serve` on an index another process was writing waited for its lease (up to
+    600 s) and ignored Ctrl-C all that time: the stop flag was checked only by progress bars."""
+    import fcntl
+
+    (tmp_path / "ix").mkdir()
+    port = free_port()
+    with open(tmp_path / "ix" / "writer.lock", "w") as lease:
+        fcntl.flock(lease, fcntl.LOCK_EX)  # another writer holds the index
+        proc = _serve(corpus, tmp_path / "ix", port)
+        try:
+            seen = _probes_until(f"http://127.0.0.1:{port}", proc, lambda health, ready: health == 200)
+            assert seen[-1] == (200, 503)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 130
+            err = proc.stderr.read()
+            assert "interrupted while indexing" in err and "Traceback" not in err
+            assert not (tmp_path / "ix" / "CURRENT").exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+def test_a_warm_up_under_way_is_told_when_the_app_shuts_down(corpus, embedder, tmp_path):
+    """When uvicorn could not listen (the port taken after `qa serve` checked it) it shut the app
+    down, but the warm-up thread, which cannot be cancelled, went on indexing the whole folder
+    (OCR: minutes) and printed "Ready". The service now says it is stopping; `qa serve` reads it."""
+    seen: list[bool] = []
+
+    def prepare() -> None:  # as `qa serve`'s: checks for a stop at each step
+        deadline = time.monotonic() + 30
+        while not app.state.service.stopping and time.monotonic() < deadline:
+            time.sleep(0.02)
+        seen.append(app.state.service.stopping)
+
+    app = create_app(Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder), Settings(rate_limit=0), prepare)
+    started = time.monotonic()
+    with serving(app, wait=False) as url:
+        assert httpx.get(url + "/readyz", timeout=10).status_code == 503
+    assert seen == [True] and time.monotonic() - started < 15

@@ -69,6 +69,7 @@ def create_app(bot: Bot, settings: Settings | None = None, prepare: Callable[[],
         async with anyio.create_task_group() as tg:
             tg.start_soon(run)
             yield
+            service.stopping = True  # a thread cannot be cancelled; the warm-up's prepare reads this
             tg.cancel_scope.cancel()
 
     app = FastAPI(

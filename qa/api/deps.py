@@ -42,6 +42,7 @@ class Service:
     prepare: Callable[[], object] | None = None
     ready: bool = False
     error: str | None = field(default=None)
+    stopping: bool = False  # the app is shutting down: a ``prepare`` under way should stop
 
     @classmethod
     def create(cls, bot: Bot, settings: Settings, prepare: Callable[[], object] | None = None) -> "Service":
