@@ -446,23 +446,33 @@ def plot_risk_coverage(results: list[TurnResult], path: str | Path, threshold: f
 
 
 # ----- running -----------------------------------------------------------------------
+def twin_in(corpus: Iterable[str]) -> Callable[[str], str | None]:
+    """``doc -> doc`` when ``corpus`` holds it, else its only id there with the same path and
+    another suffix (``a.txt`` -> ``a.pdf``), else None."""
+    known = set(corpus)
+    by_stem: dict[str, list[str]] = {}
+    for d in known:
+        by_stem.setdefault(str(Path(d).with_suffix("")), []).append(d)
+
+    def twin(doc: str) -> str | None:
+        found = [doc] if doc in known else by_stem.get(str(Path(doc).with_suffix("")), [])
+        return found[0] if len(found) == 1 else None
+
+    return twin
+
+
 def same_documents(wanted: Iterable[str], corpus: Iterable[str]) -> dict[str, str]:
     """Each wanted document id, or the corpus's only id with the same path but another suffix
     (``a.txt`` -> ``a.pdf``), so one set scores the same documents in any format; :class:`EvalSetError`
     naming those that have neither."""
-    corpus = list(corpus)
-    by_stem: dict[str, list[str]] = {}
-    for d in corpus:
-        by_stem.setdefault(str(Path(d).with_suffix("")), []).append(d)
-    known, out, missing = set(corpus), {}, []
+    twin = twin_in(corpus)
+    out, missing = {}, []
     for d in wanted:
-        twins = by_stem.get(str(Path(d).with_suffix("")), [])
-        if d in known:
-            out[d] = d
-        elif len(twins) == 1:
-            out[d] = twins[0]
-        else:
+        found = twin(d)
+        if found is None:
             missing.append(d)
+        else:
+            out[d] = found
     if missing:
         raise EvalSetError(f"the set limits conversations to documents the corpus lacks: {sorted(missing)[:5]}")
     return out
@@ -483,13 +493,7 @@ def replayable(conversations: list[Conversation], texts: dict[str, str]) -> tupl
     are left as they are, and stay strict."""
     out: list[Conversation] = []
     skipped: dict[str, list[str]] = {}
-    by_stem: dict[str, list[str]] = {}
-    for d in texts:
-        by_stem.setdefault(str(Path(d).with_suffix("")), []).append(d)
-
-    def twin(doc: str) -> str | None:
-        found = [doc] if doc in texts else by_stem.get(str(Path(doc).with_suffix("")), [])
-        return found[0] if len(found) == 1 else None
+    twin = twin_in(texts)
 
     def why(span: dict[str, Any], doc: str | None, text: str | None) -> str | None:
         if doc is None:
@@ -522,9 +526,16 @@ def replayable(conversations: list[Conversation], texts: dict[str, str]) -> tupl
     return out, skipped
 
 
-def run(bot: Bot, conversations: list[Conversation], progress: Callable[[int], None] | None = None) -> list[TurnResult]:
-    """Ask every turn, each conversation with its own history of the bot's own answers."""
-    texts = {d: bot.document_text(d) for d in bot.index.doc_ids}
+def texts_of(bot: Bot) -> dict[str, str]:
+    """Every indexed document's text (with Milvus, files are read again: read them once a run)."""
+    return {d: bot.document_text(d) for d in bot.index.doc_ids}
+
+
+def run(bot: Bot, conversations: list[Conversation], progress: Callable[[int], None] | None = None,
+        texts: dict[str, str] | None = None) -> list[TurnResult]:
+    """Ask every turn, each conversation with its own history of the bot's own answers
+    (``texts``: :func:`texts_of` the bot, when the caller has them)."""
+    texts = texts if texts is not None else texts_of(bot)
     docs_of = same_documents({d for c in conversations for d in (c.docs or ())}, texts)
     out: list[TurnResult] = []
     for conv in conversations:

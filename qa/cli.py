@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import errno
 import io
@@ -189,7 +190,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _print_json(data: object, indent: int | None = None) -> None:
     """JSON on stdout, in \\u escapes where stdout's encoding cannot hold every character."""
-    utf = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
+    try:
+        utf = codecs.lookup(sys.stdout.encoding or "ascii").name.startswith("utf-8")
+    except LookupError:
+        utf = False
     print(json.dumps(data, ensure_ascii=not utf, indent=indent))
 
 
@@ -415,9 +419,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     bot = _make_bot(args)
     _sync(bot, show_progress=True, as_is=True)
+    texts = harness.texts_of(bot)
     skipped: dict[str, list[str]] = {}
     if any(c.feedback for c in conversations):  # marks made before the documents changed
-        conversations, skipped = harness.replayable(conversations, {d: bot.document_text(d) for d in bot.index.doc_ids})
+        conversations, skipped = harness.replayable(conversations, texts)
     for reason, ids in skipped.items():
         print(f"qa: skipped {len(ids)} feedback mark(s): {harness.SKIP_REASONS[reason]} ({', '.join(ids[:3])}"
               f"{', …' if len(ids) > 3 else ''})", file=sys.stderr)
@@ -430,7 +435,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name, setup in runs.items():
         with harness.configured(bot, setup), tqdm(total=n, unit="turn", desc=f"eval {name}", file=sys.stderr) as bar:
             try:
-                results = harness.run(bot, conversations, progress=bar.update)
+                results = harness.run(bot, conversations, progress=bar.update, texts=texts)
             except harness.EvalSetError as exc:
                 raise CLIError(str(exc)) from None
         rep = harness.report(results)

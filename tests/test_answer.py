@@ -243,9 +243,8 @@ def test_a_polar_question_gets_a_verdict_on_the_cited_sentence(corpus, embedder,
 
     bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
     bot.sync()
-    # The verdict is near its gate (0.69) for most questions, where int8 noise decides: "Do about
-    # 12,000 people climb the lighthouse every year?" was 0.683 on one machine, over 0.69 on another.
-    polar = bot.ask("Did the garden place three hives on the library roof?")  # 0.755
+    # A question whose verdict clears its gate well: near the gate int8 noise decides (docs/reader.md).
+    polar = bot.ask("Did the garden place three hives on the library roof?")
     top = polar.citations[0]
     assert not polar.abstained and polar.answer == "Yes" and polar.short_answer == "Yes"
     assert "three hives on the library roof" in top.text and top.answer_start is None and top.answer_end is None

@@ -156,13 +156,12 @@ def _content_chars(tree: lxml.html.HtmlElement, stop: int) -> int:
     walker = etree.iterwalk(body if body is not None else tree, events=("start", "end"))
     count = 0
     for event, e in walker:
-        if event == "start" and e.tag in _AROUND_CONTENT:
+        if event == "end":  # also for a skipped element: its tail is the page's
+            count += len("".join((e.tail or "").split()))
+        elif e.tag in _AROUND_CONTENT:
             walker.skip_subtree()
-            count += len("".join((e.tail or "").split()))
-        elif event == "start":
+        else:
             count += len("".join((e.text or "").split()))
-        elif e.tag not in _AROUND_CONTENT:
-            count += len("".join((e.tail or "").split()))
         if count >= stop:
             break
     return count
