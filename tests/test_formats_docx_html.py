@@ -448,3 +448,42 @@ def test_a_short_page_keeps_its_main_text_without_the_menus():
               "site you agree to this. You can change your mind at any time on the privacy page of this site.</div>")
     doc = parse_html(page.replace("<main>", notice + "<main>").encode(), "visit.html")
     assert "9:00 to 18:00" in doc.text and "Tickets cost 8 pounds." in doc.text
+
+
+def _text_box_run(*paragraphs: str):
+    """A run holding a drawing's text box, with the VML copy Word writes beside it for old readers."""
+    from docx.oxml import parse_xml
+
+    body = "".join(f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>" for text in paragraphs)
+    box = f"<w:txbxContent>{body}</w:txbxContent>"
+    return parse_xml(
+        '<w:r xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+        ' xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"'
+        ' xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"'
+        ' xmlns:v="urn:schemas-microsoft-com:vml"><mc:AlternateContent>'
+        f'<mc:Choice Requires="wps"><w:drawing><wps:wsp><wps:txbx>{box}</wps:txbx></wps:wsp></w:drawing></mc:Choice>'
+        f'<mc:Fallback><w:pict><v:shape><v:textbox>{box}</v:textbox></v:shape></w:pict></mc:Fallback>'
+        '</mc:AlternateContent></w:r>')
+
+
+def test_docx_reads_text_boxes_once_and_page_breaks_part_words():
+    """A text box's paragraphs were not read at all, and a page break inside a paragraph glued
+    the words around it ("of the pageThe tower")."""
+    from docx.enum.text import WD_BREAK
+
+    word = docx.Document()
+    p = word.add_paragraph("The pier ends at the foot of the page")
+    p.add_run().add_break(WD_BREAK.PAGE)
+    p.add_run("The tower stands beyond it.")
+    p._p.append(_text_box_run("Opening hours: 9 to 5.", "Closed on Mondays."))
+    word.add_paragraph("The lamp was lit in 1871.")
+    row = word.add_table(rows=1, cols=2).rows[0]
+    row.cells[0].text = "Depth"
+    row.cells[1].text = "12 metres"
+    row.cells[1].paragraphs[0]._p.append(_text_box_run("Measured at low tide."))
+    doc = parse_docx(_save(word), "t.docx")
+    assert doc.text.split("\n\n") == ["The pier ends at the foot of the page\nThe tower stands beyond it.",
+                                      "Opening hours: 9 to 5.", "Closed on Mondays.", "The lamp was lit in 1871.",
+                                      "Depth | 12 metres", "Measured at low tide."]
+    assert [doc.text[s.start:s.end] for s in split_sentences(doc.text)][:2] == [
+        "The pier ends at the foot of the page\nThe tower stands beyond it.", "Opening hours: 9 to 5."]

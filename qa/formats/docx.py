@@ -3,8 +3,9 @@
 The file is checked as a zip before python-docx opens it (a corrupt file, an encrypted or
 old binary Word file, a macro-enabled one, or one that would unpack to an absurd size each get
 a clear error). Each paragraph and each table row is a block of the text (see
-:mod:`qa.formats.text`); headers, footers, footnotes and comments are not read. Title and date
-come from the file's core properties when it has them.
+:mod:`qa.formats.text`), a text box's after the paragraph it is anchored in; headers, footers,
+footnotes and comments are not read. Title and date come from the file's core properties when
+it has them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import docx
-from docx.document import Document as WordDocument
 from docx.opc.exceptions import PackageNotFoundError
 from docx.oxml.ns import qn
 from docx.table import Table
@@ -52,7 +52,7 @@ def parse_docx(data: bytes, doc_id: str) -> Document:
         if paragraphs > MAX_PARAGRAPHS:
             raise IngestError(f"{doc_id}: {paragraphs} paragraphs (the limit is {MAX_PARAGRAPHS}); reading it would take "
                               "minutes: split the document into smaller files")
-        blocks = list(_blocks(word))
+        blocks = list(_blocks(word.element.body, word))
         props = word.core_properties
         title, created = props.title or "", props.created
     except IngestError:
@@ -127,6 +127,8 @@ _BLOCK_WRAPPERS = frozenset(qn(t) for t in ("w:sdt", "w:sdtContent", "w:customXm
 # fallback copy of a drawing); every other run (inserted revisions, fields, content controls) is.
 _NOT_SHOWN = frozenset([*(qn(t) for t in ("w:del", "w:moveFrom", "w:pPr")),
                         "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"])
+_RUN_TEXT = "w:br | w:cr | w:noBreakHyphen | w:ptab | w:t | w:tab"  # what python-docx reads as a run's text
+_TEXT_BOX = qn("w:txbxContent")
 
 
 def _block_elements(parent: etree._Element) -> Iterator[etree._Element]:
@@ -138,30 +140,51 @@ def _block_elements(parent: etree._Element) -> Iterator[etree._Element]:
             yield from _block_elements(child)
 
 
-def _paragraph_text(p: etree._Element) -> str:
-    """A paragraph's text as Word shows it: each of its runs' text (python-docx's), in order."""
-    parts = []
+def _paragraph_text(p: etree._Element) -> tuple[str, list[etree._Element]]:
+    """A paragraph's text as Word shows it, and the text boxes anchored in it, in order."""
+    parts, boxes = [], []
     walker = etree.iterwalk(p, events=("start",))
     for _, e in walker:
         if e.tag == qn("w:r"):
-            parts.append(e.text)  # a CT_R: its w:t, w:tab, w:br, … (text boxes inside are apart)
+            parts.append(_run_text(e))
+            boxes.extend(_text_boxes(e))
             walker.skip_subtree()
         elif e.tag in _NOT_SHOWN:
             walker.skip_subtree()
-    return "".join(parts)
+    return "".join(parts), boxes
 
 
-def _blocks(word: WordDocument) -> Iterator[str]:
-    """The body's text blocks in order: one per paragraph, one per table row."""
-    for element in _block_elements(word.element.body):
+def _run_text(run: etree._Element) -> str:
+    # python-docx reads a page or column break as "", which glued the words on either side.
+    return "".join("\n" if e.tag == qn("w:br") else str(e) for e in run.xpath(_RUN_TEXT))
+
+
+def _text_boxes(run: etree._Element) -> Iterator[etree._Element]:
+    """The outermost text boxes of a run, once: not the fallback copy Word keeps beside a drawing."""
+    walker = etree.iterwalk(run, events=("start",))
+    for _, e in walker:
+        if e.tag == _TEXT_BOX:
+            yield e
+            walker.skip_subtree()
+        elif e.tag in _NOT_SHOWN:
+            walker.skip_subtree()
+
+
+def _blocks(parent: etree._Element, owner: object) -> Iterator[str]:
+    """The text blocks of a body, cell or text box in order: one per paragraph (then those of
+    its text boxes), one per table row."""
+    for element in _block_elements(parent):
         if element.tag == qn("w:tbl"):
-            yield from _table_blocks(Table(element, word))
+            yield from _table_blocks(Table(element, owner))
         else:
-            yield _paragraph_text(element)
+            text, boxes = _paragraph_text(element)
+            yield text
+            for box in boxes:
+                yield from _blocks(box, owner)
 
 
 def _table_blocks(table: Table) -> Iterator[str]:
-    """One block per row, then the rows of any table nested in that row's cells."""
+    """One block per row, then the blocks of any table or text box in that row's cells."""
     # python-docx repeats a merged cell at every grid position it spans (across and down);
     # its <w:tc> element is the same, so each is read once, where it first appears.
     seen: set = set()
@@ -174,10 +197,12 @@ def _table_blocks(table: Table) -> Iterator[str]:
             parts = []
             for element in _block_elements(cell._tc):
                 if element.tag == qn("w:tbl"):
-                    nested.append(Table(element, cell))
+                    nested.append(_table_blocks(Table(element, cell)))
                 else:
-                    parts.append(_paragraph_text(element))
+                    text, boxes = _paragraph_text(element)
+                    parts.append(text)
+                    nested.extend(_blocks(box, cell) for box in boxes)
             cells.append(" ".join(parts))
         yield table_row(cells)
         for inner in nested:
-            yield from _table_blocks(inner)
+            yield from inner
