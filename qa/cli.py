@@ -48,8 +48,10 @@ def count(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def settings() -> "Settings":
     """The ``QA_*`` settings, or a :class:`CLIError` naming each bad variable."""
-    from .settings import Settings
+    from .settings import Settings, misspelt
 
+    for warning in misspelt(os.environ):
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         return Settings.from_env()
     except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
 import threading
@@ -187,6 +188,19 @@ class Settings(BaseSettings):
             return cls.model_validate({k: v for k, v in env.items() if k in names and v.strip()})
         except ValidationError as exc:
             raise ValueError(describe(exc)) from None
+
+
+def misspelt(env: Mapping[str, str]) -> list[str]:
+    """A warning for each ``QA_*`` variable of ``env`` that is no setting but looks like one
+    (``QA_API_KEYS``): it would be ignored, and a mistyped key leaves the server open."""
+    names = sorted(f.alias for f in Settings.model_fields.values())
+    warnings = []
+    for var in sorted(env):
+        if var.startswith("QA_") and var not in names:
+            near = difflib.get_close_matches(var, names, n=1, cutoff=0.8)
+            if near:
+                warnings.append(f"{var} is not a setting and does nothing: did you mean {near[0]}?")
+    return warnings
 
 
 def _is_ip(text: str) -> bool:

@@ -429,3 +429,20 @@ def test_an_empty_or_relative_cache_home_is_unset(monkeypatch):
         assert cache_dir() == Path.home() / ".cache" / "qa-bot"
     monkeypatch.setenv("XDG_CACHE_HOME", "/srv/cache")
     assert cache_dir() == Path("/srv/cache/qa-bot")
+
+
+def test_a_mistyped_setting_is_named_with_the_one_it_looks_like(monkeypatch, capsys):
+    """QA_API_KEYS=secret was ignored without a word, leaving the server open to writes."""
+    import socket
+
+    from qa.cli import main
+
+    monkeypatch.setenv("QA_API_KEYS", "secret")
+    monkeypatch.setenv("QA_REQUIRE_BROWSER", "1")  # no setting's near miss: not ours to judge
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["serve", "--docs", str(DOCUMENTS), "--port", str(busy.getsockname()[1])]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "warning: QA_API_KEYS is not a setting and does nothing: did you mean QA_API_KEY?"
+    assert "pass another --port" in err[1] and len(err) == 2
