@@ -89,6 +89,9 @@ def _backend_options(args: argparse.Namespace, config: "Settings") -> dict:
     if args.backend != "milvus":
         if args.milvus_uri or args.milvus_collection:
             raise CLIError("--milvus-uri and --milvus-collection go with --backend milvus")
+        if config.milvus_uri:
+            print(f"warning: QA_MILVUS_URI is set, but this {args.command} uses the {args.backend} index: "
+                  "pass --backend milvus to use Milvus", file=sys.stderr)
         return {"backend": args.backend}
     return {"backend": "milvus", "milvus_uri": args.milvus_uri or config.milvus_uri,
             "milvus_collection": args.milvus_collection}

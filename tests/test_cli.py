@@ -446,3 +446,17 @@ def test_a_mistyped_setting_is_named_with_the_one_it_looks_like(monkeypatch, cap
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "warning: QA_API_KEYS is not a setting and does nothing: did you mean QA_API_KEY?"
     assert "pass another --port" in err[1] and len(err) == 2
+
+
+def test_a_milvus_uri_without_the_milvus_backend_is_said(capsys):
+    import argparse
+
+    from qa.cli import _backend_options
+    from qa.settings import Settings
+
+    args = argparse.Namespace(command="ask", backend="faiss", milvus_uri=None, milvus_collection=None)
+    assert _backend_options(args, Settings.from_env({"QA_MILVUS_URI": "http://db:19530"})) == {"backend": "faiss"}
+    assert capsys.readouterr().err == ("warning: QA_MILVUS_URI is set, but this ask uses the faiss index: "
+                                       "pass --backend milvus to use Milvus\n")
+    assert _backend_options(args, Settings.from_env({})) == {"backend": "faiss"}
+    assert capsys.readouterr().err == ""
