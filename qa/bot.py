@@ -84,6 +84,9 @@ def check_question(question: object) -> str:
 # The writers' lease: a file in the index folder that one writer at a time holds locked (flock).
 WRITER_LOCK = "writer.lock"
 WRITER_WAIT_S = 600.0
+# How often a reader looks whether another process (`qa index`, a second server) has written a
+# newer index than the one it answers from: one small file read (faiss) or query (Milvus).
+NEWER_CHECK_S = 2.0
 # What refuses a write to the index folder: the user's permissions, or a read-only file system.
 CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -305,6 +308,7 @@ class Bot:
         # Another process has written a newer index since ``_index`` was read: the next writer
         # starts from that one, while readers keep ``_index`` until the writer replaces it.
         self._behind = False
+        self._checked = time.monotonic()  # when a reader last looked for a newer index on disk
         self._lock = threading.Lock()  # one writer thread at a time; readers use the current snapshot
         self.writer_wait_s = WRITER_WAIT_S
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
@@ -349,8 +353,27 @@ class Bot:
             rebuilt = self.sync().rebuilt
             if rebuilt:  # the command line reports its own syncs; a server's log says it here
                 log.warning("%s; rebuilt", rebuilt)
+        elif time.monotonic() - self._checked > NEWER_CHECK_S:
+            self._read_newer()
         assert self._index is not None
         return self._index
+
+    def _read_newer(self) -> None:
+        """Answer from the index another process has written since, when no writer of this
+        process is at work (it starts from that index itself, and readers keep theirs meanwhile)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._checked = time.monotonic()
+            if self._index is not None and not self.retriever.is_current(self._index):
+                index, rebuilt = self.retriever.open(self.embedder)
+                if not rebuilt:  # one this process cannot use is left to its next write to rebuild
+                    self._publish(index)
+                    log.info("answering from the index another process wrote (%d documents)", len(index.entries))
+        except Exception as exc:  # the index answered from stays; the next write says what is wrong
+            log.warning("could not read the index another process wrote: %s", exc)
+        finally:
+            self._lock.release()
 
     def sync(
         self, progress: Callable[[int, int], None] | None = None, read_progress: FileProgress | None = None,

@@ -754,3 +754,18 @@ def test_load_check_with_hostile_clients(start):
     assert rep["cross_origin_writes_stored"] == 0 and rep["long_names_stored"] == 0
     assert not loadcheck.hostile_failed(rep)
     assert not [n for n in visible(s.corpus) if n.startswith((loadcheck.CROSS_ORIGIN_PREFIX, "\u20ac", "nnn"))]
+
+
+def test_a_server_answers_from_what_another_process_indexed_since(start, embedder, answerer, monkeypatch):
+    """`qa index` run beside `qa serve` wrote a newer index that the server never read: it went on
+    answering from its own until its next upload, however long that took."""
+    import qa.bot
+
+    s = start()
+    _ = s.bot.index
+    other = Bot(s.corpus, index_dir=s.bot.index_dir, embedder=embedder, answerer=answerer)
+    other.add_document("kestrels.txt", b"Kestrels hover over the verges of the motorway to hunt voles.\n")
+    monkeypatch.setattr(qa.bot, "NEWER_CHECK_S", 0.0)
+    assert "kestrels.txt" in [d["id"] for d in s.client.get("/api/documents").json()["documents"]]
+    r = s.client.post("/api/answer", json={"question": "What do kestrels hunt over the motorway verges?"}).json()
+    assert r["citations"][0]["doc"] == "kestrels.txt" and "voles" in r["citations"][0]["text"]
