@@ -56,7 +56,9 @@ FEW_DOCUMENTS = 3
 def is_settled(history: Sequence[Turn], docs: Sequence[str] | None) -> bool:
     """Is the next turn *settled*: in a conversation kept to at most :data:`FEW_DOCUMENTS`
     documents, after an earlier turn was answered there (held to the follow-up threshold)."""
-    return any(not t.answer.abstained for t in history) and docs is not None and len(docs) <= FEW_DOCUMENTS
+    if docs is None or len(docs) > FEW_DOCUMENTS:
+        return False
+    return any(not t.answer.abstained and t.answer.citations and t.answer.citations[0].doc in docs for t in history)
 
 
 class QuestionError(ValueError):
@@ -238,7 +240,12 @@ def cited_sentence(index: HybridIndex, answer: Answer | None) -> int | None:
     document and start offset), None without an answer, a citation or that sentence."""
     if answer is None or not answer.citations:
         return None
-    return index.sentence_at(answer.citations[0].doc, answer.citations[0].start)
+    c = answer.citations[0]
+    row = index.sentence_at(c.doc, c.start)
+    # The document may have changed since: another sentence starting there is not the one cited.
+    if row is None or int(index.sentences.end[row]) != c.end or not index.sentence_text(row).startswith(c.text):
+        return None
+    return row
 
 
 class Bot:
@@ -836,10 +843,13 @@ class Bot:
         question = check_question(question)
         index = self.index
         if docs is not None:
-            docs = list(docs)
+            docs = list(dict.fromkeys(docs))  # a name twice is one document (the few that settle a conversation)
             unknown = [d for d in docs if d not in index.doc_pos]
             if unknown:
                 raise QuestionError(f"unknown document(s) {unknown}; known: {index.doc_ids[:20]}")
+        chosen = docs  # the user's own choice: a date range is no sign that the documents answer
+        if after and before and after > before:
+            raise QuestionError(f"the date range is reversed: {after} is after {before}")
         if after or before:
             docs = self.dated(after, before, docs, index)
             if not docs:
@@ -869,7 +879,7 @@ class Bot:
         view, hits = found.index, found.hits
         previous = cited_sentence(view, last)
         t1 = time.perf_counter()
-        settled = is_settled(history, docs)
+        settled = is_settled(history, chosen)
         decision = self.answerer.answer(
             asked, qvec, view, hits, top_k=top_k, context=resolved.carried,
             previous=previous, previous_confidence=last.confidence if last else 0.0, settled=settled,

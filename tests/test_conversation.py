@@ -271,3 +271,55 @@ def test_names_and_words_outside_ascii_are_resolved_and_carried_whole():
     q = "Who designed the Alexandria library café?"
     assert _resolve("And when?", [(q, q, "Snøhetta")]).carried[:2] == ("Snøhetta", "designed")
     assert "café" in _resolve("And when?", [(q, q, "Snøhetta")]).carried
+
+
+def test_only_a_turn_answered_in_the_chosen_documents_settles_the_conversation(corpus, embedder, tmp_path):
+    """A turn answered in other documents, or a date range that leaves a few, held the next
+    question to the follow-up threshold: "How tall is the Eiffel Tower?" got "400 metres wide"."""
+    from qa.bot import Bot, is_settled
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    bot.sync()
+    built = Turn("Who built the harbour lighthouse?", bot.ask("Who built the harbour lighthouse?"))
+    crater = Turn("How wide is the crater lake?", bot.ask("How wide is the crater lake?"))
+    assert built.answer.citations[0].doc == "lighthouse.md" and crater.answer.citations[0].doc == "volcano.txt"
+    assert not built.answer.abstained and not crater.answer.abstained
+    q = "How tall is the Eiffel Tower?"
+    assert bot.ask(q, docs=["volcano.txt"]).abstained
+    assert bot.ask(q, [built], docs=["volcano.txt"]).abstained  # the picker was narrowed after an answer
+    assert bot.dated("2020-01-01") == ["volcano.txt"]
+    assert bot.ask(q, [crater], after="2020-01-01").abstained  # a date range is no choice of documents
+    assert is_settled([crater], ["volcano.txt"]) and not is_settled([built], ["volcano.txt"])
+
+
+def test_a_citation_whose_document_changed_is_no_previous_sentence(corpus, embedder, tmp_path):
+    """After an edit, another sentence starting at the cited offset was taken as the one cited."""
+    from qa.bot import Bot, cited_sentence
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    bot.sync()
+    first = bot.ask("How tall is the harbour lighthouse?")
+    top = first.citations[0]
+    assert (top.doc, top.text) == ("lighthouse.md", "It stands 31 metres tall on the northern breakwater.")
+    assert cited_sentence(bot.index, first) is not None
+    path = corpus / "lighthouse.md"
+    path.write_text(path.read_text().replace(top.text, "Its walls were painted white in 1990."))
+    assert bot.sync().touched
+    assert bot.index.sentence_at(top.doc, top.start) is not None  # a new sentence starts there
+    assert cited_sentence(bot.index, first) is None
+    follow = bot.ask("And when was it painted?", [Turn("How tall is the harbour lighthouse?", first)])
+    for c in follow.citations:
+        assert bot.document_text(c.doc)[c.start:c.end] == c.text
+
+
+def test_a_document_named_twice_is_one_and_a_reversed_date_range_is_said(corpus, embedder, tmp_path):
+    """["volcano.txt"] * 4 counted as four documents, too many to settle the conversation; a range
+    whose after is later than its before was "no document is dated between …"."""
+    from qa.bot import Bot, QuestionError
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    crater = Turn("How wide is the crater lake?", bot.ask("How wide is the crater lake?"))
+    follow = [bot.ask("And how deep is it?", [crater], docs=docs) for docs in (["volcano.txt"], ["volcano.txt"] * 4)]
+    assert follow[0].to_dict() | {"timings_ms": None} == follow[1].to_dict() | {"timings_ms": None}
+    with pytest.raises(QuestionError, match="the date range is reversed: 2021-01-01 is after 2020-01-01"):
+        bot.ask("How wide is the crater lake?", after="2021-01-01", before="2020-01-01")
