@@ -487,3 +487,18 @@ def test_docx_reads_text_boxes_once_and_page_breaks_part_words():
                                       "Depth | 12 metres", "Measured at low tide."]
     assert [doc.text[s.start:s.end] for s in split_sentences(doc.text)][:2] == [
         "The pier ends at the foot of the page\nThe tower stands beyond it.", "Opening hours: 9 to 5."]
+
+
+def test_html_definition_list_terms_stay_with_their_definitions():
+    """Each <dt> and <dd> was a block of its own: "How much is admission?" could only cite
+    "Adults 8 euros, children free.", a sentence without the word asked about."""
+    page = ("<html><head><title>Harbour Museum</title></head><body><article><h1>Harbour Museum</h1>"
+            "<p>The museum tells the story of the harbour and its ships since the first pier was built.</p>"
+            "<dl><dt>Opening hours</dt><dd>Tuesday to Sunday, 10 am to 5 pm.</dd><dt>Admission:</dt>"
+            "<dd>Adults 8 euros, <b>children</b> free.</dd><dt>Closed</dt><dt>Address</dt><dd>12 Quay Street</dd>"
+            "<dd>Old Town</dd><dt>Shop</dt></dl><p>Guided tours start every hour from the main hall.</p>"
+            "</article></body></html>")
+    doc = parse_html(page.encode(), "museum.html")
+    assert doc.text.split("\n\n")[2:] == [
+        "Opening hours: Tuesday to Sunday, 10 am to 5 pm.", "Admission: Adults 8 euros, children free.", "Closed",
+        "Address: 12 Quay Street", "Old Town", "Shop", "Guided tours start every hour from the main hall."]

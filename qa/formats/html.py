@@ -227,8 +227,13 @@ def _blocks(body: etree._Element) -> list[str]:
             out.append("".join(buf))
             buf.clear()
 
+    term = False  # buf ends with a definition list's term and ": ", which its definition joins
     walker = etree.iterwalk(body, events=("start", "end"))
     for event, e in walker:
+        if term and not (event == "start" and e.tag == "item" and e.get("rend", "").startswith("dd-")):
+            buf.pop()  # a term without its definition: a block of its own
+            flush()
+            term = False
         if event == "start":
             if e.tag == "row":
                 flush()
@@ -237,10 +242,16 @@ def _blocks(body: etree._Element) -> list[str]:
             elif e.tag == "lb":
                 buf.append("\n")
             else:
-                if e.tag not in _INLINE:
+                if e.tag not in _INLINE and not term:
                     flush()
                 buf.append(e.text or "")
+            term = False
         else:
+            if e.tag == "item" and e.get("rend", "").startswith("dt-") and "".join(buf).strip():
+                text = ("".join(buf) + (e.tail or "")).rstrip()
+                buf[:] = [text, " " if text.endswith(":") else ": "]
+                term = True
+                continue
             if e.tag not in _INLINE:
                 flush()
             if e is not body:
