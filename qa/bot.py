@@ -390,7 +390,8 @@ class Bot:
 
         A file is read again when its size or modification time changed, every file with
         ``reread`` (one edited with both kept); either way only sentences whose text is new are
-        embedded (those of a replaced, removed or renamed document keep their vectors).
+        embedded (those of a replaced, removed or renamed document keep their vectors). A file
+        the index refused (too many sentences) is refused again unread until it changes.
         With ``as_is``, an index this process may not write is opened as last written instead
         (the report's ``as_is`` says so), for a command that only asks; else the
         ``PermissionError`` stands (a server must be able to take uploads).
@@ -434,11 +435,18 @@ class Bot:
         # and reading it again could mean minutes of OCR.
         gone = {d: seen[d][0] for d in placed if d in seen and not (self.docs / d).exists()}  # id: size
         moved: dict[str, tuple[str, Layout]] = {}
+        # Files the index refused (too many sentences…) and unchanged since: not segmented again.
+        refusals: dict[str, list] = {}
 
         def unchanged(doc_id: str, sig: tuple[int, int]) -> bool:
             # Same size and modification time (ns) as when its indexed text was read (and,
             # for a PDF, its layout is there: an index from before layouts reads it again).
             last = seen.get(doc_id)
+            if last is not None and len(last) == 5 and last[2] is None:  # refused by the index: so again
+                if (last[0], last[1]) == sig and last[4] == self.backend:
+                    refusals[doc_id] = last
+                    return True
+                return False
             if last is None and gone and doc_id.lower().endswith(".pdf"):
                 found = self._moved_from(current, doc_id, sig[0], gone)
                 if found is not None:
@@ -449,6 +457,7 @@ class Bot:
 
         result = load_folder(self.docs, None if reread else unchanged, self.max_pdf_pages, read_progress)
         report.errors, report.warnings = result.errors, result.warnings
+        report.errors.update({d: r[3] for d, r in refusals.items()})
         on_disk = {d.id: d for d in result.documents}
         upserts = []
         for doc_id, doc in on_disk.items():
@@ -481,6 +490,8 @@ class Bot:
                 break
             except Unindexable as exc:  # refused like unreadable files; the others are indexed
                 report.errors.update(exc.refused)
+                refusals.update({d: [*result.stats[d], None, why, self.backend] for d, why in exc.refused.items()
+                                 if d in result.stats})
                 upserts = [e for e in upserts if e.id not in exc.refused]
                 report.added = [d for d in report.added if d not in exc.refused]
                 report.changed = [d for d in report.changed if d not in exc.refused]
@@ -488,6 +499,7 @@ class Bot:
         self._drop_stale_layouts(current)
         stats = {e.id: [*result.stats[e.id], e.sha256] for e in current.entries
                  if e.id in result.stats and e.id in present and e.id not in report.errors}
+        stats.update(refusals)
         if stats != seen:
             self._write_file_stats(stats)
         return report
@@ -515,7 +527,8 @@ class Bot:
         return None
 
     def _read_file_stats(self) -> dict[str, list]:
-        """``{id: [size, mtime_ns, sha256]}`` of each file when its indexed text was read."""
+        """``{id: [size, mtime_ns, sha256]}`` of each file when its indexed text was read, and
+        ``[size, mtime_ns, None, why, backend]`` of each the index refused."""
         try:
             data = json.loads((self.index_dir / FILE_STATS).read_text(encoding="utf-8"))
         except (OSError, ValueError):

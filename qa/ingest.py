@@ -65,6 +65,8 @@ _VERSION_LINE = re.compile(r"\s*Version\s+(\d+(?:\.\d+)*)\b", re.IGNORECASE)
 _FRONT_LINES = 100
 _COMMENT_LINE = re.compile(r"\s*<!--.*-->\s*$")
 _DATE_LINE = re.compile(r"^\s*(?:published|date|dated|posted|updated)\b\s*:?\s*(?P<rest>.+)$", re.IGNORECASE)
+# Microsoft Office's lock ("owner") file beside a document open in Word: "~$report.docx".
+OFFICE_LOCK_PREFIX = "~$"
 
 
 class FileProgress(Protocol):
@@ -287,10 +289,11 @@ def iter_files(
 ) -> list[tuple[Path, str, os.stat_result]]:
     """Supported regular files under ``folder``, recursively, with their ids (paths relative to
     it, ``/``-separated) and ``stat``, sorted by id; hidden files and folders are skipped (not
-    even walked). A link to a file outside ``folder`` (``/etc/passwd``, ``/proc/…``), a name
-    that is not valid UTF-8 or holds control characters, and a subfolder that cannot be read
-    (its id ends in ``/``) are not listed but put in ``refused`` (id: why), the id printable; a
-    link to a folder, never followed, is put in ``notes``."""
+    even walked), and so are Office's lock files (``~$…``). A link to a file outside ``folder``
+    (``/etc/passwd``, ``/proc/…``), a name that is not valid UTF-8 or holds control characters,
+    and a subfolder that cannot be read (its id ends in ``/``) are not listed but put in
+    ``refused`` (id: why), the id printable; a link to a folder, never followed, is put in
+    ``notes``."""
     out = []
     inside = folder.resolve()
 
@@ -310,7 +313,7 @@ def iter_files(
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             path = Path(root, name)
-            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            if name.startswith((".", OFFICE_LOCK_PREFIX)) or path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
             doc_id = name if rel == "." else f"{rel}/{name}"
             try:

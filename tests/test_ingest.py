@@ -214,3 +214,13 @@ def test_markdown_front_matter_and_a_comment_line_are_not_the_title(tmp_path: Pa
     assert docs["bare.md"].title == "Falcon notes"
     assert docs["readme.md"].title == "Kiln Manual"
     assert docs["rule.txt"].title == "---"  # front matter is Markdown's; a text file is left as it is
+
+
+def test_an_office_lock_file_beside_an_open_document_is_not_read(tmp_path: Path):
+    """Word keeps "~$report.docx" (a few bytes, not a .docx) beside a document it has open; it
+    is skipped like a hidden file, not refused with advice to save it again."""
+    (tmp_path / "notes.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
+    (tmp_path / "~$report.docx").write_bytes(b"\x0cJohn Smith" + b"\x00" * 40)
+    result = load_folder(tmp_path)
+    assert [d.id for d in result.documents] == ["notes.txt"]
+    assert result.errors == {} and result.warnings == {}

@@ -406,8 +406,8 @@ def test_hybrid_hits_are_ordered_by_the_learned_rescore(corpus: Path, tmp_path: 
 
 def test_a_document_of_too_many_sentences_is_refused_before_embedding(corpus: Path, tmp_path: Path, counting):
     """300 KB of one-letter lines is 100,001 sentences to embed: the file is refused by name,
-    nothing of it embedded, and the other files are indexed; it is read again (and refused
-    again) on the next sync, until it is fixed."""
+    nothing of it embedded, and the other files are indexed; it is refused again on the next
+    sync, until it is fixed."""
     from index.build import MAX_SENTENCES
 
     (corpus / "lines.md").write_bytes(b"a\n\n" * (MAX_SENTENCES + 1))
@@ -429,3 +429,24 @@ def test_a_document_of_too_many_sentences_is_refused_before_embedding(corpus: Pa
     (corpus / "more.md").unlink()
     assert bot.sync().added == ["lines.md"]
     assert "lines.md" in bot.index.doc_ids
+
+
+def test_a_refused_file_is_not_segmented_again_until_it_changes(corpus: Path, tmp_path: Path, embedder):
+    """Refusing 5 MB of sentences takes 20 s of segmenting: while the file keeps its size and
+    time the refusal is repeated from the record, not from reading it (these bytes would be
+    another error); a new time, or --reread, reads it again."""
+    from index.build import MAX_SENTENCES
+
+    lines = corpus / "lines.md"
+    lines.write_bytes(b"a\n\n" * (MAX_SENTENCES + 1))
+    refused = f"lines.md: {MAX_SENTENCES + 1} sentences; the limit is {MAX_SENTENCES} a document: split it into smaller files"
+    assert Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync().errors == {"lines.md": refused}
+    st = lines.stat()
+    lines.write_bytes(b"\xff" * st.st_size)
+    os.utime(lines, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync()
+    assert again.errors == {"lines.md": refused} and not again.touched
+    reread = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync(reread=True)
+    assert "not valid UTF-8" in reread.errors["lines.md"]
+    lines.write_text("Lines are fixed now.", encoding="utf-8")
+    assert Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder).sync().added == ["lines.md"]
