@@ -59,8 +59,8 @@ def passage_vectors(sentence_vecs: np.ndarray, first: np.ndarray, last: np.ndarr
 class Segmented:
     """New texts segmented, tokenised and embedded: their rows, numbered from 0, to append.
 
-    Raises :class:`Unindexable`, naming every text over the limits, before any embedding:
-    :data:`MAX_SENTENCES`, and ``max_sentence_bytes`` (UTF-8) for a store with a field limit.
+    Raises :class:`Unindexable`, naming every text over :data:`MAX_SENTENCES`, before any
+    embedding.
     A sentence found word for word in ``known`` (text: vector) takes that vector instead of
     being embedded again: the unchanged sentences of an edited or renamed document.
     """
@@ -68,7 +68,6 @@ class Segmented:
     def __init__(
         self, entries: list[Entry], dim: int, embedder: Embedder, vocab: dict[str, int],
         progress: Callable[[int, int], None] | None, known: Mapping[str, np.ndarray] | None = None,
-        max_sentence_bytes: int | None = None,
     ) -> None:
         cols: dict[str, list[int]] = {k: [] for k in ("s_doc", "s_start", "s_end", "p_doc", "p_start", "p_end", "first", "last")}
         texts: list[str] = []
@@ -79,13 +78,6 @@ class Segmented:
             if len(sents) > MAX_SENTENCES:
                 refused[entry.id] = (f"{entry.id}: {len(sents)} sentences; the limit is {MAX_SENTENCES} a document: "
                                      "split it into smaller files")
-            elif max_sentence_bytes is not None:
-                # A character is at most 4 bytes: only a sentence that long can be over.
-                over = next((sp for sp in sents if sp.end - sp.start > max_sentence_bytes // 4
-                             and len(entry.text[sp.start:sp.end].encode("utf-8")) > max_sentence_bytes), None)
-                if over is not None:
-                    refused[entry.id] = (f"{entry.id}: a sentence at character {over.start} is over {max_sentence_bytes} "
-                                         "bytes, more than the store holds in one field; split the text into shorter sentences")
             if refused:
                 continue  # each text is still checked, but no rows are built: the caller retries without those
             base = len(cols["s_doc"])

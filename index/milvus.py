@@ -458,7 +458,7 @@ class MilvusStore:
         new = sorted({e.id: e for e in upserts}.values(), key=lambda e: e.id)
         vocab: dict[str, int] = {}
         # The slow part, before the lease; a sentence over Milvus's field limit refuses its document.
-        seg = Segmented(new, params["dim"], embedder, vocab, progress, max_sentence_bytes=MAX_TEXT_BYTES)
+        seg = Segmented(new, params["dim"], embedder, vocab, progress)
         with self._lock:
             try:
                 created = self.ensure(params)

@@ -16,6 +16,9 @@ from syntok import segmenter as _syntok
 
 # A line this long is not hard-wrapped prose: each line of its paragraph is its own block.
 _LONG_LINE = 100
+# A "sentence" longer than this is text without sentence ends (a dump, a table flattened): it is
+# cut at spaces into pieces no longer, so no citation quotes megabytes. The eval texts' longest is 2,002.
+MAX_SENTENCE_CHARS = 4000
 # A numbered item has at most three digits: "1901." at a wrapped line's start ends a sentence on a year.
 _LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|\|)")
 _HEADING = re.compile(r"^\s*#{1,6}\s")
@@ -97,18 +100,21 @@ def split_sentences(text: str) -> list[Span]:
     """Return sentence spans of ``text``; ``text[s.start:s.end]`` is the sentence, trimmed.
 
     Windows (CR LF) and classic Mac (CR) line ends are cut as LF ones: the text is segmented
-    with LF alone and each span mapped back to ``text``'s offsets."""
+    with LF alone and each span mapped back to ``text``'s offsets. A sentence longer than
+    :data:`MAX_SENTENCE_CHARS` is cut into pieces."""
     text = _LONE_CR.sub("\n", text)  # one character for one: offsets unchanged
     if "\r\n" not in text:
-        return _split(text)
-    crs = [m.start() for m in re.finditer("\r\n", text)]
-    # A view offset's original one: plus the CRs dropped before it (the k-th stood at crs[k] - k).
-    shifts = [p - k for k, p in enumerate(crs)]
+        spans = _split(text)
+    else:
+        crs = [m.start() for m in re.finditer("\r\n", text)]
+        # A view offset's original one: plus the CRs dropped before it (the k-th stood at crs[k] - k).
+        shifts = [p - k for k, p in enumerate(crs)]
 
-    def orig(i: int) -> int:
-        return i + bisect.bisect_right(shifts, i)
+        def orig(i: int) -> int:
+            return i + bisect.bisect_right(shifts, i)
 
-    return [Span(orig(s.start), orig(s.end - 1) + 1) for s in _split(text.replace("\r\n", "\n"))]
+        spans = [Span(orig(s.start), orig(s.end - 1) + 1) for s in _split(text.replace("\r\n", "\n"))]
+    return [piece for span in spans for piece in _pieces(text, span)]
 
 
 def _split(text: str) -> list[Span]:
@@ -138,6 +144,21 @@ def _split(text: str) -> list[Span]:
                     else:
                         out.append(span)
     return out
+
+
+def _pieces(text: str, span: Span) -> list[Span]:
+    """``span`` cut into pieces of at most :data:`MAX_SENTENCE_CHARS`, each at the last space
+    in its second half (else at the limit)."""
+    out, start = [], span.start
+    while span.end - start > MAX_SENTENCE_CHARS:
+        limit = start + MAX_SENTENCE_CHARS
+        cut = max(text.rfind(" ", start + MAX_SENTENCE_CHARS // 2, limit), text.rfind("\n", start + MAX_SENTENCE_CHARS // 2, limit))
+        piece = _strip(text, start, cut if cut > 0 else limit)
+        if piece is not None:
+            out.append(piece)
+        start = cut if cut > 0 else limit
+    piece = _strip(text, start, span.end)
+    return [*out, piece] if piece is not None else out
 
 
 def make_passages(sentences: list[Span], size: int, stride: int) -> list[PassageSpan]:

@@ -147,3 +147,17 @@ def test_windows_and_mac_line_ends_are_cut_as_unix_ones():
         other = text.replace("\n", ends)
         spans = split_sentences(other)
         assert [other[s.start:s.end].replace(ends, "\n") for s in spans] == unix
+
+
+def test_text_without_sentence_ends_is_cut_into_pieces_of_bounded_length():
+    """A 2 MB line without punctuation was one sentence: `qa ask` took 10 s to read it and quoted
+    all of it as the citation."""
+    from index.segment import MAX_SENTENCE_CHARS
+
+    words = " ".join(f"item{i}" for i in range(6000))
+    for text in (f"First sentence here.\n\n{words}\n\nLast one.", words.replace(" ", "\r\n"), "x" * (2 * MAX_SENTENCE_CHARS + 5)):
+        pieces = [text[s.start:s.end] for s in split_sentences(text)]
+        assert all(0 < len(p) <= MAX_SENTENCE_CHARS and p == p.strip() for p in pieces)
+        assert len(pieces) >= len(text) // MAX_SENTENCE_CHARS + 1
+        assert [w for p in pieces for w in p.split()] == text.split() or "".join(pieces) == text  # nothing lost
+    assert pieces == ["x" * MAX_SENTENCE_CHARS] * 2 + ["x" * 5]
