@@ -536,6 +536,32 @@ class Question:
         return len(set(toks[i] for i in pos)) / (pos[-1] - pos[0] + 1)
 
 
+def _emoji_part(text: str, k: int) -> bool:
+    """Whether ``text[k]`` belongs to an emoji sequence: a pictograph, joiner, variation selector,
+    keycap, tag, or a symbol joined into one ("♂" in "👷‍♂️")."""
+    ch, o = text[k], ord(text[k])
+    joined = text[k - 1:k] == "\u200d" or text[k + 1:k + 2] == "\ufe0f"
+    return (0x1F000 <= o <= 0x1FAFF or 0xE0020 <= o <= 0xE007F or ch in "\u200d\ufe0e\ufe0f\u20e3"
+            or ch.isspace() or joined and 0x2000 <= o <= 0x2BFF)
+
+
+def without_pictographs(sentence: str, span: tuple[int, int]) -> tuple[int, int]:
+    """``span`` without emoji at its edges (the tokenizer reads one as [UNK], and the reader's
+    span may run onto it); unchanged when nothing else is left of it."""
+    a, b = span
+    i = a
+    while i < b and _emoji_part(sentence, i):
+        i += 1
+    if any(ord(c) >= 0x1F000 for c in sentence[a:i]):
+        a = i
+    j = b
+    while j > a and _emoji_part(sentence, j - 1):
+        j -= 1
+    if any(ord(c) >= 0x1F000 for c in sentence[j:b]):
+        b = j
+    return (a, b) if a < b else span
+
+
 class Answerer:
     """Ranks candidate sentences and decides whether to answer (see the module docstring)."""
 
@@ -572,7 +598,7 @@ class Answerer:
         """The short answer's span in ``sentence``: the reader's, unless the question's type is
         one the patterns answer better or the sentence was not read; else the patterns'."""
         if reading is not None and reading.span is not None and q.kind not in self.model.pattern_kinds:
-            return reading.span
+            return without_pictographs(sentence, reading.span)
         found = q.answer_span(sentence)
         return (found[0].start, found[0].end) if found else None
 

@@ -480,3 +480,34 @@ def test_a_named_document_is_read_without_its_name(licences_bot, monkeypatch):
     monkeypatch.setattr(bot_module, "without_names", lambda question, names, carried=(): question)
     a = licences_bot.ask(question)
     assert not a.abstained and a.citations[0].text == title
+
+
+def test_a_short_answer_leaves_out_the_emoji_beside_it(embedder, tmp_path):
+    """The tokenizer reads an emoji as [UNK], and the reader's span ran onto it ("Morag Dunn 👩")."""
+    from qa.bot import Bot
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "ferry.txt").write_text(
+        "Ferry facts\n\nThe 🚢 ferry of Oban was first run by Morag Dunn 👩 in 1901.\n"
+        "The café on the roof was run by Noël Durand 👩\u200d👩\u200d👧\u200d👦 until 2015.\n"
+        "The new bridge would be built by Fenwick & Ross 👷🏽\u200d♂\ufe0f in 1999.\n", encoding="utf-8")
+    bot = Bot(folder, index_dir=tmp_path / "index", embedder=embedder)
+    bot.sync()
+    text = bot.document_text("ferry.txt")
+    for question, expected in [("Who first ran the ferry of Oban?", "Morag Dunn"),
+                               ("Who ran the cafe on the roof?", "Noël Durand"),
+                               ("Who would build the new bridge?", "Fenwick & Ross")]:
+        a = bot.ask(question)
+        top = a.citations[0]
+        assert text[top.start:top.end] == top.text
+        assert a.answer == expected == top.text[top.answer_start:top.answer_end]
+
+
+def test_only_emoji_are_trimmed_from_a_short_answer():
+    from qa.answerer import without_pictographs
+
+    for text, kept in [("Fenwick 👷🏽\u200d♂\ufe0f", "Fenwick"), ("👩 Morag Dunn", "Morag Dunn"),
+                       ("B\u266d 🎵", "B\u266d"), ("in B\u266d major", "in B\u266d major"), ("👍", "👍")]:
+        a, b = without_pictographs(text, (0, len(text)))
+        assert text[a:b] == kept

@@ -726,3 +726,13 @@ def test_the_page_waits_for_the_servers_index_instead_of_starting_its_own(corpus
     ready = True
     _, messages, entries, _ = page.respond("Who built the lighthouse?", [], None)
     assert entries[0][1] is not None and "lighthouse.md" in [doc for _, doc in page.documents_update([])["choices"]]
+
+
+def test_paragraph_bounds_with_classic_mac_line_ends():
+    """Lone CRs end lines as the segmenter reads them: the panel shows the cited paragraph, not all."""
+    for nl in ("\r", "\r\n", "\n"):
+        text = nl.join(["Mill Notes", "", "The mill was built in 1788.", "Its wheel stopped in 1931.", "",
+                        "The granary burned in 1902.", ""])
+        s = text.index("Its wheel")
+        para = text[slice(*paragraph_bounds(text, s, s + 26))]
+        assert para == f"The mill was built in 1788.{nl}Its wheel stopped in 1931."

@@ -23,7 +23,8 @@ _ESCAPES = str.maketrans({
     "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
 })
 _SPACES = re.compile(r"\s+")
-_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
+# A blank line, with Windows (CR LF) or classic Mac (lone CR) line ends too, as the segmenter reads them.
+_BLANK_LINE = re.compile(r"(?:\r\n|\r(?!\n)|\n)[ \t\f\v]*(?:\r\n|\r(?!\n)|\n)")
 # Longest paragraph shown whole in the sources panel; longer ones are cut around the sentence.
 MAX_PARAGRAPH_CHARS = 1200
 CONTEXT_CHARS = 450
