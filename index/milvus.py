@@ -457,7 +457,7 @@ class MilvusStore:
             raise Unindexable(long_ids)
         new = sorted({e.id: e for e in upserts}.values(), key=lambda e: e.id)
         vocab: dict[str, int] = {}
-        # The slow part, before the lease; a sentence over Milvus's field limit refuses its document.
+        # The slow part, before the lease; a text of too many sentences refuses its document.
         seg = Segmented(new, params["dim"], embedder, vocab, progress)
         with self._lock:
             try:

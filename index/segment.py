@@ -19,6 +19,7 @@ _LONG_LINE = 100
 # A "sentence" longer than this is text without sentence ends (a dump, a table flattened): it is
 # cut at spaces into pieces no longer, so no citation quotes megabytes. The eval texts' longest is 2,002.
 MAX_SENTENCE_CHARS = 4000
+_LAST_SPACE = re.compile(r"\s")
 # A numbered item has at most three digits: "1901." at a wrapped line's start ends a sentence on a year.
 _LIST_OR_HEADING = re.compile(r"^\s*(#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|\|)")
 _HEADING = re.compile(r"^\s*#{1,6}\s")
@@ -104,17 +105,15 @@ def split_sentences(text: str) -> list[Span]:
     :data:`MAX_SENTENCE_CHARS` is cut into pieces."""
     text = _LONE_CR.sub("\n", text)  # one character for one: offsets unchanged
     if "\r\n" not in text:
-        spans = _split(text)
-    else:
-        crs = [m.start() for m in re.finditer("\r\n", text)]
-        # A view offset's original one: plus the CRs dropped before it (the k-th stood at crs[k] - k).
-        shifts = [p - k for k, p in enumerate(crs)]
+        return _split(text)
+    crs = [m.start() for m in re.finditer("\r\n", text)]
+    # A view offset's original one: plus the CRs dropped before it (the k-th stood at crs[k] - k).
+    shifts = [p - k for k, p in enumerate(crs)]
 
-        def orig(i: int) -> int:
-            return i + bisect.bisect_right(shifts, i)
+    def orig(i: int) -> int:
+        return i + bisect.bisect_right(shifts, i)
 
-        spans = [Span(orig(s.start), orig(s.end - 1) + 1) for s in _split(text.replace("\r\n", "\n"))]
-    return [piece for span in spans for piece in _pieces(text, span)]
+    return [Span(orig(s.start), orig(s.end - 1) + 1) for s in _split(text.replace("\r\n", "\n"))]
 
 
 def _split(text: str) -> list[Span]:
@@ -143,20 +142,21 @@ def _split(text: str) -> list[Span]:
                         out[-1] = Span(out[-1].start, span.end)
                     else:
                         out.append(span)
-    return out
+    return [piece for span in out for piece in _pieces(text, span)]
 
 
 def _pieces(text: str, span: Span) -> list[Span]:
-    """``span`` cut into pieces of at most :data:`MAX_SENTENCE_CHARS`, each at the last space
-    in its second half (else at the limit)."""
+    """``span`` cut into pieces of at most :data:`MAX_SENTENCE_CHARS`, each at the last space or
+    line end in its second half (else at the limit)."""
     out, start = [], span.start
     while span.end - start > MAX_SENTENCE_CHARS:
         limit = start + MAX_SENTENCE_CHARS
-        cut = max(text.rfind(" ", start + MAX_SENTENCE_CHARS // 2, limit), text.rfind("\n", start + MAX_SENTENCE_CHARS // 2, limit))
-        piece = _strip(text, start, cut if cut > 0 else limit)
+        cut = next(_LAST_SPACE.finditer(text[start + MAX_SENTENCE_CHARS // 2:limit][::-1]), None)
+        end = limit - cut.start() - 1 if cut else limit
+        piece = _strip(text, start, end)
         if piece is not None:
             out.append(piece)
-        start = cut if cut > 0 else limit
+        start = end
     piece = _strip(text, start, span.end)
     return [*out, piece] if piece is not None else out
 

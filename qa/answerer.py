@@ -34,6 +34,7 @@ import json
 import math
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -536,12 +537,24 @@ class Question:
         return len(set(toks[i] for i in pos)) / (pos[-1] - pos[0] + 1)
 
 
+# Symbols the tokenizer reads as [UNK] and people write as emoji: pictographs above U+1F000, and
+# the older ones (✈ ❤ ☕ ⭐ ✅ ⌚) of the BMP's symbol blocks, but for ♭ ♮ ♯, used as letters ("B♭").
+_PICTOGRAPH_BLOCKS = ((0x1F000, 0x1FAFF), (0x2300, 0x23FF), (0x2600, 0x27BF), (0x2B00, 0x2BFF))
+_NOTE_SIGNS = "\u266d\u266e\u266f"
+
+
+def _pictograph(ch: str) -> bool:
+    o = ord(ch)
+    return ch not in _NOTE_SIGNS and any(lo <= o <= hi for lo, hi in _PICTOGRAPH_BLOCKS) and (
+        o >= 0x1F000 or unicodedata.category(ch) == "So")
+
+
 def _emoji_part(text: str, k: int) -> bool:
     """Whether ``text[k]`` belongs to an emoji sequence: a pictograph, joiner, variation selector,
     keycap, tag, or a symbol joined into one ("♂" in "👷‍♂️")."""
     ch, o = text[k], ord(text[k])
     joined = text[k - 1:k] == "\u200d" or text[k + 1:k + 2] == "\ufe0f"
-    return (0x1F000 <= o <= 0x1FAFF or 0xE0020 <= o <= 0xE007F or ch in "\u200d\ufe0e\ufe0f\u20e3"
+    return (_pictograph(ch) or 0xE0020 <= o <= 0xE007F or ch in "\u200d\ufe0e\ufe0f\u20e3"
             or ch.isspace() or joined and 0x2000 <= o <= 0x2BFF)
 
 
@@ -552,12 +565,12 @@ def without_pictographs(sentence: str, span: tuple[int, int]) -> tuple[int, int]
     i = a
     while i < b and _emoji_part(sentence, i):
         i += 1
-    if any(ord(c) >= 0x1F000 for c in sentence[a:i]):
+    if any(map(_pictograph, sentence[a:i])):
         a = i
     j = b
     while j > a and _emoji_part(sentence, j - 1):
         j -= 1
-    if any(ord(c) >= 0x1F000 for c in sentence[j:b]):
+    if any(map(_pictograph, sentence[j:b])):
         b = j
     return (a, b) if a < b else span
 

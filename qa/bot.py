@@ -30,7 +30,7 @@ from index.text import terms
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
 from .answerer import Answerer, name_terms, named_documents, without_names
 from .conversation import resolve
-from .ingest import SUPPORTED_SUFFIXES, FileProgress, IngestError, first_hidden, load_folder, max_bytes, parse_document
+from .ingest import SUPPORTED_SUFFIXES, FileProgress, IngestError, first_hidden, load_folder, max_bytes, parse_document, unlisted
 from .layout import Layout, load_layout, save_layout
 from .dates import answer_date
 from .feedback import FEEDBACK_FILE, FeedbackError, FeedbackStore, Span, conversation
@@ -145,8 +145,9 @@ def clean_name(name: object) -> str:
         raise DocumentError("invalid", f"file name {name!r} starts or ends with a space")
     if name != Path(name).name or "/" in name or "\\" in name or ".." in name or name == ".":
         raise DocumentError("invalid", f"file name {name!r} must be a plain name without folders or '..'")
-    if name.startswith("."):
-        raise DocumentError("invalid", f"file name {name!r} is hidden; hidden files are never indexed")
+    why = unlisted(name)
+    if why:
+        raise DocumentError("invalid", f"file name {name!r} is {why}")
     return name
 
 
@@ -316,6 +317,7 @@ class Bot:
         # starts from that one, while readers keep ``_index`` until the writer replaces it.
         self._behind = False
         self._checked = time.monotonic()  # when a reader last looked for a newer index on disk
+        self._unusable: str | None = None  # why the newer index on disk was last found unusable
         self._lock = threading.Lock()  # one writer thread at a time; readers use the current snapshot
         self.writer_wait_s = WRITER_WAIT_S
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
@@ -360,23 +362,28 @@ class Bot:
             rebuilt = self.sync().rebuilt
             if rebuilt:  # the command line reports its own syncs; a server's log says it here
                 log.warning("%s; rebuilt", rebuilt)
-        elif time.monotonic() - self._checked > NEWER_CHECK_S:
-            self._read_newer()
+        elif time.monotonic() - self._checked > NEWER_CHECK_S and self._lock.acquire(blocking=False):
+            self._checked = time.monotonic()
+            threading.Thread(target=self._read_newer, name="qa-newer-index", daemon=True).start()
         assert self._index is not None
         return self._index
 
     def _read_newer(self) -> None:
-        """Answer from the index another process has written since, when no writer of this
-        process is at work (it starts from that index itself, and readers keep theirs meanwhile)."""
-        if not self._lock.acquire(blocking=False):
-            return
+        """In a thread of its own, holding the writers' lock (released here): answer from the
+        index another process has written since. Readers keep theirs meanwhile; a writer of this
+        process starts from the newer one itself, so none may be at work."""
         try:
-            self._checked = time.monotonic()
-            if self._index is not None and not self.retriever.is_current(self._index):
-                index, rebuilt = self.retriever.open(self.embedder)
-                if not rebuilt:  # one this process cannot use is left to its next write to rebuild
-                    self._publish(index)
-                    log.info("answering from the index another process wrote (%d documents)", len(index.entries))
+            if self._index is None or self.retriever.is_current(self._index) or not self.retriever.stored():
+                return
+            index, rebuilt = self.retriever.open(self.embedder)
+            if rebuilt:  # one this process cannot use is left to its next write to rebuild
+                if rebuilt != self._unusable:
+                    log.warning("the index another process wrote cannot be used here (%s); answering from the one "
+                                "read before", rebuilt)
+                self._unusable = rebuilt
+            elif self.retriever.is_current(index):  # not an empty one, read while its generation was replaced
+                self._publish(index)
+                log.info("answering from the index another process wrote (%d documents)", len(index.entries))
         except Exception as exc:  # the index answered from stays; the next write says what is wrong
             log.warning("could not read the index another process wrote: %s", exc)
         finally:

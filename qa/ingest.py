@@ -65,8 +65,16 @@ _VERSION_LINE = re.compile(r"\s*Version\s+(\d+(?:\.\d+)*)\b", re.IGNORECASE)
 _FRONT_LINES = 100
 _COMMENT_LINE = re.compile(r"\s*<!--.*-->\s*$")
 _DATE_LINE = re.compile(r"^\s*(?:published|date|dated|posted|updated)\b\s*:?\s*(?P<rest>.+)$", re.IGNORECASE)
-# Microsoft Office's lock ("owner") file beside a document open in Word: "~$report.docx".
-OFFICE_LOCK_PREFIX = "~$"
+
+
+def unlisted(name: str) -> str | None:
+    """Why a file of this name is never indexed (a hidden file, or the lock file Word keeps
+    beside a document it has open, "~$report.docx"), or None."""
+    if name.startswith("."):
+        return "hidden; hidden files are never indexed"
+    if name.startswith("~$") and name.lower().endswith(".docx"):
+        return "the name of a Word lock file (Word keeps one beside a document it has open); such files are never indexed"
+    return None
 
 
 class FileProgress(Protocol):
@@ -289,10 +297,10 @@ def iter_files(
 ) -> list[tuple[Path, str, os.stat_result]]:
     """Supported regular files under ``folder``, recursively, with their ids (paths relative to
     it, ``/``-separated) and ``stat``, sorted by id; hidden files and folders are skipped (not
-    even walked), and so are Office's lock files (``~$…``). A link to a file outside ``folder``
-    (``/etc/passwd``, ``/proc/…``), a name that is not valid UTF-8 or holds control characters,
-    and a subfolder that cannot be read (its id ends in ``/``) are not listed but put in
-    ``refused`` (id: why), the id printable; a link to a folder, never followed, is put in
+    even walked), and so are Word's lock files (see :func:`unlisted`). A link to a file outside
+    ``folder`` (``/etc/passwd``, ``/proc/…``), a name that is not valid UTF-8 or holds control
+    characters, and a subfolder that cannot be read (its id ends in ``/``) are not listed but put
+    in ``refused`` (id: why), the id printable; a link to a folder, never followed, is put in
     ``notes``."""
     out = []
     inside = folder.resolve()
@@ -313,7 +321,7 @@ def iter_files(
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             path = Path(root, name)
-            if name.startswith((".", OFFICE_LOCK_PREFIX)) or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            if unlisted(name) or path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
             doc_id = name if rel == "." else f"{rel}/{name}"
             try:

@@ -508,6 +508,7 @@ def test_only_emoji_are_trimmed_from_a_short_answer():
     from qa.answerer import without_pictographs
 
     for text, kept in [("Fenwick 👷🏽\u200d♂\ufe0f", "Fenwick"), ("👩 Morag Dunn", "Morag Dunn"),
+                       ("Ana Lopez \u2705", "Ana Lopez"), ("Paris \u2708\ufe0f", "Paris"), ("5 \u2605 hotel", "5 \u2605 hotel"),
                        ("B\u266d 🎵", "B\u266d"), ("in B\u266d major", "in B\u266d major"), ("👍", "👍")]:
         a, b = without_pictographs(text, (0, len(text)))
         assert text[a:b] == kept

@@ -200,6 +200,7 @@ def test_upload_refusals_leave_the_folder_and_index_alone(start):
         (up(("..\\escape.txt", b"Escape.")), 400),
         (up(("..", b"x")), 400),
         (up((".hidden.txt", b"Hidden.")), 400),
+        (up(("~$report.docx", b"PK\x03\x04")), 400),  # Word's lock file name: a folder sync would drop it
         (up(("lighthouse.md", b"# A new lighthouse\n\nIt was built yesterday.")), 409),
         (up(("latin1.txt", "Caf\u00e9 cr\u00e8me.".encode("latin-1"))), 400),
         (up(("nul.txt", b"binary\x00data")), 400),

@@ -496,9 +496,11 @@ def test_html_definition_list_terms_stay_with_their_definitions():
             "<p>The museum tells the story of the harbour and its ships since the first pier was built.</p>"
             "<dl><dt>Opening hours</dt><dd>Tuesday to Sunday, 10 am to 5 pm.</dd><dt>Admission:</dt>"
             "<dd>Adults 8 euros, <b>children</b> free.</dd><dt>Closed</dt><dt>Address</dt><dd>12 Quay Street</dd>"
-            "<dd>Old Town</dd><dt>Shop</dt></dl><p>Guided tours start every hour from the main hall.</p>"
-            "</article></body></html>")
+            "<dd>Old Town</dd><dt>Can I park?</dt><dd>Yes, on the quay.</dd><dt>Tours</dt><dd><p>Every hour.</p></dd>"
+            "<dt>Prices</dt><dd><dl><dt>Child</dt><dd>free</dd></dl></dd><dt>Shop</dt></dl>"
+            "<p>Guided tours start every hour from the main hall.</p></article></body></html>")
     doc = parse_html(page.encode(), "museum.html")
     assert doc.text.split("\n\n")[2:] == [
         "Opening hours: Tuesday to Sunday, 10 am to 5 pm.", "Admission: Adults 8 euros, children free.", "Closed",
-        "Address: 12 Quay Street", "Old Town", "Shop", "Guided tours start every hour from the main hall."]
+        "Address: 12 Quay Street", "Old Town", "Can I park? Yes, on the quay.", "Tours", "Every hour.", "Prices",
+        "Child: free", "Shop", "Guided tours start every hour from the main hall."]

@@ -221,6 +221,7 @@ def test_an_office_lock_file_beside_an_open_document_is_not_read(tmp_path: Path)
     is skipped like a hidden file, not refused with advice to save it again."""
     (tmp_path / "notes.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
     (tmp_path / "~$report.docx").write_bytes(b"\x0cJohn Smith" + b"\x00" * 40)
+    (tmp_path / "~$plan.txt").write_text("A text file may start so.", encoding="utf-8")
     result = load_folder(tmp_path)
-    assert [d.id for d in result.documents] == ["notes.txt"]
+    assert [d.id for d in result.documents] == ["notes.txt", "~$plan.txt"]
     assert result.errors == {} and result.warnings == {}

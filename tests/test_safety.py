@@ -157,13 +157,17 @@ def test_long_digit_date_line_is_answered_fast_and_health_stays_fast(start, digi
 
 
 def test_a_long_date_line_of_words_is_read_fast_and_indexed(start):
-    """Many short digit groups after "date": only the first few are tried as a date."""
-    s = start()
+    """Many short digit groups after "date": only the first few are tried as a date. (Embedding
+    the line's 4,000-character pieces is timed by `qa bench`, not here.)"""
+    from qa.ingest import parse_text
+
+    data = b"date " + b"1111 " * 100_000 + b"\n\nThe groups of ones end here.\n"
     t0 = time.perf_counter()
-    r = upload(s, "groups.txt", b"date " + b"1111 " * 100_000 + b"\n\nThe groups of ones end here.\n")
-    assert r.status_code == 201 and time.perf_counter() - t0 < 5, r.text
-    doc = r.json()["documents"][0]
-    assert len(doc["title"]) <= 301  # the title is cut short
+    doc = parse_text(data, "groups.txt")
+    assert time.perf_counter() - t0 < 2 and len(doc.title) <= 301  # the title is cut short
+    s = start()
+    r = upload(s, "groups.txt", data)
+    assert r.status_code == 201 and r.json()["documents"][0]["title"] == doc.title, r.text
 
 
 def test_a_parse_past_its_budget_is_refused_without_slowing_others(embedder, answerer, tmp_path):
@@ -443,19 +447,20 @@ def test_conversation_store_is_bounded_in_bytes():
 
 def test_a_stored_turn_does_not_hold_the_quoted_sentence(start):
     s = start()
-    sentence = "The giant ledger records that " + " and ".join(f"item {i} cost {i} crowns" for i in range(40_000)) + "."
-    data = ("Ledger\n\n" + sentence + "\n").encode()
-    assert len(data) > 1_000_000
-    assert upload(s, "ledger.txt", data).status_code == 201
+    sentence = "The giant ledger records that " + " and ".join(f"item {i} cost {i} crowns" for i in range(140)) + "."
+    assert 3_500 < len(sentence) < 4_000  # one sentence: longer ones are cut into pieces this long
+    assert upload(s, "ledger.txt", ("Ledger\n\n" + sentence + "\n").encode()).status_code == 201
     store = s.app.state.conversations
     for _ in range(3):
         r = s.client.post("/api/answer", json={"question": "What did item 7 cost?", "conversation_id": "big", "docs": ["ledger.txt"]})
-        assert r.status_code == 200 and len(r.content) > 1_000_000  # the answer quotes the whole sentence
-    assert len(store.history("big")) == 3 and store.bytes < 3 * 20_000  # the store does not
-    # It keeps the place of the citation, which is what a follow-up reads, not its text.
+        assert r.status_code == 200 and sentence in r.json()["citations"][0]["text"]  # the answer quotes it whole
+    # The store does not: it keeps the place of the citation, which is what a follow-up reads.
+    from qa.api.conversations import turn_size
+
     full = Turn("What did item 7 cost?", s.bot.ask("What did item 7 cost?", docs=["ledger.txt"]))
     slim = slim_turn(full)
-    assert len(full.answer.citations[0].text) > 1_000_000 and len(slim.answer.citations[0].text) <= 1000
+    assert full.answer.citations[0].text == sentence and len(slim.answer.citations[0].text) <= 1000
+    assert len(store.history("big")) == 3 and store.bytes == 3 * turn_size(slim) < turn_size(full)
     assert slim.answer.citations[0].start == full.answer.citations[0].start and not slim.answer.passages
 
 
@@ -758,7 +763,8 @@ def test_load_check_with_hostile_clients(start):
 
 def test_a_server_answers_from_what_another_process_indexed_since(start, embedder, answerer, monkeypatch):
     """`qa index` run beside `qa serve` wrote a newer index that the server never read: it went on
-    answering from its own until its next upload, however long that took."""
+    answering from its own until its next upload, however long that took. The newer one is read
+    in a thread of its own, never on a request; an index folder that vanished is not read as empty."""
     import qa.bot
 
     s = start()
@@ -766,6 +772,13 @@ def test_a_server_answers_from_what_another_process_indexed_since(start, embedde
     other = Bot(s.corpus, index_dir=s.bot.index_dir, embedder=embedder, answerer=answerer)
     other.add_document("kestrels.txt", b"Kestrels hover over the verges of the motorway to hunt voles.\n")
     monkeypatch.setattr(qa.bot, "NEWER_CHECK_S", 0.0)
-    assert "kestrels.txt" in [d["id"] for d in s.client.get("/api/documents").json()["documents"]]
+    deadline = time.monotonic() + 30
+    while "kestrels.txt" not in [d["id"] for d in s.client.get("/api/documents").json()["documents"]]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     r = s.client.post("/api/answer", json={"question": "What do kestrels hunt over the motorway verges?"}).json()
     assert r["citations"][0]["doc"] == "kestrels.txt" and "voles" in r["citations"][0]["text"]
+    shutil.rmtree(s.bot.index_dir)
+    for _ in range(20):
+        time.sleep(0.05)
+        assert "kestrels.txt" in s.bot.index.doc_ids

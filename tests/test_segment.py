@@ -155,9 +155,12 @@ def test_text_without_sentence_ends_is_cut_into_pieces_of_bounded_length():
     from index.segment import MAX_SENTENCE_CHARS
 
     words = " ".join(f"item{i}" for i in range(6000))
-    for text in (f"First sentence here.\n\n{words}\n\nLast one.", words.replace(" ", "\r\n"), "x" * (2 * MAX_SENTENCE_CHARS + 5)):
+    for text in (f"First sentence here.\n\n{words}\n\nLast one.", words.replace(" ", "\t"), words.replace(" ", "\u00a0"),
+                 "x" * (2 * MAX_SENTENCE_CHARS + 5)):
         pieces = [text[s.start:s.end] for s in split_sentences(text)]
         assert all(0 < len(p) <= MAX_SENTENCE_CHARS and p == p.strip() for p in pieces)
         assert len(pieces) >= len(text) // MAX_SENTENCE_CHARS + 1
-        assert [w for p in pieces for w in p.split()] == text.split() or "".join(pieces) == text  # nothing lost
+        assert [w for p in pieces for w in p.split()] == text.split() or "".join(pieces) == text  # no word cut
     assert pieces == ["x" * MAX_SENTENCE_CHARS] * 2 + ["x" * 5]
+    lf, crlf = words.replace(" ", "\n"), words.replace(" ", "\r\n")  # cut as the same text with LF ends
+    assert [crlf[s.start:s.end].replace("\r\n", "\n") for s in split_sentences(crlf)] == [lf[s.start:s.end] for s in split_sentences(lf)]

@@ -215,25 +215,26 @@ def decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+# Marks where a definition list's term ended in a block: its definition follows on the same line.
+_TERM_END = "\x00"
+
+
 def _blocks(body: etree._Element) -> list[str]:
     """The blocks of trafilatura's output in document order: each block element's own inline
-    text, split where a block inside it starts and ends; one per table row. Walked without
-    recursion, as lists may nest deeper than Python's stack."""
+    text, split where a block inside it starts and ends; one per table row; a definition
+    list's term with its definition. Walked without recursion, as lists may nest deeper than
+    Python's stack."""
     out: list[str] = []
     buf: list[str] = []
 
     def flush() -> None:
         if buf:
-            out.append("".join(buf))
+            out.append(_joined_term("".join(buf)))
             buf.clear()
 
-    term = False  # buf ends with a definition list's term and ": ", which its definition joins
+    term = False  # the last event ended a term, which a definition starting now joins
     walker = etree.iterwalk(body, events=("start", "end"))
     for event, e in walker:
-        if term and not (event == "start" and e.tag == "item" and e.get("rend", "").startswith("dd-")):
-            buf.pop()  # a term without its definition: a block of its own
-            flush()
-            term = False
         if event == "start":
             if e.tag == "row":
                 flush()
@@ -242,22 +243,30 @@ def _blocks(body: etree._Element) -> list[str]:
             elif e.tag == "lb":
                 buf.append("\n")
             else:
-                if e.tag not in _INLINE and not term:
+                if e.tag not in _INLINE and not (term and e.tag == "item" and e.get("rend", "").startswith("dd-")):
                     flush()
                 buf.append(e.text or "")
             term = False
         else:
-            if e.tag == "item" and e.get("rend", "").startswith("dt-") and "".join(buf).strip():
-                text = ("".join(buf) + (e.tail or "")).rstrip()
-                buf[:] = [text, " " if text.endswith(":") else ": "]
-                term = True
-                continue
-            if e.tag not in _INLINE:
+            term = e.tag == "item" and e.get("rend", "").startswith("dt-") and bool("".join(buf).strip())
+            if term:
+                buf.append(_TERM_END)
+            elif e.tag not in _INLINE:
                 flush()
             if e is not body:
                 buf.append(e.tail or "")
     flush()
     return out
+
+
+def _joined_term(block: str) -> str:
+    """A block's term and definition as one line ("Admission: Adults 8 euros"); a term whose
+    definition did not follow it stands alone."""
+    term, _, definition = block.partition(_TERM_END)
+    if not definition.strip():
+        return term + definition
+    term = term.rstrip()
+    return term + (" " if term.endswith((".", "?", "!", ":", ";")) else ": ") + definition.lstrip()
 
 
 def _flat(cell: etree._Element) -> str:
