@@ -149,6 +149,9 @@ def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str]
     def source(title: str, doc: str, date: str | None) -> str:
         return f"{title or doc}".translate(_SHOWN) + (f", {date}" if date else "")
 
+    def short(text: str) -> str:  # one line, though the answer spans a hard-wrapped line end
+        return bold + " ".join(text.translate(_SHOWN).split()) + off
+
     lines = []
     if answer.searched_for != answer.question:
         lines.append(f"(searched for: {answer.searched_for})")
@@ -158,7 +161,7 @@ def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str]
             lines.append("Closest matches:")
     else:
         when = f" [{answer.answer_date}]" if answer.answer_date else ""
-        lines.append(f"Answer: {bold}{str(answer.answer).translate(_SHOWN)}{off}{when}  (confidence {answer.confidence:.2f})")
+        lines.append(f"Answer: {short(str(answer.answer))}{when}  (confidence {answer.confidence:.2f})")
     for i, c in enumerate(answer.citations, start=1):
         lines.append(f"[{i}] \u201c{marked(c.text, c.answer_start, c.answer_end)}\u201d")
         lines.append(f"    \u2014 {c.title.translate(_SHOWN)} ({c.doc}, characters {c.start}\u2013{c.end})")
@@ -167,10 +170,10 @@ def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str]
         against = [c for c in answer.corroboration if not c.agrees]
         if against:
             lines.append(DISAGREE)
-            lines.append(f"  {bold}{str(answer.answer).translate(_SHOWN)}{off} \u2014 {source(top.title, top.doc, date_of(top.doc) if date_of else None)}: "
+            lines.append(f"  {short(str(answer.answer))} \u2014 {source(top.title, top.doc, date_of(top.doc) if date_of else None)}: "
                          f"\u201c{marked(top.text, top.answer_start, top.answer_end)}\u201d")
             for c in against:
-                lines.append(f"  {bold}{c.answer.translate(_SHOWN)}{off} \u2014 {source(c.title, c.doc, c.date)}: "
+                lines.append(f"  {short(c.answer)} \u2014 {source(c.title, c.doc, c.date)}: "
                              f"\u201c{marked(c.text, c.answer_start, c.answer_end)}\u201d")
         agreeing = [c for c in answer.corroboration if c.agrees]
         if agreeing:

@@ -460,3 +460,17 @@ def test_a_milvus_uri_without_the_milvus_backend_is_said(capsys):
                                        "pass --backend milvus to use Milvus\n")
     assert _backend_options(args, Settings.from_env({})) == {"backend": "faiss"}
     assert capsys.readouterr().err == ""
+
+
+def test_a_short_answer_over_a_hard_wrapped_line_is_shown_on_one_line():
+    """"January\r\n8", quoted from a hard-wrapped file, printed the answer line over two lines."""
+    from qa.cli import format_answer
+    from qa.types import Answer, Citation
+
+    text = "The second call was on January\r\n8, two days later."
+    cite = Citation("calls.txt", "Calls", text, 0, len(text), 0.9, text.index("January"), text.index(","))
+    a = Answer("When was the second call?", "When was the second call?", False, text[cite.answer_start:cite.answer_end],
+               0.8, (cite,))
+    lines = format_answer(a).splitlines()
+    assert lines[0] == "Answer: **January 8**  (confidence 0.80)"
+    assert lines[1:3] == ["[1] \u201cThe second call was on **January ", "8**, two days later.\u201d"]  # quoted as written
