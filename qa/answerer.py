@@ -824,7 +824,7 @@ class Answerer:
         # A citation's score: its share of the ranker's preference among the candidates.
         share = np.exp(scores - scores.max())
         share /= share.sum()
-        citations = [self._cite(index, rows[i], float(share[i])) for i in order[:top_k]]
+        citations = [self._cite(index, rows[i], float(share[i])) for i in self._distinct(index, rows, order, top_k)]
         answer = None
         if not abstained and citations:
             reading = readings.get(int(order[0]))
@@ -840,6 +840,20 @@ class Answerer:
                 answer = top.text[top.answer_start:top.answer_end] if top.answer_start is not None else top.text
         return Decision(abstained, answer, confidence, citations, self.passage_order(index, hits, rows, order),
                         {rows[i]: r for i, r in readings.items()})
+
+    @staticmethod
+    def _distinct(index: HybridIndex, rows: Sequence[int], order: np.ndarray, k: int) -> list[int]:
+        """The first ``k`` of ``order`` whose sentences differ in text: a copy of a document (or a
+        repeated line) is cited once, and "Also stated in" names the copy."""
+        out, seen = [], set()
+        for i in order:
+            text = index.sentence_text(rows[int(i)])
+            if text not in seen:
+                seen.add(text)
+                out.append(int(i))
+                if len(out) == k:
+                    break
+        return out
 
     def corroborate(
         self, question: str, qvec: np.ndarray, index: HybridIndex, hits: list[Hit], context: Sequence[str] = (),

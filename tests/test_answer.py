@@ -512,3 +512,20 @@ def test_only_emoji_are_trimmed_from_a_short_answer():
                        ("B\u266d 🎵", "B\u266d"), ("in B\u266d major", "in B\u266d major"), ("👍", "👍")]:
         a, b = without_pictographs(text, (0, len(text)))
         assert text[a:b] == kept
+
+
+def test_a_copy_of_a_document_is_cited_once_and_named_as_agreeing(embedder, tmp_path):
+    """Two identical files filled two of the three citations with the same sentence."""
+    from qa.bot import Bot
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    text = ("Harbour notes\n\nThe harbour lighthouse was built by Margaret Hale in 1871. Its lamp was first lit "
+            "in the spring of that year. It stands 31 metres tall on the northern breakwater.\n")
+    (folder / "report.txt").write_text(text, encoding="utf-8")
+    (folder / "report (1).txt").write_text(text, encoding="utf-8")
+    bot = Bot(folder, index_dir=tmp_path / "index", embedder=embedder)
+    a = bot.ask("Who built the harbour lighthouse?")
+    texts = [c.text for c in a.citations]
+    assert a.answer == "Margaret Hale" and len(texts) == len(set(texts)) == 3
+    assert [c.doc for c in a.corroboration if c.agrees] == [({"report.txt", "report (1).txt"} - {a.citations[0].doc}).pop()]
