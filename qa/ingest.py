@@ -300,8 +300,8 @@ def iter_files(
     even walked), and so are Word's lock files (see :func:`unlisted`). A link to a file outside
     ``folder`` (``/etc/passwd``, ``/proc/…``), a name that is not valid UTF-8 or holds control
     characters, and a subfolder that cannot be read (its id ends in ``/``) are not listed but put
-    in ``refused`` (id: why), the id printable; a link to a folder, never followed, is put in
-    ``notes``."""
+    in ``refused`` (id: why), the id printable; a link to a folder, never followed, a link that
+    leads nowhere and a pipe, socket or device are put in ``notes``."""
     out = []
     inside = folder.resolve()
 
@@ -338,14 +338,18 @@ def iter_files(
             try:
                 st = path.stat()
                 outside = path.is_symlink() and not path.resolve().is_relative_to(inside)
-            except (OSError, RuntimeError):
-                continue  # gone (or a broken link, or a loop) since the folder was listed
+            except (OSError, RuntimeError):  # gone since the folder was listed, or a link to nothing
+                if notes is not None and path.is_symlink():
+                    notes[doc_id] = f"{doc_id}: a link that leads nowhere (a broken link or a loop); not read"
+                continue
             if outside:
                 if refused is not None:
                     refused[doc_id] = f"{doc_id}: a link to a file outside the documents folder; not read"
                 continue
             if stat.S_ISREG(st.st_mode):
                 out.append((path, doc_id, st))
+            elif notes is not None and not stat.S_ISDIR(st.st_mode):
+                notes[doc_id] = f"{doc_id}: not a regular file (a pipe, socket or device); not read"
     out.sort(key=lambda item: item[1])
     return out
 

@@ -225,3 +225,18 @@ def test_an_office_lock_file_beside_an_open_document_is_not_read(tmp_path: Path)
     result = load_folder(tmp_path)
     assert [d.id for d in result.documents] == ["notes.txt", "~$plan.txt"]
     assert result.errors == {} and result.warnings == {}
+
+
+def test_a_broken_link_a_loop_and_a_pipe_are_named_not_skipped_silently(tmp_path: Path):
+    import os
+
+    (tmp_path / "notes.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "deleted.txt")
+    (tmp_path / "loop.md").symlink_to(tmp_path / "loop.md")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would wait forever
+    result = load_folder(tmp_path)
+    assert [d.id for d in result.documents] == ["notes.txt"] and result.errors == {}
+    assert result.warnings == {
+        "gone.txt": "gone.txt: a link that leads nowhere (a broken link or a loop); not read",
+        "loop.md": "loop.md: a link that leads nowhere (a broken link or a loop); not read",
+        "pipe.txt": "pipe.txt: not a regular file (a pipe, socket or device); not read"}
