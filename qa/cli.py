@@ -497,6 +497,11 @@ def compare_saved(args: argparse.Namespace) -> int:
         raise CLIError("--report compares a saved report: give the other one with --against OLD.json")
     if args.set or args.squad or args.coqa:
         raise CLIError("--report compares two saved reports and runs nothing: leave out the eval set, --squad and --coqa")
+    run_only = [option for option, given in (("--min-answered-accuracy", args.min_answered_accuracy is not None),
+                                             ("--min-sentence-accuracy", args.min_sentence_accuracy is not None),
+                                             ("--compare", args.compare), ("--curve", args.curve)) if given]
+    if run_only:
+        raise CLIError(f"--report compares two saved reports and runs nothing: leave out {', '.join(run_only)}")
     try:
         comparison = harness.compare_runs(harness.report_turns(args.report), harness.report_turns(args.against))
     except harness.EvalSetError as exc:

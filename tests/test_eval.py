@@ -488,3 +488,15 @@ def test_only_feedback_marks_are_skipped_when_documents_change(tmp_path):
     assert kept[1].docs == ("a.md",) and kept[1].turns[0].evidence == ({"doc": "a.md", "start": 0, "end": 25},)
     with pytest.raises(harness.EvalSetError, match="corpus lacks"):
         harness.same_documents(["gone.txt"], texts)
+
+
+def test_saved_report_comparison_refuses_the_options_of_a_run(tmp_path: Path):
+    """``--report`` runs nothing: a gate (or --curve, --compare) given with it is refused, not ignored."""
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"metrics": {}, "turns": [_report_turn("c0", hit=False)]}))
+    saved = [sys.executable, "-m", "qa.cli", "eval", "--report", str(report), "--against", str(report)]
+    for extra in (["--min-answered-accuracy", "0.9"], ["--min-sentence-accuracy", "0.9"], ["--compare"],
+                  ["--curve", str(tmp_path / "c.png")]):
+        r = subprocess.run(saved + extra, capture_output=True, text=True, cwd=ROOT, env=ENV)
+        assert r.returncode == 2 and extra[0] in r.stderr and "Traceback" not in r.stderr, (extra, r.returncode, r.stderr)
+    assert not (tmp_path / "c.png").exists()
