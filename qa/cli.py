@@ -183,13 +183,19 @@ def format_answer(answer: "Answer", color: bool = False, date_of: Callable[[str]
     return "\n".join(lines)
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     bot = _make_bot(args)
     report = _sync(bot, not args.quiet, args.reread)
     n = bot.counts()
     print(
-        f"indexed {n['documents']} documents, {n['sentences']} sentences, {n['passages']} passages "
+        f"indexed {counted(n['documents'], 'document')}, {counted(n['sentences'], 'sentence')}, "
+        f"{counted(n['passages'], 'passage')} "
         f"in {bot.retriever.location} ({len(report.added)} added, {len(report.changed)} changed, "
         f"{len(report.removed)} removed; {time.perf_counter() - t0:.1f} s)"
     )
@@ -328,7 +334,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 raise  # a bug: its traceback is logged
             print(f"qa: error: {message}", file=sys.stderr)
             raise StartupError(message) from None
-        print(f"Ready: {len(bot.index.entries)} documents in {args.docs}", flush=True)
+        print(f"Ready: {counted(len(bot.index.entries), 'document')} in {args.docs}", flush=True)
 
     api = create_app(bot, config, prepare)
     app = mount_chat(api, bot, examples=args.example or ())

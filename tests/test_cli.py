@@ -474,3 +474,9 @@ def test_a_short_answer_over_a_hard_wrapped_line_is_shown_on_one_line():
     lines = format_answer(a).splitlines()
     assert lines[0] == "Answer: **January 8**  (confidence 0.80)"
     assert lines[1:3] == ["[1] \u201cThe second call was on **January ", "8**, two days later.\u201d"]  # quoted as written
+
+
+def test_counts_are_said_in_the_singular_for_one():
+    from qa.cli import counted
+
+    assert [counted(n, "document") for n in (0, 1, 2, 12000)] == ["0 documents", "1 document", "2 documents", "12,000 documents"]
