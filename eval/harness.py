@@ -375,8 +375,8 @@ def metrics(results: list[TurnResult]) -> dict[str, Any]:
         "abstain_precision": mean([float(not r.gold.answerable) for r in abstained]),
         "abstain_recall": mean([float(r.answer.abstained) for r in unans]),
         "calibration_error": calibration_error(results),
-        "latency_ms_p50": round(percentile(lat, 0.5) or 0.0, 2),
-        "latency_ms_p95": round(percentile(lat, 0.95) or 0.0, 2),
+        "latency_ms_p50": round(percentile(lat, 0.5), 2) if lat else None,  # None: no turn in the group
+        "latency_ms_p95": round(percentile(lat, 0.95), 2) if lat else None,
         "n_turns": len(results),
     }
 

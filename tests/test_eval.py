@@ -500,3 +500,9 @@ def test_saved_report_comparison_refuses_the_options_of_a_run(tmp_path: Path):
         r = subprocess.run(saved + extra, capture_output=True, text=True, cwd=ROOT, env=ENV)
         assert r.returncode == 2 and extra[0] in r.stderr and "Traceback" not in r.stderr, (extra, r.returncode, r.stderr)
     assert not (tmp_path / "c.png").exists()
+
+
+def test_a_group_without_turns_has_no_latency():
+    """The follow-ups of a set of single questions showed a latency of 0.000 ms."""
+    m = harness.metrics([])
+    assert m["n_turns"] == 0 and m["latency_ms_p50"] is None and m["latency_ms_p95"] is None
