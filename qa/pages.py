@@ -10,7 +10,7 @@ import hashlib
 import io
 from pathlib import Path
 
-from .formats.pdf import PDFIUM, bounded_scale
+from .formats.pdf import PDFIUM, bounded_scale, map_boxes, page_matrix
 from .layout import Layout
 
 # Pixels per PDF point: 2 gives a letter page 1224 px wide, sharp at full size and on phones...
@@ -56,7 +56,9 @@ def render_page(
     with PDFIUM:
         pdf = pdfium.PdfDocument(data)
         try:
-            image = pdf[page - 1].render(scale=scale).to_pil().convert("RGBA")
+            drawn = pdf[page - 1]
+            image = drawn.render(scale=scale).to_pil().convert("RGBA")
+            to_image = page_matrix(drawn, *image.size)  # boxes are in page space; the page may be turned
         except pdfium.PdfiumError as exc:
             raise PageError("unreadable", f"page {page} of {path.name} cannot be drawn ({exc})") from None
         finally:
@@ -66,10 +68,9 @@ def render_page(
     for span, fill, edge in ((sentence, SENTENCE_FILL, None), (answer, ANSWER_FILL, ANSWER_EDGE)):
         if span is None:
             continue
-        for p, x0, y0, x1, y1 in layout.boxes(*span):
-            if p == page:  # PDF y grows upwards from the page's bottom; image rows grow downwards
-                draw.rectangle([x0 * scale, (height - y1) * scale, x1 * scale, (height - y0) * scale],
-                               fill=fill, outline=edge, width=2 if edge else 0)
+        for p, *box in layout.boxes(*span):
+            if p == page:
+                draw.rectangle(map_boxes(to_image, box)[0].tolist(), fill=fill, outline=edge, width=2 if edge else 0)
     out = io.BytesIO()
     Image.alpha_composite(image, overlay).convert("RGB").save(out, format="PNG", optimize=False)
     return out.getvalue()

@@ -406,3 +406,143 @@ def test_bullet_items_are_paragraphs_of_their_own_also_over_a_page_break():
     sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
     assert sentences == ["Harbour works", "The board approved three projects:", "• A new crane for the east quay and a shed",
                          "• A longer pier at the ferry slip", "• A second lamp for the lighthouse", "The works begin in May."]
+
+
+def _drawn(draw) -> bytes:
+    from reportlab.lib.pagesizes import letter
+    from reportlab.pdfgen.canvas import Canvas
+
+    buf = io.BytesIO()
+    canvas = Canvas(buf, pagesize=letter)
+    draw(canvas)
+    canvas.save()
+    return buf.getvalue()
+
+
+def test_last_lines_alike_but_for_their_figures_are_not_taken_for_a_running_footer():
+    def invoices(canvas):
+        for n, (who, total) in enumerate([("Alpha Ltd", "350.00"), ("Beta GmbH", "120.50"), ("Gamma SA", "99.99")], 1):
+            canvas.setFont("Helvetica", 8)
+            canvas.drawString(72, 760, "ACME Supplies - invoices 2024")
+            canvas.drawString(500, 30, f"Folio {n + 40}")
+            canvas.setFont("Helvetica", 11)
+            canvas.drawString(72, 700, f"Invoice to {who} for office chairs.")
+            canvas.drawString(72, 686, f"Total due is {total} euros by 31 March.")
+            canvas.showPage()
+
+    doc = parse_document(_drawn(invoices), "invoices.pdf")
+    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    assert "Total due is 120.50 euros by 31 March." in sentences and len(sentences) == 6
+    assert "ACME" not in doc.text and "Folio" not in doc.text  # the running lines still go
+
+
+def test_a_landscape_page_drawn_turned_keeps_its_wrapped_sentence_whole():
+    def landscape(canvas):
+        canvas.setPageRotation(90)
+        canvas.translate(612, 0)
+        canvas.rotate(90)  # the text reads upright once the viewer turns the page
+        canvas.setFont("Helvetica", 11)
+        canvas.drawString(72, 500, "The landscape page says the museum opened in 1967 and it holds")
+        canvas.drawString(72, 486, "many paintings by local artists of the nineteenth century.")
+        canvas.drawString(72, 460, "Entry is free on the first Sunday of every month.")
+        canvas.showPage()
+
+    data = _drawn(landscape)
+    doc = parse_document(data, "landscape.pdf")
+    spans = split_sentences(doc.text)
+    assert [doc.text[s.start:s.end] for s in spans] == [
+        "The landscape page says the museum opened in 1967 and it holds many paintings by local artists of the "
+        "nineteenth century.", "Entry is free on the first Sunday of every month."]
+    for s in spans:
+        assert _norm(read_boxes(data, doc.layout.boxes(s.start, s.end))) == _norm(doc.text[s.start:s.end])
+
+
+def _landscape(canvas):
+    canvas.setPageRotation(90)
+    canvas.translate(612, 0)
+    canvas.rotate(90)
+    canvas.setFont("Helvetica", 11)
+    canvas.drawString(72, 500, "The museum opened in 1967.")
+    canvas.showPage()
+
+
+def test_a_turned_page_is_highlighted_where_its_text_is(tmp_path):
+    from qa.pages import render_page
+
+    path = tmp_path / "turned.pdf"
+    path.write_bytes(_drawn(_landscape))
+    doc = parse_document(path.read_bytes(), "turned.pdf")
+    png = render_page(path, doc.layout, 1, (0, len(doc.text)))
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    highlit = np.argwhere((pixels[..., 0] > 230) & (pixels[..., 2] < 200))
+    ink = np.argwhere(pixels.sum(-1) < 300)
+    assert len(highlit) and len(ink)
+    assert (highlit.min(0) <= ink.min(0) + 2).all() and (highlit.max(0) >= ink.max(0) - 2).all(), (highlit, ink)
+
+
+def test_a_scan_stored_turned_has_its_boxes_in_page_space():
+    import pypdfium2 as pdfium
+
+    typed = _drawn(_landscape)
+    with pdf_format.PDFIUM:
+        original = pdfium.PdfDocument(typed)
+        image = original[0].render(scale=200 / 72, grayscale=True).to_pil().rotate(90, expand=True)
+        original.close()
+    buf = io.BytesIO()
+    image.save(buf, format="PDF", resolution=200)  # the scanner stored the page sideways...
+    with pdf_format.PDFIUM:
+        scan = pdfium.PdfDocument(buf.getvalue())
+        scan[0].set_rotation(90)  # ... and turned it upright for viewing
+        out = io.BytesIO()
+        scan.save(out)
+        scan.close()
+    doc, text = parse_document(out.getvalue(), "scan.pdf"), parse_document(typed, "typed.pdf")
+    assert doc.layout.ocr.tolist() == [True] and "The museum opened in 1967." in doc.text
+    (_, *ocr_box), (_, *text_box) = doc.layout.boxes(0, len(doc.text))[0], text.layout.boxes(0, len(text.text))[0]
+    assert np.allclose(ocr_box, text_box, atol=6), (ocr_box, text_box)
+
+
+def test_a_footnote_mark_inside_a_line_does_not_cut_its_sentence():
+    def footnoted(canvas):
+        text = canvas.beginText(72, 700)
+        text.setFont("Helvetica", 11)
+        text.textOut("The canal was dug by hand")
+        text.setRise(4)
+        text.setFont("Helvetica", 7)
+        text.textOut("1")  # pdfium breaks the line at the raised mark
+        text.setRise(0)
+        text.setFont("Helvetica", 11)
+        text.textLine(" in 1820 by three hundred workers from the")
+        text.textLine("valley, and it links the two lakes.")
+        canvas.drawText(text)
+        canvas.setFont("Helvetica", 8)
+        canvas.drawString(72, 60, "1 See the county archive, volume 3.")
+        canvas.showPage()
+
+    data = _drawn(footnoted)
+    doc = parse_document(data, "canal.pdf")
+    spans = split_sentences(doc.text)
+    first = doc.text[spans[0].start:spans[0].end]
+    assert first.startswith("The canal was dug by hand") and first.endswith("it links the two lakes.")
+    assert "in 1820 by three hundred workers" in first
+    assert _norm(read_boxes(data, doc.layout.boxes(spans[0].start, spans[0].end))) == _norm(first)
+
+
+def test_a_page_cropped_off_its_origin_is_highlighted_where_its_text_is(tmp_path):
+    from qa.pages import render_page
+
+    def cropped(canvas):
+        canvas.setCropBox((100, 100, 512, 692))
+        canvas.setFont("Helvetica", 11)
+        canvas.drawString(150, 600, "The cropped page says the ferry leaves at noon.")
+        canvas.showPage()
+
+    path = tmp_path / "cropped.pdf"
+    path.write_bytes(_drawn(cropped))
+    doc = parse_document(path.read_bytes(), "cropped.pdf")
+    png = render_page(path, doc.layout, 1, (0, len(doc.text)))
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    highlit = np.argwhere((pixels[..., 0] > 230) & (pixels[..., 2] < 200))
+    ink = np.argwhere(pixels.sum(-1) < 300)
+    assert len(highlit) and len(ink)
+    assert (highlit.min(0) <= ink.min(0) + 2).all() and (highlit.max(0) >= ink.max(0) - 2).all(), (highlit, ink)

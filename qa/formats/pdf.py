@@ -57,6 +57,7 @@ _TERMINAL = tuple(".!?:;\"”’)")
 _BULLETS = tuple("•●▪◦‣■□○∙\uf0b7\uf0a7")
 _SOFT_HYPHENS = ("\u00ad", "\x02")  # pdfium reports a soft hyphen as U+0002
 _LINE_END_HYPHEN = "\ufffe"  # and a hyphen that ends a line it runs into the next as U+FFFE
+_SPACES = np.array([c for c in range(0x3001) if chr(c).isspace()], np.uint32)
 
 
 @dataclass
@@ -65,10 +66,15 @@ class _Line:
     text: str
     boxes: np.ndarray  # (len(text), 4): x0, y0, x1, y1
     new_paragraph: bool
+    upright: np.ndarray | None = None  # the boxes turned so the text runs left to right (see _upright)
+
+    @property
+    def frame(self) -> np.ndarray:
+        return self.boxes if self.upright is None else self.upright
 
     @property
     def height(self) -> float:
-        return float(np.median(self.boxes[:, 3] - self.boxes[:, 1]))
+        return float(np.median(self.frame[:, 3] - self.frame[:, 1]))
 
 
 def tesseract() -> str | None:
@@ -114,6 +120,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
                     if not page_lines and exe is not None:
                         scale = ocr_scale(*sizes[-1])
                         image = page.render(scale=scale, grayscale=True).to_pil()
+                        to_page = np.linalg.inv(np.vstack([page_matrix(page, *image.size), [0, 0, 1]]))[:2]
                         lo, hi = image.getextrema()
                         if hi - lo <= BLANK_CONTRAST:
                             image = None  # a blank page: nothing for Tesseract to read in it
@@ -123,7 +130,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
                 warnings.append(f"{doc_id}: page {number} has no text layer and Tesseract (tesseract-ocr) "
                                 "is not installed, so it was not read")
             elif image is not None:  # OCR runs outside the lock: it is a process of its own
-                page_lines = _ocr_lines(image, scale, sizes[-1][1], number, exe, doc_id)
+                page_lines = _ocr_lines(image, scale, to_page, number, exe, doc_id)
             ocr.append(image is not None and bool(page_lines))
             lines.extend(page_lines)
             chars += sum(len(line.text) for line in page_lines)
@@ -169,37 +176,65 @@ def _text_lines(page, number: int) -> list[_Line]:
     finally:
         tp.close()
     lines: list[_Line] = []
-    for a, b in _line_spans(text, boxes):
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if a < b:
-            lines.append(_Line(number, text[a:b].replace(_LINE_END_HYPHEN, "-"), boxes[a:b], False))
+    upright = _upright(text, boxes)
+    for keep in _line_spans(text, upright):
+        while keep and text[keep[0]].isspace():
+            keep.pop(0)
+        while keep and text[keep[-1]].isspace():
+            keep.pop()
+        if keep:
+            line = "".join(text[i] for i in keep).replace(_LINE_END_HYPHEN, "-")
+            lines.append(_Line(number, line, boxes[keep], False, upright[keep]))
     _mark_paragraphs(lines)
     return lines
 
 
-def _line_spans(text: str, boxes: np.ndarray) -> list[tuple[int, int]]:
-    """Where the visual lines of a page's text start and end. pdfium breaks lines with CR LF but
+def _line_spans(text: str, boxes: np.ndarray) -> list[list[int]]:
+    """The characters of each visual line of a page's text. pdfium breaks lines with CR LF but
     runs a line that ends in a hyphen into the next (writing the hyphen as U+FFFE); such a line
-    ends after its hyphen, and wherever the text drops to a lower baseline."""
-    spans, start, prev = [], 0, -1  # prev: the last character with a box on the current line
+    ends after its hyphen, and wherever the text drops to a lower baseline. pdfium also breaks
+    at a superscript or subscript; a break whose text goes on along the same line is dropped."""
+    lines, current, prev, broke = [], [], -1, False  # prev: the last character with a box
     for i, ch in enumerate(text):
         if ch in "\r\n":
-            if start < i:
-                spans.append((start, i))
-            start, prev = i + 1, -1
+            broke = True
             continue
-        if ch.isspace():
-            continue
-        if prev >= 0 and (text[prev] == _LINE_END_HYPHEN or _lower_line(boxes[prev], boxes[i])):
-            spans.append((start, i))
-            start = i
-        prev = i
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
+        if not ch.isspace():
+            if prev >= 0 and (not _runs_on(boxes[prev], boxes[i]) if broke else
+                              text[prev] == _LINE_END_HYPHEN or _lower_line(boxes[prev], boxes[i])):
+                lines.append(current)
+                current = []
+            prev, broke = i, False
+        current.append(i)
+    lines.append(current)
+    return lines
+
+
+def _runs_on(before: np.ndarray, after: np.ndarray) -> bool:
+    """Does the box ``after`` follow ``before`` closely on the same line (a raised or lowered
+    mark between them, as in "hand¹ in" or "H₂O")?"""
+    overlap = min(before[3], after[3]) - max(before[1], after[1])
+    height = min(before[3] - before[1], after[3] - after[1])
+    return bool(height > 0 and overlap > 0.5 * height and -0.1 * height <= after[0] - before[2] <= 0.5 * height)
+
+
+def _upright(text: str, boxes: np.ndarray) -> np.ndarray:
+    """``boxes`` turned by a multiple of 90 degrees so that the page's text runs left to right
+    (a landscape page is often drawn turned a quarter); only the layout reads them so."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4")
+    breaks = np.cumsum((codes == 10) | (codes == 13))
+    ink = np.flatnonzero(~np.isin(codes, _SPACES))
+    a, b = ink[:-1], ink[1:]
+    a, b = a[breaks[a] == breaks[b]], b[breaks[a] == breaks[b]]  # neighbours on one of pdfium's lines
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    dx, dy = (centres[b] - centres[a]).T
+    flat = np.abs(dx) >= np.abs(dy)
+    votes = Counter({"right": int((flat & (dx > 0)).sum()), "left": int((flat & (dx < 0)).sum()),
+                     "up": int((~flat & (dy > 0)).sum()), "down": int((~flat & (dy < 0)).sum())})
+    x0, y0, x1, y1 = boxes.T
+    turned = {"up": (y0, -x1, y1, -x0), "down": (-y1, x0, -y0, x1), "left": (-x1, -y1, -x0, -y0)}
+    way = max(votes, key=lambda k: (votes[k], k == "right"))
+    return boxes if way == "right" else np.stack(turned[way], axis=1)
 
 
 def _lower_line(before: np.ndarray, after: np.ndarray) -> bool:
@@ -212,7 +247,7 @@ def _mark_paragraphs(lines: list[_Line]) -> None:
     pitch is taken among lines of about the same height, so a title's wider leading is not a gap."""
     if not lines:
         return
-    bottoms = [float(np.median(ln.boxes[:, 1])) for ln in lines]
+    bottoms = [float(np.median(ln.frame[:, 1])) for ln in lines]
     heights = [ln.height for ln in lines]
     pitches = [a - b for a, b in zip(bottoms, bottoms[1:])]
 
@@ -244,10 +279,35 @@ def ocr_scale(width: float, height: float) -> float:
     return bounded_scale(width, height, OCR_DPI / 72, MAX_OCR_PIXELS)
 
 
-def _ocr_lines(image, scale: float, height: float, number: int, exe: str, doc_id: str) -> list[_Line]:
-    """Read a page ``height`` points tall without a text layer from its image, rendered at
-    ``scale`` pixels per point (:func:`ocr_scale`), with Tesseract; each word's box is spread
-    over its characters."""
+def page_matrix(page, width_px: int, height_px: int) -> np.ndarray:
+    """The 2x3 affine map from ``page``'s space (PDF points, as its boxes are) to the pixels of
+    the page drawn ``width_px`` by ``height_px``, its /Rotate and crop box included."""
+    import ctypes
+
+    import pypdfium2.raw as raw
+
+    fine = 1000  # pdfium answers in whole device pixels: ask on a finer grid
+    out = []
+    for x, y in ((0.0, 0.0), (100.0, 0.0), (0.0, 100.0)):
+        dx, dy = ctypes.c_int(), ctypes.c_int()
+        raw.FPDF_PageToDevice(page.raw, 0, 0, width_px * fine, height_px * fine, 0, x, y, dx, dy)
+        out.append((dx.value / fine, dy.value / fine))
+    (ox, oy), (ax, ay), (bx, by) = out
+    return np.array([[(ax - ox) / 100, (bx - ox) / 100, ox], [(ay - oy) / 100, (by - oy) / 100, oy]])
+
+
+def map_boxes(matrix: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``boxes`` (x0, y0, x1, y1 rows) through the affine ``matrix``, as boxes again."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    xs = matrix[0, 0] * boxes[:, [0, 2]] + matrix[0, 1] * boxes[:, [1, 3]] + matrix[0, 2]
+    ys = matrix[1, 0] * boxes[:, [0, 2]] + matrix[1, 1] * boxes[:, [1, 3]] + matrix[1, 2]
+    return np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1)
+
+
+def _ocr_lines(image, scale: float, to_page: np.ndarray, number: int, exe: str, doc_id: str) -> list[_Line]:
+    """Read a page without a text layer from its image, rendered at ``scale`` pixels per point
+    (:func:`ocr_scale`), with Tesseract; each word's box is spread over its characters, and
+    ``to_page`` maps the image's pixels to the page's space (the page may be turned)."""
     from ..ingest import IngestError
 
     png = io.BytesIO()
@@ -266,7 +326,7 @@ def _ocr_lines(image, scale: float, height: float, number: int, exe: str, doc_id
             continue
         left, top, w, h = (int(row[k]) / scale for k in ("left", "top", "width", "height"))
         key = (int(row["block_num"]), int(row["par_num"]), int(row["line_num"]))
-        words.setdefault(key, []).append((word, [left, height - top - h, left + w, height - top]))
+        words.setdefault(key, []).append((word, [left, -top - h, left + w, -top]))  # upright, y up
     lines, last_par = [], None
     for (block, par, _), items in words.items():
         text, boxes = "", []
@@ -277,7 +337,10 @@ def _ocr_lines(image, scale: float, height: float, number: int, exe: str, doc_id
             edges = np.linspace(x0, x1, len(word) + 1)
             text += word
             boxes.extend([edges[i], y0, edges[i + 1], y1] for i in range(len(word)))
-        lines.append(_Line(number, text, np.asarray(boxes, np.float32), (block, par) != last_par))
+        upright = np.asarray(boxes, np.float32)
+        pixels = np.stack([upright[:, 0], -upright[:, 3], upright[:, 2], -upright[:, 1]], axis=1) * scale
+        placed = map_boxes(to_page, pixels).astype(np.float32)
+        lines.append(_Line(number, text, placed, (block, par) != last_par, upright))
         last_par = (block, par)
     return lines
 
@@ -295,9 +358,25 @@ def _drop_running_lines(lines: list[_Line], pages: int) -> list[_Line]:
     edges = {p: set(rows[:EDGE_LINES] + rows[-EDGE_LINES:]) for p, rows in by_page.items()}
     seen = Counter(k for rows in edges.values() for k in {key(lines[i]) for i in rows})
     need = max(2, math.ceil(REPEAT_SHARE * pages))
-    running = {k for k, count in seen.items() if count >= need and pages >= 2}
+    found: dict[str, list[_Line]] = {}
+    for rows in edges.values():
+        for i in sorted(rows):
+            found.setdefault(key(lines[i]), []).append(lines[i])
+    running = {k for k, count in seen.items() if count >= need and pages >= 2 and _numbers_follow_pages(found[k])}
     drop = {i for rows in edges.values() for i in rows if key(lines[i]) in running or _PAGE_NUMBER.match(lines[i].text)}
     return [line for i, line in enumerate(lines) if i not in drop]
+
+
+def _numbers_follow_pages(group: list[_Line]) -> bool:
+    """Do the numbers of lines alike but for digits stay the same or count the pages, from each
+    page to the next, at least half the time ("Page 3", "Report 2024 | 17"; not "Total 350.00")?"""
+    numbers = [re.findall(r"\d+", line.text) for line in group]
+    for column in zip(*numbers):
+        pairs = list(zip(group, column, group[1:], column[1:]))
+        fits = sum(int(b) - int(a) in (0, q.page - p.page) for p, a, q, b in pairs)
+        if pairs and 2 * fits < len(pairs):
+            return False
+    return True
 
 
 def _assemble(lines: list[_Line], sizes: list[tuple[float, float]], ocr: list[bool], source_sha256: str):
@@ -308,13 +387,13 @@ def _assemble(lines: list[_Line], sizes: list[tuple[float, float]], ocr: list[bo
     sentence."""
     joins: list[tuple[str, bool]] = [("", False)]  # between line n-1 and line n: separator, drop n-1's last character
     # The right edge of the bullet of the list item being read (None outside a list).
-    item = lines[0].boxes[0, 2] if lines and lines[0].text.startswith(_BULLETS) else None
+    item = lines[0].frame[0, 2] if lines and lines[0].text.startswith(_BULLETS) else None
     for prev, line in zip(lines, lines[1:]):
         bullet = line.text.startswith(_BULLETS)
         # A list item's wrapped lines are indented past its bullet; a line that is not ends the list.
-        ends_item = item is not None and not bullet and line.boxes[0, 0] < item
+        ends_item = item is not None and not bullet and line.frame[0, 0] < item
         new = bullet or ends_item or (line.new_paragraph if line.page == prev.page else prev.text.endswith(_TERMINAL))
-        item = line.boxes[0, 2] if bullet else None if new else item
+        item = line.frame[0, 2] if bullet else None if new else item
         if new:
             joins.append(("\n\n", False))
         elif prev.text.endswith(_SOFT_HYPHENS):
