@@ -505,7 +505,9 @@ def compare_saved(args: argparse.Namespace) -> int:
         raise CLIError("--report compares two saved reports and runs nothing: leave out the eval set, --squad and --coqa")
     run_only = [option for option, given in (("--min-answered-accuracy", args.min_answered_accuracy is not None),
                                              ("--min-sentence-accuracy", args.min_sentence_accuracy is not None),
-                                             ("--compare", args.compare), ("--curve", args.curve)) if given]
+                                             ("--compare", args.compare), ("--curve", args.curve),
+                                             ("--sample", args.sample), ("--stories", args.stories), ("--split", args.split))
+                if given]
     if run_only:
         raise CLIError(f"--report compares two saved reports and runs nothing: leave out {', '.join(run_only)}")
     try:

@@ -496,7 +496,7 @@ def test_saved_report_comparison_refuses_the_options_of_a_run(tmp_path: Path):
     report.write_text(json.dumps({"metrics": {}, "turns": [_report_turn("c0", hit=False)]}))
     saved = [sys.executable, "-m", "qa.cli", "eval", "--report", str(report), "--against", str(report)]
     for extra in (["--min-answered-accuracy", "0.9"], ["--min-sentence-accuracy", "0.9"], ["--compare"],
-                  ["--curve", str(tmp_path / "c.png")]):
+                  ["--curve", str(tmp_path / "c.png")], ["--sample", "5"], ["--split", "dev"]):
         r = subprocess.run(saved + extra, capture_output=True, text=True, cwd=ROOT, env=ENV)
         assert r.returncode == 2 and extra[0] in r.stderr and "Traceback" not in r.stderr, (extra, r.returncode, r.stderr)
     assert not (tmp_path / "c.png").exists()

@@ -478,6 +478,7 @@ def test_a_turned_page_is_highlighted_where_its_text_is(tmp_path):
     ink = np.argwhere(pixels.sum(-1) < 300)
     assert len(highlit) and len(ink)
     assert (highlit.min(0) <= ink.min(0) + 2).all() and (highlit.max(0) >= ink.max(0) - 2).all(), (highlit, ink)
+    assert (highlit.min(0) >= ink.min(0) - 15).all() and (highlit.max(0) <= ink.max(0) + 15).all()  # on it, not all over
 
 
 def test_a_scan_stored_turned_has_its_boxes_in_page_space():
@@ -546,3 +547,33 @@ def test_a_page_cropped_off_its_origin_is_highlighted_where_its_text_is(tmp_path
     ink = np.argwhere(pixels.sum(-1) < 300)
     assert len(highlit) and len(ink)
     assert (highlit.min(0) <= ink.min(0) + 2).all() and (highlit.max(0) >= ink.max(0) - 2).all(), (highlit, ink)
+    assert (highlit.min(0) >= ink.min(0) - 15).all() and (highlit.max(0) <= ink.max(0) + 15).all()  # on it, not all over
+
+
+def test_a_turned_table_beside_an_upright_caption_and_a_subscript_are_read_as_drawn():
+    """A direction voted for the whole page cut the caption of a turned table into letters
+    ("T a b / l / e …"); a drop to a subscript cut "H2O" after the H."""
+    def mixed(canvas):
+        canvas.setFont("Helvetica", 11)
+        canvas.drawString(72, 720, "Table 3 shows the harbour tolls for the year.")
+        text = canvas.beginText(72, 690)
+        text.textOut("Water is H")
+        text.setRise(-3)
+        text.setFont("Helvetica", 7)
+        text.textOut("2")
+        text.setRise(0)
+        text.setFont("Helvetica", 11)
+        text.textLine("O and it boils at 100 degrees at sea level.")
+        canvas.drawText(text)
+        canvas.saveState()
+        canvas.translate(400, 100)
+        canvas.rotate(90)
+        for n in range(6):
+            canvas.drawString(0, -14 * n, f"Row {n}: the ferry toll is {n + 2} euros a crossing.")
+        canvas.restoreState()
+        canvas.showPage()
+
+    doc = parse_document(_drawn(mixed), "mixed.pdf")
+    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    assert sentences[:2] == ["Table 3 shows the harbour tolls for the year.", "Water is H2O and it boils at 100 degrees at sea level."]
+    assert "Row 3: the ferry toll is 5 euros a crossing." in sentences

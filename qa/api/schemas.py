@@ -50,7 +50,7 @@ class CitationModel(BaseModel):
     page: int | None = Field(None, ge=1, description="from a PDF: the page (1-based) where the sentence starts")
     boxes: list[Annotated[list[Coordinate], Field(min_length=5, max_length=5)]] | None = Field(
         None, max_length=10_000,
-        description="from a PDF: `[page, x0, y0, x1, y1]` in PDF points (origin at the page's bottom left), one per line of the sentence",
+        description="from a PDF: `[page, x0, y0, x1, y1]` in PDF points in the page's own space (origin at the bottom left of an unturned, uncropped page), one per line of the sentence",
     )
     ocr: bool | None = Field(None, description="from a PDF: true when the page was read from its image")
 

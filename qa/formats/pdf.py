@@ -176,15 +176,15 @@ def _text_lines(page, number: int) -> list[_Line]:
     finally:
         tp.close()
     lines: list[_Line] = []
-    upright = _upright(text, boxes)
-    for keep in _line_spans(text, upright):
+    upright = _upright(text, boxes) if page.get_rotation() else None  # a page drawn turned, to be read turned back
+    for keep in _line_spans(text, boxes if upright is None else upright):
         while keep and text[keep[0]].isspace():
             keep.pop(0)
         while keep and text[keep[-1]].isspace():
             keep.pop()
         if keep:
             line = "".join(text[i] for i in keep).replace(_LINE_END_HYPHEN, "-")
-            lines.append(_Line(number, line, boxes[keep], False, upright[keep]))
+            lines.append(_Line(number, line, boxes[keep], False, None if upright is None else upright[keep]))
     _mark_paragraphs(lines)
     return lines
 
@@ -200,8 +200,8 @@ def _line_spans(text: str, boxes: np.ndarray) -> list[list[int]]:
             broke = True
             continue
         if not ch.isspace():
-            if prev >= 0 and (not _runs_on(boxes[prev], boxes[i]) if broke else
-                              text[prev] == _LINE_END_HYPHEN or _lower_line(boxes[prev], boxes[i])):
+            if prev >= 0 and (not _runs_on(boxes[prev], boxes[i]) if broke else text[prev] == _LINE_END_HYPHEN
+                              or _lower_line(boxes[prev], boxes[i]) and not _runs_on(boxes[prev], boxes[i])):
                 lines.append(current)
                 current = []
             prev, broke = i, False
@@ -218,9 +218,11 @@ def _runs_on(before: np.ndarray, after: np.ndarray) -> bool:
     return bool(height > 0 and overlap > 0.5 * height and -0.1 * height <= after[0] - before[2] <= 0.5 * height)
 
 
-def _upright(text: str, boxes: np.ndarray) -> np.ndarray:
+def _upright(text: str, boxes: np.ndarray) -> np.ndarray | None:
     """``boxes`` turned by a multiple of 90 degrees so that the page's text runs left to right
-    (a landscape page is often drawn turned a quarter); only the layout reads them so."""
+    (a landscape page is often drawn turned a quarter); only the layout reads them so. None when
+    the text already runs so, or when no direction holds 90% of it (a turned table beside an
+    upright caption is read as drawn, each line in its own direction)."""
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4")
     breaks = np.cumsum((codes == 10) | (codes == 13))
     ink = np.flatnonzero(~np.isin(codes, _SPACES))
@@ -234,7 +236,9 @@ def _upright(text: str, boxes: np.ndarray) -> np.ndarray:
     x0, y0, x1, y1 = boxes.T
     turned = {"up": (y0, -x1, y1, -x0), "down": (-y1, x0, -y0, x1), "left": (-x1, -y1, -x0, -y0)}
     way = max(votes, key=lambda k: (votes[k], k == "right"))
-    return boxes if way == "right" else np.stack(turned[way], axis=1)
+    if way == "right" or votes[way] < 0.9 * sum(votes.values()):
+        return None
+    return np.stack(turned[way], axis=1)
 
 
 def _lower_line(before: np.ndarray, after: np.ndarray) -> bool:
@@ -347,7 +351,8 @@ def _ocr_lines(image, scale: float, to_page: np.ndarray, number: int, exe: str, 
 
 def _drop_running_lines(lines: list[_Line], pages: int) -> list[_Line]:
     """Without the lines near the top or bottom of a page that are a page number ("7", "Page 3
-    of 9") or that repeat there on most pages (digits ignored, so "Page 3" matches "Page 4")."""
+    of 9") or that repeat there on most pages (digits ignored, so "Page 3" matches "Page 4", when
+    their numbers stay the same or count the pages: an invoice's "Total 350.00" is kept)."""
     by_page: dict[int, list[int]] = {}
     for i, line in enumerate(lines):
         by_page.setdefault(line.page, []).append(i)
