@@ -17,7 +17,7 @@ from syntok import segmenter as _syntok
 # A line this long is not hard-wrapped prose: each line of its paragraph is its own block.
 _LONG_LINE = 100
 # A "sentence" longer than this is text without sentence ends (a dump, a table flattened): it is
-# cut at spaces into pieces no longer, so no citation quotes megabytes. The eval texts' longest is 2,002.
+# cut at spaces into pieces no longer, so no citation quotes megabytes (docs/robustness.md).
 MAX_SENTENCE_CHARS = 4000
 _LAST_SPACE = re.compile(r"\s")
 # A numbered item has at most three digits: "1901." at a wrapped line's start ends a sentence on a year.

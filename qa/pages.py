@@ -68,9 +68,8 @@ def render_page(
     for span, fill, edge in ((sentence, SENTENCE_FILL, None), (answer, ANSWER_FILL, ANSWER_EDGE)):
         if span is None:
             continue
-        for p, *box in layout.boxes(*span):
-            if p == page:
-                draw.rectangle(map_boxes(to_image, box)[0].tolist(), fill=fill, outline=edge, width=2 if edge else 0)
+        for box in map_boxes(to_image, [b for p, *b in layout.boxes(*span) if p == page]):
+            draw.rectangle(box.tolist(), fill=fill, outline=edge, width=2 if edge else 0)
     out = io.BytesIO()
     Image.alpha_composite(image, overlay).convert("RGB").save(out, format="PNG", optimize=False)
     return out.getvalue()

@@ -178,13 +178,18 @@ class Settings(BaseSettings):
         return self.reader_precision == "int8"
 
     @classmethod
+    def variables(cls) -> list[str]:
+        """The names of the environment variables read, sorted."""
+        return sorted(f.alias for f in cls.model_fields.values())
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """The settings of ``env`` (default: the process environment); a ``ValueError`` names
         each bad variable and why."""
         try:
             if env is None:
                 return cls()
-            names = {f.alias for f in cls.model_fields.values()}
+            names = cls.variables()
             return cls.model_validate({k: v for k, v in env.items() if k in names and v.strip()})
         except ValidationError as exc:
             raise ValueError(describe(exc)) from None
@@ -193,7 +198,7 @@ class Settings(BaseSettings):
 def misspelt(env: Mapping[str, str]) -> list[str]:
     """A warning for each ``QA_*`` variable of ``env`` that is no setting but looks like one
     (``QA_API_KEYS``): it would be ignored, and a mistyped key leaves the server open."""
-    names = sorted(f.alias for f in Settings.model_fields.values())
+    names = Settings.variables()
     warnings = []
     for var in sorted(env):
         if var.startswith("QA_") and var not in names:

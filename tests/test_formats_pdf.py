@@ -466,12 +466,12 @@ def _landscape(canvas):
     canvas.showPage()
 
 
-def test_a_turned_page_is_highlighted_where_its_text_is(tmp_path):
+def _assert_highlight_covers_the_ink(path):
+    """The page image of ``path``'s first page, its whole text highlighted: the highlight lies
+    on the page's ink, covering it and no more than a few pixels beside it."""
     from qa.pages import render_page
 
-    path = tmp_path / "turned.pdf"
-    path.write_bytes(_drawn(_landscape))
-    doc = parse_document(path.read_bytes(), "turned.pdf")
+    doc = parse_document(path.read_bytes(), path.name)
     png = render_page(path, doc.layout, 1, (0, len(doc.text)))
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
     highlit = np.argwhere((pixels[..., 0] > 230) & (pixels[..., 2] < 200))
@@ -479,6 +479,12 @@ def test_a_turned_page_is_highlighted_where_its_text_is(tmp_path):
     assert len(highlit) and len(ink)
     assert (highlit.min(0) <= ink.min(0) + 2).all() and (highlit.max(0) >= ink.max(0) - 2).all(), (highlit, ink)
     assert (highlit.min(0) >= ink.min(0) - 15).all() and (highlit.max(0) <= ink.max(0) + 15).all()  # on it, not all over
+
+
+def test_a_turned_page_is_highlighted_where_its_text_is(tmp_path):
+    path = tmp_path / "turned.pdf"
+    path.write_bytes(_drawn(_landscape))
+    _assert_highlight_covers_the_ink(path)
 
 
 def test_a_scan_stored_turned_has_its_boxes_in_page_space():
@@ -530,8 +536,6 @@ def test_a_footnote_mark_inside_a_line_does_not_cut_its_sentence():
 
 
 def test_a_page_cropped_off_its_origin_is_highlighted_where_its_text_is(tmp_path):
-    from qa.pages import render_page
-
     def cropped(canvas):
         canvas.setCropBox((100, 100, 512, 692))
         canvas.setFont("Helvetica", 11)
@@ -540,14 +544,7 @@ def test_a_page_cropped_off_its_origin_is_highlighted_where_its_text_is(tmp_path
 
     path = tmp_path / "cropped.pdf"
     path.write_bytes(_drawn(cropped))
-    doc = parse_document(path.read_bytes(), "cropped.pdf")
-    png = render_page(path, doc.layout, 1, (0, len(doc.text)))
-    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    highlit = np.argwhere((pixels[..., 0] > 230) & (pixels[..., 2] < 200))
-    ink = np.argwhere(pixels.sum(-1) < 300)
-    assert len(highlit) and len(ink)
-    assert (highlit.min(0) <= ink.min(0) + 2).all() and (highlit.max(0) >= ink.max(0) - 2).all(), (highlit, ink)
-    assert (highlit.min(0) >= ink.min(0) - 15).all() and (highlit.max(0) <= ink.max(0) + 15).all()  # on it, not all over
+    _assert_highlight_covers_the_ink(path)
 
 
 def test_a_turned_table_beside_an_upright_caption_and_a_subscript_are_read_as_drawn():

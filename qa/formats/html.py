@@ -243,12 +243,12 @@ def _blocks(body: etree._Element) -> list[str]:
             elif e.tag == "lb":
                 buf.append("\n")
             else:
-                if e.tag not in _INLINE and not (term and e.tag == "item" and e.get("rend", "").startswith("dd-")):
+                if e.tag not in _INLINE and not (term and _item(e, "dd-")):
                     flush()
                 buf.append(e.text or "")
             term = False
         else:
-            term = e.tag == "item" and e.get("rend", "").startswith("dt-") and bool("".join(buf).strip())
+            term = _item(e, "dt-") and bool("".join(buf).strip())
             if term:
                 buf.append(_TERM_END)
             elif e.tag not in _INLINE:
@@ -257,6 +257,11 @@ def _blocks(body: etree._Element) -> list[str]:
                 buf.append(e.tail or "")
     flush()
     return out
+
+
+def _item(e: etree._Element, rend: str) -> bool:
+    """Is ``e`` a list item trafilatura marks ``rend`` ("dt-" for a term, "dd-" a definition)?"""
+    return e.tag == "item" and e.get("rend", "").startswith(rend)
 
 
 def _joined_term(block: str) -> str:

@@ -360,15 +360,14 @@ def _drop_running_lines(lines: list[_Line], pages: int) -> list[_Line]:
     def key(line: _Line) -> str:
         return re.sub(r"\d+", "#", " ".join(line.text.lower().split()))
 
-    edges = {p: set(rows[:EDGE_LINES] + rows[-EDGE_LINES:]) for p, rows in by_page.items()}
-    seen = Counter(k for rows in edges.values() for k in {key(lines[i]) for i in rows})
+    keys = {i: key(lines[i]) for rows in by_page.values() for i in sorted(set(rows[:EDGE_LINES] + rows[-EDGE_LINES:]))}
+    found: dict[str, list[_Line]] = {}  # the edge lines alike, in page order
+    for i, k in keys.items():
+        found.setdefault(k, []).append(lines[i])
     need = max(2, math.ceil(REPEAT_SHARE * pages))
-    found: dict[str, list[_Line]] = {}
-    for rows in edges.values():
-        for i in sorted(rows):
-            found.setdefault(key(lines[i]), []).append(lines[i])
-    running = {k for k, count in seen.items() if count >= need and pages >= 2 and _numbers_follow_pages(found[k])}
-    drop = {i for rows in edges.values() for i in rows if key(lines[i]) in running or _PAGE_NUMBER.match(lines[i].text)}
+    running = {k for k, group in found.items()
+               if pages >= 2 and len({ln.page for ln in group}) >= need and _numbers_follow_pages(group)}
+    drop = {i for i, k in keys.items() if k in running or _PAGE_NUMBER.match(lines[i].text)}
     return [line for i, line in enumerate(lines) if i not in drop]
 
 
