@@ -7,7 +7,11 @@ from functools import lru_cache
 
 import Stemmer
 
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+# A soft hyphen, zero-width (non-)joiner or word joiner inside a word leaves it one word
+# (web pages put them in long words); a zero-width space is a space, as in Thai.
+_JOINERS = "\u00ad\u200c\u200d\u2060"
+_WORD = re.compile(r"[^\W_]+(?:['’%s][^\W_]+)*" % _JOINERS, re.UNICODE)
+_NO_JOINERS = str.maketrans("", "", _JOINERS)
 
 # Function words carry no topic; question words are kept out of BM25 queries too.
 STOPWORDS = frozenset(
@@ -20,7 +24,7 @@ STOPWORDS = frozenset(
     will with would you your yours yourself yourselves s t don also whose""".split()
 )
 # Bumped when what terms() returns changes, so an index tokenised the old way is rebuilt.
-TERMS_VERSION = 2
+TERMS_VERSION = 3
 
 _stemmer = Stemmer.Stemmer("english")
 
@@ -36,8 +40,8 @@ def _stem(word: str) -> str:
 
 
 def normalise(word: str) -> str:
-    """Lower-case, drop possessive endings, stem."""
-    w = word.lower().replace("’", "'")
+    """Lower-case, drop joiners and possessive endings, stem."""
+    w = word.lower().translate(_NO_JOINERS).replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
     return _stem(w)
@@ -47,7 +51,7 @@ def terms(text: str) -> list[str]:
     """Content terms of ``text`` (stopwords removed, stemmed), in order, with repeats."""
     out = []
     for m in _WORD.finditer(text):
-        w = m.group().lower()
+        w = m.group().lower().translate(_NO_JOINERS)
         # "what's", "it's", "there's": a function word with a clitic is still a function word.
         if w in STOPWORDS or w[-2:] in ("'s", "’s") and w[:-2] in STOPWORDS:
             continue

@@ -116,3 +116,14 @@ def test_context_terms_count_their_weight():
 def test_function_words_with_a_clitic_are_not_terms():
     # "What's" is "what" + "'s": no topic; a name's possessive keeps the name.
     assert terms("What's his name? It’s there's Milley's call, whose?") == ["name", "milley", "call"]
+
+
+def test_a_soft_hyphen_or_joiner_inside_a_word_leaves_it_one_word():
+    from index.text import words
+
+    # Web pages put soft hyphens into long words; the reader ignores them, so BM25 must too.
+    idx = BM25Index.from_texts(["The inter\u00adoper\u00adability tests ran.", "The tests of speed ran."])
+    assert [p for p, _ in idx.search("interoperability", k=2)] == [0]
+    assert [m.group() for m in words("co\u2060operate now")] == ["co\u2060operate", "now"]
+    assert terms("Thai\u200bwords") == terms("Thai words")  # a zero-width space is a space
+    assert terms("what\u00ad's new") == terms("what's new") == ["new"]
