@@ -346,6 +346,11 @@ def test_api_serves_the_pdf_its_text_and_highlighted_pages(embedder, tmp_path, r
         txt = next(d["id"] for d in client.get("/api/documents").json()["documents"] if d["kind"] == "text")
         assert client.get(f"/api/documents/{txt}/pages/1.png").status_code == 404
         assert client.get("/api/documents/report.pdf/pages/1.png", params={"start": 0, "end": 10**7}).status_code == 404
+        for bad, said in (({"start": 20, "end": 10}, "start (20) is after end (10)"), ({"start": 10}, "give start and end together"),
+                          ({"answer_start": 0, "answer_end": 3}, "give start and end too"),
+                          ({**query, "answer_start": 0, "answer_end": top["end"] - top["start"] + 1}, "past the sentence's end")):
+            wrong = client.get("/api/documents/report.pdf/pages/1.png", params=bad)
+            assert wrong.status_code == 422 and said in wrong.json()["detail"], (bad, wrong.text)
         (docs / "report.pdf").write_bytes(report_pdf(title="Another version"))
         changed = client.get("/api/documents/report.pdf/pages/1.png")
         assert changed.status_code == 409 and "changed since it was indexed" in changed.json()["detail"]

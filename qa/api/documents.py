@@ -100,6 +100,15 @@ async def upload_documents(
     return UploadResult(documents=describe(bot.index, [d.id for d in upload.documents]), replaced=list(upload.replaced))
 
 
+def _span(first: str, a: int | None, last: str, b: int | None) -> tuple[int, int] | None:
+    """A highlight's span from two query parameters: both or neither, in order."""
+    if (a is None) != (b is None):
+        raise HTTPException(422, f"give {first} and {last} together")
+    if a is not None and b is not None and a > b:
+        raise HTTPException(422, f"{first} ({a}) is after {last} ({b})")
+    return None if a is None or b is None else (a, b)
+
+
 # Declared before the document route: its {doc:path} would take the page's path too.
 @router.get("/{doc:path}/pages/{page}.png", response_class=Response, dependencies=READ,
             summary="A PDF page as an image, with a sentence and its short answer highlighted",
@@ -112,10 +121,14 @@ async def page_image(
     answer_start: Annotated[int | None, Query(ge=0, description="the short answer's start, inside the sentence")] = None,
     answer_end: Annotated[int | None, Query(ge=0, description="the short answer's end, inside the sentence")] = None,
 ) -> Response:
-    sentence = (start, end) if start is not None and end is not None else None
-    answer = None
-    if sentence is not None and answer_start is not None and answer_end is not None:
-        answer = (start + answer_start, start + answer_end)
+    sentence = _span("start", start, "end", end)
+    answer = _span("answer_start", answer_start, "answer_end", answer_end)
+    if answer is not None:
+        if sentence is None:
+            raise HTTPException(422, "answer_start and answer_end count from the sentence's start: give start and end too")
+        if answer[1] > sentence[1] - sentence[0]:
+            raise HTTPException(422, f"answer_end ({answer[1]}) is past the sentence's end (it has {sentence[1] - sentence[0]} characters)")
+        answer = (sentence[0] + answer[0], sentence[0] + answer[1])
     try:
         png = await service.parse_budget.run(partial(service.bot.page_png, doc, page, sentence, answer))
     except (DocumentError, PageError) as exc:
