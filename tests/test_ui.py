@@ -736,3 +736,67 @@ def test_paragraph_bounds_with_classic_mac_line_ends():
         s = text.index("Its wheel")
         para = text[slice(*paragraph_bounds(text, s, s + 26))]
         assert para == f"The mill was built in 1788.{nl}Its wheel stopped in 1931."
+
+
+def test_after_a_reply_the_box_has_focus_and_the_picker_knows_other_pages_uploads_in_a_real_browser(live, tmp_path):
+    """The box, locked while answering, lost focus for good: typed keys after a reply went nowhere.
+    A page opened before another page's upload never listed the new document in its picker."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    url, bot = live
+    doc = tmp_path / "kiln.txt"
+    doc.write_text("The old kiln\n\nThe old kiln was fired for the last time in 1911 by the potter Jonas Webb.\n", encoding="utf-8")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pages = []
+            for _ in range(2):
+                page = browser.new_page()
+                page.goto(url + "/", wait_until="load")
+                page.locator("#qa-question textarea").wait_for()
+                wired(page)
+                pages.append(page)
+            first, second = pages
+            with first.expect_file_chooser() as chooser:
+                first.locator("#qa-upload").click()
+            chooser.value.set_files(str(doc))
+            expect(first.locator("#qa-status")).to_contain_text("Added", timeout=30_000)
+            box = second.locator("#qa-question textarea")
+            box.click()
+            second.keyboard.type("Who fired the old kiln last?")
+            second.keyboard.press("Enter")
+            expect(second.locator("#qa-chat .qa-reply")).to_have_count(1)
+            expect(second.locator("#qa-chat .qa-reply").first).to_contain_text("Jonas Webb")
+            expect(box).to_be_focused()
+            second.keyboard.type("And when?")
+            expect(box).to_have_value("And when?")
+            expect(second.locator("#qa-picker")).to_contain_text("The old kiln")
+        finally:
+            browser.close()
+
+
+def test_a_long_unbroken_word_keeps_the_page_within_a_phone_in_a_real_browser(live):
+    """A question holding a long URL stretched the page to 1,180 px at 375 px wide (the chat, its
+    box and buttons cut off), and the sources panel's heading ran out of its card."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    url, _ = live
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 375, "height": 740})
+            page.goto(url + "/", wait_until="load")
+            box = page.locator("#qa-question textarea")
+            box.wait_for()
+            wired(page)
+            box.fill("When was the second call https://example.org/" + "x" * 300 + " ?")
+            box.press("Enter")
+            expect(page.locator("#qa-chat .qa-reply")).to_have_count(1)
+            heading = page.locator("#qa-sources-panel .qa-sources-for")
+            expect(heading).to_contain_text("example")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 376
+            assert heading.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+        finally:
+            browser.close()

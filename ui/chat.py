@@ -46,7 +46,8 @@ SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Robo
 MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
 
 CSS = """
-.gradio-container { max-width: 1180px !important; margin: 0 auto !important; }
+/* min(): a long unbroken word (a URL) in the chat stretched the page past a phone's width. */
+.gradio-container { max-width: min(1180px, 100%) !important; margin: 0 auto !important; }
 #qa-header h1 { font-size: 1.45rem; margin: .2rem 0 .1rem; }
 #qa-header p { margin: 0; color: var(--body-text-color-subdued); font-size: .95rem; }
 #qa-chat .qa-reply { line-height: 1.5; }
@@ -72,7 +73,7 @@ CSS = """
 .qa-error { color: var(--error-text-color, #b91c1c); }
 mark.qa-answer { background: #fde68a; color: #111827; font-weight: 600; padding: 0 .15em; border-radius: 3px; }
 mark.qa-sentence { background: #dbeafe; color: #111827; padding: .05em 0; border-radius: 2px; }
-.qa-sources-for { font-size: .8em; text-transform: uppercase; letter-spacing: .04em; color: var(--body-text-color-subdued); margin: 0 0 .5em; }
+.qa-sources-for { font-size: .8em; text-transform: uppercase; letter-spacing: .04em; color: var(--body-text-color-subdued); margin: 0 0 .5em; overflow-wrap: anywhere; }
 .qa-source { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: .65em .8em; margin: 0 0 .6em; background: var(--block-background-fill); }
 .qa-source-head { font-weight: 600; line-height: 1.35; }
 .qa-meta { font-size: .78em; color: var(--body-text-color-subdued); margin-top: .15em; overflow-wrap: anywhere; }
@@ -113,6 +114,16 @@ SCROLL_TO_LAST_QUESTION = """() => { setTimeout(() => {
   const top = log.scrollTop + row.getBoundingClientRect().top - log.getBoundingClientRect().top - 4;
   log.scrollTo({top: Math.max(0, top), behavior: 'smooth'});
 }, 60); }"""
+
+
+# The box lost focus while locked: give it back (a keyboard user types on), unless the user has
+# since focused something else, or on a touch screen (focus would pop the keyboard over the reply).
+FOCUS_QUESTION = """() => { if (matchMedia('(pointer: coarse)').matches) return; let tries = 0; const go = () => {
+  const box = document.querySelector('#qa-question textarea');
+  if (!box || (document.activeElement && document.activeElement !== document.body)) return;
+  if (box.disabled) { if (tries++ < 40) setTimeout(go, 50); return; }
+  box.focus({preventScroll: true});
+}; setTimeout(go, 0); }"""
 
 
 # The key field keeps the key in a same-site cookie: the page's uploads to Gradio's upload route
@@ -214,17 +225,20 @@ class ChatPage:
             max_turns = defaults.max_turns if max_turns is None else max_turns
         self.parse_budget, self.max_turns = parse_budget, max_turns
 
-    def documents_update(self, picked: Sequence[str] | None = None) -> Any:
-        """The picker's choices (every indexed document), keeping the ticks still valid."""
+    def documents_update(self, picked: Sequence[str] | None = None, keep: bool = False) -> Any:
+        """The picker's choices (every indexed document), keeping the ticks still valid.
+        ``keep`` (after an answer, when another page may have added or deleted documents):
+        leave the ticks as they are, as the user may have ticked meanwhile, unless one is gone."""
         if not self.ready():
             return gr.update(info=f"{INDEXING} Reload the page then to pick among them.")
         entries = self.bot.index.entries
         ids = {e.id for e in entries}
-        return gr.update(
-            choices=[(_doc_label(e), e.id) for e in entries],
-            value=[d for d in (picked or []) if d in ids],
-            info=f"{len(entries)} documents; none ticked means all of them.",
-        )
+        update = gr.update(choices=[(_doc_label(e), e.id) for e in entries],
+                           info=f"{len(entries)} documents; none ticked means all of them.")
+        valid = [d for d in (picked or []) if d in ids]
+        if not keep or len(valid) < len(picked or []):
+            update["value"] = valid
+        return update
 
     def respond(self, question: str, entries: list[tuple], picked: list[str] | None):
         """Ask; return (question box, chatbot messages, conversation, sources panel)."""
@@ -392,7 +406,7 @@ def build_chat(
     # Asking or starting over also withdraws the sentences offered for the last answer, in the
     # same step: a separate follow-up event could land after the next "wrong" click.
     def ask(question: str, entries: list[tuple], picked: list[str] | None):
-        return (*page.respond(question, entries, picked), *page.feedback_closed())
+        return (*page.respond(question, entries, picked), *page.feedback_closed(), page.documents_update(picked, keep=True))
 
     def ask_example(entries: list[tuple], picked: list[str] | None, evt: gr.SelectData):
         value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
@@ -464,14 +478,15 @@ def build_chat(
         feedback = [fb_pick, fb_send, fb_status]
         asked = [
             question.submit(lock, None, [question], queue=False, **private)
-            .then(ask, [question, entries, picker], outputs + feedback, concurrency_limit=workers,
+            .then(ask, [question, entries, picker], outputs + feedback + [picker], concurrency_limit=workers,
                   concurrency_id="ask", **private)
             .then(unlock, None, [question], queue=False, **private),
-            chatbot.example_select(ask_example, [entries, picker], outputs + feedback, concurrency_limit=workers,
+            chatbot.example_select(ask_example, [entries, picker], outputs + feedback + [picker], concurrency_limit=workers,
                                    concurrency_id="ask", **private),
         ]
         for event in asked:
             event.then(None, js=SCROLL_TO_LAST_QUESTION, **private)
+            event.then(None, js=FOCUS_QUESTION, **private)
         chatbot.select(show_sources, [entries], [sources], **private)
         new_btn.click(start_over, None, outputs + feedback, **private)
         right_btn.click(partial(page.send_feedback, "right"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
