@@ -504,3 +504,22 @@ def test_html_definition_list_terms_stay_with_their_definitions():
         "Opening hours: Tuesday to Sunday, 10 am to 5 pm.", "Admission: Adults 8 euros, children free.", "Closed",
         "Address: 12 Quay Street", "Old Town", "Can I park? Yes, on the quay.", "Tours", "Every hour.", "Prices",
         "Child: free", "Shop", "Guided tours start every hour from the main hall."]
+
+
+def test_docx_tags_are_counted_in_parts_not_named_xml():
+    """python-docx parses a part by its content type, whatever its name: a 200 KB file whose main
+    part was "word/document.bin" (or styles "word/styles.dat") held 150 MB of tags and took 3-4 GB."""
+    with zipfile.ZipFile(io.BytesIO(_structured_docx())) as real:
+        members = {info.filename: real.read(info) for info in real.infolist()}
+    renamed = {name.replace("document.xml", "document.bin"): data.replace(b"document.xml", b"document.bin")
+               for name, data in members.items()}
+    body = renamed["word/document.bin"]
+    renamed["word/document.bin"] = body.replace(b"<w:body>", b"<w:body>" + b"<w:p/>" * (MAX_XML_TAGS + 1), 1)
+    data = _zip(renamed)
+    assert len(data) < 300_000
+    t = time.perf_counter()
+    with pytest.raises(IngestError, match=rf"^bin\.docx: over {MAX_XML_TAGS} XML tags by the end of word/document\.bin;"):
+        parse_document(data, "bin.docx")
+    assert time.perf_counter() - t < 10
+    renamed["word/document.bin"] = body
+    assert "Cargo grew by a fifth." in parse_document(_zip(renamed), "bin.docx").text  # a real file so named is read
