@@ -318,6 +318,7 @@ class Bot:
         self._behind = False
         self._checked = time.monotonic()  # when a reader last looked for a newer index on disk
         self._unusable: str | None = None  # why the newer index on disk was last found unusable
+        self._newer: threading.Thread | None = None  # the last look for a newer index
         self._lock = threading.Lock()  # one writer thread at a time; readers use the current snapshot
         self.writer_wait_s = WRITER_WAIT_S
         self._layouts: OrderedDict[str, Layout] = OrderedDict()
@@ -364,7 +365,8 @@ class Bot:
                 log.warning("%s; rebuilt", rebuilt)
         elif time.monotonic() - self._checked > NEWER_CHECK_S and self._lock.acquire(blocking=False):
             self._checked = time.monotonic()
-            threading.Thread(target=self._read_newer, name="qa-newer-index", daemon=True).start()
+            self._newer = threading.Thread(target=self._read_newer, name="qa-newer-index", daemon=True)
+            self._newer.start()
         assert self._index is not None
         return self._index
 
@@ -806,6 +808,8 @@ class Bot:
 
     def close(self) -> None:
         """Let go of outside resources (the Milvus connection, and a Milvus Lite file's server)."""
+        if self._newer is not None:  # a look for a newer index would query a closed store
+            self._newer.join(timeout=30)
         self.retriever.close()
 
     def _snapshot(self, report: SyncReport | None = None) -> HybridIndex:

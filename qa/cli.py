@@ -71,12 +71,24 @@ def _make_bot(args: argparse.Namespace, config: "Settings | None" = None) -> "Bo
         raise CLIError(f"documents folder {args.docs!r} {why} (pass {where})")
     config = config or settings()
     try:
-        return Bot(args.docs, index_dir=args.index, **_model_options(args, config), max_pdf_pages=config.max_pdf_pages,
-                   corroborate=not getattr(args, "no_corroboration", False), **_backend_options(args, config),
-                   # Only `qa index` may drop Milvus collections built with other settings.
-                   rebuild_store=args.command == "index", quantize_reader=config.quantize_reader)
+        bot = Bot(args.docs, index_dir=args.index, **_model_options(args, config), max_pdf_pages=config.max_pdf_pages,
+                  corroborate=not getattr(args, "no_corroboration", False), **_backend_options(args, config),
+                  # Only `qa index` may drop Milvus collections built with other settings.
+                  rebuild_store=args.command == "index", quantize_reader=config.quantize_reader)
     except (ModelError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    _OPEN_BOTS.append(bot)
+    return bot
+
+
+# Bots a command made, closed when it ends: before exit, while Milvus Lite's in-process server still runs.
+_OPEN_BOTS: list["Bot"] = []
+
+
+def _close_bots() -> None:
+    while _OPEN_BOTS:
+        with contextlib.suppress(Exception):  # the command's outcome stands; a store gone meanwhile is no news
+            _OPEN_BOTS.pop().close()
 
 
 def _model_options(args: argparse.Namespace, config: "Settings") -> dict:
@@ -656,7 +668,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     try:
-        return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        finally:
+            _close_bots()
     except CLIError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:

@@ -593,3 +593,15 @@ def test_milvus_repairs_a_write_that_stopped_part_way(corpus: Path, tmp_path: Pa
     assert all(view.bm25.idf(t) == pytest.approx(local.bm25.idf(t)) for t in terms(q))
     assert all(view.doc_bm25.idf(t) == pytest.approx(local.doc_bm25.idf(t)) for t in terms(q))
     store.close()
+
+
+def test_cli_lets_go_of_the_milvus_lite_file_when_a_command_ends(tmp_path: Path):
+    from qa.cli import main
+
+    uri = str(tmp_path / "store.db")
+    assert main(["ask", "When was the second call?", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix"),
+                 "--backend", "milvus", "--milvus-uri", uri, "--json"]) == 0
+    # Left open, its in-process server lived until exit, racing that exit's thread shutdown.
+    r = subprocess.run([sys.executable, "-c", f"from index.milvus import MilvusStore; MilvusStore({uri!r}).close()"],
+                       capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 0, r.stderr
