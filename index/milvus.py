@@ -269,7 +269,9 @@ class MilvusStore:
 
         if isinstance(exc, MilvusException):
             self._ready = None
-            return MilvusError(f"{doing} the Milvus collections {self.collection}_* at {self.uri} failed: {_describe(exc)}")
+            # A damaged Lite file holds only what `qa index` wrote from a folder: building it again loses nothing.
+            hint = f"; if it is damaged, move {self.uri} away and run `qa index` to build it again" if is_lite(self.uri) and doing == "opening" else ""
+            return MilvusError(f"{doing} the Milvus collections {self.collection}_* at {self.uri} failed: {_describe(exc)}{hint}")
         raise exc
 
     # ----- the collections ----------------------------------------------------------

@@ -605,3 +605,13 @@ def test_cli_lets_go_of_the_milvus_lite_file_when_a_command_ends(tmp_path: Path)
     r = subprocess.run([sys.executable, "-c", f"from index.milvus import MilvusStore; MilvusStore({uri!r}).close()"],
                        capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_damaged_milvus_lite_file_says_how_to_build_it_again(embedder, tmp_path: Path):
+    uri, params = str(tmp_path / "milvus.db"), index_params(embedder)
+    store = MilvusStore(uri)
+    store.write(params, base_entries(), [], embedder)
+    store.close()
+    next(Path(uri).glob("collections/*_docs/schema.json")).write_text("garbage{", encoding="utf-8")
+    with pytest.raises(MilvusError, match=r"not valid JSON.*; if it is damaged, move .*milvus\.db away and run `qa index`"):
+        MilvusStore(uri).documents(params)
