@@ -62,7 +62,9 @@ def load_items(path: str | Path) -> list[Item]:
             if len(docs) != 2 or set(obj["answers"]) != set(docs) or not isinstance(obj["agrees"], bool):
                 raise ValueError("needs two docs, an answer for each, and a boolean 'agrees'")
             items.append(Item(obj["id"], docs, obj["question"], dict(obj["answers"]), obj["agrees"]))  # type: ignore[arg-type]
-        except (ValueError, KeyError, TypeError) as exc:
+        except KeyError as exc:
+            raise ValueError(f"{path}:{n}: no {exc} field") from None
+        except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}:{n}: {exc}") from None
     return items
 
@@ -179,6 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--sample", type=int, default=1000)
     sp.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    given = args.set if args.command == "score" else args.file
+    if not Path(given).is_file():
+        p.error(f"{given}: no such file")
+    if args.command == "score":
+        try:  # a malformed line is said before the documents are indexed
+            load_items(args.set)
+        except (ValueError, UnicodeDecodeError) as exc:
+            p.error(str(exc))
     quiet_libraries()
     if args.command == "latency":
         figures = latency(args.file, args.split, args.sample, args.seed)

@@ -294,8 +294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp = sub.add_parser("speed", help="pages per second reading the PDFs of a folder, without and with the embedding")
     sp.add_argument("docs", type=Path, metavar="DOCS")
     args = p.parse_args(argv)
+    if args.command in ("check", "speed") and not args.docs.is_dir():
+        p.error(f"{args.docs} is not a folder")
     if args.command == "check":
-        counts = check_citations(args.report, args.docs)
+        if not args.report.is_file():
+            p.error(f"{args.report}: no such file")
+        try:
+            counts = check_citations(args.report, args.docs)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            p.error(f"{args.report}: not a `qa eval --json-out` report ({exc})")
         print(json.dumps(counts))
         return 0 if counts["page_right"] == counts["boxes_read_back"] == counts["pdf_citations"] else 1
     if args.command == "speed":

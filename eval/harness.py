@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import hashlib
 import json
 import random
@@ -87,6 +88,20 @@ class TurnResult:
 
 
 # ----- reading sets ------------------------------------------------------------------
+CONVERSATION_KEYS = ("id", "turns", "docs", "feedback")
+TURN_KEYS = ("question", "answers", "evidence", "answerable", "scored")
+
+
+def _known_keys(where: str, what: str, obj: dict[str, Any], known: tuple[str, ...]) -> None:
+    """:class:`EvalSetError` for a key that is a misspelt known one (ignored, it would change the
+    score silently); other extra keys (notes) are allowed."""
+    for key in obj:
+        if key not in known:
+            close = difflib.get_close_matches(str(key).strip().lower(), known, n=1, cutoff=0.75)
+            if close:
+                raise EvalSetError(f"{where}: {what}has {key!r}: did you mean {close[0]!r}?")
+
+
 def load_set(path: str | Path) -> list[Conversation]:
     """Parse a JSONL eval set, validating every field."""
     out, seen = [], set()
@@ -108,6 +123,7 @@ def load_set(path: str | Path) -> list[Conversation]:
         if obj["id"] in seen:
             raise EvalSetError(f"{where}: duplicate conversation id {obj['id']!r}")
         seen.add(obj["id"])
+        _known_keys(where, "", obj, CONVERSATION_KEYS)
         docs = obj.get("docs")
         if docs is not None and not (isinstance(docs, list) and docs and all(isinstance(d, str) for d in docs)):
             raise EvalSetError(f"{where}: 'docs' must be a non-empty list of document ids")
@@ -115,6 +131,7 @@ def load_set(path: str | Path) -> list[Conversation]:
         for i, t in enumerate(obj["turns"]):
             if not isinstance(t, dict) or not isinstance(t.get("question"), str) or not t["question"].strip():
                 raise EvalSetError(f"{where}: turn {i} needs a non-empty string 'question'")
+            _known_keys(where, f"turn {i} ", t, TURN_KEYS)
             scored, answerable = t.get("scored", True), t.get("answerable", True)
             for name, value in (("scored", scored), ("answerable", answerable)):
                 if not isinstance(value, bool):
@@ -226,6 +243,9 @@ def coqa_set(path: str | Path, stories: int | None, seed: int, split: str | None
     out = []
     for story in data:
         doc = coqa_doc(story["id"])
+        if len(story["questions"]) != len(story["answers"]):  # zip would drop the unpaired turns
+            raise ValueError(f"story {story['id']!r} has {len(story['questions'])} questions "
+                             f"but {len(story['answers'])} answers")
         turns = []
         for q, a in zip(story["questions"], story["answers"]):
             answer = a["input_text"].strip()
@@ -524,6 +544,20 @@ def replayable(conversations: list[Conversation], texts: dict[str, str]) -> tupl
         else:
             out.append(dataclasses.replace(conv, turns=tuple(turns), docs=None if docs is None else tuple(docs)))
     return out, skipped
+
+
+def unfindable(conversations: list[Conversation], texts: dict[str, str]) -> list[str]:
+    """``id#turn`` of each answerable turn none of whose evidence is in the documents (an excerpt
+    in no text, whitespace-normalised; a span past its document's end or in none): always a miss."""
+    joined = "\n".join(_ws(t) for t in texts.values())
+
+    def found(ev: str | dict[str, Any]) -> bool:
+        if isinstance(ev, str):
+            return _ws(ev) in joined
+        return ev["doc"] in texts and ev["start"] < len(texts[ev["doc"]])
+
+    return [f"{c.id}#{i}" for c in conversations for i, t in enumerate(c.turns)
+            if t.answerable and not any(found(ev) for ev in t.evidence)]
 
 
 def texts_of(bot: Bot) -> dict[str, str]:

@@ -16,6 +16,7 @@ set, and of the other questions :data:`SQUAD_CALIB` (drawn with seed 1) calibrat
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from pathlib import Path
@@ -44,11 +45,21 @@ FILES = {
 NOISY_SENTENCE_LABELS = frozenset({"quoref"})
 
 
+def data_file(text: str) -> Path:
+    """An argparse type: a data file that exists (said before any model loads)."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return Path(text)
+
+
 def training_files(files: list[Path]) -> list[Path]:
-    """``files`` in :data:`FILES` order; ValueError naming the first that is not a public training file."""
+    """``files`` in :data:`FILES` order; ValueError naming the first that is not a public training file
+    or is missing."""
     for f in files:
         if f.name not in FILES:
             raise ValueError(f"{f}: not one of the public training files {sorted(FILES)}")
+        if not Path(f).is_file():
+            raise ValueError(f"{f}: no such file")
     return sorted(files, key=lambda f: list(FILES).index(f.name))
 
 

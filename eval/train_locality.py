@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from eval import harness
+from eval import harness, splits
 from eval.train import cached_asks, draw
 from index.config import cache_dir
 from qa.bot import Bot, cited_sentence
@@ -228,7 +228,7 @@ def accuracy(chosen: list[Pair], w: np.ndarray, reader_w: float) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("squad", help="SQuAD-format JSON file (or, with --coqa, a CoQA-format one)")
+    ap.add_argument("squad", type=splits.data_file, help="SQuAD-format JSON file (or, with --coqa, a CoQA-format one)")
     ap.add_argument("--coqa", action="store_true", help="learn from the real dialogues of a CoQA-format file's train split")
     ap.add_argument("--stories", type=int, default=None, metavar="N", help="with --coqa: N train stories drawn with seed 0")
     ap.add_argument("--out", default=str(LOCALITY_FILE), help="weights file to write")

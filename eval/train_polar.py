@@ -83,7 +83,7 @@ def gate_for(p: np.ndarray, y: np.ndarray, min_precision: float) -> tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.train_polar", description=__doc__.split("\n\n")[0])
-    ap.add_argument("coqa", type=Path, help="the CoQA-format training file")
+    ap.add_argument("coqa", type=splits.data_file, help="the CoQA-format training file")
     ap.add_argument("--min-precision", type=float, default=0.8,
                     help="verdicts are given where the calib split's were right this often (default 0.8)")
     ap.add_argument("--weights", type=Path, default=WEIGHTS_FILE, help="the answerer's weights file to write into")

@@ -399,6 +399,7 @@ def save(encoder: Any, rel: Any, span_head: Any, path: Path, meta: dict[str, str
 
 def main(argv: list[str] | None = None) -> int:
     from index.embedder import file_sha256, verified_base
+    from index.persist import can_write
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", type=Path, help="SQuAD- or CoQA-format files (../shared/benchmarks/*.json)")
@@ -440,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         files = splits.training_files(args.files)
     except ValueError as exc:
         ap.error(str(exc))
+    try:  # said now, not after hours of training
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        ap.error(f"--out {args.out}: its folder cannot be made ({exc.strerror})")
+    if not can_write(args.out):
+        ap.error(f"--out {args.out}: cannot be written (a folder, or a path through a file or a read-only folder)")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

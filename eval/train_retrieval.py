@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval import harness
+from eval import harness, splits
 from eval.train import corpus_bot, draw
 from index.store import RESCORE_FEATURES, RESCORE_FILE, rescore_weights
 from qa.bot import Bot
@@ -89,7 +89,7 @@ def recall(lists: list[tuple[np.ndarray, np.ndarray]], weights: np.ndarray, k: i
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("squad", help="SQuAD-format JSON file")
+    ap.add_argument("squad", type=splits.data_file, help="SQuAD-format JSON file")
     ap.add_argument("--n", type=int, default=6000, help="questions (the ranker set of eval.train; default 6000)")
     ap.add_argument("--out", default=str(RESCORE_FILE), help="weights file to write")
     args = ap.parse_args(argv)

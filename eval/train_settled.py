@@ -57,10 +57,14 @@ def fit(results: list[harness.TurnResult]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.train_settled", description=__doc__.split("\n\n")[0])
-    ap.add_argument("coqa", type=Path, help="the CoQA-format training file (../shared/benchmarks/coqa-stories-367.json)")
+    ap.add_argument("coqa", type=splits.data_file, help="the CoQA-format training file (../shared/benchmarks/coqa-stories-367.json)")
     ap.add_argument("--weights", type=Path, default=WEIGHTS_FILE, help="the answerer's weights file to write into")
     args = ap.parse_args(argv)
-    if not args.coqa.is_file() or not splits.is_coqa(json.loads(args.coqa.read_bytes())):
+    try:
+        coqa = splits.is_coqa(json.loads(args.coqa.read_bytes()))
+    except (ValueError, AttributeError):  # not JSON, or not an object
+        coqa = False
+    if not coqa:
         ap.error(f"{args.coqa}: not a CoQA-format file")
     quiet_libraries()
     from tqdm import tqdm

@@ -177,6 +177,16 @@ def _current(folder: Path) -> Path:
     return gen
 
 
+def can_write(path: str | os.PathLike[str]) -> bool:
+    """Could a file be written at ``path`` (its missing folders made)? Asked before a long run."""
+    target = Path(path).absolute()
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    return not (target.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK)
+                or (target.exists() and not os.access(target, os.W_OK)))
+
+
 def write_atomic(path: Path, data: bytes, durable: bool = False) -> None:
     """Write ``data`` at ``path`` by way of a temporary file beside it: a reader sees the old file
     or the new one, never half. ``durable`` also syncs the file and the rename to the disk."""

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import io
 import json
+import math
 import os
 import re
 import socket
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from index.config import DEFAULT_MILVUS_COLLECTION, EMBEDDING_BACKENDS, RETRIEVAL_BACKENDS, cache_dir
-from index.persist import write_atomic
+from index.persist import can_write, write_atomic
 
 from .console import progress_bar, quiet_libraries
 
@@ -44,6 +45,17 @@ def count(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def gate_floor(text: str) -> float:
+    """An argparse type: a gate's floor, a finite number (no figure is below NaN: that gate never failed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number (give a share such as 0.85)")
+    return value
 
 
 def settings() -> "Settings":
@@ -392,12 +404,7 @@ def write_json(path: str, data: dict) -> None:
 
 def writable(path: str, option: str) -> None:
     """A :class:`CLIError` when ``option``'s file ``path`` could not be written (said before a long run)."""
-    target = Path(path).absolute()
-    folder = target.parent
-    while not folder.exists():
-        folder = folder.parent
-    if target.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or (
-            target.exists() and not os.access(target, os.W_OK)):
+    if not can_write(path):
         raise CLIError(f"{option} {path!r} cannot be written (a folder, or a path through a file or a read-only folder)")
 
 
@@ -454,6 +461,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"{', …' if len(ids) > 3 else ''})", file=sys.stderr)
     if not conversations:
         raise CLIError("no conversation of the set can be replayed on these documents")
+    lost = harness.unfindable(conversations, texts)
+    if lost:
+        print(f"qa: warning: {counted(len(lost), 'answerable turn')} with evidence found in no document, scored as "
+              f"misses ({', '.join(lost[:3])}{', …' if len(lost) > 3 else ''})", file=sys.stderr)
     n = sum(len(c.turns) for c in conversations)
     runs = harness.ABLATIONS if args.compare else {"full": None}
     named: dict[str, dict] = {}
@@ -502,7 +513,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for metric, floor in (("sentence_accuracy", args.min_sentence_accuracy), ("answered_accuracy", args.min_answered_accuracy)):
         value = rep["metrics"][metric]
         if floor is not None and (value is None or value < floor):
-            print(f"qa: {metric} {value} is below --min-{metric.replace('_', '-')} {floor}", file=sys.stderr)
+            said = f"{value} is below" if value is not None else "has no answerable turn, so it does not meet"
+            print(f"qa: {metric} {said} --min-{metric.replace('_', '-')} {floor}", file=sys.stderr)
             failed = True
     return int(failed)
 
@@ -534,7 +546,7 @@ def compare_saved(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     quiet_libraries()
-    from eval import bench
+    from eval import bench, harness
     from index.embedder import ModelError, load_embedder
 
     source = Path(args.source)
@@ -544,6 +556,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CLIError("--passages and --queries must be at least 1")
     if args.json_out:
         writable(args.json_out, "--json-out")
+    try:  # checked before the model loads, as the eval's files are
+        questions = harness.squad_questions(source)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:  # JSON and Unicode errors too
+        raise CLIError(f"source file {args.source!r} is not a SQuAD-format file ({type(exc).__name__}: {exc})") from None
+    if not questions:
+        raise CLIError(f"source file {args.source!r} holds no answerable question to time")
     config = settings()
     options = _backend_options(args, config)
     try:
@@ -620,8 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--report", metavar="NEW.json",
                     help="with --against: compare this saved report instead of running the eval "
                          "(--json-out then writes the comparison)")
-    sp.add_argument("--min-sentence-accuracy", type=float, metavar="X", help="exit 1 when sentence_accuracy is below X")
-    sp.add_argument("--min-answered-accuracy", type=float, metavar="X", help="exit 1 when answered_accuracy is below X")
+    sp.add_argument("--min-sentence-accuracy", type=gate_floor, metavar="X", help="exit 1 when sentence_accuracy is below X")
+    sp.add_argument("--min-answered-accuracy", type=gate_floor, metavar="X", help="exit 1 when answered_accuracy is below X")
     sp.add_argument("--compare", action="store_true", help="also run the ablations (BM25 only, dense only, hybrid top sentence, ranker without the reader) side by side")
     sp.add_argument("--curve", metavar="FILE.png", help="draw the risk-coverage curve (accuracy against share answered)")
     sp.add_argument("--details", choices=["misses", "all", "none"], default="misses", help="per-turn lines to print (default: misses)")

@@ -246,3 +246,16 @@ def test_a_time_without_am_or_pm_agrees_with_either_and_only_a_leading_time_is_r
     assert not agrees(normalise("10:30"), normalise("11:30")) and not agrees(normalise("2 p.m."), normalise("2 a.m."))
     assert agrees(normalise("250 people by 10:30"), normalise("250 people"))  # a count, not a time
     assert agrees(normalise("2 grams"), normalise("2 g")) and agrees(normalise("5000 g"), normalise("5 kg"))
+
+
+def test_agreement_commands_name_a_missing_or_malformed_set(tmp_path, capsys):
+    """A missing set was a FileNotFoundError traceback; a line without 'docs' said only "'docs'"."""
+    missing = tmp_path / "none.jsonl"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "question": "q", "answers": {}, "agrees": true}\n', encoding="utf-8")
+    for argv, said in ((["score", str(missing)], "none.jsonl: no such file"),
+                       (["latency", str(missing)], "none.jsonl: no such file"),
+                       (["score", str(bad)], "bad.jsonl:1: no 'docs' field")):
+        with pytest.raises(SystemExit) as exit_:
+            agreement_eval.main(argv)
+        assert exit_.value.code == 2 and said in capsys.readouterr().err

@@ -50,3 +50,14 @@ def test_bench_rejects_a_missing_source(tmp_path: Path):
     r = subprocess.run([sys.executable, "-m", "qa.cli", "bench", "--source", str(tmp_path / "nope.json")],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_bench_rejects_a_source_that_is_not_squad_format(tmp_path: Path):
+    """A CoQA file, a JSONL set or a file without questions was a traceback after the model loaded."""
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"data": []}', encoding="utf-8")
+    for source, said in ((DATA / "tiny-coqa.json", "is not a SQuAD-format file"), (ROOT / "eval" / "seeds.jsonl", "is not a SQuAD-format file"),
+                         (empty, "holds no answerable question")):
+        r = subprocess.run([sys.executable, "-m", "qa.cli", "bench", "--source", str(source), "--index", str(tmp_path / "w")],
+                           capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -506,3 +506,77 @@ def test_a_group_without_turns_has_no_latency():
     """The follow-ups of a set of single questions showed a latency of 0.000 ms."""
     m = harness.metrics([])
     assert m["n_turns"] == 0 and m["latency_ms_p50"] is None and m["latency_ms_p95"] is None
+
+
+def test_a_coqa_story_whose_questions_and_answers_differ_in_count_is_refused(tmp_path: Path):
+    """zip() dropped a story's unpaired turns without a word: 11 questions, 9 answers ran 9 turns."""
+    data = json.loads((DATA / "tiny-coqa.json").read_text(encoding="utf-8"))
+    data["data"][0]["answers"] = data["data"][0]["answers"][:-1]
+    f = tmp_path / "coqa.json"
+    f.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="'lighthouse' has 4 questions but 3 answers"):
+        harness.coqa_set(f, None, 0)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "x", "turns": [{"question": "q", "answer": ["January 8"], "evidence": ["x"]}]}', "turn 0 has 'answer': did you mean 'answers'"),
+    ('{"id": "x", "doc": ["a.txt"], "turns": [{"question": "q", "evidence": ["x"]}]}', "has 'doc': did you mean 'docs'"),
+    ('{"id": "x", "turns": [{"question": "q", "evidence": ["x"], "answerabel": false}]}', "did you mean 'answerable'"),
+])
+def test_misspelt_set_fields_are_refused_not_ignored(tmp_path: Path, line: str, message: str):
+    """A misspelt field was ignored: "doc" searched every document, "answer" scored no EM or F1."""
+    f = tmp_path / "set.jsonl"
+    f.write_text('{"id": "ok", "note": "kept", "turns": [{"question": "q", "answerable": false, "source": "me"}]}\n'
+                 + line + "\n")
+    with pytest.raises(harness.EvalSetError, match=message) as exc:
+        harness.load_set(f)
+    assert ":2:" in str(exc.value)
+
+
+@pytest.mark.parametrize("floor", ["nan", "NaN", "inf"])
+def test_an_eval_gate_floor_must_be_finite(tmp_path: Path, floor: str):
+    """No figure is below NaN, so `--min-answered-accuracy nan` passed every run; refused before the run."""
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(tmp_path / "missing.jsonl"),
+                        "--min-answered-accuracy", floor], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 2 and "--min-answered-accuracy" in r.stderr and "not a finite number" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("module, extra", [
+    ("train", []), ("train_embedder", ["--out", "emb"]), ("train_locality", []), ("train_polar", []),
+    ("train_retrieval", []), ("train_settled", []),
+])
+def test_training_commands_name_a_missing_data_file(tmp_path: Path, module: str, extra: list[str]):
+    """A missing data file gave a FileNotFoundError traceback (train_settled called it not CoQA)."""
+    missing = tmp_path / "coqa-stories-367.json"
+    if module in ("train", "train_embedder"):
+        missing = tmp_path / "squad-dev-v1.1.json"
+    r = subprocess.run([sys.executable, "-m", f"eval.{module}", str(missing), *extra],
+                       capture_output=True, text=True, cwd=tmp_path, env={**ENV, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2 and f"{missing}: no such file" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_gate_over_a_set_without_answerable_turns_says_so(tmp_path: Path):
+    """The gate said "answered_accuracy None is below …": the set had no answerable turn to score."""
+    f = tmp_path / "set.jsonl"
+    f.write_text('{"id": "x", "turns": [{"question": "Where is the Eiffel Tower?", "answerable": false}]}\n')
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(f), "--docs", str(DATA / "corpus"), "--index",
+                        str(tmp_path / "index"), "--details", "none", "--min-answered-accuracy", "0.5"],
+                       capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 1, r.stderr
+    assert "answered_accuracy has no answerable turn, so it does not meet --min-answered-accuracy 0.5" in r.stderr
+
+
+def test_evidence_found_in_no_document_is_warned_of(tmp_path: Path):
+    """A mistyped excerpt or a span past its document's end made its turn a miss on every run, unsaid."""
+    f = tmp_path / "set.jsonl"
+    f.write_text('{"id": "typo", "turns": [{"question": "Where is the volcano?", "evidence": ["the volcanoe of nowhere"]}]}\n'
+                 '{"id": "span", "turns": [{"question": "Where is the volcano?", '
+                 '"evidence": [{"doc": "volcano.txt", "start": 999999, "end": 1000000}]}]}\n')
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(f), "--docs", str(DATA / "corpus"), "--index",
+                        str(tmp_path / "index"), "--details", "none"], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "2 answerable turns with evidence found in no document, scored as misses (typo#0, span#0)" in r.stderr
+    texts = {"a.txt": "It stands\n50 metres tall."}
+    ok = harness.load_set(f)[:1]
+    assert harness.unfindable([harness.Conversation("w", (harness.GoldTurn("q", (), ("stands 50  metres",), True),))], texts) == []
+    assert harness.unfindable(ok, texts) == ["typo#0"]

@@ -579,3 +579,17 @@ def test_a_turned_table_beside_an_upright_caption_and_a_subscript_are_read_as_dr
     sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
     assert sentences[:2] == ["Table 3 shows the harbour tolls for the year.", "Water is H2O and it boils at 100 degrees at sea level."]
     assert "Row 3: the ferry toll is 5 euros a crossing." in sentences
+
+
+def test_formats_check_names_a_missing_or_truncated_report(tmp_path, capsys):
+    """`python -m eval.formats check` over a missing or truncated report was a traceback."""
+    from eval.formats import main
+
+    truncated = tmp_path / "report.json"
+    truncated.write_text('{"metrics": {}, "turns": [{"id": "x', encoding="utf-8")
+    for argv, said in ((["check", str(tmp_path / "none.json"), str(tmp_path)], "none.json: no such file"),
+                       (["check", str(truncated), str(tmp_path)], "not a `qa eval --json-out` report"),
+                       (["speed", str(tmp_path / "nowhere")], "nowhere is not a folder")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and said in capsys.readouterr().err

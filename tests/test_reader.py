@@ -304,3 +304,29 @@ def test_reader_training_on_a_gpu_needs_one(capsys):
     with pytest.raises(SystemExit) as exit_:
         main([str(DATA / "tiny-squad.json"), "--device", "cuda"])
     assert exit_.value.code == 2 and "torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_reader_training_refuses_a_missing_file_or_an_unwritable_out_before_training(tmp_path, capsys):
+    """A missing data file was a traceback; an --out under a file failed only after the training."""
+    from conftest import tiny_training_file
+    from eval.train_reader import main
+
+    data = tmp_path / "squadshifts-new-wiki-v1.0.json"
+    for args, said in (([str(tmp_path / "squad-dev-v1.1.json")], "no such file"),
+                       ([str(data), "--out", str(data / "r.safetensors")], "its folder cannot be made")):
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        assert exit_.value.code == 2 and said in capsys.readouterr().err
+        tiny_training_file(data)
+
+
+def test_reader_training_makes_a_missing_out_folder(tmp_path):
+    """--out in a folder not made yet failed after the training, losing it."""
+    from conftest import tiny_training_file
+    from eval.train_reader import main
+
+    data = tmp_path / "squadshifts-new-wiki-v1.0.json"
+    tiny_training_file(data)
+    out = tmp_path / "new" / "stage" / "r.safetensors"
+    assert main([str(data), "--batch", "4", "--max-steps", "1", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
