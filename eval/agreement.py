@@ -32,6 +32,7 @@ from index.config import cache_dir
 from qa.agreement import DISAGREEING_KINDS, SAME_MATTER, normalise
 from qa.answerer import Answerer, Model
 from qa.bot import Bot
+from qa.cli import gate_floor
 from qa.console import progress_bar, quiet_libraries
 
 from . import harness
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("score", help="verdict accuracy on an agreement set")
     sp.add_argument("set", nargs="?", default=str(DEFAULT_SET))
     sp.add_argument("--docs", default=str(DEFAULT_DOCS))
-    sp.add_argument("--min-accuracy", type=float, default=None, metavar="X", help="exit 1 below X")
+    sp.add_argument("--min-accuracy", type=gate_floor, default=None, metavar="X", help="exit 1 below X")
     sp = sub.add_parser("calibrate", help="how often corroborations at each confidence hold the answer")
     sp.add_argument("file", metavar="FILE.json")
     sp.add_argument("--split", choices=["train", "calib", "dev"], default="calib")

@@ -420,7 +420,7 @@ def calib_corpus(path: Path) -> tuple[Bot, list[Asked], bool]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("files", nargs="+", type=Path, help="the public training files (../shared/benchmarks/*.json)")
     ap.add_argument("--fit-ranker", action="store_true", help="refit the ranker too (on SQuAD train-split questions)")
     ap.add_argument("--n", type=int, default=6000, help="with --fit-ranker: ranker questions (default 6000)")

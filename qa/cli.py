@@ -402,10 +402,13 @@ def write_json(path: str, data: dict) -> None:
     print(f"report written to {path}", file=sys.stderr)
 
 
-def writable(path: str, option: str) -> None:
-    """A :class:`CLIError` when ``option``'s file ``path`` could not be written (said before a long run)."""
+def writable(path: str, option: str, reads: Sequence[str | None] = ()) -> None:
+    """A :class:`CLIError` when ``option``'s file ``path`` could not be written, or is one of the
+    files the command ``reads`` (said before a long run)."""
     if not can_write(path):
         raise CLIError(f"{option} {path!r} cannot be written (a folder, or a path through a file or a read-only folder)")
+    if Path(path).exists() and any(other and Path(other).exists() and os.path.samefile(path, other) for other in reads):
+        raise CLIError(f"{option} {path!r} is a file this command reads: writing there would lose it")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -419,7 +422,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise CLIError(f"{option} goes with {needed}")
     for option, value in (("--json-out", args.json_out), ("--curve", args.curve)):
         if value:
-            writable(value, option)
+            writable(value, option, (args.set, args.squad, args.coqa, args.against))
     quiet_libraries()
     from tqdm import tqdm
 
@@ -534,6 +537,8 @@ def compare_saved(args: argparse.Namespace) -> int:
                 if given]
     if run_only:
         raise CLIError(f"--report compares two saved reports and runs nothing: leave out {', '.join(run_only)}")
+    if args.json_out:
+        writable(args.json_out, "--json-out", (args.report, args.against))
     try:
         comparison = harness.compare_runs(harness.report_turns(args.report), harness.report_turns(args.against))
     except harness.EvalSetError as exc:

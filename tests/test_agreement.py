@@ -255,7 +255,8 @@ def test_agreement_commands_name_a_missing_or_malformed_set(tmp_path, capsys):
     bad.write_text('{"id": "x", "question": "q", "answers": {}, "agrees": true}\n', encoding="utf-8")
     for argv, said in ((["score", str(missing)], "none.jsonl: no such file"),
                        (["latency", str(missing)], "none.jsonl: no such file"),
-                       (["score", str(bad)], "bad.jsonl:1: no 'docs' field")):
+                       (["score", str(bad)], "bad.jsonl:1: no 'docs' field"),
+                       (["score", "--min-accuracy", "nan"], "nan is not a finite number")):  # no score is below NaN
         with pytest.raises(SystemExit) as exit_:
             agreement_eval.main(argv)
         assert exit_.value.code == 2 and said in capsys.readouterr().err

@@ -580,3 +580,17 @@ def test_evidence_found_in_no_document_is_warned_of(tmp_path: Path):
     ok = harness.load_set(f)[:1]
     assert harness.unfindable([harness.Conversation("w", (harness.GoldTurn("q", (), ("stands 50  metres",), True),))], texts) == []
     assert harness.unfindable(ok, texts) == ["typo#0"]
+
+
+def test_eval_json_out_never_overwrites_a_file_the_eval_reads(tmp_path: Path):
+    """`--json-out` naming the eval set itself (or a report being compared) wrote the report over it."""
+    eval_set = tmp_path / "set.jsonl"
+    eval_set.write_text(json.dumps({"id": "c", "turns": [{"question": "Who?", "evidence": ["x"]}]}) + "\n", encoding="utf-8")
+    report = tmp_path / "r.json"
+    report.write_text("{}", encoding="utf-8")
+    before = eval_set.read_bytes()
+    for args in ([str(eval_set), "--docs", str(tmp_path), "--json-out", str(eval_set)],
+                 ["--report", str(report), "--against", str(eval_set), "--json-out", str(tmp_path / "." / "set.jsonl")]):
+        r = subprocess.run([sys.executable, "-m", "qa.cli", "eval", *args], capture_output=True, text=True, cwd=ROOT, env=ENV)
+        assert r.returncode == 2 and "is a file this command reads" in r.stderr, r.stderr
+    assert eval_set.read_bytes() == before
