@@ -186,6 +186,7 @@ def run(
         "milvus_mb": round(_folder_mb(lite), 1) if backend == "milvus" and milvus_uri is None and lite.exists() else None,
         "add_one_doc_s": round(percentile(add_s, 0.5) or 0.0, 3),
         "add_one_doc_s_max": round(max(add_s, default=0.0), 3),
+        "adds": len(add_s),
         "dense_index": "milvus FLAT" if backend == "milvus" else "exact" if idx.ann is None else f"ivf nlist={len(idx.ann.centroids)} nprobe={idx.faiss.nprobe}",
         "dense_recall_at_10": None if recall is None else round(recall, 4),
         "queries": len(lat),

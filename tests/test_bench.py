@@ -30,6 +30,7 @@ def test_bench_builds_then_reuses(tmp_path: Path):
     second = json.loads(out.read_text())
     assert r.returncode == 0 and second["built_now"] is False and second["index_s"] is None
     assert second["passages"] == first["passages"]
+    assert second["adds"] == 5 and "latency_ms: percentiles of 3 questions; add_one_doc_s: the median of 5 adds" in r.stdout
     # The document added to time the incremental update is gone again.
     assert not list((tmp_path / "work").glob("docs-4/bench-added-*"))
 
