@@ -10,7 +10,7 @@ import hashlib
 import io
 from pathlib import Path
 
-from .formats.pdf import PDFIUM, bounded_scale, map_boxes, page_matrix
+from .formats.pdf import PDFIUM, bounded_scale, map_boxes, oversized_images, page_matrix
 from .layout import Layout
 
 # Pixels per PDF point: 2 gives a letter page 1224 px wide, sharp at full size and on phones...
@@ -26,7 +26,7 @@ ANSWER_EDGE = (200, 80, 0, 255)
 
 class PageError(ValueError):
     """The page cannot be drawn: ``kind`` is ``missing`` (no such page), ``changed`` or
-    ``unreadable`` (pdfium failed to draw it)."""
+    ``unreadable`` (pdfium failed to draw it, or its images are too large to draw)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -57,6 +57,9 @@ def render_page(
         pdf = pdfium.PdfDocument(data)
         try:
             drawn = pdf[page - 1]
+            too_large = oversized_images(drawn)
+            if too_large:
+                raise PageError("unreadable", f"page {page} of {path.name} {too_large}, too large to draw")
             image = drawn.render(scale=scale).to_pil().convert("RGBA")
             to_image = page_matrix(drawn, *image.size)  # boxes are in page space; the page may be turned
         except pdfium.PdfiumError as exc:

@@ -96,3 +96,36 @@ def read_boxes(pdf: bytes, boxes) -> str:
         finally:
             doc.close()
     return " ".join(" ".join(parts).split())
+
+
+def huge_image_pdf(width: int, height: int, text: str = "") -> bytes:
+    """A letter page filled by one white RGB image of ``width`` by ``height`` pixels, with ``text``
+    over it: compressed twice, a few kilobytes on disk however large, and built without decoding."""
+    import zlib
+
+    row = b"\xff" * (3 * width)
+    raw = zlib.compressobj(9, zlib.DEFLATED, -15)  # a block flushed whole can be repeated as it is
+    block = raw.compress(row) + raw.flush(zlib.Z_FULL_FLUSH)
+    check = 1
+    for _ in range(height):
+        check = zlib.adler32(row, check)
+    stream = zlib.compress(b"\x78\xda" + block * height + b"\x03\x00" + check.to_bytes(4, "big"), 9)
+    content = b"q 612 0 0 792 0 0 cm /Im0 Do Q" + (f" BT /F1 12 Tf 72 700 Td ({text}) Tj ET".encode() if text else b"")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R "
+        b"/Resources << /XObject << /Im0 4 0 R >> /Font << /F1 6 0 R >> >> >>",
+        f"<< /Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace /DeviceRGB /BitsPerComponent 8 "
+        f"/Filter [/FlateDecode /FlateDecode] /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream",
+        f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.5\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode() + b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)

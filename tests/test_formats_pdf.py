@@ -593,3 +593,29 @@ def test_formats_check_names_a_missing_or_truncated_report(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_scanned_page_with_a_huge_image_is_skipped_unread_and_the_rest_read(tmp_path):
+    """A 1 MB scan can hold one image of 20,000 px square: drawn grey for OCR, pdfium decoded it
+    whole (1.3 GB, 6 s). Its size is read first; the page is skipped and said so, the rest read."""
+    from pdfs import huge_image_pdf
+
+    (tmp_path / "mixed.pdf").write_bytes(join_pages(report_pdf(PAGES_ONE), huge_image_pdf(20000, 20000), [0]))
+    result = load_folder(tmp_path)
+    assert "Ada Brunel" in result.documents[0].text and not result.documents[0].layout.ocr.any()
+    assert ("mixed.pdf: page 2 has no text layer and holds images of 400 million pixels (the largest 20,000 x 20,000; "
+            "the limit is 150 million), too large for OCR, so it was not read") in result.warnings["mixed.pdf"]
+
+
+def test_a_page_image_is_not_drawn_from_a_huge_image(tmp_path):
+    from pdfs import huge_image_pdf
+
+    from qa.pages import PageError, render_page
+
+    path = tmp_path / "poster.pdf"
+    path.write_bytes(huge_image_pdf(20000, 20000, "The harbour opened in May."))
+    doc = parse_document(path.read_bytes(), "poster.pdf")
+    assert doc.text == "The harbour opened in May."
+    with pytest.raises(PageError, match=r"^page 1 of poster\.pdf holds images of 400 million pixels .*too large to draw$") as err:
+        render_page(path, doc.layout, 1, (0, len(doc.text)))
+    assert err.value.kind == "unreadable"

@@ -39,6 +39,9 @@ OCR_DPI = 300
 # 300-byte PDF can declare a page of 5 by 5 metres, which Tesseract cannot read anyway.
 MAX_OCR_PIXELS = 36_000_000
 OCR_TIMEOUT_S = 120
+# No page is rendered whose images hold more pixels than this (a letter page scanned at 600 dpi
+# has 34 million): pdfium decodes an image whole to draw it grey, 1.3 GB for 20,000 px square.
+MAX_IMAGE_PIXELS = 150_000_000
 # A rendered page whose darkest and lightest grey differ by at most this is blank and not OCR'd
 # (Tesseract takes about 0.4 s to find nothing on one).
 BLANK_CONTRAST = 8
@@ -117,7 +120,11 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
                 try:
                     sizes.append(page.get_size())
                     page_lines = _text_lines(page, number)
-                    if not page_lines and exe is not None:
+                    too_large = oversized_images(page) if not page_lines and exe is not None else None
+                    if too_large:
+                        warnings.append(f"{doc_id}: page {number} has no text layer and {too_large}, "
+                                        "too large for OCR, so it was not read")
+                    elif not page_lines and exe is not None:
                         scale = ocr_scale(*sizes[-1])
                         image = page.render(scale=scale, grayscale=True).to_pil()
                         to_page = np.linalg.inv(np.vstack([page_matrix(page, *image.size), [0, 0, 1]]))[:2]
@@ -269,6 +276,20 @@ def _mark_paragraphs(lines: list[_Line]) -> None:
             or pitch > PARAGRAPH_GAP * min(usual, 2 * h)
             or not similar(heights[i], h)  # a heading begins or ends
         )
+
+
+def oversized_images(page) -> str | None:
+    """What is too large about the images drawn on ``page`` (inside its forms too), when they
+    hold over :data:`MAX_IMAGE_PIXELS` in all; their sizes are read without decoding them."""
+    import pypdfium2.raw as raw
+
+    sizes = [obj.get_px_size() for obj in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE])]
+    total = sum(w * h for w, h in sizes)
+    if total <= MAX_IMAGE_PIXELS:
+        return None
+    w, h = max(sizes, key=lambda size: size[0] * size[1])
+    return (f"holds images of {total / 1e6:,.0f} million pixels (the largest {w:,} x {h:,}; "
+            f"the limit is {MAX_IMAGE_PIXELS / 1e6:,.0f} million)")
 
 
 def bounded_scale(width: float, height: float, scale: float, max_pixels: float) -> float:
