@@ -76,6 +76,8 @@ def check_question(question: object) -> str:
     question = question.strip()
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+    if not any(c.isalnum() for c in question):  # "?" or "👍" was answered from the last turn's topic
+        raise QuestionError("the question has no words: ask something about the documents")
     try:
         question.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate ("\ud800"): it cannot be embedded, stored or sent back

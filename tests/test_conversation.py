@@ -323,3 +323,17 @@ def test_a_document_named_twice_is_one_and_a_reversed_date_range_is_said(corpus,
     assert follow[0].to_dict() | {"timings_ms": None} == follow[1].to_dict() | {"timings_ms": None}
     with pytest.raises(QuestionError, match="the date range is reversed: 2021-01-01 is after 2020-01-01"):
         bot.ask("How wide is the crater lake?", after="2021-01-01", before="2020-01-01")
+
+
+def test_a_question_without_words_is_refused_not_answered_from_the_last_topic(corpus, embedder, tmp_path):
+    """"?" or "👍" after an answer was read as a follow-up and answered with a quote about the
+    last topic (in a conversation kept to one document, at 0.4 to 0.5 confidence)."""
+    from qa.bot import Bot, QuestionError
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    crater = Turn("How wide is the crater lake?", bot.ask("How wide is the crater lake?", docs=["volcano.txt"]))
+    assert not crater.answer.abstained
+    for q in ("?", "👍", "...", " ¿? "):
+        with pytest.raises(QuestionError, match="the question has no words"):
+            bot.ask(q, [crater], docs=["volcano.txt"])
+    assert bot.ask("2019?", [crater], docs=["volcano.txt"]).question == "2019?"
