@@ -523,3 +523,85 @@ def test_docx_tags_are_counted_in_parts_not_named_xml():
     assert time.perf_counter() - t < 10
     renamed["word/document.bin"] = body
     assert "Cargo grew by a fifth." in parse_document(_zip(renamed), "bin.docx").text  # a real file so named is read
+
+
+def test_html_inline_code_stays_in_its_sentence():
+    """Inline <code> in a paragraph or list item was a block of its own: "To change it, set" /
+    "cache_size" / "in" were three "sentences", and none answered "How do I change the cache size?"."""
+    page = ("<html><head><title>Configuring the cache</title></head><body><div role='main'>"
+            "<h1>Configuring the cache</h1><p>Tidepool keeps recently used map tiles in a local cache so that "
+            "a map can be redrawn without fetching them again from the server.</p>"
+            "<p>The cache holds 512 megabytes by default. To change it, set <code>cache_size</code> in "
+            "<code>tidepool.toml</code>:</p><pre><code>[cache]\ncache_size = \"2GB\"\n</code></pre>"
+            "<ul><li>Set <code>max_age = 0</code> to keep tiles forever.</li></ul></div></body></html>")
+    doc = parse_html(page.encode(), "cache.html")
+    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    assert "To change it, set cache_size in tidepool.toml:" in sentences
+    assert "Set max_age = 0 to keep tiles forever." in sentences
+    assert '[cache]\ncache_size = "2GB"' in sentences  # a code block stays a block of its own
+
+
+def test_html_elements_with_the_hidden_attribute_are_not_read():
+    """A browser never shows an element with the ``hidden`` attribute, but its text was indexed
+    and could be cited ("the gauge cost 99 million")."""
+    page = ("<html><head><title>New tide gauge</title></head><body><article><h1>New tide gauge</h1>"
+            "<p>A new tide gauge was installed at the end of the west pier on Monday morning.</p>"
+            "<p hidden>An old draft said the gauge cost 99 million euros.</p>"
+            "<p>The old gauge, installed in 1962, was read by hand twice a day by the harbour master.</p>"
+            "<section hidden='until-found'><p>The new one cost 48,000 euros.</p></section>"
+            "</article></body></html>")
+    text = parse_html(page.encode(), "gauge.html").text
+    assert "99 million" not in text
+    assert "The new one cost 48,000 euros." in text  # a collapsed section, which a search opens, is read
+
+
+def test_html_charset_declared_after_a_long_head_style_is_used():
+    """A windows-1251 page whose <meta> came after 9 KB of inline <style> was read as
+    windows-1252: every Cyrillic word was mojibake ("Ìàÿê"), as browsers never show it."""
+    style = "<style>" + "".join(f".c{i} {{ margin: {i}px }}\n" for i in range(400)) + "</style>"
+    page = (f'<html><head><title>Маяк Вестхавен</title>{style}<meta http-equiv="Content-Type" '
+            'content="text/html; charset=windows-1251"></head><body><article><h1>Маяк Вестхавен</h1>'
+            "<p>Маяк был построен в 1871 году. Его свет был виден за 33 километра в ясную погоду.</p>"
+            "<p>The keeper, Ivan Petrov, lived in the tower for thirty years and kept a diary of storms.</p>"
+            "</article></body></html>")
+    doc = parse_html(page.encode("cp1251"), "late.html")
+    assert doc.title == "Маяк Вестхавен"
+    assert "Маяк был построен в 1871 году." in doc.text
+    utf8 = page.replace("windows-1251", "iso-8859-1").encode("utf-8")  # valid UTF-8 is still read as such
+    assert "Маяк был построен" in parse_html(utf8, "late.html").text
+
+
+def test_html_heading_permalinks_are_not_part_of_headings_or_the_title():
+    """Sphinx and MkDocs end each heading with a permalink ("¶", "#"): every such page was titled
+    "Expiry¶" and its headings read "Purging tiles#"."""
+    page = ('<html><head><meta charset="utf-8"><title>Expiry — Tidepool 2.3 documentation</title></head><body>'
+            '<div class="body" role="main"><section id="expiry"><h1>Expiry<a class="headerlink" href="#expiry" '
+            'title="Permalink to this heading">¶</a></h1><p>Tiles expire after 7 days unless the maximum age is '
+            'set in the configuration file of the server.</p><section id="purge"><h2>Purging tiles<a '
+            'class="headerlink" href="#purge">#</a></h2><p>Run the purge command to remove every expired tile '
+            'at once. It prints the number of tiles removed.</p><h2><a href="#faq">FAQ</a></h2>'
+            '<p>Purged tiles are fetched again from the server when a map needs them.</p></section></section>'
+            '</div></body></html>')
+    doc = parse_html(page.encode(), "expiry.html")
+    assert doc.title == "Expiry"
+    blocks = doc.text.split("\n\n")
+    assert blocks[0] == "Expiry" and "Purging tiles" in blocks and "FAQ" in blocks  # a link that is a word stays
+
+
+def test_html_bracketed_editor_marks_do_not_join_sentences():
+    """Wikipedia's "[citation needed]" and "[note 1]" were kept, glued after the full stop, so two
+    sentences were one: "…in February 2019.[citation needed] No one was injured."."""
+    page = ('<html><head><title>Westhaven Lighthouse</title></head><body><div id="content" role="main">'
+            '<h1>Westhaven Lighthouse</h1><div class="mw-parser-output"><p>The tower collapsed during Storm '
+            'Malik in February 2019.<sup class="noprint Inline-Template">[<i><a href="/wiki/Wikipedia:'
+            'Citation_needed" title="Wikipedia:Citation needed">citation needed</a></i>]</sup> No one was '
+            'injured. The lamp was converted to electricity in 1932.<sup class="reference"><a href='
+            '"#cite_note-a">[note 1]</a></sup> It was lit until the storm.</p><p>The keeper was paid '
+            '<sup>[a]</sup> in kind, and the marker text x<sup>[2]</sup> without a link stays.</p></div>'
+            '</div></body></html>')
+    text = parse_html(page.encode(), "lighthouse.html").text
+    sentences = [text[s.start:s.end] for s in split_sentences(text)]
+    assert "The tower collapsed during Storm Malik in February 2019." in sentences
+    assert "No one was injured." in sentences
+    assert "The lamp was converted to electricity in 1932." in sentences
+    assert "[a]" in text and "x[2]" in text  # brackets without a link are the author's text

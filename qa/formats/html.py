@@ -25,6 +25,9 @@ from .text import clean_block, join_blocks, table_row
 # HTML standard's prescan looks: the first 1024 bytes (a few more, for pages with long heads).
 _CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _PRESCAN_BYTES = 4096
+# Where a later declaration is still looked for: the head, up to <body> (at most this far).
+_LATE_CHARSET_BYTES = 1 << 20
+_BODY = re.compile(rb"<body[\s>]", re.IGNORECASE)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 # Characters an XML tree cannot hold (trafilatura's output is one); no text has them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -50,6 +53,8 @@ _QUOTED = re.compile(r""""[^"]*"|'[^']*'""")
 # Elements of trafilatura's output that sit inside a block's text; any other one is a block of
 # its own (or holds blocks), so its text never runs on into a neighbour's sentence.
 _INLINE = frozenset({"hi", "ref", "del", "span", "lb"})
+# Where a <code> of one line is inline code ("set <code>cache_size</code> in"), not a code block.
+_TEXT_PARENTS = frozenset({"p", "item", "head", "cell", "quote", "hi", "ref", "del", "span"})
 # trafilatura's MIN_EXTRACTED_SIZE (settings.cfg): a main text shorter is replaced by the body's.
 SHORT_MAIN_TEXT = 250
 _SHORT_PAGE_CONFIG = use_config()
@@ -57,6 +62,8 @@ _SHORT_PAGE_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "1")
 _AROUND_CONTENT = frozenset({"nav", "header", "footer", "aside", "script", "style", "noscript", "template", "form"})
 # A footnote marker's text at most ("12", "[34]", "†"); a longer linked superscript is kept.
 _NOTE_MARKER_CHARS = 5
+# An editor's linked mark in brackets ("[citation needed]", "[note 2]", "[when?]"), glued too.
+_BRACKETED_MARKER = re.compile(r"\[[^\[\]]{1,30}\]")
 
 
 def parse_html(data: bytes, doc_id: str) -> Document:
@@ -68,6 +75,8 @@ def parse_html(data: bytes, doc_id: str) -> Document:
         raise IngestError(f"{doc_id}: an empty web page (no markup, no text); nothing to read")
     _check_size(tree, doc_id)
     _drop_note_markers(tree)
+    _drop_hidden(tree)
+    _drop_permalinks(tree)
     try:
         found = _extract(tree)
     except RecursionError:  # trafilatura walks nested lists recursively
@@ -169,13 +178,33 @@ def _content_chars(tree: lxml.html.HtmlElement, stop: int) -> int:
 
 def _drop_note_markers(tree: lxml.html.HtmlElement) -> None:
     """Remove footnote and citation markers: a short superscript linked to a place in the page
-    ("1871.<sup><a href="#fn1">1</a></sup> Its"); trafilatura would glue them to the text ("1871.1 Its")."""
+    ("1871.<sup><a href="#fn1">1</a></sup> Its") or a linked one in brackets ("[citation needed]");
+    trafilatura would glue them to the text ("1871.1 Its")."""
     for sup in list(tree.iter("sup")):
         parent, text = sup.getparent(), sup.text_content().strip()
         marker = parent if parent is not None and parent.tag == "a" and parent.text_content().strip() == text else sup
         link = marker if marker.tag == "a" else sup.find(".//a")
-        if link is not None and (link.get("href") or "").startswith("#") and len(text) <= _NOTE_MARKER_CHARS:
+        if link is not None and ((link.get("href") or "").startswith("#") and len(text) <= _NOTE_MARKER_CHARS
+                                 or _BRACKETED_MARKER.fullmatch(text)):
             marker.drop_tree()
+
+
+def _drop_hidden(tree: lxml.html.HtmlElement) -> None:
+    """Remove elements with the ``hidden`` attribute, which browsers never show (trafilatura keeps
+    them); ``hidden="until-found"`` is a collapsed section the browser's search opens, so it stays,
+    and so does a ``<body hidden>`` that a page's script shows once loaded."""
+    for e in tree.xpath("//*[@hidden]"):
+        if e.get("hidden").strip().lower() != "until-found" and e.getparent() is not None and e.tag != "body":
+            e.drop_tree()
+
+
+def _drop_permalinks(tree: lxml.html.HtmlElement) -> None:
+    """Remove a heading's permalink: a link to a place in the page whose text is a mark, not a
+    word ("Expiry<a href="#expiry">¶</a>", Sphinx's and MkDocs'); it was glued to the heading."""
+    for a in tree.xpath("//h1//a | //h2//a | //h3//a | //h4//a | //h5//a | //h6//a | //dt//a"):
+        text = a.text_content().strip()
+        if (a.get("href") or "").startswith("#") and len(text) <= 2 and not any(c.isalnum() for c in text):
+            a.drop_tree()
 
 
 def _headline(tree: etree._Element, title: str | None) -> str | None:
@@ -197,22 +226,34 @@ def decode(data: bytes) -> str:
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             return data[len(bom):].decode(encoding, errors="replace")
-    m = _CHARSET.search(data, 0, _PRESCAN_BYTES)
-    if m:
-        label = m.group(1).decode("ascii").lower()
-        try:
-            info = codecs.lookup("cp1252" if label in _AS_CP1252 else label)
-        except LookupError:
-            info = None  # an unknown label: decide as for an undeclared page
-        # Python's byte-to-byte codecs ("hex", "zip", "rot13") are no text encoding, nor is a
-        # wider one (a meta tag readable as ASCII is not UTF-16 or UTF-32): as if undeclared.
-        encoding = info.name if info is not None and info._is_text_encoding else None
-        if encoding is not None and not encoding.startswith(("utf-16", "utf-32")):
-            return data.decode(encoding, errors="replace")
+    encoding = _declared(data, _PRESCAN_BYTES)
+    if encoding is not None:
+        return data.decode(encoding, errors="replace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+        # Declared past the prescan (after a long <style> in the head): browsers still switch to
+        # it while parsing the head. Valid UTF-8 is read as such, as before.
+        head = _BODY.search(data, 0, _LATE_CHARSET_BYTES)
+        late = _declared(data, head.start() if head else _LATE_CHARSET_BYTES)
+        return data.decode(late or "cp1252", errors="replace")
+
+
+def _declared(data: bytes, end: int) -> str | None:
+    """The text encoding the first <meta> charset in ``data[:end]`` names, or None (none, an
+    unknown label, or one that cannot be: see below)."""
+    m = _CHARSET.search(data, 0, end)
+    if not m:
+        return None
+    label = m.group(1).decode("ascii").lower()
+    try:
+        info = codecs.lookup("cp1252" if label in _AS_CP1252 else label)
+    except LookupError:
+        return None  # an unknown label: decide as for an undeclared page
+    # Python's byte-to-byte codecs ("hex", "zip", "rot13") are no text encoding, nor is a
+    # wider one (a meta tag readable as ASCII is not UTF-16 or UTF-32): as if undeclared.
+    encoding = info.name if info._is_text_encoding else None
+    return encoding if encoding is not None and not encoding.startswith(("utf-16", "utf-32")) else None
 
 
 # Marks where a definition list's term ended in a block: its definition follows on the same line.
@@ -243,7 +284,7 @@ def _blocks(body: etree._Element) -> list[str]:
             elif e.tag == "lb":
                 buf.append("\n")
             else:
-                if e.tag not in _INLINE and not (term and _item(e, "dd-")):
+                if not _inline(e) and not (term and _item(e, "dd-")):
                     flush()
                 buf.append(e.text or "")
             term = False
@@ -251,12 +292,21 @@ def _blocks(body: etree._Element) -> list[str]:
             term = _item(e, "dt-") and bool("".join(buf).strip())
             if term:
                 buf.append(_TERM_END)
-            elif e.tag not in _INLINE:
+            elif not _inline(e):
                 flush()
             if e is not body:
                 buf.append(e.tail or "")
     flush()
     return out
+
+
+def _inline(e: etree._Element) -> bool:
+    """Does ``e``'s text run on in its block's (a <pre> is a block, code of one line in a
+    paragraph is inline)?"""
+    if e.tag == "code":
+        parent = e.getparent()
+        return parent is not None and parent.tag in _TEXT_PARENTS and "\n" not in "".join(e.itertext())
+    return e.tag in _INLINE
 
 
 def _item(e: etree._Element, rend: str) -> bool:
@@ -279,7 +329,7 @@ def _flat(cell: etree._Element) -> str:
     become spaces."""
     parts: list[str] = []
     for event, e in etree.iterwalk(cell, events=("start", "end")):
-        block = e.tag not in _INLINE or e.tag == "lb"
+        block = not _inline(e) or e.tag == "lb"
         if event == "start":
             parts += [" " if block else "", e.text or ""]
         else:
