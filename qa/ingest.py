@@ -246,6 +246,8 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
     """
     encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
     if encoding == "utf-8" and b"\x00" in data:
+        if _utf16_without_mark(data):
+            raise IngestError(f"{doc_id}: looks like UTF-16 text without its byte-order mark; re-save it as UTF-8")
         raise IngestError(f"{doc_id}: looks binary (contains NUL bytes); a .txt/.md file must be UTF-8 text")
     try:
         text = data.decode(encoding)
@@ -280,6 +282,17 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
         if not title:
             title = short_title(versioned(line.strip().lstrip("#").strip(), head[i + 1] if i + 1 < len(head) else None))
     return Document(id=doc_id, title=title or Path(doc_id).stem, date=date, text=text, kind=kind)
+
+
+def _utf16_without_mark(data: bytes) -> bool:
+    """Do the first bytes read as mostly-Latin UTF-16 text: NUL in every other byte, always the
+    same half, and printable characters once decoded in that byte order?"""
+    sample = data[:4096 - 4096 % 2]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if len(sample) < 16 or min(even, odd) or max(even, odd) < len(sample) // 4:
+        return False
+    text = sample.decode("utf-16-le" if odd else "utf-16-be", errors="replace")
+    return all(c.isprintable() or c in "\t\n\r\f" for c in text)
 
 
 def _front_matter(lines: list[str]) -> int:

@@ -240,3 +240,16 @@ def test_a_broken_link_a_loop_and_a_pipe_are_named_not_skipped_silently(tmp_path
         "gone.txt": "gone.txt: a link that leads nowhere (a broken link or a loop); not read",
         "loop.md": "loop.md: a link that leads nowhere (a broken link or a loop); not read",
         "pipe.txt": "pipe.txt: not a regular file (a pipe, socket or device); not read"}
+
+
+def test_a_text_file_saved_as_utf16_without_its_mark_is_named_so(tmp_path: Path):
+    """A UTF-16 text file without its byte-order mark (as some scripts write it) was called
+    binary; it is named for what it is, and still refused (the byte order is not guessed)."""
+    text = "Harbour notes\r\n\r\nThe pier is 400 metres long.\r\n"
+    (tmp_path / "le.txt").write_bytes(text.encode("utf-16-le"))
+    (tmp_path / "be.md").write_bytes(text.encode("utf-16-be"))
+    (tmp_path / "blob.txt").write_bytes(bytes(range(256)) * 4)
+    errors = load_folder(tmp_path).errors
+    assert errors["le.txt"] == "le.txt: looks like UTF-16 text without its byte-order mark; re-save it as UTF-8"
+    assert "without its byte-order mark" in errors["be.md"]
+    assert "looks binary" in errors["blob.txt"]
