@@ -32,8 +32,7 @@ from index.config import cache_dir
 from qa.agreement import DISAGREEING_KINDS, SAME_MATTER, normalise
 from qa.answerer import Answerer, Model
 from qa.bot import Bot
-from qa.cli import gate_floor
-from qa.console import progress_bar, quiet_libraries
+from qa.console import gate_floor, progress_bar, quiet_libraries
 
 from . import harness
 

@@ -94,10 +94,11 @@ TURN_KEYS = ("question", "answers", "evidence", "answerable", "scored")
 
 def _known_keys(where: str, what: str, obj: dict[str, Any], known: tuple[str, ...]) -> None:
     """:class:`EvalSetError` for a key that is a misspelt known one (ignored, it would change the
-    score silently); other extra keys (notes) are allowed."""
+    score silently); other extra keys (notes: 'qid', 'question_id', 'answer_date') are allowed."""
+    missing = [k for k in known if k not in obj]  # a key near one the object has is not a misspelling of it
     for key in obj:
         if key not in known:
-            close = difflib.get_close_matches(str(key).strip().lower(), known, n=1, cutoff=0.75)
+            close = difflib.get_close_matches(str(key).strip().lower(), missing, n=1, cutoff=0.85)
             if close:
                 raise EvalSetError(f"{where}: {what}has {key!r}: did you mean {close[0]!r}?")
 

@@ -8,7 +8,6 @@ import contextlib
 import errno
 import io
 import json
-import math
 import os
 import re
 import socket
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from index.config import DEFAULT_MILVUS_COLLECTION, EMBEDDING_BACKENDS, RETRIEVAL_BACKENDS, cache_dir
 from index.persist import can_write, write_atomic
 
-from .console import progress_bar, quiet_libraries
+from .console import gate_floor, progress_bar, quiet_libraries
 
 if TYPE_CHECKING:
     from .bot import Bot, SyncReport
@@ -45,17 +44,6 @@ def count(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def gate_floor(text: str) -> float:
-    """An argparse type: a gate's floor, a finite number (no figure is below NaN: that gate never failed)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number (give a share such as 0.85)")
-    return value
 
 
 def settings() -> "Settings":

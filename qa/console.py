@@ -3,7 +3,9 @@ ML libraries kept quiet. Below the CLI, so scripts need not import it."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import math
 import os
 import sys
 import time
@@ -18,6 +20,17 @@ def quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def gate_floor(text: str) -> float:
+    """An argparse type: a gate's floor, a finite number (no figure is below NaN: that gate never failed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number (give a share such as 0.85)")
+    return value
 
 
 # How often a bar redraws for a new detail alone (a text PDF's pages come every millisecond).

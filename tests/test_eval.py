@@ -594,3 +594,13 @@ def test_eval_json_out_never_overwrites_a_file_the_eval_reads(tmp_path: Path):
         r = subprocess.run([sys.executable, "-m", "qa.cli", "eval", *args], capture_output=True, text=True, cwd=ROOT, env=ENV)
         assert r.returncode == 2 and "is a file this command reads" in r.stderr, r.stderr
     assert eval_set.read_bytes() == before
+
+
+def test_note_fields_near_a_field_the_set_has_are_kept(tmp_path: Path):
+    """'qid' (near 'id'), 'question_id' (near 'question') and 'answer_date' were refused as misspellings."""
+    f = tmp_path / "set.jsonl"
+    f.write_text(json.dumps({"id": "c", "qid": "56be", "turns": [
+        {"question": "When?", "question_id": "56be4d", "answer_date": "2021-01-08", "answers": ["January 8"],
+         "evidence": ["the other on January 8"]}]}) + "\n", encoding="utf-8")
+    (conv,) = harness.load_set(f)
+    assert conv.turns[0].answers == ("January 8",)

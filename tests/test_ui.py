@@ -638,7 +638,8 @@ def test_a_closest_match_is_not_highlighted_when_its_document_changed():
 
 def test_question_box_is_locked_while_answering_in_a_real_browser(live, monkeypatch):
     """A question typed while the last one was answered was wiped by the reply (which clears the
-    box), and its Enter was dropped: the box is locked until the reply, then empty and open."""
+    box), and its Enter was dropped: the box is locked until the reply, then empty and open. The
+    picker, an output of the answer too, is not covered by its progress box: it can be ticked meanwhile."""
     import time
 
     from playwright.sync_api import expect, sync_playwright
@@ -648,7 +649,7 @@ def test_question_box_is_locked_while_answering_in_a_real_browser(live, monkeypa
     ask = bot.ask
 
     def slow_ask(*args, **kwargs):
-        time.sleep(2)
+        time.sleep(3)
         return ask(*args, **kwargs)
 
     monkeypatch.setattr(bot, "ask", slow_ask)
@@ -660,10 +661,14 @@ def test_question_box_is_locked_while_answering_in_a_real_browser(live, monkeypa
             box = page.locator("#qa-question textarea")
             box.wait_for()
             wired(page)
+            tick = page.locator("#qa-picker input[type=checkbox]").first
+            tick.wait_for()
             box.fill("When was the second call?")
             box.press("Enter")
             expect(box).to_be_disabled(timeout=1_500)
+            tick.click(timeout=1_500)
             expect(page.locator("#qa-chat .qa-reply")).to_have_count(1)
+            expect(tick).to_be_checked()
             expect(box).to_be_enabled()
             expect(box).to_have_value("")
             box.fill("typed after the reply")
@@ -800,3 +805,4 @@ def test_a_long_unbroken_word_keeps_the_page_within_a_phone_in_a_real_browser(li
             assert heading.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
         finally:
             browser.close()
+

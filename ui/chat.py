@@ -476,13 +476,14 @@ def build_chat(
         outputs = [question, chatbot, entries, sources]
         private = {"api_visibility": "private"}
         feedback = [fb_pick, fb_send, fb_status]
+        # The picker is an output (other pages' uploads) but no progress box covers it: it stays tickable.
         asked = [
             question.submit(lock, None, [question], queue=False, **private)
             .then(ask, [question, entries, picker], outputs + feedback + [picker], concurrency_limit=workers,
-                  concurrency_id="ask", **private)
+                  concurrency_id="ask", show_progress_on=outputs + feedback, **private)
             .then(unlock, None, [question], queue=False, **private),
             chatbot.example_select(ask_example, [entries, picker], outputs + feedback + [picker], concurrency_limit=workers,
-                                   concurrency_id="ask", **private),
+                                   concurrency_id="ask", show_progress_on=outputs + feedback, **private),
         ]
         for event in asked:
             event.then(None, js=SCROLL_TO_LAST_QUESTION, **private)

@@ -95,19 +95,43 @@ def _check_package(data: bytes, doc_id: str) -> None:
 def _count_tags(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], doc_id: str) -> None:
     """Refuse a package whose parts hold more than :data:`MAX_XML_TAGS` tags ("<"), streaming them; a
     part that unpacks to more than its declared size fails its CRC here, before python-docx inflates it whole."""
-    tags = 0
-    try:
-        for info in infos:  # every part: python-docx parses a part by its content type, whatever its name
+    tags, binary = 0, set()
+    try:  # the content types first: python-docx parses a part by its declared type, whatever its name
+        for info in sorted(infos, key=lambda i: i.filename != _CONTENT_TYPES):
+            if info.filename in binary:
+                continue
             with zf.open(info) as part:
                 while chunk := part.read(1 << 20):
                     tags += chunk.count(b"<")
             if tags > MAX_XML_TAGS:
                 raise IngestError(f"{doc_id}: over {MAX_XML_TAGS} XML tags by the end of {info.filename}; reading it "
                                   "would take gigabytes: split the document into smaller files")
+            if info.filename == _CONTENT_TYPES:
+                binary = _binary_parts(zf.read(info), [i.filename for i in infos])
     except RuntimeError:  # zipfile's "File … is encrypted, password required for extraction"
         raise IngestError(f"{doc_id}: a part of the file is encrypted; open it in Word and save it again without a password") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise _unreadable(doc_id, exc) from None
+
+
+_CONTENT_TYPES = "[Content_Types].xml"
+_CT = "{http://schemas.openxmlformats.org/package/2006/content-types}"
+
+
+def _binary_parts(types: bytes, names: list[str]) -> set[str]:
+    """The parts declared of a type that is not XML (images, fonts): python-docx never parses them."""
+    try:  # as python-docx parses: no entities resolved, nothing fetched
+        root = etree.fromstring(types, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.LxmlError:
+        return set()
+    defaults = {e.get("Extension", "").lower(): e.get("ContentType", "") for e in root.iter(_CT + "Default")}
+    overrides = {e.get("PartName", "").lstrip("/").lower(): e.get("ContentType", "") for e in root.iter(_CT + "Override")}
+    out = set()
+    for name in names:
+        kind = overrides.get(name.lower(), defaults.get(name.rpartition(".")[2].lower() if "." in name else ""))
+        if kind and not kind.split(";")[0].strip().lower().endswith("xml") and not name.endswith(".rels"):
+            out.add(name)
+    return out
 
 
 def _created_date(created: datetime | None) -> str | None:
