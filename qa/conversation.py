@@ -41,6 +41,7 @@ _UP = "[" + "".join(c for c in map(chr, range(0x530)) if c.isupper()) + "]"
 _NAME = re.compile(rf"\b{_UP}(?:{_L}|[’'-])*{_L}(?:\s+(?:{_UP}(?:{_L}|[’'-])*{_L}|{_UP}\.))*")
 _WORD = re.compile(rf"{_L}(?:{_L}|[’'-])*")
 _POSSESSIVE = re.compile(r"['’]s?$")
+_HER = re.compile(r"\b[Hh][Ee][Rr]\b(?=\s+(\w+)|)")
 _ORDINAL_WORDS = {"first", "second", "third", "last", "other", "latter", "former", "next", "earlier", "later"}
 _QUESTION_WORDS = _ORDINAL_WORDS | {
     "who", "what", "when", "where", "why", "how", "which", "whom", "whose", "many", "much", "did", "does", "do",
@@ -167,11 +168,19 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
     named = {_base(w) for n in _names(question) for w in n.split()}
     person = next((p for p in people + _antecedents(prev_core) if not named & {_base(w) for w in p.split()}), None)
     rewritten = question
-    if person:
-        if not _own_antecedent(question):
-            rewritten = re.sub(r"\b(he|she)\b", person, rewritten, count=1, flags=re.IGNORECASE)
-            rewritten = re.sub(r"\b(his|hers)\b", f"{person}'s", rewritten, count=1, flags=re.IGNORECASE)
-        rewritten = re.sub(r"\b(him|her)\b", person, rewritten, count=1, flags=re.IGNORECASE)
+    subject = not _own_antecedent(question)
+    first = person and re.search(r"\b(he|she|his|hers|him|her)\b" if subject else r"\b(him|her)\b", question, re.IGNORECASE)
+    if first:
+        # One person is one gender: in "What did he tell her?" only "he" is the antecedent.
+        female = first.group(1).lower() in ("she", "hers", "her")
+        if subject:
+            rewritten = re.sub(r"\bshe\b" if female else r"\bhe\b", person, rewritten, count=1, flags=re.IGNORECASE)
+            rewritten = re.sub(r"\bhers\b" if female else r"\bhis\b", f"{person}'s", rewritten, count=1, flags=re.IGNORECASE)
+        if female:  # "her job" is hers, "tell her" and "give her the key" are her
+            rewritten = _HER.sub(lambda m: person + ("'s" if m.group(1) and m.group(1).lower() not in STOPWORDS else ""),
+                                 rewritten, count=1)
+        else:
+            rewritten = re.sub(r"\bhim\b", person, rewritten, count=1, flags=re.IGNORECASE)
     skip = {_base(w) for w in _WORD.findall(rewritten)}
     # "And in the MPL?", "What about X?": the follow-up asks the last question of a name of its
     # own instead of the names the last question held, so those are not carried.

@@ -337,3 +337,16 @@ def test_a_question_without_words_is_refused_not_answered_from_the_last_topic(co
         with pytest.raises(QuestionError, match="the question has no words"):
             bot.ask(q, [crater], docs=["volcano.txt"])
     assert bot.ask("2019?", [crater], docs=["volcano.txt"]).question == "2019?"
+
+
+def test_a_pronoun_of_the_other_gender_is_not_the_same_person_and_her_job_is_hers():
+    """"What did he tell her?" was searched as "What did Paul Reyes tell Paul Reyes?", and "What is
+    her job?" as "What is Linda Okafor job?"."""
+    history = [("Who flew to Lisbon?", "Who flew to Lisbon?", "Paul Reyes")]
+    assert resolve("What did he tell her?", history).startswith("What did Paul Reyes tell her?")
+    assert resolve("Did she fire him right away?", history).startswith("Did Paul Reyes fire him right away?")
+    assert resolve("What did she say to her mother?", history).startswith("What did Paul Reyes say to Paul Reyes's mother?")
+    history = [("Who is the mayor?", "Who is the mayor?", "Linda Okafor")]
+    assert resolve("What is her job?", history).startswith("What is Linda Okafor's job?")
+    assert resolve("Did they give her the key?", history).startswith("Did they give Linda Okafor the key?")
+    assert resolve("Did the council thank her?", history).startswith("Did the council thank Linda Okafor?")
