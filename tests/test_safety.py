@@ -782,3 +782,35 @@ def test_a_server_answers_from_what_another_process_indexed_since(start, embedde
     for _ in range(20):
         time.sleep(0.05)
         assert "kestrels.txt" in s.bot.index.doc_ids
+
+
+def test_a_write_behind_a_long_one_is_a_503_not_a_wait_of_minutes(start, monkeypatch):
+    """A DELETE sent while a 2 MB upload was embedded was answered 350 s later (a client had long
+    given up, and the document was deleted anyway); it now waits at most a while, then is told."""
+    import qa.api.deps
+
+    s = start()
+    _ = s.bot.index
+    monkeypatch.setattr(qa.api.deps, "WRITE_WAIT_S", 0.5)
+    writing, finish = threading.Event(), threading.Event()
+    update = s.bot.retriever.update
+
+    def paused_update(*args, **kwargs):
+        writing.set()
+        assert finish.wait(30)
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(s.bot.retriever, "update", paused_update)
+    with httpx.Client(base_url=s.client.base_url, timeout=60) as other:
+        first = threading.Thread(target=lambda: other.post("/api/documents", files={"files": ("zebra.txt", ZEBRA)}))
+        first.start()
+        try:
+            assert writing.wait(30)
+            r = s.client.delete("/api/documents/volcano.txt")
+            assert r.status_code == 503 and "nothing was done" in r.json()["detail"] and r.headers["Retry-After"] == "30"
+            assert (s.corpus / "volcano.txt").exists()
+        finally:
+            finish.set()
+            first.join(60)
+    assert "zebra.txt" in s.bot.index.doc_ids
+    assert s.client.delete("/api/documents/volcano.txt").status_code == 200

@@ -63,10 +63,8 @@ async def feedback(req: FeedbackRequest, service: ServiceDep) -> FeedbackResult:
     evidence = (req.evidence.doc, req.evidence.start, req.evidence.end) if req.evidence else None
     earlier = [t.question for t in (req.history or [])[-service.settings.max_turns:]]
     try:
-        record = await anyio.to_thread.run_sync(
-            partial(service.bot.record_feedback, req.question, answer, req.verdict, earlier, evidence, req.docs),
-            limiter=service.write_limiter,
-        )
+        record = await service.write(
+            partial(service.bot.record_feedback, req.question, answer, req.verdict, earlier, evidence, req.docs))
     except FeedbackError as exc:
         raise HTTPException(FEEDBACK_ERROR_STATUS[exc.kind], str(exc)) from None
     return FeedbackResult(id=record["id"], turns=len(record["turns"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from typing import Annotated, Callable
+from typing import Annotated, Callable, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -25,6 +25,10 @@ class StartupError(Exception):
 
 # Uploaded files parsed at once (a parse past its time budget still holds its slot).
 PARSE_WORKERS = 2
+# How long a write (upload, delete, feedback) waits for the one before it: an upload of megabytes
+# takes minutes to embed, and a client waiting that long has given up while the write still lands.
+WRITE_WAIT_S = 30.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,6 +57,21 @@ class Service:
             ParseBudget(PARSE_WORKERS, settings.parse_timeout_s),
             anyio.CapacityLimiter(settings.workers), anyio.CapacityLimiter(1), prepare,
         )
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, a write, in a thread after the writes before it; a 503 when they take over
+        :data:`WRITE_WAIT_S` (nothing is written then)."""
+        acquired = False
+        with anyio.move_on_after(WRITE_WAIT_S):
+            await self.write_limiter.acquire()
+            acquired = True
+        if not acquired:
+            raise HTTPException(503, f"another upload or delete has been at work for over {WRITE_WAIT_S:g} s; "
+                                     "nothing was done: try again when it is done", headers={"Retry-After": "30"})
+        try:
+            return await anyio.to_thread.run_sync(fn)
+        finally:
+            self.write_limiter.release()
 
     def warm_up(self) -> None:
         """Prepare the index (see :attr:`prepare`) and run the models once."""

@@ -87,7 +87,7 @@ async def upload_documents(
                                      "split it into smaller files") from None
         items.append((doc.id, data, doc))
     try:
-        upload = await anyio.to_thread.run_sync(partial(bot.add_documents, items, replace), limiter=service.write_limiter)
+        upload = await service.write(partial(bot.add_documents, items, replace))
     except DocumentError as exc:
         raise _refused(exc) from None
     except IndexBusy as exc:
@@ -157,7 +157,7 @@ async def get_document(doc: str, service: ServiceDep) -> DocumentText:
                summary="Delete a document from the folder and the index")
 async def delete_document(doc: str, service: ServiceDep) -> Deleted:
     try:
-        await anyio.to_thread.run_sync(service.bot.delete_document, doc, limiter=service.write_limiter)
+        await service.write(partial(service.bot.delete_document, doc))
     except DocumentError as exc:
         raise _refused(exc) from None
     except IndexBusy as exc:
