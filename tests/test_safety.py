@@ -392,6 +392,21 @@ def test_two_writers_over_one_index_keep_both_updates_and_take_turns(embedder, a
         corpus, index_dir=tmp_path / "index", embedder=embedder, answerer=answerer).index.doc_ids)
 
 
+def _pause_writes(monkeypatch, bot: Bot) -> tuple[threading.Event, threading.Event]:
+    """Writes of ``bot`` stop before they update the index: the first event is set when one is
+    there, and it goes on once the second is set."""
+    writing, finish = threading.Event(), threading.Event()
+    update = bot.retriever.update
+
+    def paused_update(*args, **kwargs):
+        writing.set()
+        assert finish.wait(30)
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(bot.retriever, "update", paused_update)
+    return writing, finish
+
+
 def test_readers_keep_their_index_while_a_writer_catches_up_with_another_process(start, embedder, answerer, monkeypatch):
     """A writer that finds a newer index written by another process starts from it; readers go
     on with the index they have until the writer's is ready. Before, they waited for the whole
@@ -400,15 +415,7 @@ def test_readers_keep_their_index_while_a_writer_catches_up_with_another_process
     before = s.bot.index
     other = Bot(s.corpus, index_dir=s.bot.index_dir, embedder=embedder, answerer=answerer)
     other.add_document("one.txt", b"Another process added this line about kestrels.\n")
-    writing, finish = threading.Event(), threading.Event()
-    update = s.bot.retriever.update
-
-    def paused_update(*args, **kwargs):
-        writing.set()
-        assert finish.wait(30)
-        return update(*args, **kwargs)
-
-    monkeypatch.setattr(s.bot.retriever, "update", paused_update)
+    writing, finish = _pause_writes(monkeypatch, s.bot)
     writer = threading.Thread(target=s.bot.add_document, args=("two.txt", b"This process added a line about herons.\n"))
     writer.start()
     try:
@@ -792,15 +799,7 @@ def test_a_write_behind_a_long_one_is_a_503_not_a_wait_of_minutes(start, monkeyp
     s = start()
     _ = s.bot.index
     monkeypatch.setattr(qa.api.deps, "WRITE_WAIT_S", 0.5)
-    writing, finish = threading.Event(), threading.Event()
-    update = s.bot.retriever.update
-
-    def paused_update(*args, **kwargs):
-        writing.set()
-        assert finish.wait(30)
-        return update(*args, **kwargs)
-
-    monkeypatch.setattr(s.bot.retriever, "update", paused_update)
+    writing, finish = _pause_writes(monkeypatch, s.bot)
     with httpx.Client(base_url=s.client.base_url, timeout=60) as other:
         first = threading.Thread(target=lambda: other.post("/api/documents", files={"files": ("zebra.txt", ZEBRA)}))
         first.start()
