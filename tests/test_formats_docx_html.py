@@ -621,3 +621,31 @@ def test_a_docx_with_a_large_uncompressed_image_is_read():
     out = io.BytesIO()
     word.save(out)
     assert "The scan below shows the site plan." in parse_docx(out.getvalue(), "plan.docx").text
+
+
+@pytest.mark.parametrize("name", ["word/document.xml", "//word/document.xml"])
+def test_docx_tags_are_counted_in_a_part_a_malformed_override_calls_binary(name: str):
+    """An override python-docx never matches ("word/document.xml" without its slash, or with two)
+    declared the main part an image: its tags went uncounted, and python-docx parsed them."""
+    with zipfile.ZipFile(io.BytesIO(_structured_docx())) as real:
+        members = {info.filename: real.read(info) for info in real.infolist()}
+    members["[Content_Types].xml"] = members["[Content_Types].xml"].replace(
+        b"</Types>", f'<Override PartName="{name}" ContentType="image/png"/></Types>'.encode())
+    assert "Cargo grew by a fifth." in parse_document(_zip(members), "ok.docx").text  # python-docx reads it as XML
+    members["word/document.xml"] = members["word/document.xml"].replace(
+        b"<w:body>", b"<w:body>" + b"<w:p/>" * (MAX_XML_TAGS + 1), 1)
+    with pytest.raises(IngestError, match=rf"^bomb\.docx: over {MAX_XML_TAGS} XML tags by the end of word/document\.xml;"):
+        parse_document(_zip(members), "bomb.docx")
+
+
+def test_html_a_one_line_code_block_in_a_list_item_stays_a_block():
+    """A <pre> of one line in a numbered step was read as inline code and glued to the step:
+    "Install the package:pip install tidepool"."""
+    page = ("<html><head><title>Install guide</title></head><body><div role='main'><h1>Install guide</h1>"
+            "<p>Tidepool keeps recently used map tiles in a local cache so that a map can be redrawn without "
+            "fetching them again from the server.</p><ol><li>Install the package:<pre><code>pip install tidepool"
+            "</code></pre></li><li>Start the server with <code>tidepool serve</code> and wait.</li></ol></div></body></html>")
+    doc = parse_html(page.encode(), "install.html")
+    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    assert "Install the package:" in sentences and "pip install tidepool" in sentences
+    assert "Start the server with tidepool serve and wait." in sentences

@@ -125,7 +125,9 @@ def _binary_parts(types: bytes, names: list[str]) -> set[str]:
     except etree.LxmlError:
         return set()
     defaults = {e.get("Extension", "").lower(): e.get("ContentType", "") for e in root.iter(_CT + "Default")}
-    overrides = {e.get("PartName", "").lstrip("/").lower(): e.get("ContentType", "") for e in root.iter(_CT + "Override")}
+    # As python-docx looks a part up: "/word/document.xml" only ("word/…", "//word/…" name no part).
+    overrides = {e.get("PartName", "")[1:].lower(): e.get("ContentType", "") for e in root.iter(_CT + "Override")
+                 if e.get("PartName", "").startswith("/")}
     out = set()
     for name in names:
         kind = overrides.get(name.lower(), defaults.get(name.rpartition(".")[2].lower() if "." in name else ""))

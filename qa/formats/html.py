@@ -53,8 +53,6 @@ _QUOTED = re.compile(r""""[^"]*"|'[^']*'""")
 # Elements of trafilatura's output that sit inside a block's text; any other one is a block of
 # its own (or holds blocks), so its text never runs on into a neighbour's sentence.
 _INLINE = frozenset({"hi", "ref", "del", "span", "lb"})
-# Where a <code> of one line is inline code ("set <code>cache_size</code> in"), not a code block.
-_TEXT_PARENTS = frozenset({"p", "item", "head", "cell", "quote", "hi", "ref", "del", "span"})
 # trafilatura's MIN_EXTRACTED_SIZE (settings.cfg): a main text shorter is replaced by the body's.
 SHORT_MAIN_TEXT = 250
 _SHORT_PAGE_CONFIG = use_config()
@@ -77,6 +75,7 @@ def parse_html(data: bytes, doc_id: str) -> Document:
     _drop_note_markers(tree)
     _drop_hidden(tree)
     _drop_permalinks(tree)
+    _inline_code(tree)
     try:
         found = _extract(tree)
     except RecursionError:  # trafilatura walks nested lists recursively
@@ -207,6 +206,13 @@ def _drop_permalinks(tree: lxml.html.HtmlElement) -> None:
             a.drop_tree()
 
 
+def _inline_code(tree: lxml.html.HtmlElement) -> None:
+    """Make <code> outside a <pre> a <span>: trafilatura makes both a <code>, a block, which cut
+    "set <code>cache_size</code> in" into three; a <pre>'s one line in a list item stays a block."""
+    for code in tree.xpath("//code[not(ancestor::pre)]"):
+        code.tag = "span"
+
+
 def _headline(tree: etree._Element, title: str | None) -> str | None:
     """The page's <h1> that shows its title (from its metadata), whitespace collapsed; None when
     no <h1> does (a site's logo in an <h1> is not the headline)."""
@@ -284,7 +290,7 @@ def _blocks(body: etree._Element) -> list[str]:
             elif e.tag == "lb":
                 buf.append("\n")
             else:
-                if not _inline(e) and not (term and _item(e, "dd-")):
+                if e.tag not in _INLINE and not (term and _item(e, "dd-")):
                     flush()
                 buf.append(e.text or "")
             term = False
@@ -292,21 +298,12 @@ def _blocks(body: etree._Element) -> list[str]:
             term = _item(e, "dt-") and bool("".join(buf).strip())
             if term:
                 buf.append(_TERM_END)
-            elif not _inline(e):
+            elif e.tag not in _INLINE:
                 flush()
             if e is not body:
                 buf.append(e.tail or "")
     flush()
     return out
-
-
-def _inline(e: etree._Element) -> bool:
-    """Does ``e``'s text run on in its block's (a <pre> is a block, code of one line in a
-    paragraph is inline)?"""
-    if e.tag == "code":
-        parent = e.getparent()
-        return parent is not None and parent.tag in _TEXT_PARENTS and "\n" not in "".join(e.itertext())
-    return e.tag in _INLINE
 
 
 def _item(e: etree._Element, rend: str) -> bool:
@@ -329,7 +326,7 @@ def _flat(cell: etree._Element) -> str:
     become spaces."""
     parts: list[str] = []
     for event, e in etree.iterwalk(cell, events=("start", "end")):
-        block = not _inline(e) or e.tag == "lb"
+        block = e.tag not in _INLINE or e.tag == "lb"
         if event == "start":
             parts += [" " if block else "", e.text or ""]
         else:
