@@ -41,7 +41,18 @@ _UP = "[" + "".join(c for c in map(chr, range(0x530)) if c.isupper()) + "]"
 _NAME = re.compile(rf"\b{_UP}(?:{_L}|[’'-])*{_L}(?:\s+(?:{_UP}(?:{_L}|[’'-])*{_L}|{_UP}\.))*")
 _WORD = re.compile(rf"{_L}(?:{_L}|[’'-])*")
 _POSSESSIVE = re.compile(r"['’]s?$")
-_HER = re.compile(r"\b[Hh][Ee][Rr]\b(?=\s+(\w+)|)")
+# Words after "her" that make it the object ("pay her well?", "let her go to"), unless a noun
+# follows them ("her first job", "her home town").
+_NOT_OWNED = frozenset("""again alone anyway away back best early enough first go home last late later leave
+    long much now often once soon stay today tomorrow twice well yesterday""".split())
+_HER = re.compile(r"\b[Hh][Ee][Rr]\b(?=\s+(\w+)(?:\s+(\w+))?|)")
+
+
+def _owned(after: str | None, then: str | None) -> bool:
+    """Is "her" followed by ``after`` (then ``then``) possessive ("her job") rather than an object?"""
+    if after is None or after.lower() in STOPWORDS:
+        return False
+    return after.lower() not in _NOT_OWNED or then is not None and then.lower() not in STOPWORDS
 _ORDINAL_WORDS = {"first", "second", "third", "last", "other", "latter", "former", "next", "earlier", "later"}
 _QUESTION_WORDS = _ORDINAL_WORDS | {
     "who", "what", "when", "where", "why", "how", "which", "whom", "whose", "many", "much", "did", "does", "do",
@@ -177,8 +188,7 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
             rewritten = re.sub(r"\bshe\b" if female else r"\bhe\b", person, rewritten, count=1, flags=re.IGNORECASE)
             rewritten = re.sub(r"\bhers\b" if female else r"\bhis\b", f"{person}'s", rewritten, count=1, flags=re.IGNORECASE)
         if female:  # "her job" is hers, "tell her" and "give her the key" are her
-            rewritten = _HER.sub(lambda m: person + ("'s" if m.group(1) and m.group(1).lower() not in STOPWORDS else ""),
-                                 rewritten, count=1)
+            rewritten = _HER.sub(lambda m: person + ("'s" if _owned(m.group(1), m.group(2)) else ""), rewritten, count=1)
         else:
             rewritten = re.sub(r"\bhim\b", person, rewritten, count=1, flags=re.IGNORECASE)
     skip = {_base(w) for w in _WORD.findall(rewritten)}

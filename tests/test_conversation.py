@@ -350,3 +350,7 @@ def test_a_pronoun_of_the_other_gender_is_not_the_same_person_and_her_job_is_her
     assert resolve("What is her job?", history).startswith("What is Linda Okafor's job?")
     assert resolve("Did they give her the key?", history).startswith("Did they give Linda Okafor the key?")
     assert resolve("Did the council thank her?", history).startswith("Did the council thank Linda Okafor?")
+    # An adverb or particle after "her" leaves it the object, unless a noun follows it.
+    assert resolve("Did they pay her well?", history).startswith("Did they pay Linda Okafor well?")
+    assert resolve("Did they let her go to school?", history).startswith("Did they let Linda Okafor go to school?")
+    assert resolve("What was her first job?", history).startswith("What was Linda Okafor's first job?")
