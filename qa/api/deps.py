@@ -66,7 +66,7 @@ class Service:
             await self.write_limiter.acquire()
             acquired = True
         if not acquired:
-            raise HTTPException(503, f"another upload or delete has been at work for over {WRITE_WAIT_S:g} s; "
+            raise HTTPException(503, f"another write (an upload, a deletion or a mark) has been at work for over {WRITE_WAIT_S:g} s; "
                                      "nothing was done: try again when it is done", headers={"Retry-After": "30"})
         try:
             return await anyio.to_thread.run_sync(fn)
