@@ -649,3 +649,41 @@ def test_html_a_one_line_code_block_in_a_list_item_stays_a_block():
     sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
     assert "Install the package:" in sentences and "pip install tidepool" in sentences
     assert "Start the server with tidepool serve and wait." in sentences
+
+
+def _phpbb_post(n: int, author: str, content: str) -> str:
+    return (f"<div class='post bg2' id='p{n}'><div class='postbody'><p class='author'>by {author} &raquo; Mon Mar 04, "
+            f"2024 7:1{n} pm</p><div class='content'>{content}</div></div></div>")
+
+
+def test_html_forum_thread_keeps_each_posts_own_text():
+    """A phpBB thread (post text loose in <div class=content>, quotes in <blockquote><cite>) kept
+    only the bylines and quotes: every reply's own text was lost, the cite glued to the quote."""
+    page = ("<html><head><title>Best bait for sea trout in spring?</title></head><body>"
+            "<div class='navbar'>Board index &raquo; Fishing</div><h2>Best bait for sea trout in spring?</h2>"
+            + _phpbb_post(1, "oldsalt", "I have been fishing the west pier for twenty years. What bait do you use "
+                          "for sea trout in March?")
+            + _phpbb_post(2, "fjordfisher", "<blockquote><cite>oldsalt wrote:</cite>What bait do you use for sea trout "
+                          "in March?</blockquote>A small silver spoon works best for me in cold water.<br><br>I caught "
+                          "a 3 kilo trout on one last spring.")
+            + _phpbb_post(3, "mariner", "<blockquote><cite>fjordfisher wrote:</cite>A small silver spoon works best "
+                          "for me in cold water.</blockquote>I disagree, shrimp imitations are better in March.")
+            + "<div class='footer'>Powered by phpBB</div></body></html>")
+    doc = parse_html(page.encode(), "thread.html")
+    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    for said in ("I have been fishing the west pier for twenty years.", "A small silver spoon works best for me in cold water.",
+                 "I caught a 3 kilo trout on one last spring.", "I disagree, shrimp imitations are better in March."):
+        assert said in sentences
+    assert "oldsalt wrote:" in sentences and "oldsalt wrote:What" not in doc.text
+
+
+def test_html_div_only_page_and_loose_menu_links_are_read_as_before():
+    """A page laid out in <div>s alone, without a <p>, keeps its text as it was (its menu stays out)."""
+    page = ("<html><head><title>Ferry timetable changes</title></head><body><div class='top'><div class='menu'>"
+            "<div>Home</div><div>Ferries</div></div></div><div class='page'><div class='heading'>Ferry timetable changes"
+            "</div><div class='text'>From 1 June the morning ferry to Lindholm leaves at 6:45 instead of 7:15.</div>"
+            "<div class='text'>Tickets bought before the change remain valid for any departure on the same day.</div>"
+            "</div><div class='bottom'>Westhaven Harbour Authority</div></body></html>")
+    doc = parse_html(page.encode(), "ferry.html")
+    assert doc.text == ("Ferry timetable changes\n\nFrom 1 June the morning ferry to Lindholm leaves at 6:45 instead of "
+                        "7:15.\n\nTickets bought before the change remain valid for any departure on the same day.")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections import Counter
 from pathlib import Path
 
 import lxml.html
 import trafilatura
 from lxml import etree
 from trafilatura.settings import set_date_params, use_config
+from trafilatura.xpaths import BODY_XPATH
 
 from ..ingest import IngestError, document_title, short_title
 from ..types import Document
@@ -53,6 +55,11 @@ _QUOTED = re.compile(r""""[^"]*"|'[^']*'""")
 # Elements of trafilatura's output that sit inside a block's text; any other one is a block of
 # its own (or holds blocks), so its text never runs on into a neighbour's sentence.
 _INLINE = frozenset({"hi", "ref", "del", "span", "lb"})
+# Containers whose loose text trafilatura drops beside blocks, and the block elements it is beside.
+_LOOSE_TEXT_PARENTS = ("div", "td", "th", "section", "article", "main", "blockquote", "center")
+_BLOCK_TAGS = frozenset({"p", "div", "blockquote", "ul", "ol", "dl", "table", "pre", "hr", "h1", "h2", "h3", "h4", "h5",
+                         "h6", "section", "article", "aside", "nav", "header", "footer", "main", "form", "fieldset",
+                         "figure", "details", "address", "center", "menu"})
 # trafilatura's MIN_EXTRACTED_SIZE (settings.cfg): a main text shorter is replaced by the body's.
 SHORT_MAIN_TEXT = 250
 _SHORT_PAGE_CONFIG = use_config()
@@ -76,6 +83,9 @@ def parse_html(data: bytes, doc_id: str) -> Document:
     _drop_hidden(tree)
     _drop_permalinks(tree)
     _inline_code(tree)
+    _separate_quote_cites(tree)
+    _wrap_loose_text(tree)
+    _unmark_repeated_content(tree)
     try:
         found = _extract(tree)
     except RecursionError:  # trafilatura walks nested lists recursively
@@ -211,6 +221,78 @@ def _inline_code(tree: lxml.html.HtmlElement) -> None:
     "set <code>cache_size</code> in" into three; a <pre>'s one line in a list item stays a block."""
     for code in tree.xpath("//code[not(ancestor::pre)]"):
         code.tag = "span"
+
+
+def _separate_quote_cites(tree: lxml.html.HtmlElement) -> None:
+    """Make a quote's leading <cite> ("<blockquote><cite>oldsalt wrote:</cite>What bait…", phpBB's)
+    a paragraph of its own; trafilatura glued it to the quote ("oldsalt wrote:What bait")."""
+    for cite in tree.xpath("//blockquote/cite | //blockquote/div/cite"):
+        parent = cite.getparent()
+        if parent.index(cite) == 0 and not (parent.text or "").strip() and (cite.tail or "").strip():
+            cite.tag = "p"
+
+
+def _wrap_loose_text(tree: lxml.html.HtmlElement) -> None:
+    """Wrap each run of text and inline elements that sits directly in a container beside block
+    elements ("<div class=content><blockquote>…</blockquote>Reply text<br>more</div>", a forum
+    post's) in a <p>: trafilatura drops such text on a page with enough <p> text. A run of links
+    alone (a menu) is left as it was. One pass over the elements."""
+    parents = list(tree.iter(*_LOOSE_TEXT_PARENTS))
+    repeated = Counter((e.tag, e.get("class")) for e in parents if e.get("class"))
+    for parent in parents:
+        if not any(child.tag in _BLOCK_TAGS for child in parent):
+            # a post's text alone in its <div class=content>, beside its byline's <p>, once a post
+            up = parent.getparent()
+            if repeated[parent.tag, parent.get("class")] < 2 or up is None or not any(e.tag == "p" for e in up):
+                continue
+        runs: list[tuple[etree._Element | None, list[etree._Element]]] = [(None, [])]
+        for child in parent:
+            if child.tag in _BLOCK_TAGS:
+                runs.append((child, []))
+            elif child.tag == "br" and runs[-1][1] and runs[-1][1][-1].tag == "br" and not (runs[-1][1][-1].tail or "").strip():
+                runs.append((child, []))  # "<br><br>" ends a paragraph
+            else:
+                runs[-1][1].append(child)
+        for before, inline in runs:
+            text = parent.text if before is None else before.tail
+            if not _loose_words(text, inline):
+                continue
+            p = etree.Element("p")
+            p.text = text
+            if before is None:
+                parent.text = None
+                parent.insert(0, p)
+            else:
+                before.tail = None
+                before.addnext(p)
+            p.extend(inline)
+
+
+def _unmark_repeated_content(tree: lxml.html.HtmlElement) -> None:
+    """trafilatura reads the first element that looks like an article's body ("<div class=content>")
+    alone; a forum thread repeats it once a post. Remove the class from such repeated ones."""
+    for expr in BODY_XPATH:
+        found = next(iter(expr(tree)), None)
+        if found is None:
+            continue
+        cls = found.get("class")
+        if cls:
+            peers = [e for e in tree.iter(found.tag) if e.get("class") == cls]
+            if len(peers) > 1:
+                for e in peers:
+                    del e.attrib["class"]
+        return
+
+
+def _loose_words(text: str | None, inline: list[etree._Element]) -> bool:
+    """Does a run hold words outside links (its text, its elements' tails, inline non-links')?
+    Separators between links ("Home | Ferries") are no words."""
+    def words(t: str | None) -> bool:
+        return any(c.isalnum() for c in t or "")
+
+    if words(text) or any(words(e.tail) for e in inline):
+        return True
+    return any(e.tag != "a" and e.find(".//a") is None and words(e.text_content()) for e in inline)
 
 
 def _headline(tree: etree._Element, title: str | None) -> str | None:
