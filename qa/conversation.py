@@ -58,6 +58,9 @@ _QUESTION_WORDS = _ORDINAL_WORDS | {
     "who", "what", "when", "where", "why", "how", "which", "whom", "whose", "many", "much", "did", "does", "do",
     "say", "said", "what's", "who's", "where's", "according",
 }
+# Words that open a chat turn ("Tell me more", "Anything else?"): capitalised there, yet no name.
+_OPENERS = frozenset("""tell sorry okay ok thanks thank please really yes hmm wait sure anything give show explain
+    describe list any else another besides""".split())
 # Fewer content words than this and the question cannot stand alone.
 _MIN_CONTENT = 3
 # At most this many words are carried over from earlier turns.
@@ -77,7 +80,7 @@ def _names(text: str) -> list[str]:
     out = []
     for m in _NAME.finditer(text):
         parts = m.group().split()
-        while parts and (_base(parts[0]) in STOPWORDS or parts[0].lower() in _QUESTION_WORDS):
+        while parts and (_base(parts[0]) in STOPWORDS or parts[0].lower() in _QUESTION_WORDS or parts[0].lower() in _OPENERS):
             parts = parts[1:]
         if parts:
             parts[-1] = _POSSESSIVE.sub("", parts[-1])
@@ -199,9 +202,10 @@ def resolve(question: str, history: Sequence[tuple[str, str, str | None]]) -> Re
     carried: list[str] = []
 
     def carry(words: list[str]) -> None:
-        for w in words:
-            if _base(w) not in skip and w not in carried and len(carried) < _MAX_CARRIED:
+        for w in words:  # "Mayor" after "mayor", "Okafor's" after "Okafor": carried once, first spelling
+            if _base(w) not in skip and len(carried) < _MAX_CARRIED:
                 carried.append(w)
+                skip.add(_base(w))
 
     # A name answered last turn is what the follow-up is probably about; a date, number or job
     # title is not ("staff writer" says nothing about "And Tom Hale's?").

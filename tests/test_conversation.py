@@ -354,3 +354,18 @@ def test_a_pronoun_of_the_other_gender_is_not_the_same_person_and_her_job_is_her
     assert resolve("Did they pay her well?", history).startswith("Did they pay Linda Okafor well?")
     assert resolve("Did they let her go to school?", history).startswith("Did they let Linda Okafor go to school?")
     assert resolve("What was her first job?", history).startswith("What was Linda Okafor's first job?")
+
+
+def test_chat_openers_are_no_names_and_carried_words_are_not_repeated():
+    """"Tell me more" stood alone (its "Tell" read as a name) while "tell me more" was a follow-up;
+    carried words repeated when only case or a possessive differed ("mayor Linda Okafor Mayor")."""
+    history = [("Who founded the company?", "Who founded the company?", "Linda Okafor")]
+    for q in ("Tell me more", "Anything else?", "Sorry, when?"):
+        assert is_follow_up(q) and _resolve(q, history).follow_up
+        assert resolve(q, history).startswith(f"{q} (") and "Linda Okafor" in resolve(q, history)
+    assert resolve("Tell me about his childhood", history).startswith("Tell me about Linda Okafor's childhood")
+    assert not _resolve("Paris?", history).follow_up  # a name alone is still a question of its own
+    mayor = [("Who is the Mayor?", "Who is the Mayor?", "mayor Linda Okafor")]
+    assert resolve("How many people attended?", mayor) == "How many people attended? (mayor Linda Okafor)"
+    owner = [("Who founded Okafor's company?", "Who founded Okafor's company?", "Okafor")]
+    assert resolve("When?", owner) == "When? (Okafor founded company)"
