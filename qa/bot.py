@@ -25,7 +25,7 @@ from index.persist import write_atomic
 from index.records import WAIT_SAID_S
 from index.retriever import Found, Retriever, open_retriever
 from index.store import LEGS, Entry, HybridIndex, IndexBusy, IndexStoreError, content_hash  # noqa: F401 - IndexBusy for callers
-from index.text import terms
+from index.text import terms, words
 
 from .agreement import SAME_MATTER, Normal, agrees, may_disagree, normalise
 from .answerer import Answerer, name_terms, named_documents, without_names
@@ -69,6 +69,13 @@ class NoDocumentsError(QuestionError):
     """No document is left to ask: none is dated within the ``after``/``before`` range."""
 
 
+# Words that only close or greet a chat turn ("Thanks!", "ok, bye"): such a turn asks nothing, and
+# read as a follow-up it was answered with a quote about the last topic.
+_PLEASANTRIES = frozenset(
+    "thanks thank you thx ty ok okay k bye goodbye cheers great cool nice hi hello hey awesome perfect".split()
+)
+
+
 def check_question(question: object) -> str:
     """The question stripped, or :class:`QuestionError` saying why it cannot be asked."""
     if not isinstance(question, str) or not question.strip():
@@ -78,6 +85,8 @@ def check_question(question: object) -> str:
         raise QuestionError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
     if not any(c.isalnum() for c in question):  # "?" or "👍" was answered from the last turn's topic
         raise QuestionError("the question has no words: ask something about the documents")
+    if all(w.group().lower() in _PLEASANTRIES for w in words(question)):
+        raise QuestionError("that reads as chat, not a question: ask something about the documents")
     try:
         question.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate ("\ud800"): it cannot be embedded, stored or sent back

@@ -369,3 +369,18 @@ def test_chat_openers_are_no_names_and_carried_words_are_not_repeated():
     assert resolve("How many people attended?", mayor) == "How many people attended? (mayor Linda Okafor)"
     owner = [("Who founded Okafor's company?", "Who founded Okafor's company?", "Okafor")]
     assert resolve("When?", owner) == "When? (Okafor founded company)"
+
+
+def test_thanks_or_ok_is_not_answered_with_a_quote(corpus, embedder, tmp_path):
+    """"Thanks!" or "ok, bye" after an answer asks nothing; read as a follow-up it was answered
+    with a quote about the last topic."""
+    from qa.bot import Bot, QuestionError
+
+    bot = Bot(corpus, index_dir=tmp_path / "ix", embedder=embedder)
+    crater = Turn("How wide is the crater lake?", bot.ask("How wide is the crater lake?", docs=["volcano.txt"]))
+    assert not crater.answer.abstained
+    for q in ("Thanks!", "ok, bye", "Thank you.", "OK thanks", "hi"):
+        with pytest.raises(QuestionError, match="that reads as chat, not a question"):
+            bot.ask(q, [crater], docs=["volcano.txt"])
+    # A question that holds one of those words is still asked.
+    assert bot.ask("Is it a nice lake?", [crater], docs=["volcano.txt"]).question == "Is it a nice lake?"
