@@ -24,6 +24,11 @@ from qa.formats.html import MAX_ELEMENTS, MAX_PARAGRAPH_PIECES, MAX_START_TAGS, 
 from qa.ingest import IngestError, load_folder, parse_document, parse_text
 
 
+def _sentences(doc) -> list[str]:
+    """The sentences the segmenter cuts from a parsed document's text."""
+    return [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+
+
 def _save(word) -> bytes:
     out = io.BytesIO()
     word.save(out)
@@ -69,7 +74,7 @@ def test_docx_blocks_in_document_order():
         "Line one of an address\nline two of it",
         "The report ends here.",
     ]
-    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    sentences = _sentences(doc)
     assert "The harbour handled more ships than ever" in sentences  # the segmenter never crosses a block
     assert "A new crane was installed" in sentences
 
@@ -426,7 +431,7 @@ def test_html_footnote_markers_are_not_glued_into_the_sentence():
             "<p>The lamp room measures 12 m<sup>2</sup> and has a gallery around it on every side of the tower.</p>"
             "<ol><li id='fn1'>Brunel's own notes, 1872.</li></ol></article></body></html>")
     doc = parse_html(page.encode(), "light.html")
-    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    sentences = _sentences(doc)
     assert sentences[1:5] == ["The lighthouse was built by Ada Brunel in 1871.", "Its lamp was converted to electricity in 1923.",
                               "Its range is 22 miles.", "The lamp room measures 12 m2 and has a gallery around it on every side of the tower."]
 
@@ -485,7 +490,7 @@ def test_docx_reads_text_boxes_once_and_page_breaks_part_words():
     assert doc.text.split("\n\n") == ["The pier ends at the foot of the page\nThe tower stands beyond it.",
                                       "Opening hours: 9 to 5.", "Closed on Mondays.", "The lamp was lit in 1871.",
                                       "Depth | 12 metres", "Measured at low tide."]
-    assert [doc.text[s.start:s.end] for s in split_sentences(doc.text)][:2] == [
+    assert _sentences(doc)[:2] == [
         "The pier ends at the foot of the page\nThe tower stands beyond it.", "Opening hours: 9 to 5."]
 
 
@@ -535,7 +540,7 @@ def test_html_inline_code_stays_in_its_sentence():
             "<code>tidepool.toml</code>:</p><pre><code>[cache]\ncache_size = \"2GB\"\n</code></pre>"
             "<ul><li>Set <code>max_age = 0</code> to keep tiles forever.</li></ul></div></body></html>")
     doc = parse_html(page.encode(), "cache.html")
-    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    sentences = _sentences(doc)
     assert "To change it, set cache_size in tidepool.toml:" in sentences
     assert "Set max_age = 0 to keep tiles forever." in sentences
     assert '[cache]\ncache_size = "2GB"' in sentences  # a code block stays a block of its own
@@ -646,7 +651,7 @@ def test_html_a_one_line_code_block_in_a_list_item_stays_a_block():
             "fetching them again from the server.</p><ol><li>Install the package:<pre><code>pip install tidepool"
             "</code></pre></li><li>Start the server with <code>tidepool serve</code> and wait.</li></ol></div></body></html>")
     doc = parse_html(page.encode(), "install.html")
-    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    sentences = _sentences(doc)
     assert "Install the package:" in sentences and "pip install tidepool" in sentences
     assert "Start the server with tidepool serve and wait." in sentences
 
@@ -670,7 +675,7 @@ def test_html_forum_thread_keeps_each_posts_own_text():
                           "for me in cold water.</blockquote>I disagree, shrimp imitations are better in March.")
             + "<div class='footer'>Powered by phpBB</div></body></html>")
     doc = parse_html(page.encode(), "thread.html")
-    sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
+    sentences = _sentences(doc)
     for said in ("I have been fishing the west pier for twenty years.", "A small silver spoon works best for me in cold water.",
                  "I caught a 3 kilo trout on one last spring.", "I disagree, shrimp imitations are better in March."):
         assert said in sentences
