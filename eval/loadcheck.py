@@ -211,6 +211,17 @@ def hostile_report(kind: str, h: Hostile) -> dict[str, Any]:
             f"{kind}_transport_errors": h.transport_errors}
 
 
+async def all_document_ids(http, headers: dict[str, str]) -> list[str]:
+    """Every indexed document's id: the listing comes a page at a time."""
+    ids: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = (await http.get("/api/documents", params={"limit": 1000, "offset": offset}, headers=headers)).json()
+        ids += [d["id"] for d in page["documents"]]
+        offset = page["next_offset"]
+    return ids
+
+
 async def run(url: str, key: str, clients: int, seconds: float, conversations: list[list[str]], texts: dict[str, str]) -> dict[str, Any]:
     import httpx
 
@@ -228,7 +239,7 @@ async def run(url: str, key: str, clients: int, seconds: float, conversations: l
                                        hostile_loop("cross_origin", http, key, deadline, cross),
                                        hostile_loop("long_name", http, key, deadline, long_names), *tasks)
         elapsed = time.monotonic() - t0
-        docs_left = [d["id"] for d in (await http.get("/api/documents", headers={"X-API-Key": key} if key else {})).json()["documents"]]
+        docs_left = await all_document_ids(http, {"X-API-Key": key} if key else {})
     lat = stats.latencies_ms
     return {
         "url": url, "clients": clients, "seconds": round(elapsed, 1),

@@ -731,3 +731,39 @@ def test_a_warm_up_under_way_is_told_when_the_app_shuts_down(corpus, embedder, t
     with serving(app, wait=False) as url:
         assert httpx.get(url + "/readyz", timeout=10).status_code == 503
     assert seen == [True] and time.monotonic() - started < 15
+
+
+def test_document_listing_comes_in_pages_with_the_total(start, tmp_path):
+    corpus = tmp_path / "many"
+    corpus.mkdir()
+    for i in range(101):
+        (corpus / f"note{i:03d}.txt").write_text(f"Note {i}\n\nThe note numbered {i} lists {i} plums.\n", encoding="utf-8")
+    s = start(corpus=corpus)
+    whole = s.client.get("/api/documents")  # without a limit the list is whole, as clients had it
+    assert whole.status_code == 200, whole.text
+    everything = whole.json()
+    assert (len(everything["documents"]), everything["total"], everything["limit"], everything["next_offset"]) == (101, 101, None, None)
+    page = s.client.get("/api/documents", params={"limit": 100}).json()
+    assert (len(page["documents"]), page["total"], page["offset"], page["limit"], page["next_offset"]) == (100, 101, 0, 100, 100)
+    assert s.client.get("/api/documents", params={"limit": 1000}).json()["documents"] == everything["documents"]
+    assert [d["id"] for d in everything["documents"]] == s.bot.index.doc_ids  # index order
+    # Following next_offset in pages of 40 gives every document once, in the same order.
+    pages, offset = [], 0
+    while offset is not None:
+        got = s.client.get("/api/documents", params={"limit": 40, "offset": offset}).json()
+        assert got["total"] == 101
+        pages.append(got["documents"])
+        offset = got["next_offset"]
+    assert [len(p) for p in pages] == [40, 40, 21]
+    assert [d for p in pages for d in p] == everything["documents"]
+    # Past the end: an empty page that still says how many there are.
+    past = s.client.get("/api/documents", params={"offset": 500, "limit": 100})
+    assert past.status_code == 200 and past.json() == {"documents": [], "total": 101, "offset": 500, "limit": 100, "next_offset": None}
+    for params, name in (({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"limit": "ten"}, "limit"), ({"offset": -1}, "offset")):
+        bad = s.client.get("/api/documents", params=params)
+        assert bad.status_code == 422 and bad.json()["detail"].startswith(f"query.{name}: "), (params, bad.text)
+    # An upload joins the end of the order: the pages already read stay as they were.
+    assert s.client.post("/api/documents", files={"files": ("zebra.txt", ZEBRA)}).status_code == 201
+    last = s.client.get("/api/documents", params={"limit": 2, "offset": 100}).json()
+    assert [d["id"] for d in last["documents"]] == ["note100.txt", "zebra.txt"] and last["total"] == 102
+    assert s.client.get("/api/documents", params={"limit": 40}).json()["documents"] == pages[0]

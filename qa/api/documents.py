@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
 MAX_FILES_PER_UPLOAD = 20
+# The largest page of the listing; without `limit` the listing is whole, as it was before pages.
+MAX_PAGE = 1000
 # OS errors an upload can meet that are the request's doing, not the server's.
 _OS_ERROR_STATUS = {errno.ENAMETOOLONG: 400, errno.EISDIR: 409, errno.ENOTDIR: 409, errno.EEXIST: 409}
 
@@ -51,9 +53,18 @@ def describe(idx: "HybridIndex", doc_ids: list[str] | None = None) -> list[Docum
     return out
 
 
-@router.get("", summary="List the indexed documents", response_model=DocumentList, responses=ERRORS, dependencies=READ)
-async def list_documents(service: ServiceDep) -> DocumentList:
-    return DocumentList(documents=describe(service.bot.index))
+@router.get("", summary="List the indexed documents, a page at a time, in index order",
+            response_model=DocumentList, responses=ERRORS, dependencies=READ)
+async def list_documents(
+    service: ServiceDep,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description=f"documents in this page (1 to {MAX_PAGE}; all when left out)")] = None,
+    offset: Annotated[int, Query(ge=0, description="documents to skip (a previous page's `next_offset`)")] = 0,
+) -> DocumentList:
+    idx = service.bot.index  # one snapshot: the page and `total` agree even while documents are added
+    total = len(idx.doc_ids)
+    end = total if limit is None else min(offset + limit, total)
+    return DocumentList(documents=describe(idx, idx.doc_ids[offset:end]), total=total, offset=offset, limit=limit,
+                        next_offset=end if end < total else None)
 
 
 @router.post("", status_code=201, response_model=UploadResult, responses=ERRORS, dependencies=WRITE,

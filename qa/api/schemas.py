@@ -178,7 +178,13 @@ class DocumentText(DocumentInfo):
 
 
 class DocumentList(BaseModel):
-    documents: list[DocumentInfo]
+    """One page of the indexed documents, in index order (see ``GET /api/documents``)."""
+
+    documents: list[DocumentInfo] = Field(description="this page's documents, in index order")
+    total: int = Field(description="documents in the index, all pages together")
+    offset: int = Field(description="documents skipped before this page")
+    limit: int | None = Field(description="the most documents a page holds; null when the listing was asked whole")
+    next_offset: int | None = Field(description="the `offset` of the next page; null on the last page")
 
 
 class UploadResult(BaseModel):
