@@ -141,20 +141,20 @@ BAD_ANSWER_BODIES = [
     ('{"question": 42}', 422, "valid string"),
     ('{"question": null}', 422, "valid string"),
     ('{"question": "\\ud800?"}', 422, "Unicode"),
-    ('{"question": "hi", "top_k": 0}', 422, "top_k"),
-    ('{"question": "hi", "top_k": 11}', 422, "top_k"),
-    ('{"question": "hi", "top_k": "many"}', 422, "top_k"),
-    ('{"question": "hi", "top_k": NaN}', 422, "top_k"),
-    ('{"question": "hi", "top_k": 3.5}', 422, "top_k"),
-    ('{"question": "hi", "docs": "lighthouse.md"}', 422, "docs"),
-    ('{"question": "hi", "docs": []}', 422, "docs"),
-    ('{"question": "hi", "docs": ["nope.txt"]}', 404, "nope.txt"),
-    ('{"question": "hi", "docs": ["lighthouse.md", "../etc/passwd"]}', 404, "passwd"),
-    ('{"question": "hi", "history": [{"question": "x"}]}', 422, "history.0.answer"),
-    ('{"question": "hi", "history": "none"}', 422, "history"),
-    ('{"question": "hi", "history": [], "conversation_id": "c1"}', 422, "not both"),
-    ('{"question": "hi", "conversation_id": "a b/../c"}', 422, "conversation_id"),
-    ('{"question": "hi", "colour": "blue"}', 422, "colour"),
+    ('{"question": "why", "top_k": 0}', 422, "top_k"),
+    ('{"question": "why", "top_k": 11}', 422, "top_k"),
+    ('{"question": "why", "top_k": "many"}', 422, "top_k"),
+    ('{"question": "why", "top_k": NaN}', 422, "top_k"),
+    ('{"question": "why", "top_k": 3.5}', 422, "top_k"),
+    ('{"question": "why", "docs": "lighthouse.md"}', 422, "docs"),
+    ('{"question": "why", "docs": []}', 422, "docs"),
+    ('{"question": "why", "docs": ["nope.txt"]}', 404, "nope.txt"),
+    ('{"question": "why", "docs": ["lighthouse.md", "../etc/passwd"]}', 404, "passwd"),
+    ('{"question": "why", "history": [{"question": "x"}]}', 422, "history.0.answer"),
+    ('{"question": "why", "history": "none"}', 422, "history"),
+    ('{"question": "why", "history": [], "conversation_id": "c1"}', 422, "not both"),
+    ('{"question": "why", "conversation_id": "a b/../c"}', 422, "conversation_id"),
+    ('{"question": "why", "colour": "blue"}', 422, "colour"),
 ]
 
 
@@ -169,11 +169,11 @@ def test_bad_questions_get_a_clear_4xx(ro, body, status, message):
 
 def test_other_bad_requests(ro):
     c = ro.client
-    r = c.post("/api/answer", content=b'{"question": "hi"}', headers={"content-type": "text/plain"})
+    r = c.post("/api/answer", content=b'{"question": "why"}', headers={"content-type": "text/plain"})
     assert r.status_code == 415
     r = c.post("/api/answer", content=b"\xff\xfe{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and "UTF-8 JSON" in r.json()["detail"]
-    big = json.dumps({"question": "hi", "history": [{"question": "x" * 1000, "answer": {"question": "x"}}] * 2000})
+    big = json.dumps({"question": "why", "history": [{"question": "x" * 1000, "answer": {"question": "x"}}] * 2000})
     r = c.post("/api/answer", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     assert c.get("/api/answer").status_code == 405
@@ -263,7 +263,7 @@ def test_rate_limit_per_client(start):
     s = start(Settings(rate_limit=5))
     codes = [s.client.get("/api/documents").status_code for _ in range(7)]
     assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
-    r = s.client.post("/api/answer", json={"question": "hi"})
+    r = s.client.post("/api/answer", json={"question": "why"})
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "limit" in r.json()["detail"]
     assert s.client.get("/healthz").status_code == 200
     limiter = RateLimiter(60, clock=lambda: now)
@@ -275,14 +275,14 @@ def test_rate_limit_per_client(start):
 
 def test_cors_closed_by_default_and_opened_by_list(ro, start):
     origin = {"Origin": "https://evil.example"}
-    r = ro.client.post("/api/answer", json={"question": "hi"}, headers=origin)
+    r = ro.client.post("/api/answer", json={"question": "why"}, headers=origin)
     assert "access-control-allow-origin" not in r.headers
     pre = {**origin, "Access-Control-Request-Method": "POST"}
     assert "access-control-allow-origin" not in ro.client.options("/api/answer", headers=pre).headers
     s = start(Settings(rate_limit=0, cors_origins=("https://app.example",)))
     r = s.client.options("/api/answer", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
-    r = s.client.post("/api/answer", json={"question": "hi"}, headers=origin)
+    r = s.client.post("/api/answer", json={"question": "why"}, headers=origin)
     assert "access-control-allow-origin" not in r.headers
 
 

@@ -461,11 +461,11 @@ def test_cli_reports_milvus_problems_without_traceback(tmp_path: Path):
                              "--backend", "milvus", "--milvus-uri", f"http://127.0.0.1:{port}"],
                        capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert r.returncode == 2 and "qa: error: cannot connect to Milvus" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run(QA + ["ask", "hi", "--docs", str(DOCUMENTS), "--milvus-uri", "http://127.0.0.1:1"],
+    r = subprocess.run(QA + ["ask", "why", "--docs", str(DOCUMENTS), "--milvus-uri", "http://127.0.0.1:1"],
                        capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert r.returncode == 2 and "go with --backend milvus" in r.stderr
     (tmp_path / "empty.db").touch()  # not a store: said so, not "is another qa command using it?"
-    r = subprocess.run(QA + ["ask", "hi", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix"), "--backend", "milvus",
+    r = subprocess.run(QA + ["ask", "why", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix"), "--backend", "milvus",
                              "--milvus-uri", str(tmp_path / "empty.db")], capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert r.returncode == 2 and "it is a file, not a Milvus Lite store" in r.stderr and "another qa command" not in r.stderr
 

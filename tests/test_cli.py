@@ -23,11 +23,11 @@ def test_help_does_not_import_heavy_modules():
 def test_argument_errors():
     r = subprocess.run(QA + ["ask"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "question" in r.stderr
-    r = subprocess.run(QA + ["ask", "hi", "--docs", "/nonexistent"], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    r = subprocess.run(QA + ["ask", "why", "--docs", "/nonexistent"], capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert r.returncode == 2 and "does not exist" in r.stderr
     # A bad QA_* variable is named, with why, before any model loads.
     bad = {**ENV, "QA_EMBED_BACKEND": "tensorrt", "QA_MAX_PDF_PAGES": "0"}
-    r = subprocess.run(QA + ["ask", "hi", "--docs", str(DOCUMENTS)], capture_output=True, text=True, cwd=ROOT, env=bad)
+    r = subprocess.run(QA + ["ask", "why", "--docs", str(DOCUMENTS)], capture_output=True, text=True, cwd=ROOT, env=bad)
     assert r.returncode == 2 and "QA_EMBED_BACKEND='tensorrt'" in r.stderr and "QA_MAX_PDF_PAGES='0'" in r.stderr, r.stderr
 
 
@@ -414,7 +414,7 @@ def test_serve_refuses_a_bad_host_or_busy_port_quickly_and_says_which(tmp_path: 
                                capture_output=True, text=True, cwd=ROOT, env=ENV)
             assert r.stdout.split() == ["2", "False", "False"] and says in r.stderr, r.stderr
     for model, says in (("/nonexistent/model", "does not exist"), (str(next(DOCUMENTS.glob("*.txt"))), "is a file")):
-        r = subprocess.run(QA + ["ask", "hi", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")],
+        r = subprocess.run(QA + ["ask", "why", "--docs", str(DOCUMENTS), "--index", str(tmp_path / "ix")],
                            capture_output=True, text=True, cwd=ROOT, env={**ENV, "QA_MODEL": model})
         assert r.returncode == 2 and f"model folder {model!r} {says}: point QA_MODEL" in r.stderr, r.stderr
 
