@@ -269,6 +269,14 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
         parsed = parse_date_prefix(value) if key.strip().lower() == "date" and date is None else None
         if parsed:
             date = parsed[0]
+    if kind == "markdown":
+        # The text a rendered page shows, which citations quote (qa/formats/markdown.py): no
+        # front matter, link targets, fences or table rules; the title is its first line.
+        from .formats.markdown import markdown_text
+
+        # A file with nothing to render (prose, ATX headings, inline code) keeps its text byte for byte.
+        text = markdown_text("\n".join(lines[front:])) + ("\n" if text.endswith("\n") else "")
+        lines, front = text.split("\n"), 0
     head = list(itertools.islice((ln for ln in lines[front:] if ln.strip() and not _COMMENT_LINE.match(ln)), _HEAD_LINES))
     for i, line in enumerate(head):
         m = _DATE_LINE.match(line)

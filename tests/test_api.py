@@ -191,7 +191,7 @@ def test_upload_refusals_leave_the_folder_and_index_alone(start):
 
     cases = [
         (up(("big.txt", b"word " * (MAX_DOCUMENT_BYTES // 5 + 1))), 413),
-        (up(("lines.md", b"a\n\n" * (MAX_SENTENCES + 1))), 413),  # small, but too many sentences to embed
+        (up(("lines.txt", b"a\n\n" * (MAX_SENTENCES + 1))), 413),  # small, but too many sentences to embed
         (up(("paper.pdf", b"%PDF-1.4")), 400),  # a damaged PDF
         (up(("slides.pptx", b"PK\x03\x04")), 415),
         (up(("noext", b"text")), 415),

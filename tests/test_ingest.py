@@ -253,3 +253,54 @@ def test_a_text_file_saved_as_utf16_without_its_mark_is_named_so(tmp_path: Path)
     assert errors["le.txt"] == "le.txt: looks like UTF-16 text without its byte-order mark; re-save it as UTF-8"
     assert "without its byte-order mark" in errors["be.md"]
     assert "looks binary" in errors["blob.txt"]
+
+
+def test_markdown_is_quoted_as_its_rendered_page_reads(tmp_path: Path):
+    """A README's sentences were its raw Markdown: the front matter, an HTML comment, link URLs,
+    image sources, fences and `**` were quoted, a table's header was glued to its `|---|` row,
+    a setext heading to its underline, a quote wrapped over two `>` lines cut in two, and two
+    footnote and link definitions made one sentence. Each block is now the text GitHub shows,
+    and a citation's offsets index that text (what the API serves)."""
+    from index.segment import split_sentences
+
+    (tmp_path / "tidepool.md").write_text(
+        "---\ntitle: Tidepool guide\ndate: 2024-03-05\n---\n\n<!-- generated; do not edit -->\n\n"
+        "Tidepool Server\n===============\n\n"
+        "[![Build](https://ci.example.com/b.svg)](https://ci.example.com)\n\n"
+        "Tidepool is a **small caching proxy** for _tide tables_. See the\n"
+        "[install notes](https://example.com/install) or the [FAQ][faq].\n\n"
+        "1. Download the archive and unpack it into a folder\n   of your choice.\n"
+        "2. Run `tidepool init` to write a configuration.\n\n"
+        "## Settings\n\n| Setting | Default |\n|---|---|\n| `port` | 8080 |\n| `ttl` | 10 minutes |\n\n"
+        "```toml\nport = 8080\n```\n\n~~~bash\ntidepool serve\n~~~\n\n    port=8080\n\n"
+        "> **Note:** the cache is lost when\n> the server restarts.\n\n"
+        "- [x] HTTP/2 support\n- [ ] Metrics endpoint\n\n"
+        "Harbour data comes from the survey[^1]. Click the ![gear](gear.png) icon or press <kbd>Enter</kbd>, not <Esc>.\n\n"
+        "<details>\n<summary>Troubleshooting</summary>\n\nCheck that port 8080 is free.\n\n</details>\n\n"
+        "[faq]: https://example.com/faq\n[^1]: The National Survey, 2023 edition.\n[^2]: A second note.\n",
+        encoding="utf-8")
+    doc = load_folder(tmp_path).documents[0]
+    assert (doc.title, doc.date) == ("Tidepool guide", "2024-03-05")
+    assert [doc.text[s.start:s.end] for s in split_sentences(doc.text)] == [
+        "Tidepool Server",
+        "Tidepool is a small caching proxy for tide tables.",
+        "See the\ninstall notes or the FAQ.",
+        "1. Download the archive and unpack it into a folder\nof your choice.",
+        "2. Run `tidepool init` to write a configuration.",
+        "## Settings",
+        "Setting | Default",
+        "`port` | 8080",
+        "`ttl` | 10 minutes",
+        "port = 8080",
+        "tidepool serve",
+        "port=8080",
+        "Note: the cache is lost when\nthe server restarts.",
+        "\u2611 HTTP/2 support",
+        "\u2610 Metrics endpoint",
+        "Harbour data comes from the survey.",
+        "Click the gear icon or press Enter, not <Esc>.",
+        "Troubleshooting",
+        "Check that port 8080 is free.",
+        "The National Survey, 2023 edition.",
+        "A second note.",
+    ]
