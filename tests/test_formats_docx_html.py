@@ -692,3 +692,79 @@ def test_html_div_only_page_and_loose_menu_links_are_read_as_before():
     doc = parse_html(page.encode(), "ferry.html")
     assert doc.text == ("Ferry timetable changes\n\nFrom 1 June the morning ferry to Lindholm leaves at 6:45 instead of "
                         "7:15.\n\nTickets bought before the change remain valid for any departure on the same day.")
+
+
+def test_html_saved_wikipedia_article_reads_without_mediawiki_interface():
+    """A saved Wikipedia article: the section "[edit]" links were glued to headings ("History[edit]",
+    legacy skin) or stood as blocks ("[edit]", the 2022 skin), and the skip links ("Jump to
+    navigation") were read; the infobox and a wikitable still read as rows."""
+    edit = ('<span class="mw-editsection"><span class="mw-editsection-bracket">[</span><a href="/w/index.php?title='
+            'Westhaven_Lighthouse&amp;action=edit&amp;section={n}" title="Edit section">edit</a><span class='
+            '"mw-editsection-bracket">]</span></span>')
+    page = ('<html><head><title>Westhaven Lighthouse - Wikipedia</title></head><body class="mediawiki ltr skin-vector">'
+            '<div id="content" class="mw-body" role="main"><h1 id="firstHeading">Westhaven Lighthouse</h1>'
+            '<div id="bodyContent"><div id="siteSub" class="noprint">From Wikipedia, the free encyclopedia</div>'
+            '<a class="mw-jump-link" href="#mw-head">Jump to navigation</a> <a class="mw-jump-link" href="#searchInput">'
+            'Jump to search</a><div id="mw-content-text"><div class="mw-parser-output">'
+            '<table class="infobox"><tbody><tr><th colspan="2" class="infobox-above">Westhaven Lighthouse</th></tr>'
+            '<tr><th scope="row" class="infobox-label">Location</th><td class="infobox-data">Westhaven, <a href="/wiki/'
+            'Norland">Norland</a></td></tr><tr><th scope="row" class="infobox-label">Constructed</th><td class='
+            '"infobox-data">1871</td></tr></tbody></table>'
+            '<p>The <b>Westhaven Lighthouse</b> is a lighthouse on the north pier of Westhaven, Norland. It was designed '
+            'by Ada Brunel and first lit in 1871.<sup class="reference"><a href="#cite_note-1">[1]</a></sup></p>'
+            f'<h2><span class="mw-headline" id="History">History</span>{edit.format(n=1)}</h2>'
+            '<p>Construction began in 1868 after the loss of the schooner Margit on the reef. The lamp was converted to '
+            'electricity in 1932.</p>'
+            f'<div class="mw-heading mw-heading2"><h2 id="Keepers">Keepers</h2>{edit.format(n=2)}</div>'
+            '<table class="wikitable"><tbody><tr><th>Keeper</th><th>From</th><th>To</th></tr><tr><td>Johan Berg</td>'
+            '<td>1871</td><td>1902</td></tr></tbody></table><p>The light has been automatic since 1950, when the last '
+            'keeper retired.</p></div><div class="printfooter">Retrieved from "<a href="https://en.wikipedia.org/w/'
+            'index.php?oldid=1">https://en.wikipedia.org/w/index.php?oldid=1</a>"</div></div><div id="catlinks" '
+            'class="catlinks"><a href="/wiki/Help:Category">Categories</a>: <ul><li><a href="/wiki/Category:'
+            'Lighthouses_completed_in_1871">Lighthouses completed in 1871</a></li></ul></div></div></div></body></html>')
+    doc = parse_html(page.encode(), "lighthouse.html")
+    blocks = doc.text.split("\n\n")
+    assert "History" in blocks and "Keepers" in blocks
+    assert "edit" not in doc.text and "Jump to" not in doc.text and "From Wikipedia" not in doc.text
+    assert "Retrieved from" not in doc.text and "Categories" not in doc.text
+    assert "Location | Westhaven, Norland" in blocks and "Johan Berg | 1871 | 1902" in blocks
+
+
+def _vbulletin_post(n: int, user: str, joined: str, posts: str, message: str) -> str:
+    return (f'<table id="post{n}" class="tborder" cellpadding="6" width="100%"><tr><td class="thead">03-0{n}-2024, '
+            f'07:1{n} PM</td><td class="thead" align="right">#<a href="showpost.php?p={n}">{n}</a></td></tr><tr '
+            f'valign="top"><td class="alt2" width="175"><div id="postmenu_{n}"><a class="bigusername" href="member.php'
+            f'?u={n}">{user}</a></div><div class="smallfont">Member</div><div class="smallfont">&nbsp;<br /><div>Join '
+            f'Date: {joined}</div><div>Posts: {posts}</div></div></td><td class="alt1" id="td_post_{n}"><div id='
+            f'"post_message_{n}">{message}</div></td></tr><tr><td class="alt2"><img src="user_offline.gif" alt="offline">'
+            f'</td><td class="alt1" align="right"><a href="newreply.php?p={n}"><img src="quote.gif" alt="Reply With Quote">'
+            '</a></td></tr></table>')
+
+
+def test_html_forum_thread_laid_out_in_tables_reads_each_post_apart_from_its_profile():
+    """A vBulletin thread (each post a table: a profile cell beside a message cell) glued the profile
+    to the message ("Posts: 1,234 | I have been fishing…") and lost the reply holding a quote table;
+    a table of figures inside a post still reads as rows."""
+    quote = ('<div style="margin:20px"><div class="smallfont">Quote:</div><table cellpadding="6" width="100%"><tr><td '
+             'class="alt2"><div>Originally Posted by <strong>oldsalt</strong> <a href="showthread.php?p=1#post1"><img '
+             'src="viewpost.gif" alt="View Post"></a></div><div style="font-style:italic">What bait do you use for sea '
+             'trout in March?</div></td></tr></table></div>')
+    page = ('<html><head><title>Best bait for sea trout in spring? - Westhaven Angling Forum</title></head><body>'
+            '<table class="tborder" width="100%"><tr><td class="alt1"><span class="navbar"><a href="index.php">Westhaven '
+            'Angling Forum</a></span> &gt; <a href="forumdisplay.php?f=3">Sea fishing</a></td></tr></table><div id="posts">'
+            + _vbulletin_post(1, "oldsalt", "Mar 2009", "1,234", "I have been fishing the west pier for twenty years. "
+                              "What bait do you use for sea trout in March?")
+            + _vbulletin_post(2, "fjordfisher", "Jan 2015", "87", quote + "A small silver spoon works best for me in cold "
+                              "water.<br /><br />I caught a 3 kilo trout on one last spring.")
+            + _vbulletin_post(3, "mariner", "Jun 2011", "412", "Shrimp imitations are better. My catches last spring:"
+                              "<table border='1'><tr><td>Month</td><td>Sea trout</td></tr><tr><td>March</td><td>12</td>"
+                              "</tr><tr><td>April</td><td>19</td></tr></table>")
+            + '</div><div class="smallfont" align="center">Powered by vBulletin Version 3.8.7</div></body></html>')
+    doc = parse_html(page.encode(), "thread.html")
+    sentences = _sentences(doc)
+    for said in ("I have been fishing the west pier for twenty years.", "A small silver spoon works best for me in cold water.",
+                 "I caught a 3 kilo trout on one last spring.", "Shrimp imitations are better."):
+        assert said in sentences
+    assert not [s for s in sentences if "Posts:" in s and len(s) > len("Posts: 1,234")]
+    assert doc.text.index("twenty years") < doc.text.index("silver spoon") < doc.text.index("Shrimp")
+    assert "March | 12" in doc.text.split("\n\n") and "April | 19" in doc.text.split("\n\n")

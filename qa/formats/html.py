@@ -69,6 +69,19 @@ _AROUND_CONTENT = frozenset({"nav", "header", "footer", "aside", "script", "styl
 _NOTE_MARKER_CHARS = 5
 # An editor's linked mark in brackets ("[citation needed]", "[note 2]", "[when?]"), glued too.
 _BRACKETED_MARKER = re.compile(r"\[[^\[\]]{1,30}\]")
+# MediaWiki's (Wikipedia's) interface inside and around an article, by the class and id names of
+# its published skins and templates: section "[edit]" links, skip links, the "From Wikipedia" line,
+# citation back-links, message boxes, navigation boxes, the contents box, categories, "Retrieved
+# from". "noprint" marks what its print style hides: not part of the article.
+_MEDIAWIKI_CLASSES = ("mw-editsection", "mw-jump-link", "mw-jump", "mw-cite-backlink", "noprint", "navbox", "catlinks",
+                      "printfooter", "toc", "ambox", "ombox", "tmbox", "imbox", "cmbox", "fmbox", "mw-indicators")
+_MEDIAWIKI_IDS = ("siteSub", "contentSub", "jump-to-nav", "catlinks", "toc", "mw-navigation")
+# Table parts that make a table hold data (Readability's `_isDataTable` signs, less <th>, which
+# old boards use for their "Author | Message" header); a row-header <th> beside a <td> is one too.
+_DATA_TABLE_PARTS = ("caption", "thead", "tfoot", "colgroup", "col")
+# Containers that lay out a region (a profile's lines, a post's parts); a data table's cell may
+# hold paragraphs and lists (Google Docs and Word export a two-line cell as two <p>), rarely these.
+_LAYOUT_BLOCKS = frozenset({"div", "section", "article", "aside", "nav", "header", "footer", "form", "fieldset", "center"})
 
 
 def parse_html(data: bytes, doc_id: str) -> Document:
@@ -80,6 +93,8 @@ def parse_html(data: bytes, doc_id: str) -> Document:
         raise IngestError(f"{doc_id}: an empty web page (no markup, no text); nothing to read")
     _check_size(tree, doc_id)
     _drop_note_markers(tree)
+    _drop_mediawiki_interface(tree)
+    _unroll_layout_tables(tree)
     _drop_hidden(tree)
     _drop_permalinks(tree)
     _inline_code(tree)
@@ -198,6 +213,74 @@ def _drop_note_markers(tree: lxml.html.HtmlElement) -> None:
             marker.drop_tree()
 
 
+def _drop_mediawiki_interface(tree: lxml.html.HtmlElement) -> None:
+    """On a page MediaWiki made (a saved Wikipedia article), remove its interface: see
+    :data:`_MEDIAWIKI_CLASSES`. Its "[edit]" links were glued to headings ("History[edit]") or
+    stood as blocks, and its skip links ("Jump to navigation") were read as text."""
+    if not tree.xpath("//*[contains(concat(' ', normalize-space(@class), ' '), ' mw-parser-output ')]"
+                      " | //body[contains(concat(' ', normalize-space(@class), ' '), ' mediawiki ')]"):
+        return
+    classes = " | ".join(f"//*[contains(concat(' ', normalize-space(@class), ' '), ' {c} ')]" for c in _MEDIAWIKI_CLASSES)
+    ids = " | ".join(f"//*[@id='{i}']" for i in _MEDIAWIKI_IDS)
+    for e in tree.xpath(f"{classes} | {ids}"):
+        if e.getparent() is not None and e.tag != "body":
+            e.drop_tree()
+
+
+def _unroll_layout_tables(tree: lxml.html.HtmlElement) -> None:
+    """Make a table that lays out a page (a forum thread's posts: a profile cell beside a message
+    cell, as vBulletin and old phpBB and SMF boards draw them) <div>s, so each cell reads as blocks
+    of its own. trafilatura read such a row as one line ("Posts: 1,234 | I have been fishing…"),
+    and left a table nested in a cell (a quote) for later, which lost or moved the text around it.
+    Each table's own rows and cells are reached directly, so nested tables cost no more than flat
+    ones (libxml2 nests up to 2,048 deep)."""
+    cells: set[etree._Element] = set()
+    for table in list(tree.iter("table")):
+        rows = _own_rows(table)
+        own = [c for row in rows for c in row if c.tag in ("td", "th")]
+        if _is_layout_table(table, own):
+            for e in [*(sec for sec in table if sec.tag in ("thead", "tbody", "tfoot")), *rows, *own, table]:
+                e.tag = "div"
+            cells.update(own)
+    if not cells:
+        return
+    # A cell's text, loose or in its <div>s, is made paragraphs: on a page without <p> (an old
+    # board) trafilatura otherwise fell back to the whole page as one block, menus included.
+    # A link without words (vBulletin's "View Post" arrow in a quote) made trafilatura take a short
+    # post for links alone and drop it: such links go (no image is read). One walk of the page.
+    inside, found = 0, []
+    for event, e in etree.iterwalk(tree, events=("start", "end")):
+        if e in cells:
+            inside += 1 if event == "start" else -1
+        if event == "start" and inside and e.tag in ("a", "div"):
+            found.append(e)
+    for e in found:
+        if e.tag == "a" and not e.text_content().strip():
+            e.drop_tree()
+    for e in found:
+        if e.tag == "div":
+            _wrap_runs(e)
+
+
+def _own_rows(table: etree._Element) -> list[etree._Element]:
+    """A table's own rows: its <tr> children and those of its <thead>, <tbody> and <tfoot>."""
+    return [r for child in table for r in ([child] if child.tag == "tr" else child if child.tag in ("thead", "tbody", "tfoot")
+                                           else []) if r.tag == "tr"]
+
+
+def _is_layout_table(table: etree._Element, cells: list[etree._Element]) -> bool:
+    """Does ``table`` (of these own ``cells``) lay out a page rather than hold data? Yes when its
+    role says so, or when, without a data table's parts (:data:`_DATA_TABLE_PARTS`, a row header
+    beside data), one of its cells holds a table or two containers (:data:`_LAYOUT_BLOCKS`)."""
+    if (table.get("role") or "").strip().lower() in ("presentation", "none"):
+        return True
+    if table.get("summary") or any(child.tag in _DATA_TABLE_PARTS for child in table):
+        return False
+    if any(c.tag == "th" and c.getnext() is not None and c.getnext().tag == "td" for c in cells):
+        return False
+    return any(sum(child.tag in _LAYOUT_BLOCKS for child in c) >= 2 or c.find(".//table") is not None for c in cells)
+
+
 def _drop_hidden(tree: lxml.html.HtmlElement) -> None:
     """Remove elements with the ``hidden`` attribute, which browsers never show (trafilatura keeps
     them); ``hidden="until-found"`` is a collapsed section the browser's search opens, so it stays,
@@ -245,27 +328,33 @@ def _wrap_loose_text(tree: lxml.html.HtmlElement) -> None:
             up = parent.getparent()
             if repeated[parent.tag, parent.get("class")] < 2 or up is None or not any(e.tag == "p" for e in up):
                 continue
-        runs: list[tuple[etree._Element | None, list[etree._Element]]] = [(None, [])]
-        for child in parent:
-            if child.tag in _BLOCK_TAGS:
-                runs.append((child, []))
-            elif child.tag == "br" and runs[-1][1] and runs[-1][1][-1].tag == "br" and not (runs[-1][1][-1].tail or "").strip():
-                runs.append((child, []))  # "<br><br>" ends a paragraph
-            else:
-                runs[-1][1].append(child)
-        for before, inline in runs:
-            text = parent.text if before is None else before.tail
-            if not _loose_words(text, inline):
-                continue
-            p = etree.Element("p")
-            p.text = text
-            if before is None:
-                parent.text = None
-                parent.insert(0, p)
-            else:
-                before.tail = None
-                before.addnext(p)
-            p.extend(inline)
+        _wrap_runs(parent)
+
+
+def _wrap_runs(parent: etree._Element) -> None:
+    """Wrap each run of text and inline elements directly in ``parent`` in a <p>: runs end at a
+    block element and at "<br><br>"; a run of links alone (a menu) is left as it was."""
+    runs: list[tuple[etree._Element | None, list[etree._Element]]] = [(None, [])]
+    for child in parent:
+        if child.tag in _BLOCK_TAGS:
+            runs.append((child, []))
+        elif child.tag == "br" and runs[-1][1] and runs[-1][1][-1].tag == "br" and not (runs[-1][1][-1].tail or "").strip():
+            runs.append((child, []))  # "<br><br>" ends a paragraph
+        else:
+            runs[-1][1].append(child)
+    for before, inline in runs:
+        text = parent.text if before is None else before.tail
+        if not _loose_words(text, inline):
+            continue
+        p = etree.Element("p")
+        p.text = text
+        if before is None:
+            parent.text = None
+            parent.insert(0, p)
+        else:
+            before.tail = None
+            before.addnext(p)
+        p.extend(inline)
 
 
 def _unmark_repeated_content(tree: lxml.html.HtmlElement) -> None:
