@@ -163,10 +163,12 @@ def run(
         add_s.append(time.perf_counter() - t0)
     for name in names:
         bot.delete_document(name)
+    # A Milvus Lite file has one user at a time: the API's server, or the next command (left
+    # open, its in-process server races this process's exit).
+    bot.close()
     lite = index_dir / LITE_FILENAME
     api: dict[str, Any] = {}
     if api_clients:
-        bot.close()  # a Milvus Lite file has one user at a time: the server's turn
         api = _through_api(docs, index_dir, workdir, qs, api_clients, options)
     return {
         "backend": backend,

@@ -411,6 +411,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for option, value in (("--json-out", args.json_out), ("--curve", args.curve)):
         if value:
             writable(value, option, (args.set, args.squad, args.coqa, args.against))
+    if args.json_out and args.curve and Path(args.json_out).resolve() == Path(args.curve).resolve():
+        raise CLIError(f"--json-out and --curve both name {args.curve!r}: the curve would be drawn over the report; give each its own file")
     quiet_libraries()
     from tqdm import tqdm
 
@@ -548,7 +550,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.passages < 1 or args.queries < 1:
         raise CLIError("--passages and --queries must be at least 1")
     if args.json_out:
-        writable(args.json_out, "--json-out")
+        writable(args.json_out, "--json-out", (args.source,))
     try:  # checked before the model loads, as the eval's files are
         questions = harness.squad_questions(source)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:  # JSON and Unicode errors too

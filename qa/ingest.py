@@ -295,7 +295,7 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
 def _utf16_without_mark(data: bytes) -> bool:
     """Do the first bytes read as mostly-Latin UTF-16 text: NUL in every other byte, always the
     same half, and printable characters once decoded in that byte order?"""
-    sample = data[:4096 - 4096 % 2]
+    sample = data[:min(len(data), 4096) // 2 * 2]  # whole code units
     even, odd = sample[0::2].count(0), sample[1::2].count(0)
     if len(sample) < 16 or min(even, odd) or max(even, odd) < len(sample) // 4:
         return False

@@ -62,3 +62,28 @@ def test_bench_rejects_a_source_that_is_not_squad_format(tmp_path: Path):
         r = subprocess.run([sys.executable, "-m", "qa.cli", "bench", "--source", str(source), "--index", str(tmp_path / "w")],
                            capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_bench_lets_go_of_the_milvus_lite_file_when_it_ends(tmp_path: Path):
+    """The bench's own bot stayed open (only --api closed it): its Milvus Lite server lived until
+    exit, racing that exit's thread shutdown, as `qa ask`'s did."""
+    from qa.cli import main
+
+    work = tmp_path / "work"
+    assert main(["bench", "--source", str(DATA / "tiny-squad.json"), "--passages", "4", "--queries", "2",
+                 "--index", str(work), "--backend", "milvus"]) == 0
+    uri = str(work / "index-4" / "milvus.db")
+    r = subprocess.run([sys.executable, "-c", f"from index.milvus import MilvusStore; MilvusStore({uri!r}).close()"],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+
+
+def test_bench_json_out_never_overwrites_its_source(tmp_path: Path):
+    """`--json-out` naming the SQuAD source wrote the figures over it, as `qa eval`'s did its set."""
+    source = tmp_path / "squad.json"
+    source.write_bytes((DATA / "tiny-squad.json").read_bytes())
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "bench", "--source", str(source), "--passages", "4", "--queries", "2",
+                        "--index", str(tmp_path / "work"), "--json-out", str(tmp_path / "." / "squad.json")],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 2 and "is a file this command reads" in r.stderr, r.stderr
+    assert source.read_bytes() == (DATA / "tiny-squad.json").read_bytes()

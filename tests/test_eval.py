@@ -604,3 +604,10 @@ def test_note_fields_near_a_field_the_set_has_are_kept(tmp_path: Path):
          "evidence": ["the other on January 8"]}]}) + "\n", encoding="utf-8")
     (conv,) = harness.load_set(f)
     assert conv.turns[0].answers == ("January 8",)
+
+
+def test_eval_json_out_and_curve_may_not_name_one_file(tmp_path: Path):
+    """The report was written, said so, then the curve's PNG was drawn over it."""
+    r = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(tmp_path / "set.jsonl"), "--json-out", str(tmp_path / "r"),
+                        "--curve", str(tmp_path / "." / "r")], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert r.returncode == 2 and "--json-out and --curve both name" in r.stderr, r.stderr
