@@ -806,3 +806,100 @@ def test_a_long_unbroken_word_keeps_the_page_within_a_phone_in_a_real_browser(li
         finally:
             browser.close()
 
+
+
+def test_the_kept_conversation_reads_back_and_anything_else_is_dropped(page):
+    """What the tab keeps for a reload: the same entries back (answers rebuilt and checked as the
+    API checks a client's history), the oldest left out to fit, a garbled value refused."""
+    from ui.chat import dump_conversation, load_conversation
+
+    _, _, entries, _ = page.respond("Who built the lighthouse?", [], None)
+    entries = entries + [("x" * 50, None, "That question is too long.")]
+    saved = dump_conversation(entries, ["lighthouse.txt"])
+    restored, picked = load_conversation(saved)
+    plain = lambda es: [(q, a and a.to_dict(), e) for q, a, e in es]  # noqa: E731 (the JSON rounds scores)
+    assert plain(restored) == plain(entries) and picked == ["lighthouse.txt"]
+    assert dump_conversation([], None) == ""
+    one = len(dump_conversation(entries[:1]))
+    assert plain(load_conversation(dump_conversation(entries * 3, limit=one + 10))[0]) == plain(entries[-1:])
+    for bad in ("garbage", "[]", '{"v": 0, "entries": []}', '{"v": 1, "entries": [{"question": "q", "answer": 3}]}',
+                '{"v": 1, "entries": [{"question": "q", "answer": {"question": "q", "citations": [{"doc": 1}]}}]}'):
+        with pytest.raises(ValueError):
+            load_conversation(bad)
+    picker, messages, restored, _ = page.restore([], "garbage")
+    assert (messages, restored) == ([], [])
+
+
+def test_the_conversation_survives_a_reload_in_a_real_browser(live):
+    """Reloading the page (F5, a phone reloading a background tab) emptied the chat, and the next
+    follow-up was asked without its history. The tab keeps it (sessionStorage, never the key)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from qa.bot import Turn
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    url, bot = live
+    first = bot.ask("When was the second call?")
+    follow = bot.ask("And the first one?", history=[Turn(first.question, first)])
+    assert follow.searched_for != "And the first one?"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+
+            def reload() -> None:
+                page.reload(wait_until="load")
+                page.locator("#qa-question textarea").wait_for()
+                wired(page)
+
+            page.goto(url + "/", wait_until="load")
+            box = page.locator("#qa-question textarea")
+            box.wait_for()
+            wired(page)
+            replies = page.locator("#qa-chat .qa-reply")
+            box.fill("When was the second call?")
+            box.press("Enter")
+            expect(replies).to_have_count(1)
+            expect(replies.first).to_contain_text("January 8")
+            page.locator("#qa-picker").get_by_label(first.citations[0].title[:30], exact=False).check()
+            # The tick is kept too (after the answer): wait until the tab holds it.
+            page.wait_for_function("doc => Object.values(sessionStorage).some(v => (JSON.parse(v).picked || []).includes(doc))",
+                                   arg=first.citations[0].doc)
+
+            reload()
+            expect(replies).to_have_count(1)
+            expect(replies.first).to_contain_text("January 8")
+            expect(page.locator("#qa-sources-panel .qa-sources-for")).to_contain_text("When was the second call?")
+            expect(page.locator("#qa-picker input:checked")).to_have_count(1)
+            box.fill("And the first one?")
+            box.press("Enter")
+            expect(replies).to_have_count(2)
+            expect(replies.nth(1)).to_contain_text(f"searched for: \u201c{follow.searched_for}\u201d")
+            assert page.evaluate("localStorage.length") == 0  # nothing outlives the tab
+
+            # Another tab has its own conversation; a garbled kept value leaves the page usable.
+            from ui.chat import SAVED_KEY
+
+            key = json.dumps(SAVED_KEY)
+            other = browser.new_page()
+            other.goto(url + "/", wait_until="load")
+            other.locator("#qa-question textarea").wait_for()
+            wired(other)
+            expect(other.locator("#qa-chat .qa-reply")).to_have_count(0)
+            other.close()
+            for bad in ("garbage", '{"v": 1, "entries": [{"question": "q", "answer": {"citations": 5}}]}'):
+                page.evaluate(f"sessionStorage.setItem({key}, {json.dumps(bad)})")
+                reload()
+                expect(replies).to_have_count(0)
+            box.fill("When was the second call?")
+            box.press("Enter")
+            expect(replies).to_have_count(1)
+
+            # "New conversation" forgets the kept one too.
+            page.locator("#qa-new").click()
+            expect(replies).to_have_count(0)
+            page.wait_for_function(f"sessionStorage.getItem({key}) === null")
+            reload()
+            expect(replies).to_have_count(0)
+        finally:
+            browser.close()

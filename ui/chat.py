@@ -12,6 +12,7 @@ footer links, analytics and run history are off, and no external script or image
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 from functools import partial
@@ -24,6 +25,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from qa.api import PARSE_WORKERS  # noqa: E402
+from qa.api.schemas import TurnModel  # noqa: E402
 from qa.bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, refuse_twins  # noqa: E402
 from qa.guard import KEY_COOKIE, ParseBudget  # noqa: E402
 from qa.ingest import MAX_DOCUMENT_BYTES, MAX_PACKED_BYTES, SUPPORTED_SUFFIXES, max_bytes  # noqa: E402
@@ -42,6 +44,11 @@ log = logging.getLogger(__name__)
 MAX_SHOWN = 100  # exchanges kept on the page (and in the session's memory)
 INDEXING = "The documents are still being indexed."
 SHOWN_REFUSED_CHARS = 200  # of a refused question (too long, invalid), kept and shown with its error
+# The conversation kept in the tab's sessionStorage (survives a reload, not the tab), under this key
+# and format version; sent back on load, so a third of the request body limit at most (JSON escaping).
+SAVED_KEY = "qa-chat-conversation"
+SAVED_VERSION = 1
+MAX_SAVED_CHARS = 300_000
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
 MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
 
@@ -134,6 +141,21 @@ SET_KEY_COOKIE = """(key) => {
 }""" % KEY_COOKIE
 
 
+# The conversation survives a reload of the tab (F5, a phone reloading a background tab): the page
+# keeps it in sessionStorage, which is the tab's own (another tab has its own conversation) and goes
+# with the tab. Written after each change ("" removes it); read back on load, sent to the server.
+SAVE_CONVERSATION = """(saved) => {
+  try { if (saved) sessionStorage.setItem(%(key)s, saved); else sessionStorage.removeItem(%(key)s); }
+  catch (e) { try { sessionStorage.removeItem(%(key)s); } catch (_) {} }
+  return [];
+}"""
+READ_CONVERSATION = """(picked, saved) => {
+  let kept = "";
+  try { kept = sessionStorage.getItem(%(key)s) || ""; } catch (e) {}
+  return [picked, kept.length <= %(limit)d ? kept : ""];
+}"""
+
+
 def theme() -> gr.themes.Base:
     """The default theme with system fonts: no font files to fetch, from anywhere."""
     return gr.themes.Default(primary_hue="blue", neutral_hue="slate", font=SYSTEM_FONTS, font_mono=MONO_FONTS)
@@ -179,6 +201,47 @@ def _messages(entries: Sequence[tuple], bot: Bot) -> list[dict[str, str]]:
     return out
 
 
+def dump_conversation(entries: Sequence[tuple], picked: Sequence[str] | None = None,
+                      limit: int = MAX_SAVED_CHARS) -> str:
+    """The conversation (and the picked documents) as the JSON kept in the browser tab, its
+    oldest exchanges left out to fit ``limit`` characters; "" when there is nothing to keep."""
+    turns = [{"question": q, "answer": a.to_dict()} if a is not None else {"question": q, "error": e}
+             for q, a, e in entries]
+    picked = list(picked or [])
+    if not turns and not picked:
+        return ""
+    room = limit - len(json.dumps({"v": SAVED_VERSION, "entries": [], "picked": picked}))
+    if room < 0:
+        return ""
+    kept: list[dict[str, Any]] = []
+    for turn in reversed(turns):  # newest first, while they fit (each takes its JSON and a comma)
+        room -= len(json.dumps(turn)) + 2
+        if room < 0:
+            break
+        kept.append(turn)
+    return json.dumps({"v": SAVED_VERSION, "entries": kept[::-1], "picked": picked})
+
+
+def load_conversation(saved: str | None) -> tuple[list[tuple], list[str]]:
+    """``(entries, picked)`` from :func:`dump_conversation`'s JSON. Raises ValueError for
+    anything else (another version, a garbled or tampered value): the caller starts empty.
+    Answers are checked as the API checks a client's history (its ``TurnModel``)."""
+    data = json.loads(saved or "null")
+    if not isinstance(data, dict) or data.get("v") != SAVED_VERSION or not isinstance(data.get("entries"), list):
+        raise ValueError("not a saved conversation of this version")
+    entries: list[tuple] = []
+    for turn in data["entries"][-MAX_SHOWN:]:
+        if isinstance(turn, dict) and isinstance(turn.get("error"), str) and isinstance(turn.get("question"), str):
+            entries.append((turn["question"][:MAX_QUESTION_CHARS * 2], None, turn["error"]))
+            continue
+        checked = TurnModel.model_validate(turn)  # a pydantic ValidationError is a ValueError
+        entries.append((checked.question, Answer.from_dict(checked.answer.model_dump(exclude_none=True)), None))
+    picked = data.get("picked") or []
+    if not isinstance(picked, list) or not all(isinstance(d, str) for d in picked):
+        raise ValueError("picked is not a list of document ids")
+    return entries, picked
+
+
 NOT_ANSWERED = "none"  # the feedback choice "the documents do not answer this"
 
 
@@ -200,7 +263,8 @@ class ChatPage:
     """The page's event handlers over one Bot (plain methods, so tests can call them directly).
 
     A conversation is a list of ``(question, Answer | None, error | None)`` kept in the browser
-    session's ``gr.State``; the chatbot's messages are rendered from it, never read back.
+    session's ``gr.State``; the chatbot's messages are rendered from it, never read back. The tab
+    keeps a copy for a reload (:func:`dump_conversation`), read back by :meth:`restore`.
 
     Args:
         bot: answers the questions and stores uploaded documents (``Bot.add_document``: the same
@@ -285,6 +349,20 @@ class ChatPage:
     @staticmethod
     def new_conversation():
         return "", [], [], render_sources(None, lambda _: None)
+
+    def restore(self, picked: list[str] | None, saved: str | None):
+        """On load: the conversation the tab kept (see :func:`load_conversation`) and the picker;
+        return (picker update, chatbot messages, conversation, sources panel). A value that
+        cannot be read back is dropped: the page starts empty rather than breaking."""
+        try:
+            entries, kept = load_conversation(saved) if saved else ([], [])
+            messages = _messages(entries, self.bot)
+            last = next((a for _, a, _ in reversed(entries) if a is not None), None)
+            sources = render_sources(last, _document_lookup(self.bot))
+        except Exception as exc:  # whatever the stored value holds (an older page's, edited by hand)
+            log.info("ignored the conversation kept in the browser: %s", str(exc)[:200])
+            entries, kept, messages, sources = [], [], [], render_sources(None, lambda _: None)
+        return self.documents_update(kept or picked), messages, entries, sources
 
     def _key_ok(self, key: str | None) -> bool:
         """Writes from the page (uploads, marks) need the API key when one is set."""
@@ -388,6 +466,7 @@ def build_chat(
     parse_budget: ParseBudget | None = None,
     max_turns: int | None = None,
     ready: Callable[[], bool] | None = None,
+    saved_chars: int = MAX_SAVED_CHARS,
 ) -> gr.Blocks:
     """The chat page over ``bot``.
 
@@ -400,13 +479,19 @@ def build_chat(
         parse_budget: threads and time limit for parsing uploads (see :class:`ChatPage`).
         max_turns: earlier turns a question is read with (see :class:`ChatPage`).
         ready: whether the server's index is ready (see :class:`ChatPage`).
+        saved_chars: the most characters of conversation the browser tab keeps for a reload
+            (its oldest exchanges are left out); it comes back in one request on load.
     """
     page = ChatPage(bot, upload_key, parse_budget, max_turns, ready)
+    save_js = SAVE_CONVERSATION % {"key": json.dumps(SAVED_KEY)}
+    read_js = READ_CONVERSATION % {"key": json.dumps(SAVED_KEY), "limit": saved_chars}
 
     # Asking or starting over also withdraws the sentences offered for the last answer, in the
     # same step: a separate follow-up event could land after the next "wrong" click.
     def ask(question: str, entries: list[tuple], picked: list[str] | None):
-        return (*page.respond(question, entries, picked), *page.feedback_closed(), page.documents_update(picked, keep=True))
+        box, messages, entries, sources = page.respond(question, entries, picked)
+        return (box, messages, entries, sources, *page.feedback_closed(), page.documents_update(picked, keep=True),
+                dump_conversation(entries, picked, saved_chars))
 
     def ask_example(entries: list[tuple], picked: list[str] | None, evt: gr.SelectData):
         value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
@@ -422,13 +507,18 @@ def build_chat(
         return gr.update(interactive=True)
 
     def start_over():
-        return (*page.new_conversation(), *page.feedback_closed())
+        return (*page.new_conversation(), *page.feedback_closed(), "")
+
+    def picked_changed(entries: list[tuple], picked: list[str] | None):
+        return dump_conversation(entries, picked, saved_chars)
 
     def show_sources(entries: list[tuple], evt: gr.SelectData):
         return page.sources_of(entries, evt.index)
 
     with gr.Blocks(title="Ask the documents", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         entries = gr.State([])
+        # What the tab keeps for a reload (see SAVE_CONVERSATION): written from here by the browser.
+        saved = gr.Textbox(visible=False, elem_id="qa-saved")
         gr.HTML(
             "<h1>Ask the documents</h1><p>Every answer is a sentence quoted verbatim from the documents, "
             "with its source. When they do not say, the bot says so.</p>",
@@ -479,24 +569,26 @@ def build_chat(
         # The picker is an output (other pages' uploads) but no progress box covers it: it stays tickable.
         asked = [
             question.submit(lock, None, [question], queue=False, **private)
-            .then(ask, [question, entries, picker], outputs + feedback + [picker], concurrency_limit=workers,
+            .then(ask, [question, entries, picker], outputs + feedback + [picker, saved], concurrency_limit=workers,
                   concurrency_id="ask", show_progress_on=outputs + feedback, **private)
             .then(unlock, None, [question], queue=False, **private),
-            chatbot.example_select(ask_example, [entries, picker], outputs + feedback + [picker], concurrency_limit=workers,
+            chatbot.example_select(ask_example, [entries, picker], outputs + feedback + [picker, saved], concurrency_limit=workers,
                                    concurrency_id="ask", show_progress_on=outputs + feedback, **private),
         ]
         for event in asked:
+            event.then(None, [saved], None, js=save_js, **private)
             event.then(None, js=SCROLL_TO_LAST_QUESTION, **private)
             event.then(None, js=FOCUS_QUESTION, **private)
         chatbot.select(show_sources, [entries], [sources], **private)
-        new_btn.click(start_over, None, outputs + feedback, **private)
+        new_btn.click(start_over, None, outputs + feedback + [saved], **private).then(None, [saved], None, js=save_js, **private)
         right_btn.click(partial(page.send_feedback, "right"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
         wrong_btn.click(page.feedback_open, [entries], feedback, **private)
         fb_send.click(partial(page.send_feedback, "wrong"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
-        chatbot.clear(start_over, None, outputs + feedback, **private)
+        chatbot.clear(start_over, None, outputs + feedback + [saved], **private).then(None, [saved], None, js=save_js, **private)
         key.change(None, [key], None, js=SET_KEY_COOKIE, **private)
         upload.upload(page.add_files, [upload, replace, key, picker], [status, picker], concurrency_limit=1, **private)
-        demo.load(page.documents_update, [picker], [picker], **private)
+        picker.input(picked_changed, [entries, picker], [saved], **private).then(None, [saved], None, js=save_js, **private)
+        demo.load(page.restore, [picker, saved], [picker, chatbot, entries, sources], js=read_js, **private)
     return demo
 
 
@@ -520,7 +612,9 @@ def mount_chat(
     service = getattr(app.state, "service", None)  # the API's: its warm-up says when the index is ready
     blocks = build_chat(bot, examples=examples, upload_key=api_key, workers=getattr(settings, "workers", 4),
                         parse_budget=getattr(app.state, "parse_budget", None), max_turns=getattr(settings, "max_turns", None),
-                        ready=(lambda: service.ready) if service is not None else None)
+                        ready=(lambda: service.ready) if service is not None else None,
+                        # The kept conversation comes back in one request: within the guard's body limit.
+                        saved_chars=min(MAX_SAVED_CHARS, getattr(settings, "max_body_bytes", 3 * MAX_SAVED_CHARS) // 3))
     auth = None
     if api_key and getattr(settings, "api_key_required", False):
         def auth(_user: str, password: str) -> bool:
