@@ -15,6 +15,7 @@ import time
 import unicodedata
 from collections import OrderedDict
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Collection, Iterable, Iterator, Sequence
@@ -97,6 +98,9 @@ def check_question(question: object) -> str:
 # The writers' lease: a file in the index folder that one writer at a time holds locked (flock).
 WRITER_LOCK = "writer.lock"
 WRITER_WAIT_S = 600.0
+# When a write must give up waiting for its turn (time.monotonic()), set in the writing thread by
+# a caller whose client waits (the API's); every writer, the chat page's too, is held to it.
+WRITE_DEADLINE: ContextVar[float | None] = ContextVar("write_deadline", default=None)
 # How often a reader looks whether another process (`qa index`, a second server) has written a
 # newer index than the one it answers from: one small file read (faiss) or query (Milvus).
 NEWER_CHECK_S = 2.0
@@ -341,13 +345,20 @@ class Bot:
         process writing it (the flock lease on ``writer.lock``, waited for at most
         :attr:`writer_wait_s`, or until ``stop()`` is true: :class:`KeyboardInterrupt`). A writer
         then starts from the newest generation on disk, so two processes adding documents one
-        after the other keep both."""
-        with self._lock:
+        after the other keep both. A :data:`WRITE_DEADLINE` set in this thread bounds both waits:
+        past it, :class:`IndexBusy` and nothing is written."""
+        started = time.monotonic()
+        deadline = started + self.writer_wait_s
+        given = WRITE_DEADLINE.get()
+        deadline = deadline if given is None else min(deadline, given)
+        if not self._lock.acquire(timeout=max(0.0, deadline - started)):
+            raise IndexBusy(f"another write (an upload or a deletion) has been at work for over {deadline - started:.0f} s; "
+                            "nothing was done: try again when it is done")
+        try:
             self.index_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.index_dir / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                started = time.monotonic()
-                deadline, said = started + self.writer_wait_s, False
+                said = False
                 while True:
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -359,7 +370,7 @@ class Bot:
                             log.warning("another process is writing the index; waiting for it (at most %g s)", self.writer_wait_s)
                             said = True
                         if time.monotonic() > deadline:
-                            raise IndexBusy(f"another process has been writing the index for over {self.writer_wait_s:g} s; "
+                            raise IndexBusy(f"another process has been writing the index for over {deadline - started:.0f} s; "
                                             "try again when it is done") from None
                         time.sleep(0.05)
                 if self._index is not None and not self.retriever.is_current(self._index):
@@ -367,6 +378,8 @@ class Bot:
                 yield
             finally:
                 os.close(fd)  # releases the lease
+        finally:
+            self._lock.release()
 
     @property
     def index(self) -> HybridIndex:

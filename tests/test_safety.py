@@ -813,3 +813,27 @@ def test_a_write_behind_a_long_one_is_a_503_not_a_wait_of_minutes(start, monkeyp
             first.join(60)
     assert "zebra.txt" in s.bot.index.doc_ids
     assert s.client.delete("/api/documents/volcano.txt").status_code == 200
+
+
+def test_a_write_behind_a_chat_page_upload_is_a_503_too(start, monkeypatch):
+    """The API's writes waited at most a while only for each other: behind a chat page's upload
+    (which takes the bot's turn directly) a DELETE waited it out and then deleted."""
+    import qa.api.deps
+
+    s = start()
+    _ = s.bot.index
+    monkeypatch.setattr(qa.api.deps, "WRITE_WAIT_S", 0.5)
+    writing, finish = _pause_writes(monkeypatch, s.bot)
+    page_upload = threading.Thread(target=lambda: s.bot.add_documents([("zebra.txt", ZEBRA, None)]))
+    page_upload.start()
+    try:
+        assert writing.wait(30)
+        started = time.monotonic()
+        r = s.client.delete("/api/documents/volcano.txt")
+        assert r.status_code == 503 and "nothing was done" in r.json()["detail"] and r.headers["Retry-After"] == "30"
+        assert time.monotonic() - started < 10 and (s.corpus / "volcano.txt").exists()
+    finally:
+        finish.set()
+        page_upload.join(60)
+    assert "zebra.txt" in s.bot.index.doc_ids and "volcano.txt" in s.bot.index.doc_ids
+    assert s.client.delete("/api/documents/volcano.txt").status_code == 200

@@ -4,6 +4,7 @@ access and readiness checks."""
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Callable, TypeVar
 
@@ -12,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from ..bot import Bot
+from ..bot import WRITE_DEADLINE, Bot
 from ..guard import ParseBudget
 from ..settings import Settings
 from .conversations import Conversations
@@ -61,15 +62,22 @@ class Service:
     async def write(self, fn: Callable[[], T]) -> T:
         """Run ``fn``, a write, in a thread after the writes before it; a 503 when they take over
         :data:`WRITE_WAIT_S` (nothing is written then)."""
-        acquired = False
+        acquired, deadline = False, time.monotonic() + WRITE_WAIT_S
         with anyio.move_on_after(WRITE_WAIT_S):
             await self.write_limiter.acquire()
             acquired = True
         if not acquired:
             raise HTTPException(503, f"another write (an upload, a deletion or a mark) has been at work for over {WRITE_WAIT_S:g} s; "
                                      "nothing was done: try again when it is done", headers={"Retry-After": "30"})
+        def bounded() -> T:  # the chat page's writes take the bot's turn too: held to the same wait
+            token = WRITE_DEADLINE.set(deadline)
+            try:
+                return fn()
+            finally:
+                WRITE_DEADLINE.reset(token)
+
         try:
-            return await anyio.to_thread.run_sync(fn)
+            return await anyio.to_thread.run_sync(bounded)
         finally:
             self.write_limiter.release()
 
