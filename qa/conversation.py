@@ -45,14 +45,20 @@ _POSSESSIVE = re.compile(r"['’]s?$")
 # follows them ("her first job", "her home town").
 _NOT_OWNED = frozenset("""again alone anyway away back best early enough first go home last late later leave
     long much now often once soon stay today tomorrow twice well yesterday""".split())
+# Stopwords that stand between an owner and a noun ("her own party", "her most famous speech").
+_BEFORE_NOUN = frozenset("own most only other same very".split())
 _HER = re.compile(r"\b[Hh][Ee][Rr]\b(?=\s+(\w+)(?:\s+(\w+))?|)")
 
 
 def _owned(after: str | None, then: str | None) -> bool:
     """Is "her" followed by ``after`` (then ``then``) possessive ("her job") rather than an object?"""
-    if after is None or after.lower() in STOPWORDS:
+    if after is None:
         return False
-    return after.lower() not in _NOT_OWNED or then is not None and then.lower() not in STOPWORDS
+    after = after.lower()
+    noun_next = then is not None and then.lower() not in STOPWORDS and then.lower() not in _NOT_OWNED
+    if after in STOPWORDS:
+        return after == "own" or after in _BEFORE_NOUN and noun_next
+    return after not in _NOT_OWNED or noun_next
 _ORDINAL_WORDS = {"first", "second", "third", "last", "other", "latter", "former", "next", "earlier", "later"}
 _QUESTION_WORDS = _ORDINAL_WORDS | {
     "who", "what", "when", "where", "why", "how", "which", "whom", "whose", "many", "much", "did", "does", "do",

@@ -384,3 +384,16 @@ def test_thanks_or_ok_is_not_answered_with_a_quote(corpus, embedder, tmp_path):
             bot.ask(q, [crater], docs=["volcano.txt"])
     # A question that holds one of those words is still asked.
     assert bot.ask("Is it a nice lake?", [crater], docs=["volcano.txt"]).question == "Is it a nice lake?"
+
+
+def test_her_before_own_most_or_other_is_possessive_and_before_an_adverb_pair_is_not():
+    """"her own party" was searched "Linda Okafor own party", and "pay her well last year"
+    "pay Linda Okafor's well last year"."""
+    history = [("Who is the mayor?", "Who is the mayor?", "Linda Okafor")]
+    assert resolve("What is her own party?", history).startswith("What is Linda Okafor's own party?")
+    assert resolve("What was her most famous speech?", history).startswith("What was Linda Okafor's most famous speech?")
+    assert resolve("Who was her other sister?", history).startswith("Who was Linda Okafor's other sister?")
+    assert resolve("Did they pay her well last year?", history).startswith("Did they pay Linda Okafor well last year?")
+    assert resolve("Did they let her go home?", history).startswith("Did they let Linda Okafor go home?")
+    assert resolve("Did they give her more money?", history).startswith("Did they give Linda Okafor more money?")
+    assert resolve("What was her first job?", history).startswith("What was Linda Okafor's first job?")
