@@ -768,3 +768,172 @@ def test_html_forum_thread_laid_out_in_tables_reads_each_post_apart_from_its_pro
     assert not [s for s in sentences if "Posts:" in s and len(s) > len("Posts: 1,234")]
     assert doc.text.index("twenty years") < doc.text.index("silver spoon") < doc.text.index("Shrimp")
     assert "March | 12" in doc.text.split("\n\n") and "April | 19" in doc.text.split("\n\n")
+
+
+def test_docx_table_rows_and_cells_inside_content_controls_are_read():
+    """A repeating section (a content control around table rows, as forms have) and a content
+    control or custom XML around a cell lost their text: python-docx reads only a table's own
+    rows and a row's own cells, so "May | 40" was not in the text at all."""
+    from docx.oxml import OxmlElement
+
+    def wrap(element, tag: str) -> None:
+        outer = OxmlElement(tag)
+        inner = outer
+        if tag == "w:sdt":
+            outer.append(OxmlElement("w:sdtPr"))
+            inner = OxmlElement("w:sdtContent")
+            outer.append(inner)
+        element.addprevious(outer)
+        inner.append(element)
+
+    word = docx.Document()
+    table = word.add_table(rows=4, cols=2)
+    for r, row in enumerate([("Month", "Ships"), ("May", "40"), ("June", "45"), ("July", "50")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    trs = table._tbl.tr_lst
+    wrap(trs[1], "w:sdt")  # a repeating section's item
+    wrap(trs[2], "w:customXml")
+    wrap(trs[3].tc_lst[1], "w:sdt")  # a cell's content control
+    wrap(trs[0].tc_lst[0], "w:customXml")
+    word.add_paragraph("Ships are counted at the quay.")
+    doc = parse_docx(_save(word), "form.docx")
+    assert doc.text.split("\n\n") == ["Month | Ships", "May | 40", "June | 45", "July | 50", "Ships are counted at the quay."]
+
+
+def _with_notes(data: bytes, footnotes: dict[str, str], endnotes: dict[str, str]) -> bytes:
+    """A .docx with footnotes and endnotes parts as Word writes them (separators first), which
+    python-docx cannot make: the parts, their content types and the relationships to them."""
+    ns = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+    def part(kind: str, notes: dict[str, str]) -> bytes:
+        separators = "".join(f'<w:{kind} w:type="{t}" w:id="{i}"><w:p><w:r><w:{t}/></w:r></w:p></w:{kind}>'
+                             for i, t in (("-1", "separator"), ("0", "continuationSeparator")))
+        body = "".join(f'<w:{kind} w:id="{i}"><w:p><w:r><w:{kind}Ref/></w:r><w:r><w:t xml:space="preserve"> {text}'
+                       f"</w:t></w:r></w:p></w:{kind}>" for i, text in notes.items())
+        return f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:{kind}s {ns}>{separators}{body}</w:{kind}s>'.encode()
+
+    with zipfile.ZipFile(io.BytesIO(data)) as real:
+        members = {info.filename: real.read(info) for info in real.infolist()}
+    types, rels = members["[Content_Types].xml"], members["word/_rels/document.xml.rels"]
+    for kind, notes in (("footnote", footnotes), ("endnote", endnotes)):
+        members[f"word/{kind}s.xml"] = part(kind, notes)
+        types = types.replace(b"</Types>", f'<Override PartName="/word/{kind}s.xml" ContentType="application/'
+                              f'vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"/></Types>'.encode())
+        rels = rels.replace(b"</Relationships>", f'<Relationship Id="rIdN{kind}" Type="http://schemas.openxmlformats.org/'
+                            f'officeDocument/2006/relationships/{kind}s" Target="{kind}s.xml"/></Relationships>'.encode())
+    members["[Content_Types].xml"], members["word/_rels/document.xml.rels"] = types, rels
+    return _zip(members)
+
+
+def test_docx_footnotes_and_endnotes_are_blocks_after_their_paragraph():
+    """Footnotes and endnotes were not read at all: "Who restored the lamp?" had no sentence to
+    cite though a note said it. A note is now its own block after the paragraph referring to it,
+    read once, and its mark stays out of the sentence."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    def reference(paragraph, kind: str, note_id: str) -> None:
+        run, ref = OxmlElement("w:r"), OxmlElement(f"w:{kind}Reference")
+        ref.set(qn("w:id"), note_id)
+        run.append(ref)
+        paragraph._p.append(run)
+
+    word = docx.Document()
+    p = word.add_paragraph("The lamp was lit in 1871.")
+    reference(p, "footnote", "1")
+    p.add_run(" It was converted to electricity in 1923.")
+    reference(p, "endnote", "1")
+    row = word.add_table(rows=1, cols=2).rows[0]
+    row.cells[0].text, row.cells[1].text = "Height", "32 metres"
+    reference(row.cells[1].paragraphs[0], "footnote", "2")
+    p = word.add_paragraph("The keeper retired in 1950.")
+    reference(p, "footnote", "1")  # a second reference to the same note: read once
+    reference(p, "footnote", "9")  # a note the file lacks
+    data = _with_notes(_save(word), {"1": "Restored by Ada Brunel in 1990.", "2": "Measured in 1950."},
+                       {"1": "Harbour Board records, 1924."})
+    doc = parse_docx(data, "notes.docx")
+    assert doc.text.split("\n\n") == [
+        "The lamp was lit in 1871. It was converted to electricity in 1923.", "Restored by Ada Brunel in 1990.",
+        "Harbour Board records, 1924.", "Height | 32 metres", "Measured in 1950.", "The keeper retired in 1950."]
+    assert "The lamp was lit in 1871." in _sentences(doc)
+
+
+def test_docx_symbols_inserted_from_the_symbol_font_are_read():
+    """Insert › Symbol writes a w:sym, which was not read: "It freezes at 0°C." became
+    "It freezes at 0C." and "a 5 μm filter" "a 5 m filter"."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    def symbol(paragraph, font: str, char: str) -> None:
+        run, sym = OxmlElement("w:r"), OxmlElement("w:sym")
+        sym.set(qn("w:font"), font)
+        sym.set(qn("w:char"), char)
+        run.append(sym)
+        paragraph._p.append(run)
+
+    word = docx.Document()
+    p = word.add_paragraph("It freezes at 0")
+    symbol(p, "Symbol", "F0B0")
+    p.add_run("C and boils at 100")
+    symbol(p, "Symbol", "00B0")  # some writers leave out Word's private-use offset
+    p.add_run("C.")
+    p = word.add_paragraph("Use a 5 ")
+    symbol(p, "Symbol", "F06D")
+    p.add_run("m filter ")
+    symbol(p, "Wingdings", "F0E0")  # a picture (an arrow), no character
+    p.add_run(" then a ")
+    symbol(p, "Arial", "2248")  # a Unicode character from a text font
+    p.add_run(" 2 L jar.")
+    doc = parse_docx(_save(word), "sym.docx")
+    assert doc.text.split("\n\n") == ["It freezes at 0°C and boils at 100°C.", "Use a 5 μm filter then a ≈ 2 L jar."]
+
+
+def test_docx_notes_referring_to_notes_are_not_followed():
+    """Word allows no note inside a note; a file whose 5,000 footnotes each referred to the next
+    recursed once per note and failed with a RecursionError instead of reading."""
+    word = docx.Document()
+    word.add_paragraph("The lamp was lit in 1871.")._p.append(docx.oxml.parse_xml(
+        '<w:r xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:footnoteReference w:id="1"/></w:r>'))
+    chain = {str(i): f"Note {i}.</w:t></w:r><w:r><w:footnoteReference w:id=\"{i + 1}\"/></w:r><w:r><w:t>"
+             for i in range(1, 5001)}
+    doc = parse_docx(_with_notes(_save(word), chain, {}), "chain.docx")
+    assert doc.text.split("\n\n") == ["The lamp was lit in 1871.", "Note 1."]
+
+
+def test_docx_paragraphs_joined_with_changes_tracked_are_one_block():
+    """Joining two paragraphs with changes tracked deletes the first one's mark (w:pPr/w:rPr/w:del):
+    Word shows one paragraph, but each was a block, so "The lamp was lit in 1871." was cut into
+    "The lamp was" and "lit in 1871." and could not be cited whole."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    def delete_mark(paragraph, tag: str = "w:del") -> None:
+        mark = OxmlElement(tag)
+        mark.set(qn("w:id"), "7")
+        mark.set(qn("w:author"), "Ada")
+        paragraph._p.get_or_add_pPr().append(OxmlElement("w:rPr"))
+        paragraph._p.pPr[-1].append(mark)
+
+    word = docx.Document()
+    delete_mark(word.add_paragraph("The lamp was "))
+    word.add_paragraph("lit in 1871.")
+    delete_mark(word.add_paragraph("The keeper "), "w:moveFrom")
+    word.add_table(rows=1, cols=1).cell(0, 0).text = "Height | 32 metres"  # a table ends the paragraph
+    word.add_paragraph("The tower is white.")
+    doc = parse_docx(_save(word), "joined.docx")
+    assert doc.text.split("\n\n") == ["The lamp was lit in 1871.", "The keeper", "Height | 32 metres", "The tower is white."]
+    assert "The lamp was lit in 1871." in _sentences(doc)
+
+
+def test_docx_paragraphs_of_notes_count_towards_the_paragraph_limit():
+    """Notes are read now, so a small file whose one footnote held 110,000 one-letter paragraphs
+    would have been read for a minute, each a sentence to embed, under a body far below the limit."""
+    word = docx.Document()
+    word.add_paragraph("The lamp was lit in 1871.")._p.append(docx.oxml.parse_xml(
+        '<w:r xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:footnoteReference w:id="1"/></w:r>'))
+    letters = "a</w:t></w:r></w:p>" + "<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 110_000 + "<w:p><w:r><w:t>a"
+    data = _with_notes(_save(word), {"1": letters}, {})
+    assert len(data) < 300_000
+    with pytest.raises(IngestError, match=rf"^notes\.docx: 1100\d\d paragraphs \(the limit is {MAX_PARAGRAPHS}\);"):
+        parse_docx(data, "notes.docx")

@@ -3,9 +3,9 @@
 The file is checked as a zip before python-docx opens it (a corrupt file, an encrypted or
 old binary Word file, a macro-enabled one, or one that would unpack to an absurd size each get
 a clear error). Each paragraph and each table row is a block of the text (see
-:mod:`qa.formats.text`), a text box's after the paragraph it is anchored in; headers, footers,
-footnotes and comments are not read. Title and date come from the file's core properties when
-it has them.
+:mod:`qa.formats.text`), a text box's after the paragraph it is anchored in, a footnote's or
+endnote's after the paragraph referring to it; headers, footers and comments are not read.
+Title and date come from the file's core properties when it has them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import docx
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.exceptions import PackageNotFoundError
+from docx.oxml import parse_xml
 from docx.oxml.ns import qn
 from docx.table import Table
 from lxml import etree
@@ -31,7 +33,7 @@ from .text import join_blocks, table_row
 # zip bomb (a few KB that unpack to gigabytes). Real documents, images included, stay far below.
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
 MAX_ZIP_ENTRIES = 10_000
-# Paragraphs (table cells' included) a body may hold: a thousand-page report has some 50,000.
+# Paragraphs (table cells' and notes' included) a body may hold: a thousand-page report has some 50,000.
 MAX_PARAGRAPHS = 100_000
 # XML tags ("<") in the package's parts, counted while streaming them, before python-docx holds
 # them all as trees (docs/formats.md, "Hostile files"); a formatted paragraph is 20-60 tags.
@@ -48,11 +50,12 @@ def parse_docx(data: bytes, doc_id: str) -> Document:
     _check_package(data, doc_id)
     try:
         word = docx.Document(io.BytesIO(data))
-        paragraphs = sum(1 for _ in word.element.body.iter(qn("w:p")))
+        notes = _notes(word)  # their paragraphs are read too, so count towards the limit
+        paragraphs = sum(1 for root in [word.element.body, *notes.values()] for _ in root.iter(qn("w:p")))
         if paragraphs > MAX_PARAGRAPHS:
             raise IngestError(f"{doc_id}: {paragraphs} paragraphs (the limit is {MAX_PARAGRAPHS}); reading it would take "
                               "minutes: split the document into smaller files")
-        blocks = list(_blocks(word.element.body, word))
+        blocks = list(_blocks(word.element.body, word, notes))
         props = word.core_properties
         title, created = props.title or "", props.created
     except IngestError:
@@ -152,36 +155,83 @@ _BLOCK_WRAPPERS = frozenset(qn(t) for t in ("w:sdt", "w:sdtContent", "w:customXm
 # fallback copy of a drawing); every other run (inserted revisions, fields, content controls) is.
 _NOT_SHOWN = frozenset([*(qn(t) for t in ("w:del", "w:moveFrom", "w:pPr")),
                         "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"])
-_RUN_TEXT = "w:br | w:cr | w:noBreakHyphen | w:ptab | w:t | w:tab"  # what python-docx reads as a run's text
+# What python-docx reads as a run's text, and symbols; a soft hyphen (w:softHyphen) is not shown.
+_RUN_TEXT = "w:br | w:cr | w:noBreakHyphen | w:ptab | w:sym | w:t | w:tab"
 _TEXT_BOX = qn("w:txbxContent")
+_DELETED_MARK = "w:pPr/w:rPr/w:del | w:pPr/w:rPr/w:moveFrom"  # a paragraph mark removed as a tracked change
 
 
-def _block_elements(parent: etree._Element) -> Iterator[etree._Element]:
-    """The w:p and w:tbl elements of a body or cell in order, through content controls."""
+_NOTE_REFERENCES = {qn("w:footnoteReference"): qn("w:footnote"), qn("w:endnoteReference"): qn("w:endnote")}
+_NOTE_PARTS = {RT.FOOTNOTES: qn("w:footnote"), RT.ENDNOTES: qn("w:endnote")}
+Notes = dict[tuple[str, str], etree._Element]  # (w:footnote or w:endnote, its w:id) -> the note
+
+
+def _notes(word: docx.document.Document) -> Notes:
+    """The document's footnotes and endnotes by kind and id (python-docx does not read them)."""
+    notes: Notes = {}
+    for rel in word.part.rels.values():
+        tag = _NOTE_PARTS.get(rel.reltype)
+        if tag is None or rel.is_external:
+            continue
+        # With python-docx's own parser (no entities resolved), as it reads the body; the part's tags were counted.
+        root = parse_xml(rel.target_part.blob)
+        notes.update(((tag, note.get(qn("w:id"), "")), note) for note in root.iterchildren(tag))
+    return notes
+
+
+def _block_elements(parent: etree._Element, tags: tuple[str, ...] = (qn("w:p"), qn("w:tbl"))) -> Iterator[etree._Element]:
+    """The w:p and w:tbl elements (or ``tags``) of a body, cell or table in order, through content controls."""
     for child in parent:
-        if child.tag in (qn("w:p"), qn("w:tbl")):
+        if child.tag in tags:
             yield child
         elif child.tag in _BLOCK_WRAPPERS:
-            yield from _block_elements(child)
+            yield from _block_elements(child, tags)
 
 
-def _paragraph_text(p: etree._Element) -> tuple[str, list[etree._Element]]:
-    """A paragraph's text as Word shows it, and the text boxes anchored in it, in order."""
-    parts, boxes = [], []
+def _paragraph_text(p: etree._Element, notes: Notes) -> tuple[str, list[etree._Element]]:
+    """A paragraph's text as Word shows it, and what is read after it in order: the text boxes
+    anchored in it and the notes it refers to (each taken out of ``notes``, so read once)."""
+    parts, after = [], []
     walker = etree.iterwalk(p, events=("start",))
     for _, e in walker:
         if e.tag == qn("w:r"):
             parts.append(_run_text(e))
-            boxes.extend(_text_boxes(e))
+            after.extend(_text_boxes(e))
+            for ref in e.iterchildren(*_NOTE_REFERENCES):  # the mark is left out of the sentence, as on web pages
+                note = notes.pop((_NOTE_REFERENCES[ref.tag], ref.get(qn("w:id"), "")), None)
+                if note is not None:
+                    after.append(note)
             walker.skip_subtree()
         elif e.tag in _NOT_SHOWN:
             walker.skip_subtree()
-    return "".join(parts), boxes
+    return "".join(parts), after
 
 
 def _run_text(run: etree._Element) -> str:
     # python-docx reads a page or column break as "", which glued the words on either side.
-    return "".join("\n" if e.tag == qn("w:br") else str(e) for e in run.xpath(_RUN_TEXT))
+    return "".join("\n" if e.tag == qn("w:br") else _symbol(e) if e.tag == qn("w:sym") else str(e)
+                   for e in run.xpath(_RUN_TEXT))
+
+
+# Word's Symbol font by its code (Word writes U+F020-U+F0FF, its private-use copy): Greek
+# letters, degree, plus-minus, arrows... Other symbol fonts (Wingdings) are pictures, no text.
+_SYMBOL_FONT = {
+    **dict(zip(range(0x20, 0x7F), " !∀#∃%&∋()∗+,−./0123456789:;<=>?≅ΑΒΧΔΕΦΓΗΙϑΚΛΜΝΟΠΘΡΣΤΥςΩΞΨΖ[∴]⊥_"
+                                  " αβχδεφγηιϕκλμνοπθρστυϖωξψζ{|}∼")),  # 0x60, a radical's extender: a space
+    **dict(zip(range(0xA0, 0xE6), "€ϒ′≤⁄∞ƒ♣♦♥♠↔←↑→↓°±″≥×∝∂•÷≠≡≈…|―↵ℵℑℜ℘⊗⊕∅∩∪⊃⊇⊄⊂⊆∈∉∠∇®©™∏√⋅¬∧∨⇔⇐⇑⇒⇓◊〈®©™∑")),
+    0xF1: "〉", 0xF2: "∫",
+}
+
+
+def _symbol(sym: etree._Element) -> str:
+    """The character a w:sym shows (Insert › Symbol), or "" for a symbol font's picture."""
+    try:
+        code = int(sym.get(qn("w:char"), ""), 16)
+    except ValueError:
+        return ""
+    if sym.get(qn("w:font"), "").strip().lower() == "symbol" and code >> 8 in (0, 0xF0):
+        return _SYMBOL_FONT.get(code & 0xFF, "")
+    return "" if 0xE000 <= code <= 0xF8FF or not 0 < code <= 0x10FFFF else chr(code)
 
 
 def _text_boxes(run: etree._Element) -> Iterator[etree._Element]:
@@ -195,21 +245,55 @@ def _text_boxes(run: etree._Element) -> Iterator[etree._Element]:
             walker.skip_subtree()
 
 
-def _blocks(parent: etree._Element, owner: object) -> Iterator[str]:
-    """The text blocks of a body, cell or text box in order: one per paragraph (then those of
-    its text boxes), one per table row."""
+def _blocks(parent: etree._Element, owner: object, notes: Notes) -> Iterator[str]:
+    """The text blocks of a body, cell, text box or note in order: one per paragraph (then those
+    of its text boxes and notes), one per table row."""
+    texts: list[str] = []  # a paragraph whose mark is deleted, and the one it joins, as Word shows them
+    after: list[etree._Element] = []
+
+    def paragraph() -> Iterator[str]:
+        yield "".join(texts)
+        for box in after:
+            yield from _blocks(box, owner, _inner_notes(box, notes))
+        texts.clear()
+        after.clear()
+
     for element in _block_elements(parent):
         if element.tag == qn("w:tbl"):
-            yield from _table_blocks(Table(element, owner))
+            yield from paragraph()
+            yield from _table_blocks(Table(element, owner), notes)
         else:
-            text, boxes = _paragraph_text(element)
-            yield text
-            for box in boxes:
-                yield from _blocks(box, owner)
+            text, boxes = _paragraph_text(element, notes)
+            texts.append(text)
+            after.extend(boxes)
+            # Two paragraphs joined with changes tracked: one sentence was cut in two blocks.
+            if not element.xpath(_DELETED_MARK):
+                yield from paragraph()
+    yield from paragraph()
 
 
-def _table_blocks(table: Table) -> Iterator[str]:
-    """One block per row, then the blocks of any table or text box in that row's cells."""
+def _inner_notes(container: etree._Element, notes: Notes) -> Notes:
+    """The notes a text box or note may refer to: none inside a note (Word allows no notes in a
+    note), so a file whose notes refer to one another in a long chain cannot recurse deeply."""
+    return notes if container.tag == _TEXT_BOX else {}
+
+
+def _unwrap(parent: etree._Element, tag: str) -> None:
+    """Put the ``tag`` elements that content controls or custom XML hold directly under
+    ``parent``, in place: python-docx reads only a table's own w:tr and a row's own w:tc."""
+    for child in list(parent):
+        if child.tag in _BLOCK_WRAPPERS:
+            for inner in list(_block_elements(child, (tag,))):
+                child.addprevious(inner)
+            parent.remove(child)
+
+
+def _table_blocks(table: Table, notes: Notes) -> Iterator[str]:
+    """One block per row, then the blocks of any table, text box or note in that row's cells."""
+    # A repeating section (a content control around rows, as forms have) lost its rows.
+    _unwrap(table._tbl, qn("w:tr"))
+    for tr in table._tbl.tr_lst:
+        _unwrap(tr, qn("w:tc"))
     # python-docx repeats a merged cell at every grid position it spans (across and down);
     # its <w:tc> element is the same, so each is read once, where it first appears.
     seen: set = set()
@@ -222,11 +306,11 @@ def _table_blocks(table: Table) -> Iterator[str]:
             parts = []
             for element in _block_elements(cell._tc):
                 if element.tag == qn("w:tbl"):
-                    nested.append(_table_blocks(Table(element, cell)))
+                    nested.append(_table_blocks(Table(element, cell), notes))
                 else:
-                    text, boxes = _paragraph_text(element)
+                    text, after = _paragraph_text(element, notes)
                     parts.append(text)
-                    nested.extend(_blocks(box, cell) for box in boxes)
+                    nested.extend(_blocks(box, cell, _inner_notes(box, notes)) for box in after)
             cells.append(" ".join(parts))
         yield table_row(cells)
         for inner in nested:
