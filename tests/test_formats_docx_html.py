@@ -937,3 +937,22 @@ def test_docx_paragraphs_of_notes_count_towards_the_paragraph_limit():
     assert len(data) < 300_000
     with pytest.raises(IngestError, match=rf"^notes\.docx: 1100\d\d paragraphs \(the limit is {MAX_PARAGRAPHS}\);"):
         parse_docx(data, "notes.docx")
+
+
+def test_docx_hidden_text_is_not_read():
+    """Text formatted as hidden (Font › Hidden), which Word neither shows nor prints, was quoted;
+    a run whose hidden mark is switched off is read."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    word = docx.Document()
+    p = word.add_paragraph("The gauge cost 48,000 euros.")
+    secret = p.add_run(" The old gauge cost 99 million.")
+    secret._r.get_or_add_rPr().append(OxmlElement("w:vanish"))
+    shown = word.add_paragraph().add_run("It was installed in May.")
+    off = OxmlElement("w:vanish")
+    off.set(qn("w:val"), "0")
+    shown._r.get_or_add_rPr().append(off)
+    doc = parse_docx(_save(word), "gauge.docx")
+    assert "99 million" not in doc.text
+    assert _sentences(doc) == ["The gauge cost 48,000 euros.", "It was installed in May."]

@@ -194,7 +194,9 @@ def _paragraph_text(p: etree._Element, notes: Notes) -> tuple[str, list[etree._E
     parts, after = [], []
     walker = etree.iterwalk(p, events=("start",))
     for _, e in walker:
-        if e.tag == qn("w:r"):
+        if e.tag == qn("w:r") and _hidden(e):
+            walker.skip_subtree()
+        elif e.tag == qn("w:r"):
             parts.append(_run_text(e))
             after.extend(_text_boxes(e))
             for ref in e.iterchildren(*_NOTE_REFERENCES):  # the mark is left out of the sentence, as on web pages
@@ -205,6 +207,12 @@ def _paragraph_text(p: etree._Element, notes: Notes) -> tuple[str, list[etree._E
         elif e.tag in _NOT_SHOWN:
             walker.skip_subtree()
     return "".join(parts), after
+
+
+def _hidden(run: etree._Element) -> bool:
+    """Is the run formatted as hidden text (w:vanish), which Word neither shows nor prints?"""
+    vanish = run.find(f"{qn('w:rPr')}/{qn('w:vanish')}")
+    return vanish is not None and vanish.get(qn("w:val"), "true").lower() not in ("0", "false", "off")
 
 
 def _run_text(run: etree._Element) -> str:
