@@ -903,3 +903,168 @@ def test_the_conversation_survives_a_reload_in_a_real_browser(live):
             expect(replies).to_have_count(0)
         finally:
             browser.close()
+
+
+# WCAG contrast of the text each element draws itself, over the colours it is drawn on (flattened
+# down to the page's background): [selector, ratio, text] for every visible element of the page's own.
+CONTRAST_JS = """() => {
+  const rgba = s => { const v = s.match(/[\\d.]+/g).map(Number); return v.length === 3 ? [...v, 1] : v; };
+  const lum = c => { const f = x => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; };
+                     return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const over = (top, base) => base.map((b, i) => top[i] * top[3] + b * (1 - top[3]));
+  const page = rgba(getComputedStyle(document.body).backgroundColor);
+  const under = e => { const layers = [];
+    for (let n = e; n; n = n.parentElement) { const c = rgba(getComputedStyle(n).backgroundColor);
+      if (c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+    return layers.reverse().reduce((base, c) => over(c, base), page.slice(0, 3)); };
+  const out = [];
+  for (const e of document.querySelectorAll('[class*="qa-"], #qa-header p, .qa-reply strong')) {
+    if (!e.getClientRects().length || ![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const bg = under(e), fg = over(rgba(getComputedStyle(e).color), bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+    out.push([e.tagName.toLowerCase() + '.' + [...e.classList].join('.'), (hi + 0.05) / (lo + 0.05), e.textContent.trim().slice(0, 40)]);
+  }
+  return out; }"""
+
+
+def test_the_pages_own_text_is_readable_in_light_and_dark_in_a_real_browser(live):
+    """The theme's subdued grey (slate-400) that the page used for the confidence, the quoted
+    document's name, the sources' details and the hints read 2.5:1 on white; the [1] numbers 3.5:1;
+    on the dark theme "Thank you: saved" 3.8:1. Every text of the page's own is at least 4.5:1."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    url, _ = live
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for scheme in ("light", "dark"):
+                page = browser.new_page(color_scheme=scheme)
+                page.goto(url + "/", wait_until="load")
+                box = page.locator("#qa-question textarea")
+                box.wait_for()
+                wired(page)
+                replies = page.locator("#qa-chat .qa-reply")
+                for n, question in enumerate(("When was the second call?", "Where is the Eiffel Tower?"), start=1):
+                    box.fill(question)
+                    box.press("Enter")
+                    expect(replies).to_have_count(n)
+                page.locator("#qa-fb-right").click()
+                expect(page.locator("#qa-fb-status .qa-fb-done")).to_be_visible()
+                checked = page.evaluate(CONTRAST_JS)
+                drawn = {name.split(".")[1] if "." in name else name for name, _, _ in checked}
+                assert {"qa-conf", "qa-src", "qa-n", "qa-meta", "qa-sources-for", "qa-closest", "qa-fb-done", "qa-hint"} <= drawn
+                low = [(name, round(ratio, 2), text) for name, ratio, text in checked if ratio < 4.5]
+                assert not low, f"{scheme}: {low}"
+                page.close()
+        finally:
+            browser.close()
+
+
+def test_keyboard_and_screen_reader_use_in_a_real_browser(live):
+    """Asked and marked with the keyboard alone. The question box and the checkboxes showed no
+    focus at all (the theme removes the outline); the sources panel had no headings to move by;
+    "Pick the sentence …" and "Thank you: saved" appeared where a screen reader never read them."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    url, bot = live
+    bot.feedback.path.unlink(missing_ok=True)
+
+    def ring(locator) -> bool:
+        return locator.evaluate("e => e === document.activeElement && getComputedStyle(e).outlineStyle !== 'none'"
+                                " && parseFloat(getComputedStyle(e).outlineWidth) >= 2")
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "/", wait_until="load")
+            box = page.locator("#qa-question textarea")
+            box.wait_for()
+            wired(page)
+            assert page.evaluate("document.documentElement.lang") == "en"
+            page.locator("#qa-header p").click()
+            page.keyboard.press("Tab")  # the example question, then the box
+            page.keyboard.press("Tab")
+            expect(box).to_be_focused()
+            assert ring(box), "the focused question box shows no focus ring"
+            page.keyboard.type("When was the second call?")
+            page.keyboard.press("Enter")
+            expect(page.locator("#qa-chat .qa-reply")).to_have_count(1)
+            # The reply lands in the chat's live log, so it is read out.
+            expect(page.locator("#qa-chat [role=log][aria-live=polite] .qa-reply")).to_have_count(1)
+            panel = page.locator("#qa-sources-panel")
+            expect(panel.get_by_role("heading", level=2)).to_contain_text("Sources for \u201cWhen was the second call?\u201d")
+            expect(panel.get_by_role("heading", level=3)).to_have_count(panel.locator(".qa-source").count())
+
+            expect(box).to_be_focused()
+            for _ in range(4):  # Ask, New conversation, right, wrong
+                page.keyboard.press("Tab")
+            expect(page.locator("#qa-fb-wrong")).to_be_focused()
+            page.keyboard.press("Enter")
+            status = page.get_by_role("status").filter(has_text="Pick the sentence that answers the question")
+            expect(status).to_be_visible()
+            page.locator("#qa-fb-send").focus()
+            page.keyboard.press("Enter")  # sent before picking: told what to do, out loud
+            expect(page.get_by_role("status").filter(has_text="Pick the sentence that answers, or")).to_be_visible()
+            first = page.locator("#qa-fb-pick input").first
+            first.focus()
+            assert ring(first), "the focused radio button shows no focus ring"
+            page.keyboard.press("Space")
+            expect(first).to_be_checked()
+            page.locator("#qa-fb-send").focus()
+            page.keyboard.press("Enter")
+            expect(page.get_by_role("status").filter(has_text="Thank you: saved")).to_be_visible()
+
+            tick = page.locator("#qa-picker input[type=checkbox]").first
+            tick.focus()
+            page.keyboard.press("Shift+Tab")
+            page.keyboard.press("Tab")  # focused by the keyboard, as :focus-visible needs
+            assert ring(tick), "the focused checkbox shows no focus ring"
+            page.keyboard.press("Space")
+            expect(tick).to_be_checked()
+        finally:
+            browser.close()
+    assert len(bot.feedback.records()) == 1
+
+
+def test_an_earlier_replys_sources_come_back_by_keyboard_in_a_real_browser(live):
+    """A click on an earlier reply brings its sources back, but no reply took focus: with the
+    keyboard alone the panel held the last answer's sources for good, and a screen reader named
+    each reply by its HTML source ("bot's message: <div class=…")."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    url, _ = live
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "/", wait_until="load")
+            box = page.locator("#qa-question textarea")
+            box.wait_for()
+            wired(page)
+            replies = page.locator("#qa-chat .qa-reply")
+            for n, question in enumerate(("When was the second call?", "Who did Milley call?"), start=1):
+                box.fill(question)
+                box.press("Enter")
+                expect(replies).to_have_count(n)
+            heading = page.locator("#qa-sources-panel .qa-sources-for")
+            expect(heading).to_contain_text("Who did Milley call?")
+            expect(box).to_be_focused()
+            page.keyboard.press("Shift+Tab")  # the last reply, then the one before
+            page.keyboard.press("Shift+Tab")
+            first = page.locator("#qa-chat [data-testid=bot]").first
+            expect(first).to_be_focused()
+            label = first.get_attribute("aria-label") or ""
+            assert label.startswith("Reply 1 (Enter shows its sources): ") and "<" not in label
+            assert "confidence" in label and "[1]" in label
+            assert first.evaluate("e => getComputedStyle(e).outlineStyle") != "none"
+            page.keyboard.press("Enter")
+            expect(heading).to_contain_text("When was the second call?")
+            page.keyboard.press("Tab")
+            page.keyboard.press(" ")
+            expect(heading).to_contain_text("Who did Milley call?")
+        finally:
+            browser.close()

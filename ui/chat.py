@@ -53,50 +53,58 @@ SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Robo
 MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
 
 CSS = """
+/* The page's own colours, chosen for WCAG AA contrast (4.5:1 for text): the theme's subdued text
+   (slate-400) read 2.5:1 on white; the green, amber and accent blue read under 4:1 on the dark theme. */
+:root { --qa-subdued: #475569; --qa-num: #1d4ed8; --qa-warn: #b45309; --qa-ok: #15803d; --qa-focus: #1d4ed8; }
+.dark { --qa-subdued: #94a3b8; --qa-num: #93c5fd; --qa-warn: #fbbf24; --qa-ok: #4ade80; --qa-focus: #93c5fd; }
+/* A keyboard user sees where they are: the theme draws no ring on the question box, checkboxes or radios. */
+#qa-question textarea:focus-visible, #qa-key input:focus-visible { outline: 2px solid var(--qa-focus) !important; outline-offset: -2px; }
+#qa-chat [data-testid=bot]:focus-visible { outline: 2px solid var(--qa-focus) !important; outline-offset: 2px; }
+#qa-picker input:focus-visible, #qa-replace input:focus-visible, #qa-fb-pick input:focus-visible { outline: 2px solid var(--qa-focus) !important; outline-offset: 2px; }
 /* min(): a long unbroken word (a URL) in the chat stretched the page past a phone's width. */
 .gradio-container { max-width: min(1180px, 100%) !important; margin: 0 auto !important; }
 #qa-header h1 { font-size: 1.45rem; margin: .2rem 0 .1rem; }
-#qa-header p { margin: 0; color: var(--body-text-color-subdued); font-size: .95rem; }
+#qa-header p { margin: 0; color: var(--qa-subdued); font-size: .95rem; }
 #qa-chat .qa-reply { line-height: 1.5; }
-.qa-searched { font-size: .82em; font-style: italic; color: var(--body-text-color-subdued); margin-bottom: .3em; }
+.qa-searched { font-size: .82em; font-style: italic; color: var(--qa-subdued); margin-bottom: .3em; }
 .qa-short { margin-bottom: .35em; }
 .qa-short strong { font-size: 1.12em; }
-.qa-nospan { font-size: .9em; color: var(--body-text-color-subdued); }
-.qa-conf { font-size: .72em; color: var(--body-text-color-subdued); margin-left: .5em; white-space: nowrap; }
+.qa-nospan { font-size: .9em; color: var(--qa-subdued); }
+.qa-conf { font-size: .72em; color: var(--qa-subdued); margin-left: .5em; white-space: nowrap; }
 .qa-cite { margin: .35em 0 0; }
 .qa-date { font-size: .8em; margin-left: .4em; padding: 0 .35em; border-radius: 4px; background: var(--background-fill-secondary); }
 .qa-also, .qa-disagree { margin-top: .5em; font-size: .92em; }
 .qa-corro-head { font-weight: 600; margin-bottom: .2em; }
-.qa-disagree .qa-corro-head { color: #b45309; }
+.qa-disagree .qa-corro-head { color: var(--qa-warn); }
 .qa-sides { display: flex; flex-wrap: wrap; gap: .5em; }
 .qa-side { flex: 1 1 14em; border-left: 3px solid #d97706; padding-left: .5em; }
 .qa-also-item { border-left: 3px solid #16a34a; padding-left: .5em; margin-top: .2em; }
-.qa-fb-done { color: #15803d; }
-.qa-n { font-weight: 600; color: var(--color-accent); margin-right: .15em; }
-.qa-src { font-size: .8em; color: var(--body-text-color-subdued); }
+.qa-fb-done { color: var(--qa-ok); }
+.qa-n { font-weight: 600; color: var(--qa-num); margin-right: .15em; }
+.qa-src { font-size: .8em; color: var(--qa-subdued); }
 .qa-notfound { font-weight: 600; }
-.qa-closest { font-size: .85em; color: var(--body-text-color-subdued); margin-top: .3em; }
-.qa-miss .qa-quote { color: var(--body-text-color-subdued); }
+.qa-closest { font-size: .85em; color: var(--qa-subdued); margin-top: .3em; }
+.qa-miss .qa-quote { color: var(--qa-subdued); }
 .qa-error { color: var(--error-text-color, #b91c1c); }
 mark.qa-answer { background: #fde68a; color: #111827; font-weight: 600; padding: 0 .15em; border-radius: 3px; }
 mark.qa-sentence { background: #dbeafe; color: #111827; padding: .05em 0; border-radius: 2px; }
-.qa-sources-for { font-size: .8em; text-transform: uppercase; letter-spacing: .04em; color: var(--body-text-color-subdued); margin: 0 0 .5em; overflow-wrap: anywhere; }
+#qa-sources-panel h2.qa-sources-for { font-size: .8em; font-weight: 400; line-height: 1.5; text-transform: uppercase; letter-spacing: .04em; color: var(--qa-subdued); margin: 0 0 .5em; overflow-wrap: anywhere; }
 .qa-source { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: .65em .8em; margin: 0 0 .6em; background: var(--block-background-fill); }
-.qa-source-head { font-weight: 600; line-height: 1.35; }
-.qa-meta { font-size: .78em; color: var(--body-text-color-subdued); margin-top: .15em; overflow-wrap: anywhere; }
+#qa-sources-panel h3.qa-source-head { font-size: 1em; font-weight: 600; line-height: 1.35; margin: 0; color: inherit; }
+.qa-meta { font-size: .78em; color: var(--qa-subdued); margin-top: .15em; overflow-wrap: anywhere; }
 .qa-meta code { font-size: .95em; }
 .qa-para { white-space: pre-line; font-size: .9em; line-height: 1.5; margin: .45em 0 0; overflow-wrap: anywhere; }
 .qa-miss mark.qa-sentence { background: #f3f4f6; }
 .qa-page { margin: .5em 0 0; }
 .qa-page img { display: block; width: 100%; height: auto; border: 1px solid var(--border-color-primary); border-radius: 4px; background: #fff; }
-.qa-page figcaption { font-size: .78em; color: var(--body-text-color-subdued); margin-top: .2em; }
+.qa-page figcaption { font-size: .78em; color: var(--qa-subdued); margin-top: .2em; }
 .dark mark.qa-answer { background: #a16207; color: #fff; }
 .dark mark.qa-sentence { background: #1e3a5f; color: inherit; }
 .dark .qa-miss mark.qa-sentence { background: #374151; }
-.qa-empty { color: var(--body-text-color-subdued); font-size: .9em; padding: .4em .1em; }
+.qa-empty { color: var(--qa-subdued); font-size: .9em; padding: .4em .1em; }
 #qa-sources-panel .qa-sources { max-height: 64vh; overflow-y: auto; padding-right: .2em; }
 #qa-chat .qa-reply { font-size: .95em; }
-.qa-hint { font-size: .8em; color: var(--body-text-color-subdued); margin: .2em 0; }
+.qa-hint { font-size: .8em; color: var(--qa-subdued); margin: .2em 0; }
 #qa-status { font-size: .88em; }
 #qa-status p { margin: .2em 0; }
 #qa-chat .message-row.panel { padding: 12px 14px !important; }
@@ -131,6 +139,32 @@ FOCUS_QUESTION = """() => { if (matchMedia('(pointer: coarse)').matches) return;
   if (box.disabled) { if (tries++ < 40) setTimeout(go, 50); return; }
   box.focus({preventScroll: true});
 }; setTimeout(go, 0); }"""
+
+
+# A reply is clicked to bring its sources back, but Gradio's messages take no focus: each reply
+# gets a Tab stop and Enter/Space clicks it. Its label (Gradio's: the reply's HTML source, tags
+# and all) becomes its text and what Enter does. Kept up as replies come and go.
+KEYBOARD_REPLIES = """() => {
+  const chat = document.querySelector('#qa-chat');
+  if (!chat || chat.dataset.qaKeys) return;
+  chat.dataset.qaKeys = '1';
+  const mark = () => chat.querySelectorAll('[data-testid=bot].selectable').forEach((m, i) => {
+    if (m.tabIndex !== 0) m.tabIndex = 0;
+    const label = 'Reply ' + (i + 1) + ' (Enter shows its sources): ' + m.innerText.replace(/\\s+/g, ' ').trim();
+    if (m.getAttribute('aria-label') !== label) m.setAttribute('aria-label', label);
+  });
+  chat.addEventListener('keydown', (e) => {
+    const m = e.target.closest && e.target.closest('[data-testid=bot].selectable');
+    if (m && e.target === m && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); m.click(); }
+  });
+  new MutationObserver(mark).observe(chat, {childList: true, subtree: true, characterData: true});
+  mark();
+}"""
+
+
+# The status lines (uploads, feedback) are live regions: a screen reader reads "Added …" or an
+# error out, where a sighted user sees it appear. Set on the element Gradio keeps across updates.
+ANNOUNCE = "element.setAttribute('role', 'status'); element.setAttribute('aria-live', 'polite');"
 
 
 # The key field keeps the key in a same-site cookie: the page's uploads to Gradio's upload route
@@ -543,7 +577,7 @@ def build_chat(
                     wrong_btn = gr.Button("\u2717 Last answer wrong", elem_id="qa-fb-wrong", size="sm", variant="secondary")
                 fb_pick = gr.Radio(label="Which sentence answers the question?", visible=False, elem_id="qa-fb-pick")
                 fb_send = gr.Button("Send", visible=False, elem_id="qa-fb-send", size="sm", variant="primary")
-                fb_status = gr.HTML("", elem_id="qa-fb-status", padding=False)
+                fb_status = gr.HTML("", elem_id="qa-fb-status", padding=False, js_on_load=ANNOUNCE)
             with gr.Column(scale=2, min_width=300):
                 sources = gr.HTML(render_sources(None, lambda _: None), elem_id="qa-sources-panel", padding=False)
                 with gr.Accordion("Documents", open=True, elem_id="qa-documents"):
@@ -560,7 +594,7 @@ def build_chat(
                     status = gr.HTML(
                         f'<p class="qa-hint">PDF, Word (.docx), web pages (.html), .txt or .md; up to '
                         f'{MAX_PACKED_BYTES >> 20} MB each ({MAX_DOCUMENT_BYTES >> 20} MB for text).</p>',
-                        elem_id="qa-status", padding=False,
+                        elem_id="qa-status", padding=False, js_on_load=ANNOUNCE,
                     )
 
         outputs = [question, chatbot, entries, sources]
@@ -589,6 +623,7 @@ def build_chat(
         upload.upload(page.add_files, [upload, replace, key, picker], [status, picker], concurrency_limit=1, **private)
         picker.input(picked_changed, [entries, picker], [saved], **private).then(None, [saved], None, js=save_js, **private)
         demo.load(page.restore, [picker, saved], [picker, chatbot, entries, sources], js=read_js, **private)
+        demo.load(None, js=KEYBOARD_REPLIES, **private)
     return demo
 
 

@@ -219,7 +219,8 @@ def render_source(i: int, c: Citation, doc: Document | None, miss: bool = False)
     meta.append(f"characters {c.start}\u2013{c.end}")
     cls = "qa-source qa-miss" if miss else "qa-source"
     dot = " \u00b7 "
-    out = [f'<div class="{cls}"><div class="qa-source-head">{"".join(head)}</div>',
+    # Headings (the panel's h2, a card's h3): a screen reader user moves from source to source by them.
+    out = [f'<div class="{cls}"><h3 class="qa-source-head">{"".join(head)}</h3>',
            f'<div class="qa-meta">{dot.join(meta)}</div>']
     if doc is None or doc.text[c.start:c.end] != c.text:
         # The document changed or went away since this answer: show the sentence as cited.
@@ -247,5 +248,5 @@ def render_sources(answer: Answer | None, lookup: Callable[[str], Document | Non
         return f'<div class="qa-sources qa-empty">{esc(NOT_FOUND)} No passage came close.</div>'
     heading = "Closest matches" if answer.abstained else "Sources"
     cards = [render_source(i, c, lookup(c.doc), miss=answer.abstained) for i, c in enumerate(answer.citations, start=1)]
-    return (f'<div class="qa-sources"><div class="qa-sources-for">{heading} for \u201c{esc(short(answer.question, 90))}\u201d</div>'
+    return (f'<div class="qa-sources"><h2 class="qa-sources-for">{heading} for \u201c{esc(short(answer.question, 90))}\u201d</h2>'
             + "".join(cards) + "</div>")
