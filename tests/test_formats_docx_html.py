@@ -956,3 +956,79 @@ def test_docx_hidden_text_is_not_read():
     doc = parse_docx(_save(word), "gauge.docx")
     assert "99 million" not in doc.text
     assert _sentences(doc) == ["The gauge cost 48,000 euros.", "It was installed in May."]
+
+
+_WM = ('xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+       'xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math"')
+
+
+def _math_run(text: str) -> str:
+    return f"<m:r><m:t>{text}</m:t></m:r>"
+
+
+def test_docx_equations_are_read_in_linear_format():
+    """Equations (Office Math) were dropped: "The area is A=πr² square metres." read "The area is
+    square metres." and an equation on its own line was no block at all. They read now as Word's
+    linear format writes them, in place."""
+    r = _math_run
+    word = docx.Document()
+    p = word.add_paragraph("The area is ")
+    p._p.append(docx.oxml.parse_xml(f"<m:oMath {_WM}>{r('A=π')}<m:sSup><m:e>{r('r')}</m:e><m:sup>{r('2')}</m:sup>"
+                                    "</m:sSup></m:oMath>"))
+    p.add_run(" square metres.")
+    display = (f"<m:oMathPara {_WM}><m:oMath>{r('m=')}<m:f><m:num><m:d><m:dPr><m:begChr m:val='['/><m:endChr m:val=']'/>"
+               f"</m:dPr><m:e>{r('a+b')}</m:e></m:d></m:num><m:den>{r('2')}</m:den></m:f></m:oMath>"
+               f"<m:oMath>{r('S=')}<m:nary><m:naryPr><m:chr m:val='∑'/></m:naryPr><m:sub>{r('i=1')}</m:sub>"
+               f"<m:sup>{r('n')}</m:sup><m:e><m:sSub><m:e>{r('x')}</m:e><m:sub>{r('i')}</m:sub></m:sSub></m:e></m:nary>"
+               f"</m:oMath></m:oMathPara>")
+    word.add_paragraph()._p.append(docx.oxml.parse_xml(display))  # an equation paragraph: a block of its own
+    p = word.add_paragraph("The side is ")
+    p._p.append(docx.oxml.parse_xml(
+        f"<m:oMath {_WM}><m:rad><m:radPr><m:degHide m:val='1'/></m:radPr><m:deg/><m:e>{r('A')}</m:e></m:rad>{r('=')}"
+        f"<w:del w:id='1' w:author='Ada'>{r('5')}</w:del><w:ins w:id='2' w:author='Ada'>{r('6')}</w:ins></m:oMath>"))
+    p.add_run(" metres.")
+    body = word.element.body  # an equation paragraph straight in the body, as some converters write it
+    body.insert(len(body) - 1, docx.oxml.parse_xml(f"<m:oMathPara {_WM}><m:oMath>{r('E=m')}<m:sSup><m:e>{r('c')}"
+                                                   f"</m:e><m:sup>{r('2')}</m:sup></m:sSup></m:oMath></m:oMathPara>"))
+    doc = parse_docx(_save(word), "area.docx")
+    assert doc.text.split("\n\n") == ["The area is A=πr^2 square metres.", "m=[a+b]/2\nS=∑_(i=1)^n x_i",
+                                      "The side is √A=6 metres.", "E=mc^2"]
+    assert "The area is A=πr^2 square metres." in _sentences(doc)
+
+
+def test_docx_placeholder_text_of_empty_content_controls_is_not_read():
+    """An empty content control shows its placeholder ("Click or tap here to enter text.",
+    w:showingPlcHdr), which was read as if the author had written it; a filled one is read."""
+    def control(text: str, placeholder: str, block: bool = False) -> str:
+        content = f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>" if block else f"<w:r><w:t>{text}</w:t></w:r>"
+        return (f"<w:sdt {_WM}><w:sdtPr>{placeholder}<w:text/></w:sdtPr>"
+                f"<w:sdtContent>{content}</w:sdtContent></w:sdt>")
+
+    shown, empty = "<w:showingPlcHdr/>", "<w:showingPlcHdr w:val='0'/>"
+    word = docx.Document()
+    p = word.add_paragraph("Inspector: ")
+    p._p.append(docx.oxml.parse_xml(control("Click or tap here to enter text.", shown)))
+    p = word.add_paragraph("Harbour: ")
+    p._p.append(docx.oxml.parse_xml(control("Brixham", empty)))
+    body = word.element.body
+    body.insert(len(body) - 1, docx.oxml.parse_xml(control("Click or tap here to enter text.", shown, block=True)))
+    row = word.add_table(rows=1, cols=2).rows[0]
+    row.cells[0].text = "Depth"
+    row.cells[1].paragraphs[0]._p.append(docx.oxml.parse_xml(control("Enter a depth.", shown)))
+    word.add_paragraph("The tower is white.")
+    doc = parse_docx(_save(word), "form.docx")
+    assert "Click or tap" not in doc.text and "Enter a depth" not in doc.text
+    assert doc.text.split("\n\n") == ["Inspector:", "Harbour: Brixham", "Depth", "The tower is white."]
+
+
+def test_docx_phonetic_guides_read_their_base_text_only():
+    """East Asian phonetic guides (w:ruby, Home › Phonetic Guide) lost their base text: "東京は日本の首都です。"
+    read "は日本の首都です。"; the reading above it (w:rt) is not part of the sentence."""
+    word = docx.Document()
+    p = word.add_paragraph()
+    p._p.append(docx.oxml.parse_xml(
+        f"<w:r {_WM}><w:ruby><w:rubyPr><w:rubyAlign w:val='distributeSpace'/><w:hps w:val='10'/></w:rubyPr>"
+        "<w:rt><w:r><w:t>とうきょう</w:t></w:r></w:rt><w:rubyBase><w:r><w:t>東京</w:t></w:r></w:rubyBase></w:ruby></w:r>"))
+    p.add_run("は日本の首都です。")
+    doc = parse_docx(_save(word), "tokyo.docx")
+    assert doc.text == "東京は日本の首都です。"

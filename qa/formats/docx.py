@@ -4,7 +4,8 @@ The file is checked as a zip before python-docx opens it (a corrupt file, an enc
 old binary Word file, a macro-enabled one, or one that would unpack to an absurd size each get
 a clear error). Each paragraph and each table row is a block of the text (see
 :mod:`qa.formats.text`), a text box's after the paragraph it is anchored in, a footnote's or
-endnote's after the paragraph referring to it; headers, footers and comments are not read.
+endnote's after the paragraph referring to it; an equation is read in Word's linear format
+("A=πr^2"); headers, footers, comments and empty content controls' placeholder text are not read.
 Title and date come from the file's core properties when it has them.
 """
 
@@ -152,12 +153,15 @@ def _created_date(created: datetime | None) -> str | None:
 # reads only a container's direct w:p and w:tbl, and a paragraph's direct w:r and w:hyperlink.
 _BLOCK_WRAPPERS = frozenset(qn(t) for t in ("w:sdt", "w:sdtContent", "w:customXml"))
 # Inside a paragraph: what Word does not show as its text (deleted revisions, properties, the
-# fallback copy of a drawing); every other run (inserted revisions, fields, content controls) is.
-_NOT_SHOWN = frozenset([*(qn(t) for t in ("w:del", "w:moveFrom", "w:pPr")),
+# fallback copy of a drawing, a phonetic guide's reading above its base text); every other run
+# (inserted revisions, fields, content controls, a phonetic guide's base) is.
+_NOT_SHOWN = frozenset([*(qn(t) for t in ("w:del", "w:moveFrom", "w:pPr", "w:rt")),
                         "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"])
 # What python-docx reads as a run's text, and symbols; a soft hyphen (w:softHyphen) is not shown.
-_RUN_TEXT = "w:br | w:cr | w:noBreakHyphen | w:ptab | w:sym | w:t | w:tab"
+_RUN_TEXT = frozenset(qn(t) for t in ("w:br", "w:cr", "w:noBreakHyphen", "w:ptab", "w:sym", "w:t", "w:tab"))
 _TEXT_BOX = qn("w:txbxContent")
+_M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
+_MATH = frozenset([_M + "oMath", _M + "oMathPara"])  # an equation in a line, and equations on lines of their own
 _DELETED_MARK = "w:pPr/w:rPr/w:del | w:pPr/w:rPr/w:moveFrom"  # a paragraph mark removed as a tracked change
 
 
@@ -179,13 +183,25 @@ def _notes(word: docx.document.Document) -> Notes:
     return notes
 
 
-def _block_elements(parent: etree._Element, tags: tuple[str, ...] = (qn("w:p"), qn("w:tbl"))) -> Iterator[etree._Element]:
-    """The w:p and w:tbl elements (or ``tags``) of a body, cell or table in order, through content controls."""
+def _block_elements(parent: etree._Element,
+                    tags: tuple[str, ...] = (qn("w:p"), qn("w:tbl"), _M + "oMathPara")) -> Iterator[etree._Element]:
+    """The w:p, w:tbl and m:oMathPara (equations outside a paragraph) elements (or ``tags``) of a
+    body, cell or table in order, through content controls."""
     for child in parent:
         if child.tag in tags:
             yield child
-        elif child.tag in _BLOCK_WRAPPERS:
+        elif child.tag in _BLOCK_WRAPPERS and not _placeholder(child):
             yield from _block_elements(child, tags)
+
+
+def _placeholder(element: etree._Element) -> bool:
+    """Is it an empty content control showing its placeholder ("Click or tap here to enter text.")?"""
+    return element.tag == qn("w:sdt") and _on(element.find(f"{qn('w:sdtPr')}/{qn('w:showingPlcHdr')}"))
+
+
+def _on(flag: etree._Element | None) -> bool:
+    """Is an on/off property (w:vanish, w:showingPlcHdr) present and not switched off?"""
+    return flag is not None and flag.get(qn("w:val"), "true").lower() not in ("0", "false", "off")
 
 
 def _paragraph_text(p: etree._Element, notes: Notes) -> tuple[str, list[etree._Element]]:
@@ -196,6 +212,11 @@ def _paragraph_text(p: etree._Element, notes: Notes) -> tuple[str, list[etree._E
     for _, e in walker:
         if e.tag == qn("w:r") and _hidden(e):
             walker.skip_subtree()
+        elif e.tag == qn("w:r") and e.find(qn("w:ruby")) is not None:
+            continue  # a phonetic guide: its base's runs are read inside it, its reading (w:rt) is not
+        elif e.tag in _MATH:
+            parts.append(_math_text(e))
+            walker.skip_subtree()
         elif e.tag == qn("w:r"):
             parts.append(_run_text(e))
             after.extend(_text_boxes(e))
@@ -204,21 +225,21 @@ def _paragraph_text(p: etree._Element, notes: Notes) -> tuple[str, list[etree._E
                 if note is not None:
                     after.append(note)
             walker.skip_subtree()
-        elif e.tag in _NOT_SHOWN:
+        elif e.tag in _NOT_SHOWN or _placeholder(e):
             walker.skip_subtree()
     return "".join(parts), after
 
 
 def _hidden(run: etree._Element) -> bool:
     """Is the run formatted as hidden text (w:vanish), which Word neither shows nor prints?"""
-    vanish = run.find(f"{qn('w:rPr')}/{qn('w:vanish')}")
-    return vanish is not None and vanish.get(qn("w:val"), "true").lower() not in ("0", "false", "off")
+    return _on(run.find(f"{qn('w:rPr')}/{qn('w:vanish')}"))
 
 
 def _run_text(run: etree._Element) -> str:
+    """The text of a run (w:r), or of an equation's (m:r), whose text is m:t."""
     # python-docx reads a page or column break as "", which glued the words on either side.
-    return "".join("\n" if e.tag == qn("w:br") else _symbol(e) if e.tag == qn("w:sym") else str(e)
-                   for e in run.xpath(_RUN_TEXT))
+    return "".join("\n" if e.tag == qn("w:br") else _symbol(e) if e.tag == qn("w:sym") else (e.text or "")
+                   if e.tag == _M + "t" else str(e) for e in run if e.tag in _RUN_TEXT or e.tag == _M + "t")
 
 
 # Word's Symbol font by its code (Word writes U+F020-U+F0FF, its private-use copy): Greek
@@ -240,6 +261,71 @@ def _symbol(sym: etree._Element) -> str:
     if sym.get(qn("w:font"), "").strip().lower() == "symbol" and code >> 8 in (0, 0xF0):
         return _SYMBOL_FONT.get(code & 0xFF, "")
     return "" if 0xE000 <= code <= 0xF8FF or not 0 < code <= 0x10FFFF else chr(code)
+
+
+# Structures read nested this deep; deeper (a hostile file), only their text in order.
+MAX_MATH_DEPTH = 20
+
+
+def _math_text(e: etree._Element, depth: int = 0) -> str:
+    """An equation (Office Math) in Word's linear format, as Equation › Linear shows it:
+    "A=πr^2", "(a+b)/2", "x_i", "√(x+1)", "∑_(i=1)^n x_i"; other structures (matrices,
+    accents, boxes) read as their text in order."""
+    if depth > MAX_MATH_DEPTH:
+        return "".join(t.text or "" for t in e.iter(_M + "t"))
+    tag = e.tag[len(_M):] if e.tag.startswith(_M) else ""
+
+    def arg(name: str, group: bool = False) -> str:
+        child = e.find(_M + name)
+        text = "" if child is None else _math_text(child, depth + 1)
+        # One letter, digit run or bracketed group needs no brackets of its own: "x^2", "(a+b)/2".
+        return f"({text})" if group and len(text) > 1 and not text.isalnum() and not _bracketed(text) else text
+
+    def prop(name: str, default: str) -> str:
+        val = e.find(f"{_M}{tag}Pr/{_M}{name}")
+        return default if val is None else val.get(_M + "val", "")
+
+    if tag == "r" or e.tag == qn("w:r"):  # an equation's run, or ordinary text in it
+        return "" if _hidden(e) else _run_text(e)
+    if tag == "oMathPara":
+        return "\n".join(_math_text(m, depth + 1) for m in e.iterchildren(_M + "oMath"))
+    if tag == "f":
+        return arg("num", True) + "/" + arg("den", True)
+    if tag in ("sSup", "sSub", "sSubSup", "sPre"):
+        scripts = (f"_{arg('sub', True)}" if e.find(_M + "sub") is not None else "") + \
+                  (f"^{arg('sup', True)}" if e.find(_M + "sup") is not None else "")
+        return scripts + arg("e", True) if tag == "sPre" else arg("e", True) + scripts
+    if tag == "rad":
+        degree = arg("deg")
+        return {"": "√", "2": "√", "3": "∛", "4": "∜"}.get(degree, f"{degree}√") + arg("e", True)
+    if tag == "d":
+        separator = prop("sepChr", "|")
+        inner = separator.join(_math_text(x, depth + 1) for x in e.iterchildren(_M + "e"))
+        return prop("begChr", "(") + inner + prop("endChr", ")")
+    if tag == "nary":
+        sub, sup = arg("sub", True), arg("sup", True)
+        return prop("chr", "∫") + (f"_{sub}" if sub else "") + (f"^{sup}" if sup else "") + " " + arg("e")
+    if tag == "func":
+        name, argument = arg("fName"), arg("e")
+        return name + ("" if _bracketed(argument) else " ") + argument
+    if tag in ("limLow", "limUpp"):
+        return arg("e") + ("_" if tag == "limLow" else "^") + arg("lim", True)
+    out = []
+    for child in e:
+        if child.tag in _NOT_SHOWN or _placeholder(child) or child.tag.endswith("Pr"):
+            continue
+        out.append(_math_text(child, depth + 1))
+    return "".join(out)
+
+
+def _bracketed(text: str) -> bool:
+    """Is the whole text one bracketed group: "(a+b)", not "(a)+(b)"?"""
+    level = 0
+    for i, char in enumerate(text):
+        level += (char in "([{") - (char in ")]}")
+        if level <= 0 and i < len(text) - 1:
+            return False
+    return len(text) > 1 and level == 0 and text[-1] in ")]}"
 
 
 def _text_boxes(run: etree._Element) -> Iterator[etree._Element]:
@@ -275,7 +361,7 @@ def _blocks(parent: etree._Element, owner: object, notes: Notes) -> Iterator[str
             texts.append(text)
             after.extend(boxes)
             # Two paragraphs joined with changes tracked: one sentence was cut in two blocks.
-            if not element.xpath(_DELETED_MARK):
+            if element.tag != qn("w:p") or not element.xpath(_DELETED_MARK):
                 yield from paragraph()
     yield from paragraph()
 
