@@ -1032,3 +1032,64 @@ def test_docx_phonetic_guides_read_their_base_text_only():
     p.add_run("は日本の首都です。")
     doc = parse_docx(_save(word), "tokyo.docx")
     assert doc.text == "東京は日本の首都です。"
+
+
+def _titled_page(head: str, body: str) -> bytes:
+    text = "<p>" + "The lamp was lit every night by the keeper of the tower. " * 6 + "</p>"
+    return f"<html><head>{head}</head><body>{body}<article>{text}</article></body></html>".encode()
+
+
+def test_html_title_leaves_out_the_site_name_the_page_gives():
+    """Titles kept the site's name ("Westhaven Lighthouse - Wikipedia"), shown in every citation,
+    or trafilatura guessed one end of the <title> ("Home » Club news", "The Harbour Times")."""
+    cases = [  # (head, body before the article, title)
+        ('<meta property="og:title" content="Westhaven Lighthouse - Wikipedia">',
+         '<h1 id="firstHeading"><span class="mw-page-title-main">Westhaven Lighthouse</span></h1>', "Westhaven Lighthouse"),
+        ('<meta property="og:title" content="Tide tables explained | The Harbour Times">'
+         '<meta property="og:site_name" content="The Harbour Times">', "", "Tide tables explained"),
+        ("<title>The Harbour Times | Tide tables explained</title>", '<a href="/">The Harbour Times</a>',
+         "Tide tables explained"),
+        ("<title>Home » Club news » AGM minutes</title>", '<h1><a href="/">Westhaven Club</a></h1><h1>AGM minutes</h1>',
+         "AGM minutes"),
+        # nothing says which part is the site's name: the whole title, never a guessed end ("Rome")
+        ("<title>Rome - Paris by night train</title>", "", "Rome - Paris by night train"),
+        ("<title>Harbour Lighthouse: Visitor Notes</title>", "", "Harbour Lighthouse: Visitor Notes"),
+    ]
+    for head, body, title in cases:
+        assert parse_html(_titled_page(head, body), "page.html").title == title
+
+
+def test_html_figure_captions_are_read_as_blocks():
+    """trafilatura removes every <figure>, and any element of a "caption" class (WordPress's): a
+    caption's facts were never found."""
+    text = "<p>" + "The lamp was lit every night by the keeper of the tower. " * 6 + "</p>"
+    page = ('<html><head><title>Westhaven Lighthouse</title></head><body><article><h1>Westhaven Lighthouse</h1>'
+            f'<div class="entry-content">{text}<figure class="wp-caption"><img src="1905.jpg" alt=""><figcaption '
+            'class="wp-caption-text">The lighthouse in 1905, before the lamp was converted</figcaption></figure>'
+            '<figure><img src="logo.png"></figure><p>It has been automatic since 1950.</p></div></article></body></html>')
+    blocks = parse_html(page.encode(), "lighthouse.html").text.split("\n\n")
+    assert blocks[2:] == ["The lighthouse in 1905, before the lamp was converted", "It has been automatic since 1950."]
+
+
+def test_html_standfirst_and_lead_caption_above_the_article_body_are_read():
+    """trafilatura keeps a news article's body container alone: the standfirst under the headline
+    and the lead picture's caption, above that container, were lost (the headline was put back)."""
+    body = "".join(f"<p>{s}</p>" for s in ("Ferry fares between Westhaven and Lindholm will rise by 8% from 1 June, "
+                                           "the operator said on Monday.", "A single ticket will cost 94 kroner, up "
+                                           "from 87. Season tickets rise by 6%.") * 2)
+    for standfirst in ('<p class="standfirst">Regular passengers face higher costs</p>',
+                       '<div class="article-summary"><p>Regular passengers face higher costs</p></div>',
+                       '<p itemprop="description">Regular passengers face higher costs</p>',
+                       "<p>Regular passengers face higher costs</p>"):  # the page's description, shown
+        page = ('<html><head><meta property="og:title" content="Ferry fares to rise by 8% in June"><meta name='
+                '"description" content="Regular passengers face  higher costs"></head><body><main><article>'
+                f'<h1>Ferry fares to rise by 8% in June</h1>{standfirst}<div class="byline">By Kari Olsen</div>'
+                '<figure class="lead-image"><img src="ferry.jpg" alt=""><figcaption>The morning ferry leaving '
+                f'Westhaven in 1905</figcaption></figure><div class="article-body">{body}</div>'
+                '<ul class="related"><li><p class="card-summary">The pier cost 40 million kroner.</p></li></ul>'
+                '</article></main></body></html>')
+        blocks = parse_html(page.encode(), "fares.html").text.split("\n\n")
+        assert blocks[:4] == ["Ferry fares to rise by 8% in June", "Regular passengers face higher costs",
+                              "The morning ferry leaving Westhaven in 1905", "Ferry fares between Westhaven and Lindholm "
+                              "will rise by 8% from 1 June, the operator said on Monday."]
+        assert "By Kari Olsen" not in blocks and "The pier cost 40 million kroner." not in blocks

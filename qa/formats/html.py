@@ -3,7 +3,8 @@
 trafilatura finds the main content and the page's title and date (from its metadata: og:title,
 article:published_time, JSON-LD and the like). It parses the markup and never runs scripts.
 Each paragraph, heading, list item, quote and table row of the content it keeps is a block of
-the text (see :mod:`qa.formats.text`).
+the text (see :mod:`qa.formats.text`); so are figure captions and a news article's standfirst,
+which it leaves out. The title loses the site's name where the page names its site.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import codecs
 import re
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import lxml.html
 import trafilatura
@@ -84,6 +86,24 @@ _DATA_TABLE_PARTS = ("caption", "thead", "tfoot", "colgroup", "col")
 _LAYOUT_BLOCKS = frozenset({"div", "section", "article", "aside", "nav", "header", "footer", "form", "fieldset", "center"})
 
 
+# What joins a page's title to its site's name or a breadcrumb ("Lighthouse - Wikipedia", "Home » News
+# » AGM"): trafilatura's separators, and phpBB's "::", spaced on both sides.
+_TITLE_SEPARATOR = re.compile(r"\s+(?:::|[-–—|·•»«›‹/~*⋆⁄<>:])\s+")
+# A title with more parts than this is left as it is (each split of it is tried against the <h1>s).
+_MAX_TITLE_PARTS = 12
+# A standfirst's class (the summary under a headline: "standfirst", "article-summary", "dek",
+# "entry-subtitle"), as a whole class name or its last part.
+_STANDFIRST_CLASS = re.compile(r"(?:^|[-_])(?:standfirst|dek|summary|subtitle|sub-?headline|lede|intro|excerpt)$")
+# Meta tags holding a page's summary, which a standfirst often repeats word for word.
+_DESCRIPTION_META = ("description", "og:description", "twitter:description")
+# Elements after a headline looked at for its standfirst and lead picture's caption.
+_LEAD_ELEMENTS = 200
+# Meta tags in which a page names its site.
+_SITE_NAME_META = ("og:site_name", "application-name", "apple-mobile-web-app-title")
+# Where a link to the site's home page points (its logo, the first breadcrumb).
+_HOME_PATHS = frozenset({"", "/", "./", "/index.html", "/index.htm", "/index.php", "index.html", "index.htm", "index.php"})
+
+
 def parse_html(data: bytes, doc_id: str) -> Document:
     """Read a web page's bytes as a document (kind ``"html"``)."""
     page = decode(data)
@@ -99,6 +119,7 @@ def parse_html(data: bytes, doc_id: str) -> Document:
     _drop_permalinks(tree)
     _inline_code(tree)
     _separate_quote_cites(tree)
+    captions = _read_figure_captions(tree)
     _wrap_loose_text(tree)
     _unmark_repeated_content(tree)
     try:
@@ -107,11 +128,14 @@ def parse_html(data: bytes, doc_id: str) -> Document:
         raise IngestError(f"{doc_id}: its markup nests too deeply to read (hundreds of lists or sections inside "
                           "each other); save the page as text (.txt)") from None
     blocks = _blocks(found.body) if found is not None and found.body is not None else []
+    if found is not None:
+        found.title = _without_site_name(tree, found.title)
     headline = _headline(tree, found.title if found is not None else None)
     if headline and headline not in map(clean_block, blocks):
         # trafilatura keeps the article's body container, which often leaves out the <h1> above
         # it; the headline is the article's first block, as in a .txt or .docx of it.
-        blocks.insert(0, headline)
+        # Its standfirst and lead picture's caption, between it and that container, are read after it.
+        blocks[:0] = [headline, *_lead(tree, headline, blocks, captions)]
     text = join_blocks(blocks)
     if not text:
         # trafilatura has already fallen back to its baseline extraction (all paragraphs, then
@@ -371,6 +395,130 @@ def _unmark_repeated_content(tree: lxml.html.HtmlElement) -> None:
                 for e in peers:
                     del e.attrib["class"]
         return
+
+
+def _read_figure_captions(tree: lxml.html.HtmlElement) -> set[etree._Element]:
+    """Make a <figure> that has a <figcaption> a <div> and its caption a paragraph: trafilatura
+    removes every <figure>, and captions hold facts ("The lighthouse in 1905, before the lamp was
+    converted"). Their classes go too: trafilatura drops any element of a "caption" class.
+    Returns the captions."""
+    captions = set()
+    for caption in list(tree.iter("figcaption")):
+        figure = caption.getparent()
+        if figure is None or figure.tag != "figure" or not caption.text_content().strip():
+            continue
+        figure.tag, caption.tag = "div", "p"
+        for e in (figure, caption):
+            for name in ("class", "id"):
+                e.attrib.pop(name, None)
+        captions.add(caption)
+    return captions
+
+
+def _lead(tree: lxml.html.HtmlElement, headline: str, blocks: list[str], captions: set[etree._Element]) -> list[str]:
+    """The standfirst and picture captions between the headline's <h1> and the first block read
+    (trafilatura keeps the article's body container alone): elements of a standfirst's class
+    (:data:`_STANDFIRST_CLASS`) or ``itemprop="description"``, or whose text is the page's
+    description; not inside menus, asides or forms."""
+    h1 = next((h for h in tree.iter("h1") if " ".join(h.text_content().split()) == headline), None)
+    if h1 is None:
+        return []
+    kept = set(map(clean_block, blocks))
+    described = {" ".join(m.get("content").split()) for m in tree.iterfind(".//head/meta[@content]")
+                 if (m.get("name") or m.get("property") or "").strip().lower() in _DESCRIPTION_META}
+    out: list[str] = []
+    for e in h1.xpath(f"following::*[position() <= {_LEAD_ELEMENTS}]"):
+        text = clean_block(e.text_content())
+        if not text:
+            continue
+        if text in kept:
+            break  # the body read starts here
+        if text in out or any(a.tag in _AROUND_CONTENT or a in captions for a in e.iterancestors()):
+            continue
+        classes = (e.get("class") or "").lower().split()
+        if (e in captions or any(_STANDFIRST_CLASS.search(c) for c in classes) or e.get("itemprop") == "description"
+                or " ".join(text.split()) in described):
+            out.append(text)
+    return out
+
+
+def _without_site_name(tree: lxml.html.HtmlElement, title: str | None) -> str | None:
+    """The page's title without its site's name or breadcrumb ("Westhaven Lighthouse - Wikipedia"):
+    the part an <h1> shows, else the title less the ends that the page names as its site (meta
+    tags, the text of a link to its home page). Unchanged when the page says neither."""
+    if not title:
+        return title
+    page_title = tree.find(".//head//title")
+    whole = " ".join(page_title.text_content().split()) if page_title is not None else ""
+    if any(len(_TITLE_SEPARATOR.findall(t)) >= _MAX_TITLE_PARTS for t in (title, whole)):
+        return title  # hundreds of parts are no title and site name (and each split is tried)
+    # trafilatura took one end of the <title> ("Home » Club news" of "Home » Club news » AGM
+    # minutes", "Rome" of "Rome - Paris by night train"), guessing: decide from the whole.
+    split = whole != title and any(whole == title + sep + rest or whole == rest + sep + title
+                                   for sep, rest in _ends(whole))
+    source = whole if split else title
+    parts = _TITLE_SEPARATOR.split(source)
+    if len(parts) < 2:
+        return source
+    seps = _TITLE_SEPARATOR.findall(source)
+    sites = _site_names(tree)
+    h1s = {" ".join(h1.text_content().split()).casefold() for h1 in tree.iter("h1") if not _links_home(h1)}
+    # the <h1> shows a run of the parts at one end (the rest is the site's name or a breadcrumb)
+    for i in range(1, len(parts)):
+        for start, end in ((i, len(parts)), (0, i)):
+            text = _joined(start, end, parts, seps)
+            if text.casefold() in h1s and text.casefold() not in sites:
+                return text
+    start, end = 0, len(parts)
+    while end - start > 1 and parts[start].casefold() in sites:
+        start += 1
+    while end - start > 1 and parts[end - 1].casefold() in sites:
+        end -= 1
+    return _joined(start, end, parts, seps) if (start, end) != (0, len(parts)) else source
+
+
+def _ends(title: str) -> list[tuple[str, str]]:
+    """Each separator of a title with the text on its far side, at both ends."""
+    out = []
+    for m in _TITLE_SEPARATOR.finditer(title):
+        out += [(m.group(), title[m.end():]), (m.group(), title[:m.start()])]
+    return out
+
+
+def _joined(start: int, end: int, parts: list[str], seps: list[str]) -> str:
+    """A title's ``parts[start:end]`` joined by the separators they had between them."""
+    return "".join(parts[k] + (seps[k] if k < end - 1 else "") for k in range(start, end))
+
+
+def _site_names(tree: lxml.html.HtmlElement) -> set[str]:
+    """The names a page gives its site (casefolded): in its meta tags, and as the text (or image
+    alt) of a link to its home page (a logo, a breadcrumb's first step)."""
+    names = set()
+    for meta in tree.iterfind(".//head/meta[@content]"):
+        if (meta.get("property") or meta.get("name") or "").strip().lower() in _SITE_NAME_META:
+            names.add(" ".join(meta.get("content").split()).casefold())
+    for a in tree.iter("a"):
+        if _is_home(a.get("href")):
+            alts = [img.get("alt") or "" for img in a.iter("img")]
+            names.update(" ".join(t.split()).casefold() for t in (a.text_content(), *alts) if t.strip())
+    return names
+
+
+def _is_home(href: str | None) -> bool:
+    """Does a link point to its site's home page ("/", "index.php", "https://example.org/")?"""
+    if href is None:
+        return False
+    try:
+        url = urlsplit(href.strip())
+    except ValueError:  # "http://[oops": no link home
+        return False
+    return not url.query and not url.fragment and url.path in _HOME_PATHS and bool(url.path or url.netloc)
+
+
+def _links_home(h1: etree._Element) -> bool:
+    """Is an <h1> a site's logo: all of its text a link to the home page?"""
+    text = h1.text_content().strip()
+    return any(_is_home(a.get("href")) and a.text_content().strip() == text for a in h1.iter("a"))
 
 
 def _loose_words(text: str | None, inline: list[etree._Element]) -> bool:
