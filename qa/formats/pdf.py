@@ -3,9 +3,11 @@
 pypdfium2 gives the characters of a page's text layer with their boxes and the line breaks it
 infers. Lines are joined into paragraphs by their spacing; a word hyphenated at a line end is
 joined; lines repeated at the top or bottom of most pages (running headers, footers, page
-numbers) are dropped. A page without a text layer is read from its image by Tesseract, when it
-is installed. The result is a :class:`~qa.types.Document` whose :class:`~qa.layout.Layout`
-places each character of the text on its page.
+numbers) are dropped. Two columns of prose drawn line by line across the page are read column
+by column, raised footnote marks after a word are left out, and a page's footnotes come after
+the paragraph that runs over its page break. A page without a text layer is read from its image
+by Tesseract, when it is installed. The result is a :class:`~qa.types.Document` whose
+:class:`~qa.layout.Layout` places each character of the text on its page.
 """
 
 from __future__ import annotations
@@ -61,6 +63,24 @@ _BULLETS = tuple("•●▪◦‣■□○∙\uf0b7\uf0a7")
 _SOFT_HYPHENS = ("\u00ad", "\x02")  # pdfium reports a soft hyphen as U+0002
 _LINE_END_HYPHEN = "\ufffe"  # and a hyphen that ends a line it runs into the next as U+FFFE
 _SPACES = np.array([c for c in range(0x3001) if chr(c).isspace()], np.uint32)
+# Two columns drawn line by line across the page: a gap of at least COLUMN_GAP line heights at
+# the same place in at least COLUMN_LINES lines is a gutter when it is at most GUTTER_WIDTH line
+# heights wide, the pieces on each side of it hold COLUMN_CHARS characters or more and the left
+# ones reach to within COLUMN_FILL of the widest (all medians): prose set in columns, not a table.
+COLUMN_GAP = 1.0
+GUTTER_WIDTH = 4.0
+COLUMN_LINES = 3
+COLUMN_CHARS = 20
+COLUMN_FILL = 0.75
+# A footnote mark drawn raised after a word ("sea level.³ The"): digits ("3", "1,2", "4-6") or
+# the usual symbols, at most MARK_HEIGHT of its line's height and raised by MARK_RISE of it.
+_MARK = re.compile(r"(\d{1,3}([,\u2013-]\d{1,3})*|[*\u2020\u2021\u00a7\u00b6]{1,3})")
+MARK_HEIGHT = 0.8
+MARK_RISE = 0.2
+# A footnote: a line that starts with a mark ("3 Measured at…", "* In 1998.") at the bottom of
+# its page, it and the lines under it at most FOOTNOTE_HEIGHT of the page's body text height.
+_NOTE_START = re.compile(r"^(\d{1,3}|[*\u2020\u2021\u00a7\u00b6]{1,3}|[\u00b9\u00b2\u00b3\u2070\u2074-\u2079]{1,3})(\s|(?=[^\W\d_]))")
+FOOTNOTE_HEIGHT = 0.85
 
 
 @dataclass
@@ -70,6 +90,7 @@ class _Line:
     boxes: np.ndarray  # (len(text), 4): x0, y0, x1, y1
     new_paragraph: bool
     upright: np.ndarray | None = None  # the boxes turned so the text runs left to right (see _upright)
+    footnote: bool = False  # a footnote at the bottom of its page (see _place_footnotes)
 
     @property
     def frame(self) -> np.ndarray:
@@ -151,7 +172,7 @@ def parse_pdf(data: bytes, doc_id: str, max_pages: int | None = None) -> Documen
     finally:
         with PDFIUM:
             pdf.close()
-    lines = _drop_running_lines(lines, len(sizes))
+    lines = _place_footnotes(_drop_running_lines(lines, len(sizes)))
     text, layout = _assemble(lines, sizes, ocr, hashlib.sha256(data).hexdigest())
     if not text.strip():
         raise IngestError(f"{doc_id}: no text found in the PDF" + (f" ({'; '.join(warnings)})" if warnings else ""))
@@ -190,10 +211,97 @@ def _text_lines(page, number: int) -> list[_Line]:
         while keep and text[keep[-1]].isspace():
             keep.pop()
         if keep:
+            keep = _without_marks(text, boxes if upright is None else upright, keep)
             line = "".join(text[i] for i in keep).replace(_LINE_END_HYPHEN, "-")
             lines.append(_Line(number, line, boxes[keep], False, None if upright is None else upright[keep]))
+    lines = _columns(lines)
     _mark_paragraphs(lines)
     return lines
+
+
+def _columns(lines: list[_Line]) -> list[_Line]:
+    """A page's ``lines`` read column by column where the file draws two columns line by line
+    across the page (pdfium then reads "…finished in 1820 by the Tides at Port Ellis…", each
+    line of the left column glued to the right's on its baseline): lines are cut at the gutter,
+    and between lines that cross it (a title, a table), the left column's pieces come before the
+    right's, in each band of lines that reads as prose set in columns (:data:`GUTTER_WIDTH`)."""
+    gaps = []  # (line, where its right piece starts, the gap's left and right edges)
+    for n, line in enumerate(lines):
+        ink = np.array([i for i, ch in enumerate(line.text) if not ch.isspace()])
+        frame = line.frame
+        wide = np.flatnonzero(frame[ink[1:], 0] - frame[ink[:-1], 2] > COLUMN_GAP * line.height)
+        gaps += [(n, int(ink[k + 1]), float(frame[ink[k], 2]), float(frame[ink[k + 1], 0])) for k in wide]
+    if len(gaps) < COLUMN_LINES:
+        return lines
+    spans = np.array([(x0, x1) for _, _, x0, x1 in gaps])
+    mids = np.unique(np.round(spans.mean(axis=1)))  # to the point: the places to try
+    # The gaps around each place: those begun before it less those ended by it (sorted, not a grid).
+    counts = (np.searchsorted(np.sort(spans[:, 0]), mids, side="left")
+              - np.searchsorted(np.sort(spans[:, 1]), mids, side="right"))
+    extents = [_ink(line) for line in lines]
+    for k in np.argsort(-counts, kind="stable")[:8]:
+        if counts[k] < COLUMN_LINES:
+            break
+        gutter = float(mids[k])
+        cut = {n: b for n, b, x0, x1 in gaps if x0 < gutter < x1}
+        out: list[_Line] = []
+        band: list[int] = []
+        found = False
+        for n in [*range(len(lines)), None]:
+            if n is not None and (n in cut or not extents[n][0] < gutter < extents[n][1]):
+                band.append(n)
+                continue
+            if _prose_columns(lines, band, cut):
+                pieces = [p for m in band for p in (
+                    (_piece(lines[m], 0, cut[m]), _piece(lines[m], cut[m], len(lines[m].text))) if m in cut else (lines[m],))]
+                out += [p for p in pieces if not _crosses(p, gutter) and _ink(p)[1] <= gutter]
+                out += [p for p in pieces if not _crosses(p, gutter) and _ink(p)[1] > gutter]
+                found = True
+            else:
+                out += [lines[m] for m in band]
+            if n is not None:
+                out.append(lines[n])
+            band = []
+        if found:
+            return out
+    return lines
+
+
+def _ink(line: _Line) -> tuple[float, float]:
+    """Where ``line``'s ink begins and ends across the page."""
+    frame = line.frame[[i for i, ch in enumerate(line.text) if not ch.isspace()]]
+    return float(frame[:, 0].min()), float(frame[:, 2].max())
+
+
+def _crosses(line: _Line, x: float) -> bool:
+    x0, x1 = _ink(line)
+    return x0 < x < x1
+
+
+def _prose_columns(lines: list[_Line], band: list[int], cut: dict[int, int]) -> bool:
+    """Do the lines ``band`` of a page, cut at ``cut``, read as two columns of prose: enough of
+    them cut, a gutter no wider than :data:`GUTTER_WIDTH` line heights, pieces of
+    :data:`COLUMN_CHARS` or more characters and left ones that fill their column (medians)?"""
+    rows = [n for n in band if n in cut]
+    if (len(rows) < COLUMN_LINES or np.median([len(lines[n].text[:cut[n]].strip()) for n in rows]) < COLUMN_CHARS
+            or np.median([len(lines[n].text[cut[n]:].strip()) for n in rows]) < COLUMN_CHARS):
+        return False
+    lefts = [_ink(_piece(lines[n], 0, cut[n])) for n in rows]
+    rights = [_ink(_piece(lines[n], cut[n], len(lines[n].text))) for n in rows]
+    width = min(x0 for x0, _ in rights) - max(x1 for _, x1 in lefts)
+    widths = np.array([x1 - x0 for x0, x1 in lefts])
+    return bool(width <= GUTTER_WIDTH * np.median([lines[n].height for n in rows])
+                and np.median(widths) >= COLUMN_FILL * widths.max())
+
+
+def _piece(line: _Line, start: int, end: int) -> _Line:
+    """The characters ``[start, end)`` of ``line``, without spaces at their ends."""
+    while line.text[end - 1].isspace():
+        end -= 1
+    while line.text[start].isspace():
+        start += 1
+    return _Line(line.page, line.text[start:end], line.boxes[start:end], line.new_paragraph,
+                 None if line.upright is None else line.upright[start:end])
 
 
 def _line_spans(text: str, boxes: np.ndarray) -> list[list[int]]:
@@ -223,6 +331,41 @@ def _runs_on(before: np.ndarray, after: np.ndarray) -> bool:
     overlap = min(before[3], after[3]) - max(before[1], after[1])
     height = min(before[3] - before[1], after[3] - after[1])
     return bool(height > 0 and overlap > 0.5 * height and -0.1 * height <= after[0] - before[2] <= 0.5 * height)
+
+
+def _without_marks(text: str, boxes: np.ndarray, keep: list[int]) -> list[int]:
+    """``keep`` (a line's characters) without its footnote marks: a run of raised, smaller
+    characters that reads as a mark (:data:`_MARK`), right after a sentence's punctuation or a
+    word of three letters or more, and before a space, punctuation or the line's end. Glued in,
+    "sea level.³ The" read "sea level.3 The", one sentence with the next; an exponent after a
+    number or a unit ("10⁶", "m²", "km²") is kept."""
+    frame = boxes[keep]
+    heights = frame[:, 3] - frame[:, 1]
+    if heights.min() > MARK_HEIGHT * heights.max():  # one size throughout: no mark (most lines)
+        return keep
+    height, bottom = float(np.median(heights)), float(np.median(frame[:, 1]))
+    raised = (heights <= MARK_HEIGHT * height) & (frame[:, 1] >= bottom + MARK_RISE * height)
+    if height <= 0 or not raised.any():
+        return keep
+    drop: set[int] = set()
+    j = 0
+    while j < len(keep):
+        if not raised[j]:
+            j += 1
+            continue
+        end = j
+        while end < len(keep) and raised[end]:
+            end += 1
+        before = text[keep[j - 1]] if j else ""
+        word = 0
+        while word < j and text[keep[j - 1 - word]].isalpha():
+            word += 1
+        after = text[keep[end]] if end < len(keep) else " "
+        if (_MARK.fullmatch("".join(text[i] for i in keep[j:end]))
+                and (before in ".,;:!?)]\"'\u201d\u2019" or word >= 3) and (after.isspace() or after in ".,;:!?)")):
+            drop.update(range(j, end))
+        j = end
+    return [i for n, i in enumerate(keep) if n not in drop]
 
 
 def _upright(text: str, boxes: np.ndarray) -> np.ndarray | None:
@@ -271,8 +414,10 @@ def _mark_paragraphs(lines: list[_Line]) -> None:
         same = [q for j, q in enumerate(pitches)
                 if j != i and q > 0 and similar(heights[j], h) and similar(heights[j + 1], h)]
         usual = float(np.median(same)) if same else 1.2 * h
+        # Back up the page: a new column, read on as over a page break, or a box placed out of order.
+        column = pitch <= 0 and lines[i + 1].frame[0, 0] >= lines[i].frame[:, 2].max()
         lines[i + 1].new_paragraph = (
-            pitch <= 0  # back up the page: a new column or a box placed out of order
+            (lines[i].text.endswith(_TERMINAL) if column else pitch <= 0)
             or pitch > PARAGRAPH_GAP * min(usual, 2 * h)
             or not similar(heights[i], h)  # a heading begins or ends
         )
@@ -392,6 +537,51 @@ def _drop_running_lines(lines: list[_Line], pages: int) -> list[_Line]:
     return [line for i, line in enumerate(lines) if i not in drop]
 
 
+def _place_footnotes(lines: list[_Line]) -> list[_Line]:
+    """``lines`` with each page's footnotes marked, and moved after the paragraph that runs on
+    from their page to the next: read where drawn, a sentence over a page break was cut by the
+    footnotes between its halves, or ran on into the last one. A footnote block is the run of
+    lines ending a page that starts with a mark (:data:`_NOTE_START`), lies under the page's
+    other lines and is smaller than its body text; each line of it that starts with a mark after
+    one that ends a sentence is a note of its own."""
+    by_page: dict[int, list[_Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    notes: dict[int, int] = {}  # page: where its footnotes start among its lines
+    for page, rows in by_page.items():
+        sizes = np.array([len(ln.text) for ln in rows], float)
+        heights = np.array([ln.height for ln in rows])
+        body = float(np.median(np.repeat(heights, sizes.astype(int))))
+        start = len(rows)
+        while start > 0 and heights[start - 1] <= FOOTNOTE_HEIGHT * body:
+            start -= 1
+        while start < len(rows) and not _NOTE_START.match(rows[start].text):
+            start += 1
+        if 0 < start < len(rows) and max(ln.frame[:, 3].max() for ln in rows[start:]) <= min(
+                float(ln.frame[:, 1].min()) for ln in rows[:start]):
+            notes[page] = start
+    if not notes:
+        return lines
+    out: list[_Line] = []
+    pending: list[_Line] = []  # footnotes waiting for the paragraph they sit in to end
+    for page, rows in by_page.items():
+        start = notes.get(page, len(rows))
+        for n, line in enumerate(rows[:start]):
+            if pending and n and (line.new_paragraph or line.text.startswith(_BULLETS)):
+                out.extend(pending)
+                pending = []
+            out.append(line)
+        for n, line in enumerate(rows[start:]):
+            line.footnote = True
+            line.new_paragraph = not n or line.new_paragraph or (
+                bool(_NOTE_START.match(line.text)) and rows[start + n - 1].text.endswith(_TERMINAL))
+        pending.extend(rows[start:])
+        if not start or rows[start - 1].text.endswith(_TERMINAL):  # the next page starts a paragraph
+            out.extend(pending)
+            pending = []
+    return out + pending
+
+
 def _numbers_follow_pages(group: list[_Line]) -> bool:
     """Do the numbers of lines alike but for digits stay the same or count the pages, from each
     page to the next, at least half the time ("Page 3", "Report 2024 | 17"; not "Total 350.00")?"""
@@ -417,7 +607,10 @@ def _assemble(lines: list[_Line], sizes: list[tuple[float, float]], ocr: list[bo
         bullet = line.text.startswith(_BULLETS)
         # A list item's wrapped lines are indented past its bullet; a line that is not ends the list.
         ends_item = item is not None and not bullet and line.frame[0, 0] < item
-        new = bullet or ends_item or (line.new_paragraph if line.page == prev.page else prev.text.endswith(_TERMINAL))
+        if line.footnote or prev.footnote:  # a footnote is a paragraph; the page's text runs on past it
+            new = line.new_paragraph if line.footnote and line.page == prev.page else True
+        else:
+            new = bullet or ends_item or (line.new_paragraph if line.page == prev.page else prev.text.endswith(_TERMINAL))
         item = line.frame[0, 2] if bullet else None if new else item
         if new:
             joins.append(("\n\n", False))
