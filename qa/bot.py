@@ -348,11 +348,14 @@ class Bot:
         after the other keep both. A :data:`WRITE_DEADLINE` set in this thread bounds both waits:
         past it, :class:`IndexBusy` and nothing is written."""
         started = time.monotonic()
-        deadline = started + self.writer_wait_s
+        own = started + self.writer_wait_s
         given = WRITE_DEADLINE.get()
-        deadline = deadline if given is None else min(deadline, given)
+        deadline = own if given is None else min(own, given)
+        # A caller's deadline counts from its request, not from here: this thread's wait would
+        # understate it ("over 0 s" after an API write's 30 s).
+        how_long = f"for over {self.writer_wait_s:g} s" if deadline == own else "for longer than this write may wait"
         if not self._lock.acquire(timeout=max(0.0, deadline - started)):
-            raise IndexBusy(f"another write (an upload or a deletion) has been at work for over {deadline - started:.0f} s; "
+            raise IndexBusy(f"another write (an upload or a deletion) has been at work {how_long}; "
                             "nothing was done: try again when it is done")
         try:
             self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -370,7 +373,7 @@ class Bot:
                             log.warning("another process is writing the index; waiting for it (at most %g s)", self.writer_wait_s)
                             said = True
                         if time.monotonic() > deadline:
-                            raise IndexBusy(f"another process has been writing the index for over {deadline - started:.0f} s; "
+                            raise IndexBusy(f"another process has been writing the index {how_long}; "
                                             "try again when it is done") from None
                         time.sleep(0.05)
                 if self._index is not None and not self.retriever.is_current(self._index):

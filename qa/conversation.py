@@ -45,8 +45,8 @@ _POSSESSIVE = re.compile(r"['’]s?$")
 # follows them ("her first job", "her home town").
 _NOT_OWNED = frozenset("""again alone anyway away back best early enough first go home last late later leave
     long much now often once soon stay today tomorrow twice well yesterday""".split())
-# Stopwords that stand between an owner and a noun ("her own party", "her most famous speech").
-_BEFORE_NOUN = frozenset("own most only other same very".split())
+# Stopwords that stand between an owner and a noun ("her most famous speech"); "own" always does.
+_BEFORE_NOUN = frozenset("most only other same very".split())
 _HER = re.compile(r"\b[Hh][Ee][Rr]\b(?=\s+(\w+)(?:\s+(\w+))?|)")
 
 

@@ -837,3 +837,24 @@ def test_a_write_behind_a_chat_page_upload_is_a_503_too(start, monkeypatch):
         page_upload.join(60)
     assert "zebra.txt" in s.bot.index.doc_ids and "volcano.txt" in s.bot.index.doc_ids
     assert s.client.delete("/api/documents/volcano.txt").status_code == 200
+
+
+def test_a_write_past_the_apis_wait_is_not_said_to_have_waited_0_s(start, monkeypatch):
+    """The 503 behind a chat page's upload said "has been at work for over 0 s": the bot counted
+    only its own thread's wait, not the request's."""
+    import qa.api.deps
+
+    s = start()
+    _ = s.bot.index
+    monkeypatch.setattr(qa.api.deps, "WRITE_WAIT_S", 0.5)
+    writing, finish = _pause_writes(monkeypatch, s.bot)
+    page_upload = threading.Thread(target=lambda: s.bot.add_documents([("zebra.txt", ZEBRA, None)]))
+    page_upload.start()
+    try:
+        assert writing.wait(30)
+        r = s.client.delete("/api/documents/volcano.txt")
+    finally:
+        finish.set()
+        page_upload.join(60)
+    detail = r.json()["detail"]
+    assert r.status_code == 503 and "over 0 s" not in detail and "longer than this write may wait" in detail, detail

@@ -1068,3 +1068,55 @@ def test_an_earlier_replys_sources_come_back_by_keyboard_in_a_real_browser(live)
             expect(heading).to_contain_text("Who did Milley call?")
         finally:
             browser.close()
+
+
+def test_a_conversation_kept_in_the_tab_comes_back_during_the_warm_up_without_an_index(page, corpus, embedder, tmp_path):
+    """A reload while the server still brought its index up to date restored the conversation by
+    looking its documents up: the page built an index of its own beside the warm-up's (as would a
+    click on the restored reply, or a mark on it)."""
+    from qa.bot import Bot
+    from ui.chat import ChatPage, dump_conversation
+
+    _, _, entries, _ = page.respond("Who built the lighthouse?", [], None)
+    assert entries[0][1].citations
+    saved = dump_conversation(entries, ["lighthouse.md"])
+    fresh = Bot(corpus, index_dir=tmp_path / "fresh-index", embedder=embedder)
+    warming = ChatPage(fresh, ready=lambda: False)
+    _, messages, restored, sources = warming.restore([], saved)
+    assert len(messages) == 2 and "Who built the lighthouse?" in messages[0]["content"] and len(restored) == 1
+    assert "Sources appear here" in sources  # the panel waits for the index
+    warming.sources_of(restored, 1)
+    status, _, _ = warming.send_feedback("right", None, restored, None, None)
+    assert "Not saved" in status and "indexed" in status
+    warming.respond("Who designed it?", restored, None)
+    assert fresh._index is None and not (tmp_path / "fresh-index" / "CURRENT").exists()
+
+
+def test_a_page_upload_behind_a_long_write_says_to_try_again(page, tmp_path, monkeypatch):
+    """Writers wait for each other a bounded time now: a page upload behind a long write was told
+    "the files could not be stored; the server log has the details" (and the log got a traceback)."""
+    import threading
+
+    bot = page.bot
+    bot.writer_wait_s = 0.3
+    writing, finish = threading.Event(), threading.Event()
+    update = bot.retriever.update
+
+    def paused_update(*args, **kwargs):
+        writing.set()
+        assert finish.wait(30)
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(bot.retriever, "update", paused_update)
+    long_write = threading.Thread(target=lambda: bot.add_documents([("first.txt", b"First\n\nThe first note.\n", None)]))
+    long_write.start()
+    try:
+        assert writing.wait(30)
+        f = tmp_path / "zebra.txt"
+        f.write_text("Zebras\n\nZebras have black and white stripes.\n", encoding="utf-8")
+        status, _ = page.add_files([str(f)], False, "s3cret-key", None)
+    finally:
+        finish.set()
+        long_write.join(60)
+    assert "try again when it is done" in status and "server log" not in status, status
+    assert "zebra.txt" not in bot.index.doc_ids and "first.txt" in bot.index.doc_ids

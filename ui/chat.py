@@ -26,7 +26,7 @@ import gradio as gr  # noqa: E402
 
 from qa.api import PARSE_WORKERS  # noqa: E402
 from qa.api.schemas import TurnModel  # noqa: E402
-from qa.bot import MAX_QUESTION_CHARS, Bot, DocumentError, QuestionError, Turn, refuse_twins  # noqa: E402
+from qa.bot import MAX_QUESTION_CHARS, Bot, DocumentError, IndexBusy, QuestionError, Turn, refuse_twins  # noqa: E402
 from qa.guard import KEY_COOKIE, ParseBudget  # noqa: E402
 from qa.ingest import MAX_DOCUMENT_BYTES, MAX_PACKED_BYTES, SUPPORTED_SUFFIXES, max_bytes  # noqa: E402
 from qa.settings import Settings  # noqa: E402
@@ -221,8 +221,13 @@ def _doc_label(e: Any) -> str:
     return f"{title} ({date})" if date else title
 
 
-def _messages(entries: Sequence[tuple], bot: Bot) -> list[dict[str, str]]:
-    get = _document_lookup(bot)
+def _no_documents(_doc_id: str) -> Document | None:
+    """The look-up while the server still brings the index up to date: none is read meanwhile."""
+    return None
+
+
+def _messages(entries: Sequence[tuple], get: Callable[[str], Document | None]) -> list[dict[str, str]]:
+    """The chatbot's messages for ``entries``; ``get`` looks a document up (its date)."""
 
     def date_of(doc_id: str) -> str | None:
         doc = get(doc_id)
@@ -368,14 +373,20 @@ class ChatPage:
                 log.exception("could not answer %r", question)
                 error = "Something went wrong while answering; the server log has the details."
         entries = (entries + [(question, answer, error)])[-MAX_SHOWN:]
-        sources = render_sources(answer, _document_lookup(self.bot)) if answer is not None else gr.update()
+        get = self._lookup()
+        sources = render_sources(answer, get) if answer is not None else gr.update()
         box = "" if answer is not None else gr.update()  # a question not asked stays to be edited
-        return box, _messages(entries, self.bot), entries, sources
+        return box, _messages(entries, get), entries, sources
+
+    def _lookup(self) -> Callable[[str], Document | None]:
+        """Documents from the index, once it is ready. Before, a look-up would start an index of
+        this page's own beside the warm-up's (a conversation kept in the tab comes back then)."""
+        return _document_lookup(self.bot) if self.ready() else _no_documents
 
     def sources_of(self, entries: list[tuple], message_index: Any):
         """The sources panel for the exchange holding chatbot message ``message_index``."""
         index = message_index[0] if isinstance(message_index, (list, tuple)) and message_index else message_index
-        if not isinstance(index, int) or not entries or not 0 <= index // 2 < len(entries):
+        if not isinstance(index, int) or not entries or not 0 <= index // 2 < len(entries) or not self.ready():
             return gr.update()
         answer = entries[index // 2][1]
         return render_sources(answer, _document_lookup(self.bot)) if answer is not None else gr.update()
@@ -390,9 +401,11 @@ class ChatPage:
         cannot be read back is dropped: the page starts empty rather than breaking."""
         try:
             entries, kept = load_conversation(saved) if saved else ([], [])
-            messages = _messages(entries, self.bot)
+            get = self._lookup()
+            messages = _messages(entries, get)
             last = next((a for _, a, _ in reversed(entries) if a is not None), None)
-            sources = render_sources(last, _document_lookup(self.bot))
+            # Still indexing: the panel waits (a click on the reply brings the sources back later).
+            sources = render_sources(last if get is not _no_documents else None, get)
         except Exception as exc:  # whatever the stored value holds (an older page's, edited by hand)
             log.info("ignored the conversation kept in the browser: %s", str(exc)[:200])
             entries, kept, messages, sources = [], [], [], render_sources(None, lambda _: None)
@@ -426,6 +439,8 @@ class ChatPage:
         if not self._key_ok(key):
             return ('<p class="qa-error">Marking answers needs the API key: type it in the Documents panel.</p>',
                     gr.update(), gr.update())
+        if not self.ready():  # the mark is checked against the index: none is read before the warm-up's
+            return f'<p class="qa-error">Not saved: {INDEXING} Mark it again in a moment.</p>', gr.update(), gr.update()
         question, answer = asked[-1]
         evidence = None
         if verdict == "wrong":
@@ -477,7 +492,7 @@ class ChatPage:
         if not problems:
             try:
                 upload = self.bot.add_documents(items, replace=bool(replace))
-            except DocumentError as exc:
+            except (DocumentError, IndexBusy) as exc:  # busy: another write held the index too long
                 problems.append(esc(str(exc)))
             except Exception:
                 log.exception("could not add %s", ", ".join(name for name, _, _ in items))
