@@ -274,8 +274,10 @@ def parse_text(data: bytes, doc_id: str, kind: str = "text") -> Document:
         # front matter, link targets, fences or table rules; the title is its first line.
         from .formats.markdown import markdown_text
 
-        # A file with nothing to render (prose, ATX headings, inline code) keeps its text byte for byte.
+        # A file with nothing to render (prose, ATX headings, inline code) keeps its words and lines;
+        # as in any block, runs of spaces become one and CR LF line ends LF.
         text = markdown_text("\n".join(lines[front:])) + ("\n" if text.endswith("\n") else "")
+        check_text(text, doc_id)  # dropped tags join words: "a<b >a<b >…" renders as one endless word
         lines, front = text.split("\n"), 0
     head = list(itertools.islice((ln for ln in lines[front:] if ln.strip() and not _COMMENT_LINE.match(ln)), _HEAD_LINES))
     for i, line in enumerate(head):

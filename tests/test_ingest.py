@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOCUMENTS
-from qa.ingest import IngestError, load_folder
+from qa.ingest import IngestError, load_folder, parse_text
 
 
 def test_seed_documents_title_and_date():
@@ -304,3 +304,18 @@ def test_markdown_is_quoted_as_its_rendered_page_reads(tmp_path: Path):
         "The National Survey, 2023 edition.",
         "A second note.",
     ]
+
+
+def test_markdown_nested_past_the_parser_limit_keeps_the_rest_of_the_file():
+    """Past markdown-it's nesting limit the lines left were dropped: a list eleven levels deep
+    (ten levels) lost its deepest items and every paragraph after it."""
+    outline = "".join("  " * i + f"- Level {i} of the plan.\n" for i in range(11))
+    doc = parse_text(f"# Plan\n\n{outline}\nThe lamp was first lit in 1820.\n".encode(), "plan.md", "markdown")
+    assert "Level 10 of the plan." in doc.text and doc.text.endswith("The lamp was first lit in 1820.\n")
+
+
+def test_markdown_whose_dropped_tags_join_an_endless_word_is_refused():
+    """The source's words are checked, but the rendered text's were not: inline tags with a space
+    in them are dropped, so "a<b >a<b >…" read as one word of 20,000 letters."""
+    with pytest.raises(IngestError, match="without a space"):
+        parse_text(b"# Notes\n\n" + b"a<b >" * 20_000 + b"\n", "glued.md", "markdown")

@@ -12,6 +12,7 @@ Title and date come from the file's core properties when it has them.
 from __future__ import annotations
 
 import io
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -260,7 +261,8 @@ def _symbol(sym: etree._Element) -> str:
         return ""
     if sym.get(qn("w:font"), "").strip().lower() == "symbol" and code >> 8 in (0, 0xF0):
         return _SYMBOL_FONT.get(code & 0xFF, "")
-    return "" if 0xE000 <= code <= 0xF8FF or not 0 < code <= 0x10FFFF else chr(code)
+    # Private use, control codes and lone surrogates show nothing (a surrogate cannot even be stored as UTF-8).
+    return "" if not 0 < code <= 0x10FFFF or unicodedata.category(chr(code)) in ("Co", "Cc", "Cs") else chr(code)
 
 
 # Structures read nested this deep; deeper (a hostile file), only their text in order.

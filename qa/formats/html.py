@@ -89,8 +89,10 @@ _LAYOUT_BLOCKS = frozenset({"div", "section", "article", "aside", "nav", "header
 # What joins a page's title to its site's name or a breadcrumb ("Lighthouse - Wikipedia", "Home » News
 # » AGM"): trafilatura's separators, and phpBB's "::", spaced on both sides.
 _TITLE_SEPARATOR = re.compile(r"\s+(?:::|[-–—|·•»«›‹/~*⋆⁄<>:])\s+")
-# A title with more parts than this is left as it is (each split of it is tried against the <h1>s).
+# A title with more parts or characters than these is left as it is (each split of it is tried
+# against the <h1>s).
 _MAX_TITLE_PARTS = 12
+_MAX_TITLE_CHARS = 2_000
 # A standfirst's class (the summary under a headline: "standfirst", "article-summary", "dek",
 # "entry-subtitle"), as a whole class name or its last part.
 _STANDFIRST_CLASS = re.compile(r"(?:^|[-_])(?:standfirst|dek|summary|subtitle|sub-?headline|lede|intro|excerpt)$")
@@ -98,6 +100,9 @@ _STANDFIRST_CLASS = re.compile(r"(?:^|[-_])(?:standfirst|dek|summary|subtitle|su
 _DESCRIPTION_META = ("description", "og:description", "twitter:description")
 # Elements after a headline looked at for its standfirst and lead picture's caption.
 _LEAD_ELEMENTS = 200
+# A standfirst or caption is a few sentences; an element holding more (the article's container) is
+# skipped unread: reading the text of each of those elements cost 200 times the page's text.
+_LEAD_CHARS = 5_000
 # Meta tags in which a page names its site.
 _SITE_NAME_META = ("og:site_name", "application-name", "apple-mobile-web-app-title")
 # Where a link to the site's home page points (its logo, the first breadcrumb).
@@ -428,7 +433,10 @@ def _lead(tree: lxml.html.HtmlElement, headline: str, blocks: list[str], caption
                  if (m.get("name") or m.get("property") or "").strip().lower() in _DESCRIPTION_META}
     out: list[str] = []
     for e in h1.xpath(f"following::*[position() <= {_LEAD_ELEMENTS}]"):
-        text = clean_block(e.text_content())
+        text = _short_text(e, _LEAD_CHARS)
+        if text is None:
+            continue
+        text = clean_block(text)
         if not text:
             continue
         if text in kept:
@@ -442,6 +450,17 @@ def _lead(tree: lxml.html.HtmlElement, headline: str, blocks: list[str], caption
     return out
 
 
+def _short_text(e: etree._Element, limit: int) -> str | None:
+    """``e``'s text (as ``text_content``), or None once it passes ``limit`` characters, unread past it."""
+    parts, size = [], 0
+    for t in e.itertext():
+        parts.append(t)
+        size += len(t)
+        if size > limit:
+            return None
+    return "".join(parts)
+
+
 def _without_site_name(tree: lxml.html.HtmlElement, title: str | None) -> str | None:
     """The page's title without its site's name or breadcrumb ("Westhaven Lighthouse - Wikipedia"):
     the part an <h1> shows, else the title less the ends that the page names as its site (meta
@@ -450,8 +469,8 @@ def _without_site_name(tree: lxml.html.HtmlElement, title: str | None) -> str | 
         return title
     page_title = tree.find(".//head//title")
     whole = " ".join(page_title.text_content().split()) if page_title is not None else ""
-    if any(len(_TITLE_SEPARATOR.findall(t)) >= _MAX_TITLE_PARTS for t in (title, whole)):
-        return title  # hundreds of parts are no title and site name (and each split is tried)
+    if any(len(t) > _MAX_TITLE_CHARS or len(_TITLE_SEPARATOR.findall(t)) >= _MAX_TITLE_PARTS for t in (title, whole)):
+        return title  # no title and site name (each split is tried, on copies of the whole)
     # trafilatura took one end of the <title> ("Home » Club news" of "Home » Club news » AGM
     # minutes", "Rome" of "Rome - Paris by night train"), guessing: decide from the whole.
     split = whole != title and any(whole == title + sep + rest or whole == rest + sep + title

@@ -17,6 +17,7 @@ import html
 import re
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
 from markdown_it.token import Token
 
 from .text import clean_block, table_row
@@ -42,21 +43,39 @@ _HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
 _HTML_INLINE_TAG = re.compile(rf"</?(?:{_INLINE_NAMES}|{_BLOCK_NAMES})\b[^>]*>|<!--.*", re.IGNORECASE | re.DOTALL)
 
 
+MAX_NESTING = 20  # lists and quotes in one another (a list level is two): bounds a hostile file's recursion
+
+
 def _parser() -> MarkdownIt:
-    # No linkify: a bare URL stays the text it is. maxNesting bounds a hostile file's nesting.
-    return MarkdownIt("commonmark", {"html": True, "maxNesting": 20}).enable(["table", "strikethrough"])
+    # No linkify: a bare URL stays the text it is.
+    md = MarkdownIt("commonmark", {"html": True, "maxNesting": MAX_NESTING}).enable(["table", "strikethrough"])
+    tokenize = md.block.tokenize
+
+    def bounded(state: StateBlock, start: int, end: int) -> None:
+        # Past maxNesting markdown-it drops the lines left, the rest of the file after a list ten
+        # levels deep among them: say so, and the file is read as written.
+        if state.level >= MAX_NESTING and start < end:
+            state.env["too_deep"] = True
+        tokenize(state, start, end)
+
+    md.block.tokenize = bounded
+    return md
 
 
 def markdown_text(source: str) -> str:
     """The text of Markdown ``source`` (front matter already removed): blocks separated by a
-    blank line, each cleaned as :func:`qa.formats.text.clean_block` cleans one."""
-    source = _FOOTNOTE_DEF.sub("\n", source)
+    blank line, each cleaned as :func:`qa.formats.text.clean_block` cleans one; ``source`` as it
+    is where it nests deeper than :data:`MAX_NESTING`, which would lose text."""
+    env: dict = {}
+    tokens = _parser().parse(_FOOTNOTE_DEF.sub("\n", source), env)
+    if env.get("too_deep"):
+        return source
     blocks: list[str] = []
     prefix = ""  # an ordered item's number, put before the item's first block
     first_in_item = False
     heading = ""  # an ATX heading's marks and a space ("## ")
     row: list[str] | None = None
-    for tok in _parser().parse(source):
+    for tok in tokens:
         if tok.type == "list_item_open":
             prefix, first_in_item = (f"{tok.info}{tok.markup} " if tok.info else ""), True
         elif tok.type == "list_item_close":

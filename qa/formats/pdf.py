@@ -356,9 +356,10 @@ def _without_marks(text: str, boxes: np.ndarray, keep: list[int]) -> list[int]:
         end = j
         while end < len(keep) and raised[end]:
             end += 1
-        before = text[keep[j - 1]] if j else ""
+        # At a line's start a raised number is a footnote's own ("¹ Measured at…"): kept, so the note is found.
+        before = text[keep[j - 1]] if j else "\n"
         word = 0
-        while word < j and text[keep[j - 1 - word]].isalpha():
+        while word < min(j, 3) and text[keep[j - 1 - word]].isalpha():  # three letters decide: linear in the line
             word += 1
         after = text[keep[end]] if end < len(keep) else " "
         if (_MARK.fullmatch("".join(text[i] for i in keep[j:end]))
