@@ -319,3 +319,16 @@ def test_markdown_whose_dropped_tags_join_an_endless_word_is_refused():
     in them are dropped, so "a<b >a<b >…" read as one word of 20,000 letters."""
     with pytest.raises(IngestError, match="without a space"):
         parse_text(b"# Notes\n\n" + b"a<b >" * 20_000 + b"\n", "glued.md", "markdown")
+
+
+def test_markdown_html_block_of_unclosed_tags_reads_in_linear_time():
+    """An HTML block of "<a b " repeated and never closed: each tag's search ran to the end of
+    the block, so the time grew with the square of its size (30 s for 500 KB)."""
+    import time
+
+    from qa.ingest import parse_document
+
+    t = time.perf_counter()
+    doc = parse_document(("<div>\n" + "<a b " * 100_000 + "\n\nThe lamp was lit in 1871.\n").encode(), "tags.md")
+    assert time.perf_counter() - t < 15
+    assert doc.text.endswith("The lamp was lit in 1871.\n")

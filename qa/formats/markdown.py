@@ -37,8 +37,8 @@ _BLOCK_NAMES = (r"address|article|aside|blockquote|center|dd|details|dialog|div|
                 r"footer|form|h[1-6]|header|hr|li|main|nav|ol|p|pre|section|summary|table|tbody|td|tfoot|th|thead|tr|ul")
 _INLINE_NAMES = (r"a|abbr|b|bdi|bdo|big|br|cite|code|data|del|dfn|em|font|i|img|ins|kbd|mark|picture|q|s|samp|small|"
                  r"source|span|strike|strong|sub|sup|time|tt|u|var|wbr")
-_HTML_BLOCK_TAG = re.compile(rf"</?(?:{_BLOCK_NAMES})\b[^>]*>", re.IGNORECASE)
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+_HTML_BLOCK_TAG = re.compile(rf"</?(?:{_BLOCK_NAMES})\b[^<>]*>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 # An inline tag of HTML (or a comment) is dropped; "Press <Enter>", "<path>" are words of the text, kept.
 _HTML_INLINE_TAG = re.compile(rf"</?(?:{_INLINE_NAMES}|{_BLOCK_NAMES})\b[^>]*>|<!--.*", re.IGNORECASE | re.DOTALL)
 
