@@ -26,7 +26,7 @@ from .text import clean_block, table_row
 # paragraph of its own, its label left out; "[^1]" in the text is a mark, dropped as a page's
 # superscript footnote marks are.
 _FOOTNOTE_DEF = re.compile(r"^ {0,3}\[\^[^\]\s]+\]:[ \t]*", re.MULTILINE)
-_FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")
+_FOOTNOTE_REF = re.compile(r"\[\^[^\]\[\s]+\]")  # no "[" inside: a search stops at the next mark
 _TASK = re.compile(r"^\[([ xX])\][ \t]+")
 _TASK_BOX = {" ": "\u2610 ", "x": "\u2611 ", "X": "\u2611 "}
 # Raw HTML: comments and scripts go whole; a block-level tag ends a block, <br> a line, and any
