@@ -895,12 +895,20 @@ def test_the_conversation_survives_a_reload_in_a_real_browser(live):
             box.press("Enter")
             expect(replies).to_have_count(1)
 
-            # "New conversation" forgets the kept one too.
+            # "New conversation" forgets the kept one too, but not the ticks, which stay on the page.
+            page.locator("#qa-picker").get_by_label(first.citations[0].title[:30], exact=False).check()
+            page.wait_for_function("doc => Object.values(sessionStorage).some(v => (JSON.parse(v).picked || []).includes(doc))",
+                                   arg=first.citations[0].doc)
             page.locator("#qa-new").click()
             expect(replies).to_have_count(0)
-            page.wait_for_function(f"sessionStorage.getItem({key}) === null")
+            page.wait_for_function(f"(s => s !== null && JSON.parse(s).entries.length === 0 && JSON.parse(s).picked.length === 1)"
+                                   f"(sessionStorage.getItem({key}))")
             reload()
             expect(replies).to_have_count(0)
+            expect(page.locator("#qa-picker input:checked")).to_have_count(1)
+            page.locator("#qa-picker input:checked").uncheck()
+            page.locator("#qa-new").click()
+            page.wait_for_function(f"sessionStorage.getItem({key}) === null")
         finally:
             browser.close()
 

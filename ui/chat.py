@@ -555,8 +555,9 @@ def build_chat(
     def unlock():
         return gr.update(interactive=True)
 
-    def start_over():
-        return (*page.new_conversation(), *page.feedback_closed(), "")
+    def start_over(picked: list[str] | None):
+        # The ticks stay on the page, so the tab keeps them too (a reload brought back none).
+        return (*page.new_conversation(), *page.feedback_closed(), dump_conversation([], picked, saved_chars))
 
     def picked_changed(entries: list[tuple], picked: list[str] | None):
         return dump_conversation(entries, picked, saved_chars)
@@ -629,11 +630,11 @@ def build_chat(
             event.then(None, js=SCROLL_TO_LAST_QUESTION, **private)
             event.then(None, js=FOCUS_QUESTION, **private)
         chatbot.select(show_sources, [entries], [sources], **private)
-        new_btn.click(start_over, None, outputs + feedback + [saved], **private).then(None, [saved], None, js=save_js, **private)
+        new_btn.click(start_over, [picker], outputs + feedback + [saved], **private).then(None, [saved], None, js=save_js, **private)
         right_btn.click(partial(page.send_feedback, "right"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
         wrong_btn.click(page.feedback_open, [entries], feedback, **private)
         fb_send.click(partial(page.send_feedback, "wrong"), [fb_pick, entries, picker, key], [fb_status, fb_pick, fb_send], **private)
-        chatbot.clear(start_over, None, outputs + feedback + [saved], **private).then(None, [saved], None, js=save_js, **private)
+        chatbot.clear(start_over, [picker], outputs + feedback + [saved], **private).then(None, [saved], None, js=save_js, **private)
         key.change(None, [key], None, js=SET_KEY_COOKIE, **private)
         upload.upload(page.add_files, [upload, replace, key, picker], [status, picker], concurrency_limit=1, **private)
         picker.input(picked_changed, [entries, picker], [saved], **private).then(None, [saved], None, js=save_js, **private)
