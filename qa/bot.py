@@ -72,9 +72,10 @@ class NoDocumentsError(QuestionError):
 
 # Words that only close or greet a chat turn ("Thanks!", "ok, bye"): such a turn asks nothing, and
 # read as a follow-up it was answered with a quote about the last topic.
-_PLEASANTRIES = frozenset(
-    "thanks thank you thx ty ok okay k bye goodbye cheers great cool nice hi hello hey awesome perfect".split()
-)
+_PLEASANTRIES = frozenset("thanks thank you thx ty ok okay k bye goodbye cheers".split())
+# Greetings and praise are chat too, but also words a question may be about when it asks: "Nice?"
+# (the city), "Hello?" (the song).
+_GREETINGS = frozenset("great cool nice hi hello hey awesome perfect".split())
 
 
 def check_question(question: object) -> str:
@@ -86,7 +87,8 @@ def check_question(question: object) -> str:
         raise QuestionError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
     if not any(c.isalnum() for c in question):  # "?" or "👍" was answered from the last turn's topic
         raise QuestionError("the question has no words: ask something about the documents")
-    if all(w.group().lower() in _PLEASANTRIES for w in words(question)):
+    chat = _PLEASANTRIES if question.endswith("?") else _PLEASANTRIES | _GREETINGS
+    if all(w.group().lower() in chat for w in words(question)):
         raise QuestionError("that reads as chat, not a question: ask something about the documents")
     try:
         question.encode("utf-8")
