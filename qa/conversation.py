@@ -59,6 +59,8 @@ def _owned(after: str | None, then: str | None) -> bool:
     if after in STOPWORDS:
         return after == "own" or after in _BEFORE_NOUN and noun_next
     return after not in _NOT_OWNED or noun_next
+
+
 _ORDINAL_WORDS = {"first", "second", "third", "last", "other", "latter", "former", "next", "earlier", "later"}
 _QUESTION_WORDS = _ORDINAL_WORDS | {
     "who", "what", "when", "where", "why", "how", "which", "whom", "whose", "many", "much", "did", "does", "do",

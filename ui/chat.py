@@ -222,7 +222,8 @@ def _doc_label(e: Any) -> str:
 
 
 def _no_documents(_doc_id: str) -> Document | None:
-    """The look-up while the server still brings the index up to date: none is read meanwhile."""
+    """A look-up that finds no document: the empty panel's, and the page's while the server still
+    brings the index up to date (none is read meanwhile)."""
     return None
 
 
@@ -393,7 +394,7 @@ class ChatPage:
 
     @staticmethod
     def new_conversation():
-        return "", [], [], render_sources(None, lambda _: None)
+        return "", [], [], render_sources(None, _no_documents)
 
     def restore(self, picked: list[str] | None, saved: str | None):
         """On load: the conversation the tab kept (see :func:`load_conversation`) and the picker;
@@ -408,7 +409,7 @@ class ChatPage:
             sources = render_sources(last if get is not _no_documents else None, get)
         except Exception as exc:  # whatever the stored value holds (an older page's, edited by hand)
             log.info("ignored the conversation kept in the browser: %s", str(exc)[:200])
-            entries, kept, messages, sources = [], [], [], render_sources(None, lambda _: None)
+            entries, kept, messages, sources = [], [], [], render_sources(None, _no_documents)
         return self.documents_update(kept or picked), messages, entries, sources
 
     def _key_ok(self, key: str | None) -> bool:
@@ -595,7 +596,7 @@ def build_chat(
                 fb_send = gr.Button("Send", visible=False, elem_id="qa-fb-send", size="sm", variant="primary")
                 fb_status = gr.HTML("", elem_id="qa-fb-status", padding=False, js_on_load=ANNOUNCE)
             with gr.Column(scale=2, min_width=300):
-                sources = gr.HTML(render_sources(None, lambda _: None), elem_id="qa-sources-panel", padding=False)
+                sources = gr.HTML(render_sources(None, _no_documents), elem_id="qa-sources-panel", padding=False)
                 with gr.Accordion("Documents", open=True, elem_id="qa-documents"):
                     picker = gr.CheckboxGroup(label="Ask only these documents", elem_id="qa-picker")
                     key = gr.Textbox(label="API key (needed to add documents)", type="password",

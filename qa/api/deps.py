@@ -69,6 +69,7 @@ class Service:
         if not acquired:
             raise HTTPException(503, f"another write (an upload, a deletion or a mark) has been at work for over {WRITE_WAIT_S:g} s; "
                                      "nothing was done: try again when it is done", headers={"Retry-After": "30"})
+
         def bounded() -> T:  # the chat page's writes take the bot's turn too: held to the same wait
             token = WRITE_DEADLINE.set(deadline)
             try:

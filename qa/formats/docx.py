@@ -98,8 +98,9 @@ def _check_package(data: bytes, doc_id: str) -> None:
 
 
 def _count_tags(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], doc_id: str) -> None:
-    """Refuse a package whose parts hold more than :data:`MAX_XML_TAGS` tags ("<"), streaming them; a
-    part that unpacks to more than its declared size fails its CRC here, before python-docx inflates it whole."""
+    """Refuse a package whose XML parts hold more than :data:`MAX_XML_TAGS` tags ("<"), streaming
+    them (parts declared binary, see :func:`_binary_parts`, are skipped); an XML part that unpacks
+    to more than its declared size fails its CRC here, before python-docx inflates it whole."""
     tags, binary = 0, set()
     try:  # the content types first: python-docx parses a part by its declared type, whatever its name
         for info in sorted(infos, key=lambda i: i.filename != _CONTENT_TYPES):
@@ -238,9 +239,17 @@ def _hidden(run: etree._Element) -> bool:
 
 def _run_text(run: etree._Element) -> str:
     """The text of a run (w:r), or of an equation's (m:r), whose text is m:t."""
-    # python-docx reads a page or column break as "", which glued the words on either side.
-    return "".join("\n" if e.tag == qn("w:br") else _symbol(e) if e.tag == qn("w:sym") else (e.text or "")
-                   if e.tag == _M + "t" else str(e) for e in run if e.tag in _RUN_TEXT or e.tag == _M + "t")
+    parts = []
+    for e in run:
+        if e.tag == qn("w:br"):
+            parts.append("\n")  # python-docx reads a page or column break as "", which glued two words
+        elif e.tag == qn("w:sym"):
+            parts.append(_symbol(e))
+        elif e.tag == _M + "t":
+            parts.append(e.text or "")
+        elif e.tag in _RUN_TEXT:
+            parts.append(str(e))
+    return "".join(parts)
 
 
 # Word's Symbol font by its code (Word writes U+F020-U+F0FF, its private-use copy): Greek

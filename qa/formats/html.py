@@ -135,12 +135,12 @@ def parse_html(data: bytes, doc_id: str) -> Document:
     blocks = _blocks(found.body) if found is not None and found.body is not None else []
     if found is not None:
         found.title = _without_site_name(tree, found.title)
-    headline = _headline(tree, found.title if found is not None else None)
-    if headline and headline not in map(clean_block, blocks):
+    h1, headline = _headline(tree, found.title if found is not None else None) or (None, None)
+    if h1 is not None and headline not in map(clean_block, blocks):
         # trafilatura keeps the article's body container, which often leaves out the <h1> above
         # it; the headline is the article's first block, as in a .txt or .docx of it.
         # Its standfirst and lead picture's caption, between it and that container, are read after it.
-        blocks[:0] = [headline, *_lead(tree, headline, blocks, captions)]
+        blocks[:0] = [headline, *_lead(tree, h1, blocks, captions)]
     text = join_blocks(blocks)
     if not text:
         # trafilatura has already fallen back to its baseline extraction (all paragraphs, then
@@ -420,17 +420,13 @@ def _read_figure_captions(tree: lxml.html.HtmlElement) -> set[etree._Element]:
     return captions
 
 
-def _lead(tree: lxml.html.HtmlElement, headline: str, blocks: list[str], captions: set[etree._Element]) -> list[str]:
-    """The standfirst and picture captions between the headline's <h1> and the first block read
+def _lead(tree: lxml.html.HtmlElement, h1: etree._Element, blocks: list[str], captions: set[etree._Element]) -> list[str]:
+    """The standfirst and picture captions between the headline's ``h1`` and the first block read
     (trafilatura keeps the article's body container alone): elements of a standfirst's class
     (:data:`_STANDFIRST_CLASS`) or ``itemprop="description"``, or whose text is the page's
     description; not inside menus, asides or forms."""
-    h1 = next((h for h in tree.iter("h1") if " ".join(h.text_content().split()) == headline), None)
-    if h1 is None:
-        return []
     kept = set(map(clean_block, blocks))
-    described = {" ".join(m.get("content").split()) for m in tree.iterfind(".//head/meta[@content]")
-                 if (m.get("name") or m.get("property") or "").strip().lower() in _DESCRIPTION_META}
+    described = _meta_contents(tree, _DESCRIPTION_META)
     out: list[str] = []
     for e in h1.xpath(f"following::*[position() <= {_LEAD_ELEMENTS}]"):
         text = _short_text(e, _LEAD_CHARS)
@@ -512,15 +508,19 @@ def _joined(start: int, end: int, parts: list[str], seps: list[str]) -> str:
 def _site_names(tree: lxml.html.HtmlElement) -> set[str]:
     """The names a page gives its site (casefolded): in its meta tags, and as the text (or image
     alt) of a link to its home page (a logo, a breadcrumb's first step)."""
-    names = set()
-    for meta in tree.iterfind(".//head/meta[@content]"):
-        if (meta.get("property") or meta.get("name") or "").strip().lower() in _SITE_NAME_META:
-            names.add(" ".join(meta.get("content").split()).casefold())
+    names = {name.casefold() for name in _meta_contents(tree, _SITE_NAME_META)}
     for a in tree.iter("a"):
         if _is_home(a.get("href")):
             alts = [img.get("alt") or "" for img in a.iter("img")]
             names.update(" ".join(t.split()).casefold() for t in (a.text_content(), *alts) if t.strip())
     return names
+
+
+def _meta_contents(tree: lxml.html.HtmlElement, keys: tuple[str, ...]) -> set[str]:
+    """The contents, whitespace collapsed, of the head's <meta> tags named (``name`` or
+    ``property``) one of ``keys``."""
+    return {" ".join(m.get("content").split()) for m in tree.iterfind(".//head/meta[@content]")
+            if {(m.get(a) or "").strip().lower() for a in ("name", "property")} & set(keys)}
 
 
 def _is_home(href: str | None) -> bool:
@@ -551,16 +551,16 @@ def _loose_words(text: str | None, inline: list[etree._Element]) -> bool:
     return any(e.tag != "a" and e.find(".//a") is None and words(e.text_content()) for e in inline)
 
 
-def _headline(tree: etree._Element, title: str | None) -> str | None:
-    """The page's <h1> that shows its title (from its metadata), whitespace collapsed; None when
-    no <h1> does (a site's logo in an <h1> is not the headline)."""
+def _headline(tree: etree._Element, title: str | None) -> tuple[etree._Element, str] | None:
+    """The page's <h1> that shows its title (from its metadata), and its text, whitespace
+    collapsed; None when no <h1> does (a site's logo in an <h1> is not the headline)."""
     if not title:
         return None
     want = " ".join(title.split()).casefold()
     for h1 in tree.iter("h1"):
         text = " ".join(h1.text_content().split())
         if text.casefold() == want:
-            return text
+            return h1, text
     return None
 
 

@@ -254,8 +254,9 @@ def _columns(lines: list[_Line]) -> list[_Line]:
             if _prose_columns(lines, band, cut):
                 pieces = [p for m in band for p in (
                     (_piece(lines[m], 0, cut[m]), _piece(lines[m], cut[m], len(lines[m].text))) if m in cut else (lines[m],))]
-                out += [p for p in pieces if not _crosses(p, gutter) and _ink(p)[1] <= gutter]
-                out += [p for p in pieces if not _crosses(p, gutter) and _ink(p)[1] > gutter]
+                left = [_ink(p)[1] <= gutter for p in pieces]  # no piece crosses the gutter: lines that do end a band
+                out += [p for p, is_left in zip(pieces, left) if is_left]
+                out += [p for p, is_left in zip(pieces, left) if not is_left]
                 found = True
             else:
                 out += [lines[m] for m in band]
@@ -271,11 +272,6 @@ def _ink(line: _Line) -> tuple[float, float]:
     """Where ``line``'s ink begins and ends across the page."""
     frame = line.frame[[i for i, ch in enumerate(line.text) if not ch.isspace()]]
     return float(frame[:, 0].min()), float(frame[:, 2].max())
-
-
-def _crosses(line: _Line, x: float) -> bool:
-    x0, x1 = _ink(line)
-    return x0 < x < x1
 
 
 def _prose_columns(lines: list[_Line], band: list[int], cut: dict[int, int]) -> bool:
