@@ -96,3 +96,18 @@ def serving_copy(embedder, base: Path, settings, source: Path | None = None) -> 
     bot.sync()
     with serving(create_app(bot, settings)) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield Server(url, client, bot, corpus)
+
+
+def pause_writes(monkeypatch: Any, bot: Any) -> tuple[threading.Event, threading.Event]:
+    """Writes of ``bot`` stop before they update the index: the first event is set when one is
+    there, and it goes on once the second is set."""
+    writing, finish = threading.Event(), threading.Event()
+    update = bot.retriever.update
+
+    def paused_update(*args, **kwargs):
+        writing.set()
+        assert finish.wait(30)
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(bot.retriever, "update", paused_update)
+    return writing, finish

@@ -29,6 +29,18 @@ def _sentences(doc) -> list[str]:
     return [doc.text[s.start:s.end] for s in split_sentences(doc.text)]
 
 
+def _append_run(paragraph, tag: str, **attributes: str) -> None:
+    """Append to a python-docx paragraph a run holding one ``w:tag`` element with these ``w:`` attributes."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    run, element = OxmlElement("w:r"), OxmlElement(f"w:{tag}")
+    for name, value in attributes.items():
+        element.set(qn(f"w:{name}"), value)
+    run.append(element)
+    paragraph._p.append(run)
+
+
 def _save(word) -> bytes:
     out = io.BytesIO()
     word.save(out)
@@ -830,14 +842,8 @@ def test_docx_footnotes_and_endnotes_are_blocks_after_their_paragraph():
     """Footnotes and endnotes were not read at all: "Who restored the lamp?" had no sentence to
     cite though a note said it. A note is now its own block after the paragraph referring to it,
     read once, and its mark stays out of the sentence."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-
     def reference(paragraph, kind: str, note_id: str) -> None:
-        run, ref = OxmlElement("w:r"), OxmlElement(f"w:{kind}Reference")
-        ref.set(qn("w:id"), note_id)
-        run.append(ref)
-        paragraph._p.append(run)
+        _append_run(paragraph, f"{kind}Reference", id=note_id)
 
     word = docx.Document()
     p = word.add_paragraph("The lamp was lit in 1871.")
@@ -862,15 +868,8 @@ def test_docx_footnotes_and_endnotes_are_blocks_after_their_paragraph():
 def test_docx_symbols_inserted_from_the_symbol_font_are_read():
     """Insert › Symbol writes a w:sym, which was not read: "It freezes at 0°C." became
     "It freezes at 0C." and "a 5 μm filter" "a 5 m filter"."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-
     def symbol(paragraph, font: str, char: str) -> None:
-        run, sym = OxmlElement("w:r"), OxmlElement("w:sym")
-        sym.set(qn("w:font"), font)
-        sym.set(qn("w:char"), char)
-        run.append(sym)
-        paragraph._p.append(run)
+        _append_run(paragraph, "sym", font=font, char=char)
 
     word = docx.Document()
     p = word.add_paragraph("It freezes at 0")

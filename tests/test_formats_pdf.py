@@ -21,6 +21,7 @@ from eval.formats import image_only
 from index.segment import split_sentences
 from qa.formats import pdf as pdf_format
 from qa.ingest import IngestError, load_folder, parse_document
+from qa.types import Document
 
 
 def _norm(text: str) -> str:
@@ -414,6 +415,14 @@ def test_bullet_items_are_paragraphs_of_their_own_also_over_a_page_break():
                          "• A longer pier at the ferry slip", "• A second lamp for the lighthouse", "The works begin in May."]
 
 
+def _read_drawn(draw, name: str) -> tuple[bytes, Document, list, list[str]]:
+    """The PDF ``draw`` makes, read: its bytes, the document, its sentence spans and their text."""
+    data = _drawn(draw)
+    doc = parse_document(data, name)
+    spans = split_sentences(doc.text)
+    return data, doc, spans, [doc.text[s.start:s.end] for s in spans]
+
+
 def _drawn(draw) -> bytes:
     from reportlab.lib.pagesizes import letter
     from reportlab.pdfgen.canvas import Canvas
@@ -623,10 +632,12 @@ def test_a_page_image_is_not_drawn_from_a_huge_image(tmp_path):
     assert err.value.kind == "unreadable"
 
 
-def _footnoted_page(canvas, lines: list[list[tuple[str, str]]], notes: list[str], number: int | None = None) -> None:
+def _footnoted_page(canvas, lines: list[list[tuple[str, str]]], notes: list[str], number: int | None = None,
+                    raised_numbers: bool = False) -> None:
     """Draw ``lines`` of body text (parts ``("t", text)``, or ``("sup", mark)`` raised in a smaller
-    font as a footnote mark), ``notes`` in 8 points at the bottom, and with a page ``number`` a
-    running header and footer."""
+    font as a footnote mark), ``notes`` in 8 points at the bottom (with ``raised_numbers``, each
+    note's own number raised in 5 points, as Word draws it), and with a page ``number`` a running
+    header and footer."""
     canvas.setFont("Helvetica", 8)
     if number:
         canvas.drawString(72, 760, "Port Ellis Gazette - spring issue")
@@ -642,7 +653,18 @@ def _footnoted_page(canvas, lines: list[list[tuple[str, str]]], notes: list[str]
     canvas.drawText(text)
     canvas.setFont("Helvetica", 8)
     for n, note in enumerate(notes):
-        canvas.drawString(72, 90 - 10 * n, note)
+        if not raised_numbers:
+            canvas.drawString(72, 90 - 10 * n, note)
+            continue
+        mark, rest = note.split(" ", 1)
+        line = canvas.beginText(72, 90 - 10 * n)
+        line.setRise(3)
+        line.setFont("Helvetica", 5)
+        line.textOut(mark)
+        line.setRise(0)
+        line.setFont("Helvetica", 8)
+        line.textOut(" " + rest)
+        canvas.drawText(line)
     canvas.showPage()
 
 
@@ -658,10 +680,7 @@ def test_a_raised_footnote_mark_after_a_word_is_left_out_and_an_exponent_is_kept
              ("t", " dug by hand.")],
         ], ["3 Measured at mean high water springs by the Ordnance Survey in 1998.", "4 Town records, volume 2, page 14."])
 
-    data = _drawn(page)
-    doc = parse_document(data, "wall.pdf")
-    spans = split_sentences(doc.text)
-    sentences = [doc.text[s.start:s.end] for s in spans]
+    data, doc, spans, sentences = _read_drawn(page, "wall.pdf")
     assert sentences == [
         "The harbour wall stands four metres above sea level.",
         "The wall was built by the masons of the town in 1820.",
@@ -687,10 +706,7 @@ def test_footnotes_at_a_page_bottom_do_not_cut_the_sentence_running_over_the_pag
         _footnoted_page(canvas, [[("t", "them in 1950. A museum now holds the lamp.")], [],
                                  [("t", "Visitors may climb the tower on Sundays.")]], [], 2)
 
-    data = _drawn(pages)
-    doc = parse_document(data, "gazette.pdf")
-    spans = split_sentences(doc.text)
-    sentences = [doc.text[s.start:s.end] for s in spans]
+    data, doc, spans, sentences = _read_drawn(pages, "gazette.pdf")
     assert sentences == [
         "The harbour wall stands four metres above sea level.",
         "The keepers logged every ship that entered the harbour, and the logbooks were kept at the town hall "
@@ -742,10 +758,7 @@ def test_two_columns_read_column_by_column_and_a_sentence_runs_on_into_the_next_
     on its baseline ("…in 1820 by the long debate in the council…"); drawn column by column, the
     sentence running from the foot of the left column to the top of the right was cut in two.
     A table of short cells under the columns is still read row by row."""
-    data = _drawn(lambda canvas: _two_columns(canvas, across))
-    doc = parse_document(data, "columns.pdf")
-    spans = split_sentences(doc.text)
-    sentences = [doc.text[s.start:s.end] for s in spans]
+    data, doc, spans, sentences = _read_drawn(lambda canvas: _two_columns(canvas, across), "columns.pdf")
     assert sentences[1:5] == _COLUMNS
     assert "A closing line over the page says the museum opens every day at nine." in sentences
     assert doc.text.endswith("Crossing Toll Notes Port Ellis to Skerry 4 euros daily Skerry to Halm 6 euros summer "
@@ -762,28 +775,11 @@ def test_a_footnote_whose_own_number_is_raised_is_still_placed_after_the_paragra
     taken for a mark after a word and left out, so the note was not found and the sentence running
     over the page break ran on into it: "…by the Ordnance Survey them in 1950."."""
     def pages(canvas):
-        text = canvas.beginText(72, 700)
-        for parts in [[("The harbour wall stands four metres above sea level.", 0), ("1", 4), (" The keepers logged", 0)],
-                      [("every ship that entered the harbour until a fire destroyed", 0)]]:
-            for part, rise in parts:
-                text.setRise(rise)
-                text.setFont("Helvetica", 7 if rise else 11)
-                text.textOut(part)
-            text.setRise(0)
-            text.textLine("")
-        canvas.drawText(text)
-        note = canvas.beginText(72, 90)
-        note.setRise(3)
-        note.setFont("Helvetica", 5)
-        note.textOut("1")  # the note's own number, raised
-        note.setRise(0)
-        note.setFont("Helvetica", 8)
-        note.textOut(" Measured at mean high water by the Ordnance Survey")
-        canvas.drawText(note)
-        canvas.showPage()
-        canvas.setFont("Helvetica", 11)
-        canvas.drawString(72, 700, "them in 1950. A museum now holds the lamp.")
-        canvas.showPage()
+        _footnoted_page(canvas, [
+            [("t", "The harbour wall stands four metres above sea level."), ("sup", "1"), ("t", " The keepers logged")],
+            [("t", "every ship that entered the harbour until a fire destroyed")],
+        ], ["1 Measured at mean high water by the Ordnance Survey"], raised_numbers=True)
+        _footnoted_page(canvas, [[("t", "them in 1950. A museum now holds the lamp.")]], [])
 
     doc = parse_document(_drawn(pages), "word-notes.pdf")
     assert [doc.text[s.start:s.end] for s in split_sentences(doc.text)] == [

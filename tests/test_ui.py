@@ -22,7 +22,7 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 
 from conftest import DATA, ROOT
-from servers import serving
+from servers import pause_writes, serving
 
 from eval.loadcheck import free_port, wait_ready
 from qa.types import Answer, Citation, Document
@@ -52,6 +52,17 @@ def wired(page) -> None:
     from playwright.sync_api import expect
 
     expect(page.locator("#qa-picker input[type=checkbox]").first).to_be_attached()
+
+
+def open_chat(browser, url: str, **options):
+    """A new page of ``browser`` (``options``: viewport, colour scheme) on the chat, its events
+    wired; returns the page and its question box."""
+    page = browser.new_page(**options)
+    page.goto(url + "/", wait_until="load")
+    box = page.locator("#qa-question textarea")
+    box.wait_for()
+    wired(page)
+    return page, box
 
 
 # ----- rendering -------------------------------------------------------------------------------
@@ -656,11 +667,7 @@ def test_question_box_is_locked_while_answering_in_a_real_browser(live, monkeypa
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
-            page.goto(url + "/", wait_until="load")
-            box = page.locator("#qa-question textarea")
-            box.wait_for()
-            wired(page)
+            page, box = open_chat(browser, url)
             tick = page.locator("#qa-picker input[type=checkbox]").first
             tick.wait_for()
             box.fill("When was the second call?")
@@ -757,10 +764,7 @@ def test_after_a_reply_the_box_has_focus_and_the_picker_knows_other_pages_upload
         try:
             pages = []
             for _ in range(2):
-                page = browser.new_page()
-                page.goto(url + "/", wait_until="load")
-                page.locator("#qa-question textarea").wait_for()
-                wired(page)
+                page, _ = open_chat(browser, url)
                 pages.append(page)
             first, second = pages
             with first.expect_file_chooser() as chooser:
@@ -791,11 +795,7 @@ def test_a_long_unbroken_word_keeps_the_page_within_a_phone_in_a_real_browser(li
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 375, "height": 740})
-            page.goto(url + "/", wait_until="load")
-            box = page.locator("#qa-question textarea")
-            box.wait_for()
-            wired(page)
+            page, box = open_chat(browser, url, viewport={"width": 375, "height": 740})
             box.fill("When was the second call https://example.org/" + "x" * 300 + " ?")
             box.press("Enter")
             expect(page.locator("#qa-chat .qa-reply")).to_have_count(1)
@@ -881,10 +881,7 @@ def test_the_conversation_survives_a_reload_in_a_real_browser(live):
             from ui.chat import SAVED_KEY
 
             key = json.dumps(SAVED_KEY)
-            other = browser.new_page()
-            other.goto(url + "/", wait_until="load")
-            other.locator("#qa-question textarea").wait_for()
-            wired(other)
+            other, _ = open_chat(browser, url)
             expect(other.locator("#qa-chat .qa-reply")).to_have_count(0)
             other.close()
             for bad in ("garbage", '{"v": 1, "entries": [{"question": "q", "answer": {"citations": 5}}]}'):
@@ -947,11 +944,7 @@ def test_the_pages_own_text_is_readable_in_light_and_dark_in_a_real_browser(live
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for scheme in ("light", "dark"):
-                page = browser.new_page(color_scheme=scheme)
-                page.goto(url + "/", wait_until="load")
-                box = page.locator("#qa-question textarea")
-                box.wait_for()
-                wired(page)
+                page, box = open_chat(browser, url, color_scheme=scheme)
                 replies = page.locator("#qa-chat .qa-reply")
                 for n, question in enumerate(("When was the second call?", "Where is the Eiffel Tower?"), start=1):
                     box.fill(question)
@@ -986,11 +979,7 @@ def test_keyboard_and_screen_reader_use_in_a_real_browser(live):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url + "/", wait_until="load")
-            box = page.locator("#qa-question textarea")
-            box.wait_for()
-            wired(page)
+            page, box = open_chat(browser, url, viewport={"width": 1280, "height": 900})
             assert page.evaluate("document.documentElement.lang") == "en"
             page.locator("#qa-header p").click()
             page.keyboard.press("Tab")  # the example question, then the box
@@ -1048,11 +1037,7 @@ def test_an_earlier_replys_sources_come_back_by_keyboard_in_a_real_browser(live)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url + "/", wait_until="load")
-            box = page.locator("#qa-question textarea")
-            box.wait_for()
-            wired(page)
+            page, box = open_chat(browser, url, viewport={"width": 1280, "height": 900})
             replies = page.locator("#qa-chat .qa-reply")
             for n, question in enumerate(("When was the second call?", "Who did Milley call?"), start=1):
                 box.fill(question)
@@ -1107,15 +1092,7 @@ def test_a_page_upload_behind_a_long_write_says_to_try_again(page, tmp_path, mon
 
     bot = page.bot
     bot.writer_wait_s = 0.3
-    writing, finish = threading.Event(), threading.Event()
-    update = bot.retriever.update
-
-    def paused_update(*args, **kwargs):
-        writing.set()
-        assert finish.wait(30)
-        return update(*args, **kwargs)
-
-    monkeypatch.setattr(bot.retriever, "update", paused_update)
+    writing, finish = pause_writes(monkeypatch, bot)
     long_write = threading.Thread(target=lambda: bot.add_documents([("first.txt", b"First\n\nThe first note.\n", None)]))
     long_write.start()
     try:
